@@ -1,0 +1,37 @@
+"""The vocabulary every step shares: territories, per-row outcomes and reject reasons.
+
+Every row that enters a campaign leaves with exactly one outcome: ``sent``, ``failed`` or
+``rejected`` with one of the reasons below. Keeping the reasons in one place lets the report, the
+CLI summary and the tests agree on their spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# French territories we plan slots for (compliance.md section 4). "FR" is metropolitan France.
+TERRITORIES: Final = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "NC", "PF", "WF")
+
+SENT: Final = "sent"
+FAILED: Final = "failed"
+REJECTED: Final = "rejected"
+
+# Reject reasons (documented in the README). A row gets the first that applies, in this order.
+EMPTY: Final = "empty"  # blank cell
+NOT_A_NUMBER: Final = "not_a_number"  # letters, scientific notation, text that is not a number
+MULTIPLE_NUMBERS: Final = "multiple_numbers"  # two numbers in one cell
+INVALID: Final = "invalid"  # digits, but not a valid number (too short, unassigned range)
+NOT_MOBILE: Final = "not_mobile"  # valid, but a landline, VoIP, toll-free or premium number
+FOREIGN: Final = "foreign"  # valid mobile outside France and its territories
+DUPLICATE: Final = "duplicate"  # same E.164 as an earlier row (first occurrence wins)
+OPTED_OUT: Final = "opted_out"  # on the gateway's stop list or the local suppression list
+RECENTLY_SURVEYED: Final = "recently_surveyed"  # texted by another campaign within the cap
+NO_SLOT: Final = "no_slot"  # no allowed delivery slot within the planning horizon
+GATEWAY_REJECTED: Final = "gateway_rejected"  # the gateway refused the number (code 9)
+
+# Failure reasons recorded on chunks (a failed row keeps its chunk's reason).
+INSUFFICIENT_CREDITS: Final = "insufficient_credits"
+BUDGET_EXCEEDED: Final = "budget_exceeded"
+GATEWAY_ERROR: Final = "gateway_error"
+
+CLEANING_REASONS: Final = (EMPTY, NOT_A_NUMBER, MULTIPLE_NUMBERS, INVALID, NOT_MOBILE, FOREIGN)
