@@ -1,0 +1,548 @@
+"""Send an SMS survey campaign: load, clean, suppress, plan, send in chunks, report.
+
+The flow only wires tasks; the rules live in ``tasks/``. Run it from the command line::
+
+    python -m flows.survey_campaign --survey-id IDENT
+        (--recipients FILE | --db-url URL --query SQL) [--phone-column NAME]
+        [--campaign-id ID] [--dry-run]
+
+The gateway comes from ``SMSPARTNER_BASE_URL`` and the key from ``SMSPARTNER_API_KEY`` or the
+Prefect Secret block ``smspartner-api-key``. The last line on stdout is the JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, time as dtime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
+
+from tasks import campaign as cp
+from tasks import ledger as lg
+from tasks import reporting as rp
+from tasks.recipients import RecipientsError, find_phone_column, load_number_list, load_recipients
+from tasks.sending import (
+    CampaignStopped,
+    ChunkResult,
+    SendSettings,
+    gateway_url,
+    get_api_key,
+    send_chunk_once,
+    shared_ledger,
+    thread_client,
+)
+from tasks.slots import WindowPolicy
+
+DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"
+LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
+SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
+DEFAULT_SUPPRESSION = "data/state/suppression.csv"
+
+
+class SourceKind(str, Enum):
+    csv = "csv"
+    excel = "excel"
+    sql = "sql"
+
+
+class RecipientSource(BaseModel):
+    """Where the recipients come from."""
+
+    kind: SourceKind = Field(SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database.")
+    path: str | None = Field(
+        "data/samples/recipients.csv",
+        title="File path",
+        description="CSV or .xlsx file, relative to the repository root (csv / excel).",
+    )
+    sheet: str | None = Field(None, title="Excel sheet", description="Sheet name; empty for the first sheet.")
+    db_url: str | None = Field(
+        None,
+        title="Database URL",
+        description="SQLAlchemy URL without password (sql), e.g. postgresql://user@host/db. "
+        f"The password comes from the worker's {DB_PASSWORD_ENV} environment variable.",
+    )
+    query: str | None = Field(None, title="SQL query or table", description="A SELECT statement or a table name (sql).")
+    phone_column: str | None = Field(
+        None, title="Phone column", description="Column holding the numbers; empty to detect it."
+    )
+
+
+class WindowPreset(str, Enum):
+    strict = "strict"  # SMS Partner's hold: Mon-Sat 08:00-20:00, no holidays
+    af2m_2024 = "af2m_2024"  # operators' charter 2024: Mon-Sat 08:00-22:00
+    af2m_2026 = "af2m_2026"  # operators' charter 2026: every day 08:00-21:30
+
+
+PRESETS: dict[WindowPreset, dict[str, Any]] = {
+    WindowPreset.strict: {},
+    WindowPreset.af2m_2024: {"end": dtime(22, 0)},
+    WindowPreset.af2m_2026: {
+        "end": dtime(21, 30),
+        "weekdays": frozenset(range(7)),
+        "holidays": False,
+    },
+}
+
+
+class DeliveryWindow(BaseModel):
+    """When recipients may be texted (in their own time zone)."""
+
+    preset: WindowPreset = Field(
+        WindowPreset.strict,
+        title="Sending hours",
+        description="strict: Monday-Saturday 08:00-20:00, no public holidays (the default, "
+        "the strictest rule). af2m_2024: until 22:00. af2m_2026: every day 08:00-21:30.",
+    )
+    gateway_hold: bool = Field(
+        True,
+        title="Gateway hold (Paris hours)",
+        description="Also respect SMS Partner's own hold on Paris time; turn off only if your "
+        "account's hold was lifted.",
+    )
+    alsace_moselle: bool = Field(
+        False, title="Alsace-Moselle holidays", description="Also avoid Good Friday and 26 December."
+    )
+    horizon_days: int = Field(14, ge=1, le=60, title="Planning horizon (days)")
+    allow_immediate: bool = Field(
+        True,
+        title="Send at once when allowed",
+        description="Send without a schedule when the window is open long enough now.",
+    )
+    allow_foreign: bool = Field(
+        False, title="Accept foreign numbers", description="Numbers outside France and its territories."
+    )
+
+    def policy(self) -> WindowPolicy:
+        return WindowPolicy(
+            gateway_hold=self.gateway_hold,
+            alsace_moselle=self.alsace_moselle,
+            horizon_days=self.horizon_days,
+            **PRESETS[self.preset],
+        )
+
+
+class Limits(BaseModel):
+    """Budget, speed and frequency."""
+
+    max_cost: float | None = Field(None, ge=0, title="Budget cap", description="Maximum cost of this campaign, in the account's currency.")
+    cost_per_sms: float = Field(0.045, gt=0, le=5, title="Estimated cost per SMS", description="Used until the gateway's first answers tell the real price.")
+    concurrency: int = Field(8, ge=1, le=64, title="Parallel API calls")
+    chunk_size: int = Field(500, ge=1, le=500, title="Numbers per API call")
+    frequency_cap_days: int = Field(30, ge=0, le=365, title="Frequency cap (days)", description="Skip numbers texted by another campaign within this many days; 0 turns it off.")
+    lead_minutes: int = Field(10, ge=6, le=120, title="Lead time before a scheduled slot (minutes)")
+
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """An expected failure, said in one line (no traceback in the UI or on the terminal)."""
+
+    message: str
+
+
+def _gateway_problem(exc: SMSPartnerError, base_url: str) -> Problem:
+    if isinstance(exc, AuthError):
+        return Problem(message=f"the gateway refused the API key (code {exc.code})")
+    if isinstance(exc, TransportError):
+        return Problem(message=f"gateway unreachable at {base_url}: {exc}")
+    return Problem(message=f"gateway error: {exc}")
+
+
+@task(name="prepare-campaign")
+def prepare_task(
+    campaign_id: str,
+    survey_id: str,
+    source: RecipientSource,
+    window: DeliveryWindow,
+    limits: Limits,
+    ledger_url: str,
+    suppression_list: str | None,
+    dry_run: bool,
+) -> cp.Prepared | Problem:
+    """Load, clean, suppress and plan; write the plan to the ledger (not in a dry run)."""
+    logger = get_run_logger()
+    now = datetime.now(UTC)
+    base_url = gateway_url()
+    try:
+        df = _load(source)
+        column = find_phone_column(list(df.columns), source.phone_column)
+        rows = cp.clean_rows(df, column, allow_foreign=window.allow_foreign)
+        local = cp.normalise_list(load_number_list(suppression_list)) if suppression_list else set()
+    except (RecipientsError, cp.CampaignError) as exc:
+        return Problem(message=str(exc))
+    logger.info("loaded %d rows; phone column %r", len(rows), column)
+    try:
+        with SMSPartnerClient(get_api_key(), base_url) as client:
+            credits = client.credits()
+            stop = cp.normalise_list(e.phone_number for e in client.stop_list())
+    except SMSPartnerError as exc:
+        return _gateway_problem(exc, base_url)
+    except CampaignStopped as exc:
+        return Problem(message=str(exc))
+
+    ledger = shared_ledger(ledger_url)
+    existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
+    # Numbers an earlier run of this campaign planned keep that run's plan and outcome.
+    known = {n for c in existing for n in (*c.numbers, *c.refused)}
+    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
+    rows.loc[fresh, :] = cp.apply_suppression(rows.loc[fresh].copy(), cp.OPTED_OUT, stop | local)
+    rows = _cap(rows, fresh, ledger, campaign_id, limits.frequency_cap_days, now)
+    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
+    policy = window.policy()
+    territories = rows.loc[fresh, cp.TERRITORY]
+    n_chunks = max(1, int(fresh.sum()) // limits.chunk_size + territories.nunique())
+    decisions = cp.decide_slots(
+        territories, now, policy, n_chunks=n_chunks, concurrency=limits.concurrency,
+        lead=timedelta(minutes=limits.lead_minutes), margin=timedelta(minutes=15),
+        allow_immediate=window.allow_immediate,
+    )
+    rows = cp.mark_no_slot(rows, decisions)
+    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
+    start = max((c.chunk_index for c in existing), default=-1) + 1
+    plan = cp.plan_chunks(rows.loc[fresh], decisions, chunk_size=limits.chunk_size, start_index=start)
+    explanations = {t: d.explanation for t, d in decisions.items()}
+    for t, why in explanations.items():
+        logger.info("%s: %s", t, why)
+    prepared = cp.Prepared(
+        campaign_id=campaign_id,
+        rows_path=cp.save_rows(rows, campaign_id),
+        chunk_indices=[],
+        decisions=explanations,
+        credits_before=credits.balance,
+        currency=credits.currency or "EUR",
+        dry_run=dry_run,
+    )
+    if dry_run:
+        prepared.dry_plan = [
+            {"index": c.chunk_index, "territory": c.territory, "slot": c.slot, "size": len(c.numbers)}
+            for c in plan
+        ]
+        return prepared
+    if not existing:
+        if not ledger.create_plan(campaign_id, survey_id, plan):
+            return Problem(message="another run created this campaign at the same moment; run it again")
+    else:
+        ledger.extend_plan(campaign_id, plan)
+        ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may have been added)
+    prepared.chunk_indices = [
+        c.chunk_index for c in ledger.chunks(campaign_id) if c.state not in (lg.SENT, lg.CANCELLED)
+    ]
+    logger.info("%d chunks to send", len(prepared.chunk_indices))
+    return prepared
+
+
+def _load(source: RecipientSource) -> Any:
+    if source.kind == SourceKind.sql:
+        if not source.db_url or not source.query:
+            raise cp.CampaignError("an SQL source needs a database URL and a query")
+        return load_recipients(db_url=_with_password(source.db_url), query=source.query)
+    if not source.path:
+        raise cp.CampaignError("a file source needs a path")
+    return load_recipients(path=source.path, sheet=source.sheet)
+
+
+def _with_password(url: str) -> str:
+    """Put the password back from the environment: it is never a flow parameter."""
+    password = os.environ.get(DB_PASSWORD_ENV)
+    if not password:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - the loader reports a bad URL clearly
+        return url
+    if parsed.password:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
+def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: datetime) -> Any:
+    recent = cp.recently_texted(ledger, rows.loc[fresh], cid, days, now)
+    if recent:
+        hit = fresh & rows[cp.REASON].isna() & rows[cp.E164].isin(recent)
+        rows.loc[hit, cp.REASON] = cp.RECENTLY_SURVEYED
+        rows.loc[hit, cp.DETAIL] = f"texted by another campaign within {days} days"
+    return rows
+
+
+@task(name="send-chunk", task_run_name="send-chunk-{chunk_index}")
+def send_chunk_task(settings: SendSettings, chunk_index: int) -> ChunkResult:
+    """Send one chunk of at most 500 numbers, exactly once."""
+    client = thread_client(settings.base_url, settings.timeout)
+    ledger = shared_ledger(settings.ledger_url, settings.ledger_lease)
+    result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
+    get_run_logger().info(
+        "chunk %d: %s (%d numbers)%s", chunk_index, result.state, result.size,
+        f", {result.reason}" if result.reason else "",
+    )
+    return result
+
+
+@task(name="write-report")
+def report_task(
+    prepared: cp.Prepared,
+    survey_id: str,
+    ledger_url: str,
+    source_columns: list[str],
+    started: float,
+    credits_after: float | None,
+    cost_per_sms: float,
+) -> dict[str, Any]:
+    """Outcome per row, summary, files and artifacts."""
+    rows = cp.load_rows(prepared.rows_path)
+    chunks = [] if prepared.dry_run else shared_ledger(ledger_url).chunks(prepared.campaign_id)
+    rows = cp.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
+    counts = cp.count_outcomes(rows)
+    report_dir = cp.REPORTS_DIR / prepared.campaign_id
+    estimated = None
+    if prepared.dry_run:
+        estimated = round(counts.rejected.get(cp.DRY_RUN, 0) * cost_per_sms, 4)
+    summary = rp.build_summary(
+        campaign_id=prepared.campaign_id, survey_id=survey_id, counts=counts, chunks=chunks,
+        rows=rows, decisions=prepared.decisions, credits_before=prepared.credits_before,
+        credits_after=credits_after, currency=prepared.currency, dry_run=prepared.dry_run,
+        duration=time.monotonic() - started, report_dir=report_dir, estimated_cost=estimated,
+    )
+    if prepared.dry_run:
+        summary["plan"] = prepared.dry_plan
+    rp.write_files(report_dir, summary, chunks, rows, source_columns)
+    cid = prepared.campaign_id
+    create_markdown_artifact(
+        key=rp.artifact_key(cid, "summary"),
+        markdown=rp.markdown_summary(summary, rows),
+        description="Survey campaign summary",
+    )
+    create_table_artifact(
+        key=rp.artifact_key(cid, "chunks"),
+        table=rp.chunk_records(chunks) or [{"index": "-", "state": "nothing sent"}],
+        description="One row per API call",
+    )
+    create_link_artifact(
+        key=rp.artifact_key(cid, "report"),
+        link=Path(report_dir).resolve().as_uri(),
+        link_text=f"Report folder {report_dir}",
+    )
+    return summary
+
+
+@task(name="read-credits")
+def credits_task(base_url: str) -> float | None:
+    """Credits after sending, for the report (None when the gateway cannot tell now)."""
+    try:
+        with SMSPartnerClient(get_api_key(), base_url) as client:
+            return client.credits().balance
+    except (SMSPartnerError, CampaignStopped):
+        return None
+
+
+# -- flow --------------------------------------------------------------------------------------
+
+
+@flow(name="send-survey-campaign", log_prints=False, persist_result=False)
+def send_survey_campaign(
+    survey_id: Annotated[
+        str,
+        Field(title="Survey identifier", description="sondageIdent of a survey created in the SMS Partner account."),
+    ],
+    recipients: RecipientSource = RecipientSource(),  # noqa: B008 - read-only default
+    campaign_id: Annotated[
+        str | None,
+        Field(title="Campaign id", description="Reuse an id to resume a campaign; empty for a new one."),
+    ] = None,
+    dry_run: Annotated[bool, Field(title="Dry run", description="Plan and report, send nothing.")] = False,
+    window: DeliveryWindow = DeliveryWindow(),  # noqa: B008
+    limits: Limits = Limits(),  # noqa: B008
+    suppression_list: Annotated[
+        str | None,
+        Field(title="Local suppression list", description="CSV of numbers never to text; empty for the default file."),
+    ] = None,
+) -> dict[str, Any]:
+    """Send an SMS survey to a list of recipients, lawfully and exactly once."""
+    started = time.monotonic()
+    logger = get_run_logger()
+    cid = cp.validate_campaign_id(campaign_id) if campaign_id else _campaign_id(survey_id)
+    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    suppression = suppression_list or os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
+    if not suppression_list and not Path(suppression).exists():
+        suppression = None  # the default list is optional; one that was asked for is not
+    prepared = prepare_task(cid, survey_id, recipients, window, limits, ledger_url, suppression, dry_run)
+    if isinstance(prepared, Problem):
+        logger.error(prepared.message)
+        return Failed(message=prepared.message)  # type: ignore[return-value]
+    base_url = gateway_url()
+    settings = SendSettings(
+        campaign_id=cid, survey_id=survey_id, base_url=base_url, ledger_url=ledger_url,
+        owner=lg.owner_token(uuid.uuid4().hex[:8]), cost_per_recipient=limits.cost_per_sms,
+        max_cost=limits.max_cost, credits=prepared.credits_before, policy=window.policy(),
+        lead=timedelta(minutes=limits.lead_minutes),
+    )
+    stop = _fan_out(settings, prepared.chunk_indices, limits.concurrency)
+    credits_after = prepared.credits_before if dry_run else credits_task(base_url)
+    columns = [c for c in cp.load_rows(prepared.rows_path).columns if not str(c).startswith("_")]
+    summary = report_task(prepared, survey_id, ledger_url, columns, started, credits_after, limits.cost_per_sms)
+    if stop:
+        logger.error(stop)
+        return Failed(message=stop, data=summary)  # type: ignore[return-value]
+    return summary
+
+
+def _fan_out(settings: SendSettings, indices: list[int], concurrency: int) -> str | None:
+    """Send every chunk with at most ``concurrency`` calls in flight; a fatal answer stops it."""
+    if not indices:
+        return None
+    total = len(indices)
+    progress = create_progress_artifact(
+        progress=0.0, key=None, description=f"Chunks sent for {settings.campaign_id}"
+    )
+    done = 0
+    stop: str | None = None
+    with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
+        futures = runner.map(send_chunk_task, {"settings": settings, "chunk_index": indices})
+        for future in futures:
+            result: ChunkResult = future.result()
+            done += 1
+            stop = stop or result.stop_campaign
+            if done % max(1, total // 20) == 0 or done == total:
+                update_progress_artifact(progress, progress=100.0 * done / total)
+    return stop
+
+
+def _campaign_id(survey_id: str) -> str:
+    """A scheduled run's id comes from its schedule slot, so a duplicate or retried scheduled run
+    resumes the same campaign; a manual run's from its flow run, so a retry of it resumes too."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.id or "")
+    if not run_id:
+        return cp.new_campaign_id(survey_id, datetime.now(UTC))
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(run_id))
+    if run.deployment_id and run.auto_scheduled and run.expected_start_time:
+        stem = cp.new_campaign_id(survey_id, run.expected_start_time).rsplit("-", 1)[0]
+        return f"{stem}-{str(run.deployment_id)[:6]}"
+    stem = cp.new_campaign_id(survey_id, datetime.now(UTC)).rsplit("-", 1)[0]
+    return f"{stem}-{run_id[:8]}"
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m flows.survey_campaign",
+        description="Send an SMS survey campaign through SMS Partner.",
+    )
+    p.add_argument("--survey-id", required=True, help="the survey's sondageIdent")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recipients", help="CSV or .xlsx file of recipients")
+    src.add_argument("--db-url", help="SQLAlchemy database URL (with --query)")
+    p.add_argument("--query", help="SELECT statement or table name (with --db-url)")
+    p.add_argument("--sheet", help="Excel sheet name (default: the first)")
+    p.add_argument("--phone-column", help="column holding the numbers (default: detected)")
+    p.add_argument("--campaign-id", help="reuse to resume a campaign; new id by default")
+    p.add_argument("--dry-run", action="store_true", help="plan and report, send nothing")
+    p.add_argument("--max-cost", type=float, help="budget cap for this campaign")
+    p.add_argument("--cost-per-sms", type=float, default=0.045, help="estimated price per SMS")
+    p.add_argument("--concurrency", type=int, default=8, help="parallel API calls (1-64)")
+    p.add_argument("--chunk-size", type=int, default=500, help="numbers per API call (1-500)")
+    p.add_argument("--frequency-cap-days", type=int, default=30, help="0 turns the cap off")
+    p.add_argument("--suppression-list", help="CSV of numbers never to text")
+    p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
+    p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
+    p.add_argument("--alsace-moselle", action="store_true", help="add Alsace-Moselle holidays")
+    p.add_argument("--horizon-days", type=int, default=14)
+    p.add_argument("--no-immediate", action="store_true", help="always schedule, never send at once")
+    p.add_argument("--allow-foreign", action="store_true", help="accept non-French mobiles")
+    args = p.parse_args(argv)
+    if args.db_url and not args.query:
+        p.error("--db-url needs --query")
+    if args.query and not args.db_url:
+        p.error("--query needs --db-url")
+    return args
+
+
+def _source(args: argparse.Namespace) -> RecipientSource:
+    if args.db_url:
+        url = args.db_url
+        try:
+            from sqlalchemy.engine import make_url
+
+            parsed = make_url(url)
+            if parsed.password:
+                # Keep the password out of the flow's parameters (stored and shown by Prefect).
+                os.environ[DB_PASSWORD_ENV] = str(parsed.password)
+                url = parsed.set(password=None).render_as_string(hide_password=False)
+        except Exception:  # noqa: BLE001, S110 - the loader reports a malformed URL
+            pass
+        return RecipientSource(kind=SourceKind.sql, path=None, db_url=url, query=args.query,
+                               phone_column=args.phone_column)
+    kind = SourceKind.excel if str(args.recipients).lower().endswith((".xlsx", ".xlsm")) else SourceKind.csv
+    return RecipientSource(kind=kind, path=args.recipients, sheet=args.sheet,
+                           phone_column=args.phone_column)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.campaign_id:
+            cp.validate_campaign_id(args.campaign_id)
+        window = DeliveryWindow(
+            preset=WindowPreset(args.window), gateway_hold=not args.no_gateway_hold,
+            alsace_moselle=args.alsace_moselle, horizon_days=args.horizon_days,
+            allow_immediate=not args.no_immediate, allow_foreign=args.allow_foreign,
+        )
+        limits = Limits(
+            max_cost=args.max_cost, cost_per_sms=args.cost_per_sms, concurrency=args.concurrency,
+            chunk_size=args.chunk_size, frequency_cap_days=args.frequency_cap_days,
+        )
+        source = _source(args)
+    except (cp.CampaignError, ValueError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    if args.recipients and not Path(args.recipients).is_file():
+        print(f"error: recipients file not found: {args.recipients}", file=sys.stderr)
+        return 2
+    state = send_survey_campaign(
+        survey_id=args.survey_id, recipients=source, campaign_id=args.campaign_id,
+        dry_run=args.dry_run, window=window, limits=limits,
+        suppression_list=args.suppression_list, return_state=True,
+    )
+    if state.is_completed():
+        summary = state.result()
+        print(json.dumps(summary, ensure_ascii=False), flush=True)
+        return 0
+    print(f"error: {_one_line(state.message or 'campaign failed')}", file=sys.stderr)
+    return 1
+
+
+def _one_line(exc: object) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`make demo`: a whole campaign on the sample data against the bundled simulator.
+
+No account, no credits: the simulator runs on a free port of 127.0.0.1 for the length of the
+demo and is stopped afterwards. Nothing is sent to the real gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_KEY = "sim-test-key"  # the simulator's built-in key; not a real credential
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smspartner.simulator", "--port", str(port),
+         "--credits", "50", "--stop", "+33612345627"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the simulator says where it listens once it does
+    if "listening" not in line:
+        proc.kill()
+        raise SystemExit(f"the simulator did not start: {line.strip()}")
+    print(line.strip())
+    return proc
+
+
+def main() -> int:
+    port = free_port()
+    sim = start_simulator(port)
+    state = REPO / "data" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    ledger = state / "demo-ledger.sqlite"
+    for leftover in state.glob("demo-ledger.sqlite*"):
+        leftover.unlink()  # each demo starts afresh, so the frequency cap does not hide it
+    env = {
+        **os.environ,
+        "SMSPARTNER_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "SMSPARTNER_API_KEY": DEMO_KEY,
+        "SURVEY_LEDGER_URL": f"sqlite:///{ledger}",
+        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(state / "prefect-home")),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)  # a temporary local Prefect server, not someone's cloud
+    try:
+        print("Running a survey campaign on data/samples/recipients.csv ...", flush=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.survey_campaign", "--survey-id", "demo-satisfaction",
+             "--recipients", "data/samples/recipients.csv"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, check=False,
+        )
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    if done.returncode != 0:
+        print(f"demo failed (exit {done.returncode})", file=sys.stderr)
+        return done.returncode
+    last = done.stdout.strip().splitlines()[-1]
+    summary = json.loads(last)
+    print()
+    print(f"Campaign {summary['campaign_id']}")
+    print(f"  loaded   {summary['loaded']}")
+    print(f"  sent     {summary['sent']}")
+    print(f"  failed   {summary['failed']}")
+    for reason, n in summary["rejected"].items():
+        print(f"  rejected {n:>3}  {reason}")
+    print(f"  SMS      {summary['nb_sms']}, cost {summary['cost']:.3f} {summary['currency']}")
+    print(f"  slots    {', '.join(summary['slots']) or 'sent at once'}")
+    for territory, why in summary["slot_explanations"].items():
+        print(f"    {territory}: {why}")
+    print(f"  report   {summary['report_dir']}/ (summary.json, chunks.csv, rejects.csv)")
+    print()
+    print(last)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""From a list of rows to a plan of chunks, and from the ledger back to an outcome per row.
+
+Pure rules first (suppression, grouping by slot, chunking, accounting); the I/O-bound
+``prepare_campaign`` that strings them together with the loaders and the ledger comes last.
+Every row that enters leaves with exactly one outcome; ``check_identity`` enforces
+``loaded == sent + failed + sum(rejected)`` in code, on every run.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks import ledger as lg
+from tasks.numbers import clean_numbers, mark_duplicates, parse_loose
+from tasks.outcomes import (
+    FAILED,
+    GATEWAY_REJECTED,
+    NO_SLOT,
+    OPTED_OUT,
+    RECENTLY_SURVEYED,
+    REJECTED,
+    SENT,
+)
+from tasks.slots import PARIS, SlotDecision, WindowPolicy, plan_slot
+
+MAX_CHUNK = 500  # the gateway's limit per call
+DRY_RUN = "dry_run"  # reason of rows a dry run would have sent: they were not sent
+STATE_DIR = Path("data/state")
+REPORTS_DIR = Path("data/reports")
+
+_CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+
+# Columns the pipeline adds to the source's own (prefixed so they never clash with them).
+E164, TERRITORY, REASON, DETAIL, OUTCOME, ROW = (
+    "_e164", "_territory", "_reason", "_detail", "_outcome", "_row",
+)
+
+
+class CampaignError(Exception):
+    """Bad input or configuration: str() is one line for the operator."""
+
+
+def validate_campaign_id(campaign_id: str) -> str:
+    if not _CAMPAIGN_ID.match(campaign_id):
+        raise CampaignError(
+            "campaign id must be 1-120 characters: letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return campaign_id
+
+
+def new_campaign_id(survey_id: str, now: datetime) -> str:
+    stem = re.sub(r"[^a-z0-9]+", "-", survey_id.lower()).strip("-")[:40] or "survey"
+    return f"{stem}-{now.astimezone(PARIS):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+# -- pure rules ------------------------------------------------------------------------------
+
+
+def clean_rows(df: pd.DataFrame, phone_column: str, *, allow_foreign: bool) -> pd.DataFrame:
+    """The source's rows with E.164, territory and a reject reason per row (duplicates marked)."""
+    cleaned = mark_duplicates(clean_numbers(df[phone_column], allow_foreign=allow_foreign))
+    rows = df.copy()
+    rows[ROW] = range(1, len(df) + 1)
+    rows[E164] = cleaned["e164"].astype(object).where(cleaned["e164"].notna(), None)
+    rows[TERRITORY] = cleaned["territory"].astype(object).where(cleaned["territory"].notna(), None)
+    rows[REASON] = cleaned["reason"].astype(object).where(cleaned["reason"].notna(), None)
+    rows[DETAIL] = None
+    return rows
+
+
+def apply_suppression(
+    rows: pd.DataFrame, reason: str, numbers: Iterable[str], detail: str | None = None
+) -> pd.DataFrame:
+    """Reject still-accepted rows whose E.164 is in ``numbers``."""
+    wanted = set(numbers)
+    if not wanted:
+        return rows
+    hit = rows[REASON].isna() & rows[E164].isin(wanted)
+    rows.loc[hit, REASON] = reason
+    if detail:
+        rows.loc[hit, DETAIL] = detail
+    return rows
+
+
+def normalise_list(raw: Iterable[str]) -> set[str]:
+    """E.164 of every parsable number of a stop or suppression list."""
+    out = set()
+    for value in raw:
+        e164 = parse_loose(value)
+        if e164:
+            out.add(e164)
+    return out
+
+
+def plan_chunks(
+    accepted: pd.DataFrame,
+    decisions: Mapping[str, SlotDecision],
+    *,
+    chunk_size: int,
+    start_index: int = 0,
+) -> list[lg.ChunkPlan]:
+    """Chunks of at most ``chunk_size`` numbers, one slot per chunk, in source order."""
+    if not 1 <= chunk_size <= MAX_CHUNK:
+        raise CampaignError(f"chunk size must be between 1 and {MAX_CHUNK}")
+    plan: list[lg.ChunkPlan] = []
+    # Chunks never mix territories, so a chunk can be re-planned on its own territory's rules.
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for e164, territory in zip(accepted[E164], accepted[TERRITORY], strict=True):
+        d = decisions[territory]
+        slot = None if d.at_once or d.slot is None else d.slot.astimezone(PARIS).isoformat()
+        groups.setdefault((territory, slot), []).append(e164)
+    index = start_index
+    for (territory, slot), numbers in groups.items():
+        for start in range(0, len(numbers), chunk_size):
+            plan.append(lg.ChunkPlan(index, territory, slot, tuple(numbers[start : start + chunk_size])))
+            index += 1
+    return plan
+
+
+def row_outcomes(rows: pd.DataFrame, chunks: Sequence[lg.ChunkRow], *, dry_run: bool) -> pd.DataFrame:
+    """Fill each row's outcome from its reject reason or its chunk's state."""
+    state: dict[str, tuple[str, str | None, str | None]] = {}
+    for c in chunks:
+        if c.state == lg.SENT:
+            outcome, reason = SENT, None
+        else:
+            outcome, reason = FAILED, c.reason or c.state
+        for n in c.numbers:
+            state[n] = (outcome, reason, c.detail if outcome == FAILED else None)
+        for n, message in c.refused.items():
+            state[n] = (REJECTED, GATEWAY_REJECTED, message)
+    outcomes: list[str] = []
+    reasons: list[str | None] = list(rows[REASON])
+    details: list[str | None] = list(rows[DETAIL])
+    for i, (e164, reason) in enumerate(zip(rows[E164], rows[REASON], strict=True)):
+        if reason is not None:
+            outcomes.append(REJECTED)
+        elif e164 in state:
+            outcome, reason, detail = state[e164]
+            outcomes.append(outcome)
+            reasons[i] = reason
+            details[i] = detail
+        elif dry_run:
+            outcomes.append(REJECTED)
+            reasons[i] = DRY_RUN
+        else:  # accepted but in no chunk: cannot happen unless the ledger lost it; say so
+            outcomes.append(FAILED)
+            reasons[i] = "not_planned"
+    rows = rows.copy()
+    rows[OUTCOME] = outcomes
+    rows[REASON] = reasons
+    rows[DETAIL] = details
+    return rows
+
+
+@dataclass(frozen=True)
+class Counts:
+    loaded: int
+    sent: int
+    failed: int
+    rejected: dict[str, int]
+    failed_reasons: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "loaded": self.loaded,
+            "sent": self.sent,
+            "failed": self.failed,
+            "rejected": dict(self.rejected),
+            "failed_reasons": dict(self.failed_reasons),
+        }
+
+
+def count_outcomes(rows: pd.DataFrame) -> Counts:
+    outcome = rows[OUTCOME]
+    rejected = Counter(rows.loc[outcome == REJECTED, REASON])
+    failed = Counter(rows.loc[outcome == FAILED, REASON])
+    counts = Counts(
+        loaded=len(rows),
+        sent=int((outcome == SENT).sum()),
+        failed=int((outcome == FAILED).sum()),
+        rejected=dict(sorted(rejected.items())),
+        failed_reasons=dict(sorted(failed.items())),
+    )
+    check_identity(counts)
+    return counts
+
+
+def check_identity(counts: Counts) -> None:
+    total = counts.sent + counts.failed + sum(counts.rejected.values())
+    if total != counts.loaded:
+        raise AssertionError(
+            f"accounting identity broken: loaded {counts.loaded} != sent {counts.sent} "
+            f"+ failed {counts.failed} + rejected {sum(counts.rejected.values())}"
+        )
+
+
+# -- preparation (I/O) -----------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """What the flow needs after preparation: small, serialisable."""
+
+    campaign_id: str
+    rows_path: str
+    chunk_indices: list[int]
+    decisions: dict[str, str] = field(default_factory=dict)  # territory -> explanation
+    credits_before: float | None = None
+    currency: str = "EUR"
+    dry_run: bool = False
+    dry_plan: list[dict[str, Any]] = field(default_factory=list)
+
+
+def state_dir(campaign_id: str) -> Path:
+    return STATE_DIR / campaign_id
+
+
+def save_rows(rows: pd.DataFrame, campaign_id: str) -> str:
+    path = state_dir(campaign_id) / "rows.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_pickle(path)
+    return str(path)
+
+
+def load_rows(path: str) -> pd.DataFrame:
+    with open(path, "rb") as fh:
+        rows = pickle.load(fh)  # noqa: S301 - our own file, written by save_rows
+    assert isinstance(rows, pd.DataFrame)
+    return rows
+
+
+def decide_slots(
+    territories: Iterable[str],
+    now: datetime,
+    policy: WindowPolicy,
+    *,
+    n_chunks: int,
+    concurrency: int,
+    lead: timedelta,
+    margin: timedelta,
+    allow_immediate: bool,
+    seconds_per_call: float = 2.0,
+) -> dict[str, SlotDecision]:
+    """One slot decision per territory, with the whole fan-out's duration as margin."""
+    fanout = timedelta(seconds=math.ceil(n_chunks / max(1, concurrency)) * seconds_per_call)
+    return {
+        t: plan_slot(now, t, policy, lead=lead, fanout=fanout, margin=margin,
+                     allow_immediate=allow_immediate)
+        for t in sorted(set(territories))
+    }
+
+
+def mark_no_slot(rows: pd.DataFrame, decisions: Mapping[str, SlotDecision]) -> pd.DataFrame:
+    stuck = [t for t, d in decisions.items() if not d.at_once and d.slot is None]
+    if stuck:
+        hit = rows[REASON].isna() & rows[TERRITORY].isin(stuck)
+        rows.loc[hit, REASON] = NO_SLOT
+        rows.loc[hit, DETAIL] = rows.loc[hit, TERRITORY].map(
+            {t: decisions[t].explanation for t in stuck}
+        )
+    return rows
+
+
+def recently_texted(
+    ledger: lg.Ledger, rows: pd.DataFrame, campaign_id: str, days: int, now: datetime
+) -> set[str]:
+    if days <= 0:
+        return set()
+    accepted = rows.loc[rows[REASON].isna(), E164]
+    return ledger.recently_texted(
+        accepted, since=now - timedelta(days=days), exclude_campaign=campaign_id
+    )
+
+
+__all__ = [
+    "DRY_RUN",
+    "OPTED_OUT",
+    "RECENTLY_SURVEYED",
+    "CampaignError",
+    "Counts",
+    "Prepared",
+    "apply_suppression",
+    "check_identity",
+    "clean_rows",
+    "count_outcomes",
+    "decide_slots",
+    "load_rows",
+    "mark_no_slot",
+    "new_campaign_id",
+    "normalise_list",
+    "plan_chunks",
+    "recently_texted",
+    "row_outcomes",
+    "save_rows",
+    "validate_campaign_id",
+]

@@ -1,0 +1,546 @@
+"""The send ledger: what every chunk of every campaign became, kept in a database.
+
+It is what makes a campaign exactly-once across retries, crashes and concurrent runs:
+
+- the plan (chunks, their numbers, tags and slots) is written once per campaign, in one
+  transaction, so a rerun with the same campaign id sends the same chunks, never new ones;
+- a chunk is *claimed* (state ``sending``) in a transaction that serialises on the campaign row
+  before the gateway is called, and its outcome is written after; two runs of one campaign can
+  never both hold a chunk;
+- a ``sending`` chunk whose owner died (same host, dead pid) or whose lease ran out is handed
+  over as in doubt, for the caller to reconcile with the gateway (status by tag) before resending;
+- budget checks happen inside the same claim transaction, so concurrent sends cannot overspend.
+
+SQLite (the default, a file under ``data/``) and PostgreSQL are supported; any SQLAlchemy URL
+should work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+DEFAULT_LEDGER_URL = "sqlite:///data/state/ledger.sqlite"
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+IN_DOUBT = "in_doubt"
+CANCELLED = "cancelled"
+STATES = (PENDING, SENDING, SENT, FAILED, IN_DOUBT, CANCELLED)
+
+metadata = MetaData()
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", String(120), primary_key=True),
+    Column("survey_id", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set when the gateway says credits are gone: later chunks are not even tried.
+    Column("halt_reason", String(64)),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("campaign_id", String(120), primary_key=True),
+    Column("chunk_index", Integer, primary_key=True),
+    Column("tag", String(20), nullable=False, unique=True),
+    Column("territory", String(16), nullable=False),
+    Column("slot", String(40)),  # ISO 8601 with offset; NULL means "at once"
+    Column("numbers", Text, nullable=False),  # comma-joined E.164, what the gateway gets
+    Column("refused", Text),  # JSON {e164: gateway message} for numbers refused with code 9
+    Column("size", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(64)),
+    Column("detail", Text),
+    Column("owner", String(200)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("reserved_cost", Float),
+    Column("message_id", BigInteger),
+    Column("nb_sms", Integer),
+    Column("cost", Float),
+    Column("currency", String(8)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+texted = Table(
+    "texted",
+    metadata,
+    Column("e164", String(20), primary_key=True),
+    Column("campaign_id", String(120), primary_key=True),
+    Column("texted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_texted_e164_at", "e164", "texted_at"),
+)
+
+
+def chunk_tag(campaign_id: str, chunk_index: int) -> str:
+    """Gateway tag of a chunk: <= 20 chars, lowercase, no spaces, unique across campaigns."""
+    digest = hashlib.sha256(campaign_id.encode()).hexdigest()[:12]
+    return f"{digest}-{chunk_index:06d}"
+
+
+def owner_token(run_id: str) -> str:
+    """Who holds a claim: host and pid let a rerun on the same host see that a claimant died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+
+def _owner_is_dead(owner: str | None) -> bool:
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine: only the lease can tell
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    chunk_index: int
+    territory: str
+    slot: str | None
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    campaign_id: str
+    chunk_index: int
+    tag: str
+    territory: str
+    slot: str | None
+    numbers: tuple[str, ...]
+    refused: dict[str, str]
+    state: str
+    reason: str | None
+    detail: str | None
+    owner: str | None
+    message_id: int | None
+    nb_sms: int | None
+    cost: float | None
+    currency: str | None
+    attempts: int
+
+    @property
+    def size(self) -> int:
+        return len(self.numbers)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claim() decided for one chunk."""
+
+    chunk: ChunkRow
+    action: str  # "send", "reconcile" (a claim that may have landed), "skip" (done elsewhere)
+
+
+def _row(r: Any) -> ChunkRow:
+    return ChunkRow(
+        campaign_id=r.campaign_id,
+        chunk_index=r.chunk_index,
+        tag=r.tag,
+        territory=r.territory,
+        slot=r.slot,
+        numbers=tuple(n for n in (r.numbers or "").split(",") if n),
+        refused=json.loads(r.refused) if r.refused else {},
+        state=r.state,
+        reason=r.reason,
+        detail=r.detail,
+        owner=r.owner,
+        message_id=r.message_id,
+        nb_sms=r.nb_sms,
+        cost=r.cost,
+        currency=r.currency,
+        attempts=r.attempts or 0,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone=True columns; we only store UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Ledger:
+    """One database of campaigns, chunks and texted numbers."""
+
+    def __init__(self, url: str = DEFAULT_LEDGER_URL, *, lease: timedelta = timedelta(minutes=5)):
+        self.url = url
+        self.lease = lease
+        self.engine = _make_engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _campaign_lock(self, campaign_id: str) -> Iterator[Connection]:
+        """A transaction that holds the campaign row: claims and budget checks serialise here."""
+        with self.engine.begin() as conn:
+            stmt = select(campaigns.c.campaign_id).where(campaigns.c.campaign_id == campaign_id)
+            if self.engine.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already locks
+                stmt = stmt.with_for_update()
+            conn.execute(stmt)
+            yield conn
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def campaign_exists(self, campaign_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(campaigns.c.campaign_id).where(campaigns.c.campaign_id == campaign_id)
+            ).first()
+        return found is not None
+
+    def create_plan(self, campaign_id: str, survey_id: str, plan: Sequence[ChunkPlan]) -> bool:
+        """Write a campaign's chunks; False when another run created the campaign first."""
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(campaigns).values(
+                        campaign_id=campaign_id, survey_id=survey_id, created_at=now
+                    )
+                )
+                self._insert_chunks(conn, campaign_id, plan, now)
+        except IntegrityError:
+            return False
+        return True
+
+    def extend_plan(self, campaign_id: str, plan: Sequence[ChunkPlan]) -> None:
+        """Add chunks for numbers a rerun found that no earlier run planned."""
+        if plan:
+            with self._campaign_lock(campaign_id) as conn:
+                self._insert_chunks(conn, campaign_id, plan, _now())
+
+    @staticmethod
+    def _insert_chunks(
+        conn: Connection, campaign_id: str, plan: Sequence[ChunkPlan], now: datetime
+    ) -> None:
+        rows = [
+            {
+                "campaign_id": campaign_id,
+                "chunk_index": c.chunk_index,
+                "tag": chunk_tag(campaign_id, c.chunk_index),
+                "territory": c.territory,
+                "slot": c.slot,
+                "numbers": ",".join(c.numbers),
+                "size": len(c.numbers),
+                "state": PENDING,
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for c in plan
+        ]
+        for start in range(0, len(rows), 1000):
+            conn.execute(insert(chunks), rows[start : start + 1000])
+
+    def chunks(self, campaign_id: str) -> list[ChunkRow]:
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(chunks)
+                .where(chunks.c.campaign_id == campaign_id)
+                .order_by(chunks.c.chunk_index)
+            )
+            return [_row(r) for r in result]
+
+    def chunk(self, campaign_id: str, chunk_index: int) -> ChunkRow:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(chunks).where(
+                    and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
+                )
+            ).one()
+        return _row(r)
+
+    def halt_reason(self, campaign_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == campaign_id)
+            ).scalar()
+
+    def halt(self, campaign_id: str, reason: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.campaign_id == campaign_id)
+                .values(halt_reason=reason)
+            )
+
+    def clear_halt(self, campaign_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.campaign_id == campaign_id)
+                .values(halt_reason=None)
+            )
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def claim(
+        self,
+        campaign_id: str,
+        chunk_index: int,
+        owner: str,
+        *,
+        cost_per_recipient: float,
+        max_cost: float | None = None,
+        credits: float | None = None,
+    ) -> Claim:
+        """Take a chunk for sending, or say why not (already sent, held, over budget).
+
+        ``credits`` is what the account had when *this run* started: only this run's own
+        commitments count against it, since earlier runs' sends were already taken from it.
+        """
+        now = _now()
+        with self._campaign_lock(campaign_id) as conn:
+            cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
+            row = _row(conn.execute(select(chunks).where(cond)).one())
+            if row.state in (SENT, CANCELLED):
+                return Claim(row, "skip")
+            if row.state == SENDING and row.owner != owner:
+                claimed_at = _aware(
+                    conn.execute(select(chunks.c.claimed_at).where(cond)).scalar()
+                )
+                alive = not _owner_is_dead(row.owner) and (
+                    claimed_at is not None and now - claimed_at < self.lease
+                )
+                if alive:
+                    return Claim(row, "skip")
+            may_have_landed = row.state in (SENDING, IN_DOUBT)
+            halt = conn.execute(
+                select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == campaign_id)
+            ).scalar()
+            if halt and not may_have_landed:
+                values = {"state": FAILED, "reason": halt, "detail": "campaign halted"}
+                conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
+                return Claim(_replace(row, **values), "skip")
+            reserve = row.size * cost_per_recipient
+            if not may_have_landed:
+                spent = _committed(conn, campaign_id, None)
+                if max_cost is not None and spent + reserve > max_cost + 1e-9:
+                    values = {
+                        "state": FAILED,
+                        "reason": "budget_exceeded",
+                        "detail": f"projected cost {spent + reserve:.2f} > max_cost {max_cost:.2f}",
+                    }
+                    conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
+                    return Claim(_replace(row, **values), "skip")
+                mine = _committed(conn, campaign_id, owner)
+                if credits is not None and mine + reserve > credits + 1e-9:
+                    values = {
+                        "state": FAILED,
+                        "reason": "insufficient_credits",
+                        "detail": f"projected cost {mine + reserve:.2f} > credits {credits:.2f}",
+                    }
+                    conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
+                    return Claim(_replace(row, **values), "skip")
+            values = {
+                "state": SENDING,
+                "owner": owner,
+                "claimed_at": now,
+                "reserved_cost": reserve,
+                "attempts": row.attempts + 1,
+                "updated_at": now,
+                "reason": None,
+                "detail": None,
+            }
+            conn.execute(update(chunks).where(cond).values(**values))
+            claimed = _replace(row, state=SENDING, owner=owner, attempts=row.attempts + 1)
+            return Claim(claimed, "reconcile" if may_have_landed else "send")
+
+    def update_chunk(self, campaign_id: str, chunk_index: int, **values: Any) -> None:
+        """Record anything about a chunk (slot, numbers after refusals, state)."""
+        if "numbers" in values and not isinstance(values["numbers"], str):
+            values["size"] = len(values["numbers"])
+            values["numbers"] = ",".join(values["numbers"])
+        if "refused" in values and not isinstance(values["refused"], str):
+            values["refused"] = json.dumps(values["refused"]) if values["refused"] else None
+        values["updated_at"] = _now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(chunks)
+                .where(
+                    and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
+                )
+                .values(**values)
+            )
+
+    def mark_sent(
+        self,
+        campaign_id: str,
+        chunk_index: int,
+        *,
+        message_id: int | None,
+        nb_sms: int,
+        cost: float,
+        currency: str,
+        texted_at: datetime,
+        detail: str | None = None,
+    ) -> None:
+        """The outcome and the per-recipient record, in one transaction."""
+        now = _now()
+        with self.engine.begin() as conn:
+            cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
+            numbers = conn.execute(select(chunks.c.numbers).where(cond)).scalar() or ""
+            conn.execute(
+                update(chunks)
+                .where(cond)
+                .values(
+                    state=SENT,
+                    message_id=message_id,
+                    nb_sms=nb_sms,
+                    cost=cost,
+                    currency=currency,
+                    reason=None,
+                    detail=detail,
+                    updated_at=now,
+                )
+            )
+            rows = [
+                {"e164": n, "campaign_id": campaign_id, "texted_at": texted_at}
+                for n in numbers.split(",")
+                if n
+            ]
+            existing = {
+                r[0]
+                for r in conn.execute(
+                    select(texted.c.e164).where(
+                        and_(
+                            texted.c.campaign_id == campaign_id,
+                            texted.c.e164.in_([r["e164"] for r in rows]),
+                        )
+                    )
+                )
+            }
+            rows = [r for r in rows if r["e164"] not in existing]
+            if rows:
+                conn.execute(insert(texted), rows)
+
+    def mark(
+        self, campaign_id: str, chunk_index: int, state: str, reason: str | None, detail: str | None
+    ) -> None:
+        self.update_chunk(campaign_id, chunk_index, state=state, reason=reason, detail=detail)
+
+    def release(self, campaign_id: str, chunk_index: int) -> None:
+        """Give a claim back untouched (nothing was sent), e.g. on an invalid key."""
+        self.update_chunk(campaign_id, chunk_index, state=PENDING, owner=None, reserved_cost=None)
+
+    # -- frequency cap ----------------------------------------------------------------------
+
+    def recently_texted(
+        self, numbers: Iterable[str], *, since: datetime, exclude_campaign: str
+    ) -> set[str]:
+        """Numbers texted by another campaign at or after ``since``."""
+        wanted = list(dict.fromkeys(numbers))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 5000):
+                part = wanted[start : start + 5000]
+                found.update(
+                    r[0]
+                    for r in conn.execute(
+                        select(texted.c.e164).where(
+                            and_(
+                                texted.c.e164.in_(part),
+                                texted.c.texted_at >= since,
+                                texted.c.campaign_id != exclude_campaign,
+                            )
+                        )
+                    )
+                )
+        return found
+
+
+def _replace(row: ChunkRow, **values: Any) -> ChunkRow:
+    fields = {k: v for k, v in values.items() if k in ChunkRow.__dataclass_fields__}
+    return ChunkRow(**{**row.__dict__, **fields})
+
+
+def _committed(conn: Connection, campaign_id: str, owner: str | None) -> float:
+    """Cost sent or reserved by a campaign (by one owner when given)."""
+    amount = func.coalesce(
+        func.sum(
+            func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
+        ),
+        0.0,
+    )
+    cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.state.in_((SENDING, SENT)))
+    if owner is not None:
+        cond = and_(cond, chunks.c.owner == owner)
+    return float(conn.execute(select(amount).where(cond)).scalar() or 0.0)
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=8
+        )
+
+        # pysqlite's own transaction handling defers BEGIN; take the write lock up front so a
+        # claim's read-check-write cannot interleave with another process's.
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=60000")
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -1,0 +1,73 @@
+"""Shared fixtures: one Prefect test harness for the session, a gateway simulator per test.
+
+Every test that runs a campaign works in its own temporary folder (reports, state, ledger) and
+talks over HTTP to a simulator on 127.0.0.1, never to the real gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Prefect reads these when it is first imported: keep its home and database out of ~/.prefect.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("SMSPARTNER_API_KEY", None)
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+TEST_KEY = "sim-key-9f3c2a7d41"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def server_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def need_server(host: str, port: int, what: str) -> None:
+    """Skip when a database server is absent, except in CI where it must be there."""
+    if server_answers(host, port):
+        return
+    if IN_CI:
+        pytest.fail(f"{what} at {host}:{port} does not answer, and CI=true requires it")
+    pytest.skip(f"{what} at {host}:{port} does not answer")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def simulator() -> Iterator[object]:
+    from smspartner.simulator import SimulatorServer, SimulatorState
+
+    state = SimulatorState(api_keys={TEST_KEY}, credits=1000.0)
+    with SimulatorServer(state) as server:
+        yield server
+
+
+@pytest.fixture
+def campaign_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator: object, prefect_harness: None
+) -> Path:
+    """A working folder and the environment a campaign needs, pointed at the simulator."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMSPARTNER_API_KEY", TEST_KEY)
+    monkeypatch.setenv("SMSPARTNER_BASE_URL", simulator.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("SURVEY_LEDGER_URL", f"sqlite:///{tmp_path}/ledger.sqlite")
+    monkeypatch.delenv("SURVEY_SUPPRESSION_LIST", raising=False)
+    return tmp_path

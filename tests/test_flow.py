@@ -1,0 +1,204 @@
+"""The send flow end to end: real Prefect engine, real HTTP to the simulator, real ledger."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEST_KEY
+
+from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
+
+HEADER = "id;name;mobile\n"
+
+
+def write_csv(path: Path, numbers: list[str]) -> Path:
+    lines = [f"{i};Client {i};{n}" for i, n in enumerate(numbers, start=1)]
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run(path: Path, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("survey_id", "satisfaction-q4")
+    state = send_survey_campaign(
+        recipients=RecipientSource(path=str(path)), return_state=True, **kwargs
+    )
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def identity(summary: dict[str, Any]) -> None:
+    assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(
+        summary["rejected"].values()
+    )
+
+
+def texted(simulator: Any) -> Counter[str]:
+    return Counter(simulator.state.accepted_numbers())
+
+
+def mobiles(n: int, start: int = 0) -> list[str]:
+    return [f"+3361{(start + i):07d}" for i in range(n)]
+
+
+def test_clean_run_sends_each_valid_number_once(campaign_env: Path, simulator: Any) -> None:
+    numbers = mobiles(1200)
+    csv = write_csv(campaign_env / "r.csv", [n.replace("+33", "0") for n in numbers])
+    summary = run(csv, campaign_id="clean-run")
+    identity(summary)
+    assert summary["sent"] == 1200 and summary["failed"] == 0 and summary["rejected"] == {}
+    sent = texted(simulator)
+    assert set(sent) == set(numbers) and max(sent.values()) == 1
+    # 500 numbers at most per call: 1200 numbers need three calls
+    assert sorted(len(s["numbers"]) for s in simulator.state.sends) == [200, 500, 500]
+    assert summary["nb_sms"] == 1200
+    assert summary["cost"] == pytest.approx(1200 * simulator.state.cost_per_sms)
+    assert summary["credits_before"] - summary["credits_after"] == pytest.approx(summary["cost"])
+    report = campaign_env / "data" / "reports" / "clean-run"
+    assert json.loads((report / "summary.json").read_text())["sent"] == 1200
+    assert (report / "chunks.csv").read_text().count("\n") == 4
+    assert all(s["tag"] and len(s["tag"]) <= 20 for s in simulator.state.sends)
+
+
+def test_messy_numbers_duplicates_and_reasons(campaign_env: Path, simulator: Any) -> None:
+    rows = [
+        "06 12 34 56 78",  # sent
+        "+33 6 12 34 56 78",  # duplicate of the first
+        "0033612345679",  # sent
+        "01 42 68 53 00",  # landline
+        "hello",  # not a number
+        "",  # empty
+        "0690 12 34 56",  # Guadeloupe mobile, sent as +590
+        "+32 470 12 34 56",  # foreign
+        "0612345680, 0712345681",  # two numbers
+    ]
+    summary = run(write_csv(campaign_env / "r.csv", rows), campaign_id="messy")
+    identity(summary)
+    assert summary["sent"] == 3
+    assert summary["rejected"] == {
+        "duplicate": 1,
+        "not_mobile": 1,
+        "not_a_number": 1,
+        "empty": 1,
+        "foreign": 1,
+        "multiple_numbers": 1,
+    }
+    assert set(texted(simulator)) == {"+33612345678", "+33612345679", "+590690123456"}
+    rejects = (campaign_env / "data" / "reports" / "messy" / "rejects.csv").read_text()
+    assert "not_mobile" in rejects and "01 42 68 53 00" in rejects
+    assert "Client 5" in rejects  # the original row is kept
+
+
+def test_stop_listed_and_locally_suppressed_numbers_are_not_texted(
+    campaign_env: Path, simulator: Any
+) -> None:
+    numbers = mobiles(10)
+    simulator.state.add_stop("0610000003")  # national form on the gateway's list
+    (campaign_env / "suppress.csv").write_text("phone\n+33 6 10 00 00 07\n")
+    summary = run(
+        write_csv(campaign_env / "r.csv", numbers),
+        campaign_id="stops",
+        suppression_list=str(campaign_env / "suppress.csv"),
+    )
+    identity(summary)
+    assert summary["rejected"] == {"opted_out": 2}
+    assert set(texted(simulator)) == set(numbers) - {"+33610000003", "+33610000007"}
+
+
+def test_invalid_key_is_a_clear_error_and_nothing_is_sent(
+    campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMSPARTNER_API_KEY", "not-the-right-key")
+    state = send_survey_campaign(
+        survey_id="s", recipients=RecipientSource(path=str(write_csv(campaign_env / "r.csv", mobiles(3)))),
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "API key" in state.message and "not-the-right-key" not in state.message
+    assert simulator.state.sends == []
+
+
+def test_rerun_with_same_campaign_id_sends_nothing_again(campaign_env: Path, simulator: Any) -> None:
+    csv = write_csv(campaign_env / "r.csv", mobiles(700) + ["bad"])
+    first = run(csv, campaign_id="again")
+    second = run(csv, campaign_id="again")
+    identity(first)
+    identity(second)
+    assert first["sent"] == second["sent"] == 700
+    assert second["rejected"] == {"not_a_number": 1}
+    assert max(texted(simulator).values()) == 1 and len(simulator.state.sends) == 2
+
+
+def test_dry_run_sends_nothing_and_reports_the_plan(campaign_env: Path, simulator: Any) -> None:
+    summary = run(write_csv(campaign_env / "r.csv", mobiles(600)), dry_run=True, campaign_id="dry")
+    identity(summary)
+    assert simulator.state.sends == []
+    assert summary["dry_run"] is True and summary["would_send"] == 600 and summary["sent"] == 0
+    assert sum(c["size"] for c in summary["plan"]) == 600
+    assert summary["estimated_cost"] == pytest.approx(600 * 0.045)
+    # and a real run afterwards with the same id still sends everything
+    real = run(write_csv(campaign_env / "r.csv", mobiles(600)), campaign_id="dry")
+    assert real["sent"] == 600
+
+
+def test_frequency_cap_skips_numbers_texted_by_another_campaign(
+    campaign_env: Path, simulator: Any
+) -> None:
+    run(write_csv(campaign_env / "a.csv", mobiles(5)), campaign_id="week-1")
+    summary = run(write_csv(campaign_env / "b.csv", mobiles(8)), campaign_id="week-2")
+    identity(summary)
+    assert summary["rejected"] == {"recently_surveyed": 5} and summary["sent"] == 3
+    off = run(
+        write_csv(campaign_env / "c.csv", mobiles(8)),
+        campaign_id="week-3",
+        limits=Limits(frequency_cap_days=0),
+    )
+    assert off["sent"] == 8
+
+
+def test_budget_cap_stops_before_overspending(campaign_env: Path, simulator: Any) -> None:
+    summary = run(
+        write_csv(campaign_env / "r.csv", mobiles(1000)),
+        campaign_id="budget",
+        limits=Limits(max_cost=30.0, chunk_size=250, concurrency=1),
+    )
+    identity(summary)
+    assert summary["cost"] <= 30.0
+    assert summary["sent"] == 500  # two chunks of 250 at 0.045 = 22.5; a third would be 33.75
+    assert summary["failed_reasons"] == {"budget_exceeded": 500}
+    assert len(texted(simulator)) == 500
+
+
+def test_insufficient_credits_fails_the_rest_clearly(campaign_env: Path, simulator: Any) -> None:
+    simulator.state.credits = 0.045 * 300  # room for 300 recipients only
+    summary = run(
+        write_csv(campaign_env / "r.csv", mobiles(1000)),
+        campaign_id="credits",
+        limits=Limits(chunk_size=250, concurrency=1),
+    )
+    identity(summary)
+    assert summary["sent"] == 250
+    assert summary["failed_reasons"] == {"insufficient_credits": 750}
+    assert len(texted(simulator)) == 250
+
+
+def test_artifacts_exist_and_show_no_number_and_no_key(campaign_env: Path, simulator: Any) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    numbers = mobiles(20) + ["01 42 68 53 00"]
+    run(write_csv(campaign_env / "r.csv", numbers), campaign_id="Arte-Facts_1")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="arte-facts-1-"))
+        )
+    keys = {a.key for a in artifacts}
+    assert {"arte-facts-1-summary", "arte-facts-1-chunks", "arte-facts-1-report"} <= keys
+    text = json.dumps([a.data for a in artifacts], default=str)
+    assert TEST_KEY not in text
+    for n in numbers[:-1]:
+        assert n not in text and "0" + n[3:] not in text
+    assert "0142685300" not in text.replace(" ", "")
