@@ -4,3 +4,6 @@ import os
 
 # Set before Prefect reads its settings: no usage telemetry from a tool that handles customer data.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# A temporary local server (no PREFECT_API_URL) can take more than the default 20 s to start on a
+# small, busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

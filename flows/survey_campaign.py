@@ -150,6 +150,11 @@ class Limits(BaseModel):
     chunk_size: int = Field(500, ge=1, le=500, title="Numbers per API call")
     frequency_cap_days: int = Field(30, ge=0, le=365, title="Frequency cap (days)", description="Skip numbers texted by another campaign within this many days; 0 turns it off.")
     lead_minutes: int = Field(10, ge=6, le=120, title="Lead time before a scheduled slot (minutes)")
+    retry_backoff: float = Field(
+        1.0, ge=0.01, le=60, title="Retry backoff (seconds)",
+        description="First wait before retrying a failed call; doubles each time, with jitter.",
+    )
+    max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
 
 
 
@@ -203,31 +208,22 @@ def prepare_task(
         return Problem(message=str(exc))
 
     ledger = shared_ledger(ledger_url)
-    existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
-    # Numbers an earlier run of this campaign planned keep that run's plan and outcome.
-    known = {n for c in existing for n in (*c.numbers, *c.refused)}
-    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
-    rows.loc[fresh, :] = cp.apply_suppression(rows.loc[fresh].copy(), cp.OPTED_OUT, stop | local)
-    rows = _cap(rows, fresh, ledger, campaign_id, limits.frequency_cap_days, now)
-    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
-    policy = window.policy()
-    territories = rows.loc[fresh, cp.TERRITORY]
-    n_chunks = max(1, int(fresh.sum()) // limits.chunk_size + territories.nunique())
-    decisions = cp.decide_slots(
-        territories, now, policy, n_chunks=n_chunks, concurrency=limits.concurrency,
-        lead=timedelta(minutes=limits.lead_minutes), margin=timedelta(minutes=15),
-        allow_immediate=window.allow_immediate,
-    )
-    rows = cp.mark_no_slot(rows, decisions)
-    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
-    start = max((c.chunk_index for c in existing), default=-1) + 1
-    plan = cp.plan_chunks(rows.loc[fresh], decisions, chunk_size=limits.chunk_size, start_index=start)
+    for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
+        existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
+        planned, plan, decisions = _plan(rows.copy(), existing, stop | local, ledger, campaign_id,
+                                         window, limits, now)
+        if dry_run or existing:
+            break
+        if ledger.create_plan(campaign_id, survey_id, plan):
+            break
+    else:
+        return Problem(message="could not write the campaign's plan to the ledger")
     explanations = {t: d.explanation for t, d in decisions.items()}
     for t, why in explanations.items():
         logger.info("%s: %s", t, why)
     prepared = cp.Prepared(
         campaign_id=campaign_id,
-        rows_path=cp.save_rows(rows, campaign_id),
+        rows_path=cp.save_rows(planned, campaign_id),
         chunk_indices=[],
         decisions=explanations,
         credits_before=credits.balance,
@@ -240,10 +236,7 @@ def prepare_task(
             for c in plan
         ]
         return prepared
-    if not existing:
-        if not ledger.create_plan(campaign_id, survey_id, plan):
-            return Problem(message="another run created this campaign at the same moment; run it again")
-    else:
+    if existing:
         ledger.extend_plan(campaign_id, plan)
         ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may have been added)
     prepared.chunk_indices = [
@@ -251,6 +244,38 @@ def prepare_task(
     ]
     logger.info("%d chunks to send", len(prepared.chunk_indices))
     return prepared
+
+
+def _plan(
+    rows: Any,
+    existing: list[lg.ChunkRow],
+    suppressed: set[str],
+    ledger: lg.Ledger,
+    campaign_id: str,
+    window: DeliveryWindow,
+    limits: Limits,
+    now: datetime,
+) -> tuple[Any, list[lg.ChunkPlan], dict[str, Any]]:
+    """Suppress and plan the rows that no earlier run of this campaign planned."""
+    # Numbers an earlier run planned keep that run's plan and outcome.
+    known = {n for c in existing for n in (*c.numbers, *c.refused)}
+
+    def fresh() -> Any:
+        return rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
+
+    rows = cp.apply_suppression(rows, cp.OPTED_OUT, suppressed - known)
+    rows = _cap(rows, fresh(), ledger, campaign_id, limits.frequency_cap_days, now)
+    territories = rows.loc[fresh(), cp.TERRITORY]
+    n_chunks = max(1, len(territories) // limits.chunk_size + territories.nunique())
+    decisions = cp.decide_slots(
+        territories, now, window.policy(), n_chunks=n_chunks, concurrency=limits.concurrency,
+        lead=timedelta(minutes=limits.lead_minutes), margin=timedelta(minutes=15),
+        allow_immediate=window.allow_immediate,
+    )
+    rows = cp.mark_no_slot(rows, decisions, fresh())
+    start = max((c.chunk_index for c in existing), default=-1) + 1
+    plan = cp.plan_chunks(rows.loc[fresh()], decisions, chunk_size=limits.chunk_size, start_index=start)
+    return rows, plan, decisions
 
 
 def _load(source: RecipientSource) -> Any:
@@ -397,7 +422,8 @@ def send_survey_campaign(
         campaign_id=cid, survey_id=survey_id, base_url=base_url, ledger_url=ledger_url,
         owner=lg.owner_token(uuid.uuid4().hex[:8]), cost_per_recipient=limits.cost_per_sms,
         max_cost=limits.max_cost, credits=prepared.credits_before, policy=window.policy(),
-        lead=timedelta(minutes=limits.lead_minutes),
+        lead=timedelta(minutes=limits.lead_minutes), backoff=limits.retry_backoff,
+        max_attempts=limits.max_attempts,
     )
     stop = _fan_out(settings, prepared.chunk_indices, limits.concurrency)
     credits_after = prepared.credits_before if dry_run else credits_task(base_url)
@@ -470,6 +496,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="parallel API calls (1-64)")
     p.add_argument("--chunk-size", type=int, default=500, help="numbers per API call (1-500)")
     p.add_argument("--frequency-cap-days", type=int, default=30, help="0 turns the cap off")
+    p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait (s)")
+    p.add_argument("--max-attempts", type=int, default=6, help="attempts per chunk")
     p.add_argument("--suppression-list", help="CSV of numbers never to text")
     p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
     p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
@@ -518,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         limits = Limits(
             max_cost=args.max_cost, cost_per_sms=args.cost_per_sms, concurrency=args.concurrency,
             chunk_size=args.chunk_size, frequency_cap_days=args.frequency_cap_days,
+            retry_backoff=args.retry_backoff, max_attempts=args.max_attempts,
         )
         source = _source(args)
     except (cp.CampaignError, ValueError) as exc:

@@ -263,10 +263,13 @@ def decide_slots(
     }
 
 
-def mark_no_slot(rows: pd.DataFrame, decisions: Mapping[str, SlotDecision]) -> pd.DataFrame:
+def mark_no_slot(
+    rows: pd.DataFrame, decisions: Mapping[str, SlotDecision], among: pd.Series
+) -> pd.DataFrame:
+    """Reject the rows of ``among`` whose territory has no slot within the horizon."""
     stuck = [t for t, d in decisions.items() if not d.at_once and d.slot is None]
     if stuck:
-        hit = rows[REASON].isna() & rows[TERRITORY].isin(stuck)
+        hit = among & rows[REASON].isna() & rows[TERRITORY].isin(stuck)
         rows.loc[hit, REASON] = NO_SLOT
         rows.loc[hit, DETAIL] = rows.loc[hit, TERRITORY].map(
             {t: decisions[t].explanation for t in stuck}

@@ -174,7 +174,9 @@ class Claim:
     """What claim() decided for one chunk."""
 
     chunk: ChunkRow
-    action: str  # "send", "reconcile" (a claim that may have landed), "skip" (done elsewhere)
+    # "send"; "reconcile" (an earlier claim may have landed); "skip" (final, or refused by the
+    # budget); "busy" (another live run holds it: wait and ask again)
+    action: str
 
 
 def _row(r: Any) -> ChunkRow:
@@ -354,7 +356,7 @@ class Ledger:
                     claimed_at is not None and now - claimed_at < self.lease
                 )
                 if alive:
-                    return Claim(row, "skip")
+                    return Claim(row, "busy")
             may_have_landed = row.state in (SENDING, IN_DOUBT)
             halt = conn.execute(
                 select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == campaign_id)

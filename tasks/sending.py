@@ -175,14 +175,19 @@ def send_chunk_once(
 ) -> ChunkResult:
     """Bring one chunk to a final state (sent, failed, in doubt) without ever sending it twice."""
     cid = settings.campaign_id
-    claim = ledger.claim(
-        cid,
-        chunk_index,
-        settings.owner,
-        cost_per_recipient=settings.cost_per_recipient,
-        max_cost=settings.max_cost,
-        credits=settings.credits,
-    )
+    while True:
+        claim = ledger.claim(
+            cid,
+            chunk_index,
+            settings.owner,
+            cost_per_recipient=settings.cost_per_recipient,
+            max_cost=settings.max_cost,
+            credits=settings.credits,
+        )
+        if claim.action != "busy":
+            break
+        # Another run of this campaign is sending it right now: its outcome is ours to report.
+        sleep(0.5)
     chunk = claim.chunk
     if claim.action == "skip":
         return _result(chunk)
