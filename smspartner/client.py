@@ -1,0 +1,788 @@
+"""A small, typed HTTP client for the SMS Partner API (https://api.smspartner.fr/v1).
+
+One ``requests.Session`` per client (connection reuse, TLS verification on, explicit timeouts).
+The API key travels only where the API wants it: in the JSON body of a POST and in the query
+string of a GET. The client never logs a URL, a query string or a body, and installs a filter on
+urllib3's loggers that redacts ``apiKey=...`` from the GET URLs urllib3 logs at DEBUG.
+
+Retries happen here, in one place, and only where they cannot duplicate an SMS:
+
+- GETs (and the read-only POST ``multi-status``) are idempotent: retried on transport errors,
+  HTTP 429 and 5xx, with bounded exponential backoff and full jitter, honouring ``Retry-After``.
+- ``send_survey`` is retried only when the request certainly did not land: connection refused,
+  connect timeout, HTTP 429. A read timeout, a connection lost after sending, or a 5xx is raised
+  at once (``TransportError.may_have_landed`` / ``ServerError``): the caller must reconcile with
+  ``status_by_tag`` before sending that chunk again.
+- A ``Retry-After`` longer than ``max_backoff`` is not slept on: ``RateLimited`` is raised so the
+  caller's scheduler, not a blocked thread, does the long wait.
+
+Answers are parsed tolerantly (see section 18 of ``smspartner-api.md``): ``statut``/``status``,
+``stopSms``/``stopSMS`` as booleans or ``"0"``/``"1"``, dates as ``Y-m-d H:i:s`` (Paris time) or
+Unix timestamps, ids and amounts as strings, ``nb_sms``/``nbSMS``, ``error``/``errors``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from smspartner.errors import (
+    AuthError,
+    CancelError,
+    InsufficientCredits,
+    NotFound,
+    RateLimited,
+    Rejected,
+    ServerError,
+    SMSPartnerError,
+    TransportError,
+)
+
+__all__ = [
+    "MAX_NUMBERS_PER_SEND",
+    "TAG_PATTERN",
+    "Credits",
+    "SMSPartnerClient",
+    "SendResult",
+    "StatusEntry",
+    "StopEntry",
+    "normalise_status",
+    "parse_gateway_date",
+    "schedule_at",
+]
+
+log = logging.getLogger("smspartner")
+
+PARIS: Final = ZoneInfo("Europe/Paris")
+MAX_NUMBERS_PER_SEND: Final = 500
+TAG_PATTERN: Final = re.compile(r"^[a-z0-9_-]{1,20}$")
+_DATE_RE: Final = re.compile(r"^\d{2}/\d{2}/\d{4}$")
+_LOCAL_DATETIME_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_NUMERIC_RE: Final = re.compile(r"^\d+(\.\d+)?$")
+
+DELIVERED: Final = "Delivered"
+NOT_DELIVERED: Final = "Not delivered"
+WAITING: Final = "Waiting"
+# Lower-cased spellings seen in the docs (list endpoints, the error page, operator DLR codes).
+_STATUS_ALIASES: Final = {
+    "delivered": DELIVERED,
+    "delivrd": DELIVERED,
+    "not delivered": NOT_DELIVERED,
+    "undeliv": NOT_DELIVERED,
+    "rejectd": NOT_DELIVERED,
+    "expired": NOT_DELIVERED,
+    "ko": NOT_DELIVERED,
+    "waiting": WAITING,
+    "pending": WAITING,
+    "enroute": WAITING,
+    "acceptd": WAITING,
+}
+
+
+# --- log redaction -----------------------------------------------------------------------------
+
+_URLLIB3_LOGGERS: Final = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
+_APIKEY_IN_TEXT: Final = re.compile(r"""(?i)(api_?key["']?\s*[=:]\s*["']?)[^&\s'",}]+""")
+
+
+class RedactApiKey(logging.Filter):
+    """Rewrites a record whose message holds ``apiKey=...`` so the value reads ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is the logging module's problem, not ours
+            return True
+        if "apikey" in text.lower() or "api_key" in text.lower():
+            record.msg = _APIKEY_IN_TEXT.sub(r"\1***", text)
+            record.args = None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach ``RedactApiKey`` to urllib3's loggers (idempotent).
+
+    urllib3 logs ``"GET /v1/me?apiKey=... HTTP/1.1" 200`` at DEBUG; logger-level filters run
+    before any handler, so every handler sees the redacted text.
+    """
+    for name in _URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactApiKey) for f in logger.filters):
+            logger.addFilter(RedactApiKey())
+
+
+install_log_redaction()
+
+
+# --- parsed answers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the gateway answered to an accepted send."""
+
+    message_id: int | None
+    nb_sms: int
+    cost: float
+    currency: str
+    scheduled: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Credits:
+    """Account balance (``GET me``)."""
+
+    balance: float
+    currency: str
+    credit_sms: int | None
+    to_send: int | None
+    raw: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    """Delivery status of one recipient."""
+
+    phone_number: str
+    status: str  # "Delivered" | "Not delivered" | "Waiting" | the raw text for anything else
+    stop: bool
+    date: datetime | None  # UTC, aware
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class StopEntry:
+    """One number on the account's STOP list."""
+
+    id: int | None
+    phone_number: str
+    created_at: str | None
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _as_float(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "oui"}
+    return False
+
+
+def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if key in mapping and mapping[key] is not None:
+            return mapping[key]
+    return None
+
+
+def parse_gateway_date(value: object) -> datetime | None:
+    """A gateway date as an aware UTC datetime, or None when absent or unreadable.
+
+    Accepts Unix timestamps (int, float or digit string; milliseconds too), ``Y-m-d H:i:s``
+    strings (Paris wall-clock time, as the platform is French) and ISO 8601 with an offset.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_timestamp(float(value))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _NUMERIC_RE.match(text):
+        return _from_timestamp(float(text))
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        if not _LOCAL_DATETIME_RE.match(text):
+            return None
+        parsed = parsed.replace(tzinfo=PARIS)
+    return parsed.astimezone(UTC)
+
+
+def _from_timestamp(seconds: float) -> datetime | None:
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def normalise_status(value: object) -> str:
+    """``Delivered``, ``Not delivered`` or ``Waiting`` for any spelling of those, else the text."""
+    text = "" if value is None else str(value).strip()
+    return _STATUS_ALIASES.get(text.lower(), text)
+
+
+def schedule_at(when: datetime) -> dict[str, str | int]:
+    """The ``schedule`` mapping for ``send_survey`` that delivers at ``when`` (aware datetime).
+
+    The gateway reads the date in Paris wall-clock time and only on 5-minute boundaries;
+    ``ValueError`` otherwise, and for the repeated hour of the autumn DST change.
+    """
+    if when.tzinfo is None:
+        raise ValueError("when must be timezone-aware")
+    local = when.astimezone(PARIS)
+    if local.minute % 5 or local.second or local.microsecond:
+        raise ValueError("the gateway schedules on 5-minute boundaries only")
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        # A wall time in the repeated hour of the autumn change names two instants.
+        raise ValueError("the slot falls in the repeated hour of a DST change")
+    return {
+        "scheduledDeliveryDate": local.strftime("%d/%m/%Y"),
+        "time": local.hour,
+        "minute": local.minute,
+    }
+
+
+def _parse_send(body: Mapping[str, Any]) -> SendResult:
+    scheduled = body.get("scheduledDeliveryDate")
+    return SendResult(
+        message_id=_as_int(_first(body, "message_id", "messageId")),
+        nb_sms=_as_int(_first(body, "nb_sms", "nbSMS", "nbSms")) or 0,
+        cost=_as_float(body.get("cost")) or 0.0,
+        currency=str(body.get("currency") or "EUR"),
+        scheduled=str(scheduled) if scheduled else None,
+        raw=dict(body),
+    )
+
+
+def _parse_credits(body: Mapping[str, Any]) -> Credits:
+    credits = body.get("credits")
+    if not isinstance(credits, Mapping):
+        credits = body
+    balance = _as_float(_first(credits, "balance", "solde"))
+    if balance is None:
+        raise SMSPartnerError("GET me: the answer holds no balance")
+    return Credits(
+        balance=balance,
+        currency=str(credits.get("currency") or "EUR"),
+        credit_sms=_as_int(credits.get("creditSms")),
+        to_send=_as_int(credits.get("toSend")),
+        raw=dict(body),
+    )
+
+
+def _parse_status_item(item: Mapping[str, Any], message_id: int | None) -> StatusEntry:
+    return StatusEntry(
+        phone_number=str(_first(item, "phoneNumber", "number", "phone_number") or ""),
+        status=normalise_status(_first(item, "statut", "status")),
+        stop=_as_bool(_first(item, "stopSms", "stopSMS", "stop_sms", "stop")),
+        date=parse_gateway_date(item.get("date")),
+        message_id=_as_int(_first(item, "messageId", "message_id")) or message_id,
+    )
+
+
+def _parse_status_list(body: Mapping[str, Any]) -> list[StatusEntry]:
+    items = _first(body, "StatutResponse_List", "StatusResponse_List", "statutResponseList")
+    envelope_id = _as_int(_first(body, "message_id", "messageId"))
+    if not isinstance(items, list):
+        return []
+    return [_parse_status_item(i, envelope_id) for i in items if isinstance(i, Mapping)]
+
+
+def _parse_stop_list(body: Mapping[str, Any]) -> list[StopEntry]:
+    items = body.get("data")
+    if not isinstance(items, list):
+        return []
+    return [
+        StopEntry(
+            id=_as_int(item.get("id")),
+            phone_number=str(_first(item, "phoneNumber", "number") or ""),
+            created_at=str(item["createdAt"]) if item.get("createdAt") else None,
+        )
+        for item in items
+        if isinstance(item, Mapping)
+    ]
+
+
+def _error_list(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    raw = _first(body, "error", "errors")
+    if isinstance(raw, Mapping):
+        return [(str(k), str(v)) for k, v in raw.items()]
+    if not isinstance(raw, list):
+        return []
+    found: list[tuple[str, str]] = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            found.append((str(item.get("elementId", "")), str(item.get("message", ""))))
+        elif item is not None:
+            found.append(("", str(item)))
+    return found
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _may_have_landed(exc: requests.exceptions.ConnectionError) -> bool:
+    """False only when the TCP connection was never established (refused, DNS, connect timeout)."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return not isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+class _Secret:
+    """Holds the API key so that repr(), vars() and debuggers show stars."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class SMSPartnerClient:
+    """Client for the parts of the SMS Partner API a survey campaign needs.
+
+    Thread-safe for concurrent calls (one pooled session, no per-call state on the object).
+    """
+
+    DEFAULT_BASE_URL = "https://api.smspartner.fr/v1"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        pool_size: int = 32,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError("api_key is empty")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        connect_timeout, read_timeout = timeout
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive: the client never waits forever")
+        self._key = _Secret(api_key)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._rng = random.Random()
+        self._session = requests.Session()
+        self._session.verify = True
+        self._session.headers.update(
+            {"Accept": "application/json", "User-Agent": "sms-survey-campaigns/smspartner"}
+        )
+        # urllib3 must not retry on its own: retrying lives in _call, in one layer.
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        install_log_redaction()
+
+    def __repr__(self) -> str:
+        return f"SMSPartnerClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> SMSPartnerClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def send_survey(
+        self,
+        phone_numbers: Sequence[str],
+        survey_id: str,
+        *,
+        tag: str | None = None,
+        schedule: Mapping[str, str | int] | None = None,
+    ) -> SendResult:
+        """Send survey ``survey_id`` to up to 500 numbers (``POST sondage/to/send``).
+
+        Raises ``ValueError`` before any network call for inputs the gateway would refuse.
+        Not retried once it may have landed: on ``TransportError(may_have_landed=True)`` or
+        ``ServerError`` look the ``tag`` up with ``status_by_tag`` before sending again.
+        """
+        if isinstance(phone_numbers, str | bytes):
+            raise TypeError("phone_numbers must be a sequence of numbers, not one string")
+        numbers = [str(n).strip() for n in phone_numbers]
+        if not 1 <= len(numbers) <= MAX_NUMBERS_PER_SEND:
+            raise ValueError(
+                f"a send holds 1 to {MAX_NUMBERS_PER_SEND} numbers, got {len(numbers)}"
+            )
+        for position, number in enumerate(numbers):
+            if not number or "," in number:
+                raise ValueError(f"phone number at position {position} is empty or has a comma")
+        if not survey_id or not str(survey_id).strip():
+            raise ValueError("survey_id is empty")
+        body: dict[str, Any] = {
+            "apiKey": self._key.get(),
+            "phoneNumbers": ",".join(numbers),
+            "sondageIdent": str(survey_id).strip(),
+        }
+        if tag is not None:
+            if not TAG_PATTERN.match(tag):
+                raise ValueError(f"tag must match {TAG_PATTERN.pattern}, got {tag!r}")
+            body["tag"] = tag
+        if schedule is not None:
+            body.update(_check_schedule(schedule))
+        answer = self._call("POST", "sondage/to/send", body=body, idempotent=False)
+        return _parse_send(answer)
+
+    def credits(self) -> Credits:
+        """Account balance (``GET me``)."""
+        return _parse_credits(self._call("GET", "me"))
+
+    def stop_list(self) -> list[StopEntry]:
+        """Every number on the account's STOP list (``GET stop-sms/list``)."""
+        return _parse_stop_list(self._call("GET", "stop-sms/list"))
+
+    def add_stop(self, phone_number: str) -> int | None:
+        """Add a number to the STOP list; its stop id, or None if already listed (code 3)."""
+        if not phone_number or not phone_number.strip():
+            raise ValueError("phone_number is empty")
+        body = {"apiKey": self._key.get(), "phoneNumber": phone_number.strip()}
+        try:
+            answer = self._call("POST", "stop-sms/add", body=body, idempotent=True)
+        except Rejected as exc:
+            if exc.code == 3:  # "already in the stop list": the state we wanted
+                return None
+            raise
+        return _as_int(answer.get("stopId"))
+
+    def remove_stop(self, stop_id: int) -> None:
+        """Remove an entry of the STOP list by its id (``GET stop-sms/delete``)."""
+        self._call("GET", "stop-sms/delete", params={"id": int(stop_id)})
+
+    def status_by_tag(self, tag: str, *, page: int | None = None) -> list[StatusEntry]:
+        """Statuses of every recipient of the sends tagged ``tag`` (``GET bulk-status-by-tag``).
+
+        With ``page`` None, follows the pagination (``currentPage``/``total``, read as a count of
+        entries) until all entries are read. Raises ``NotFound`` (code 4) for an unknown tag.
+        """
+        if not TAG_PATTERN.match(tag):
+            raise ValueError(f"tag must match {TAG_PATTERN.pattern}, got {tag!r}")
+        if page is not None:
+            answer = self._call("GET", "bulk-status-by-tag", params={"tag": tag, "page": page})
+            return _parse_status_list(answer)
+        answer = self._call("GET", "bulk-status-by-tag", params={"tag": tag})
+        entries = _parse_status_list(answer)
+        while True:
+            total = _as_int(answer.get("total"))
+            current = _as_int(answer.get("currentPage"))
+            if total is None or current is None or not entries or len(entries) >= total:
+                return entries
+            answer = self._call(
+                "GET", "bulk-status-by-tag", params={"tag": tag, "page": current + 1}
+            )
+            batch = _parse_status_list(answer)
+            if not batch or _as_int(answer.get("currentPage")) == current:
+                # The gateway ignored the page parameter or ran dry: stop rather than loop.
+                log.warning(
+                    "GET bulk-status-by-tag: pagination stopped at %d of %d entries",
+                    len(entries),
+                    total,
+                )
+                return entries
+            entries.extend(batch)
+
+    def status_by_message(self, message_id: int) -> list[StatusEntry]:
+        """Statuses of every recipient of one send (``GET bulk-status``)."""
+        answer = self._call("GET", "bulk-status", params={"messageId": int(message_id)})
+        entries = _parse_status_list(answer)
+        return [
+            e if e.message_id is not None else _with_message_id(e, int(message_id)) for e in entries
+        ]
+
+    def message_status(self, message_id: int, phone_number: str) -> StatusEntry:
+        """Status of one recipient of one send (``GET message-status``)."""
+        answer = self._call(
+            "GET",
+            "message-status",
+            params={"messageId": int(message_id), "phoneNumber": phone_number},
+        )
+        entry = _parse_status_item(answer, int(message_id))
+        return entry if entry.phone_number else _with_phone(entry, phone_number)
+
+    def multi_status(self, pairs: Iterable[tuple[str, int]]) -> list[StatusEntry]:
+        """Statuses of up to 500 (phone number, message id) pairs (``POST multi-status``).
+
+        Pairs the gateway does not know come back with their raw status text
+        (``"Numéro introuvable"`` / ``"Number not found"``).
+        """
+        items = [{"phoneNumber": p, "messageId": int(m)} for p, m in pairs]
+        if not 1 <= len(items) <= MAX_NUMBERS_PER_SEND:
+            raise ValueError(f"multi_status takes 1 to {MAX_NUMBERS_PER_SEND} pairs")
+        body = {"apiKey": self._key.get(), "SMSStatut_List": items}
+        return _parse_status_list(self._call("POST", "multi-status", body=body, idempotent=True))
+
+    def cancel(self, message_id: int) -> None:
+        """Cancel a scheduled send (``GET message-cancel``).
+
+        Raises ``NotFound`` (code 4) or ``CancelError`` (5 already cancelled, 6 less than five
+        minutes before the send, 7 already sent).
+        """
+        self._call("GET", "message-cancel", params={"messageId": int(message_id)}, cancel=True)
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+        cancel: bool = False,
+    ) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            outcome = self._attempt(method, path, params, body, cancel)
+            if isinstance(outcome, dict):
+                return outcome
+            wait = self._retry_wait(outcome, attempt, idempotent)
+            if wait is None or attempt >= self.max_retries:
+                raise outcome
+            attempt += 1
+            log.warning(
+                "%s %s: %s, retry %d/%d in %.2fs",
+                method,
+                path,
+                type(outcome).__name__,
+                attempt,
+                self.max_retries,
+                wait,
+            )
+            self._sleep(wait)
+
+    def _retry_wait(self, error: SMSPartnerError, attempt: int, idempotent: bool) -> float | None:
+        """Seconds to wait before retrying, or None when this failure must not be retried here."""
+        jitter = self._rng.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+        if isinstance(error, RateLimited):
+            if error.retry_after is None:
+                return jitter
+            return error.retry_after if error.retry_after <= self.max_backoff else None
+        if isinstance(error, TransportError):
+            return jitter if idempotent or not error.may_have_landed else None
+        if isinstance(error, ServerError):
+            return jitter if idempotent else None
+        return None
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        cancel: bool,
+    ) -> dict[str, Any] | SMSPartnerError:
+        """One HTTP exchange; an error is returned, not raised, so no requests exception (whose
+        text holds the URL and so the key) is chained to what the caller sees."""
+        where = f"{method} {path}"
+        query = {"apiKey": self._key.get(), **(params or {})} if method == "GET" else None
+        started = time.monotonic()
+        failure: SMSPartnerError | None = None
+        response: requests.Response | None = None
+        try:
+            response = self._session.request(
+                method,
+                f"{self.base_url}/{path}",
+                params=query,
+                json=dict(body) if body is not None else None,
+                timeout=self.timeout,
+                allow_redirects=False,  # a redirect would carry the key to another URL
+            )
+        except requests.exceptions.ConnectTimeout:
+            failure = TransportError(f"{where}: connect timeout", may_have_landed=False)
+        except requests.exceptions.ReadTimeout:
+            failure = TransportError(
+                f"{where}: no answer within {self.timeout[1]:g}s", may_have_landed=True
+            )
+        except requests.exceptions.ConnectionError as exc:
+            landed = _may_have_landed(exc)
+            what = "connection lost after sending" if landed else "could not connect"
+            failure = TransportError(f"{where}: {what}", may_have_landed=landed)
+        except requests.exceptions.RequestException as exc:
+            failure = TransportError(f"{where}: {type(exc).__name__}", may_have_landed=True)
+        elapsed = time.monotonic() - started
+        if failure is not None or response is None:
+            failure = failure or TransportError(f"{where}: no response", may_have_landed=True)
+            log.info("%s %s -> %s in %.3fs", method, path, type(failure).__name__, elapsed)
+            return failure
+        log.debug("%s %s -> %d in %.3fs", method, path, response.status_code, elapsed)
+        return _interpret(
+            where, response.status_code, response.headers, response.content, cancel, self._key
+        )
+
+
+def _with_message_id(entry: StatusEntry, message_id: int) -> StatusEntry:
+    return StatusEntry(entry.phone_number, entry.status, entry.stop, entry.date, message_id)
+
+
+def _with_phone(entry: StatusEntry, phone_number: str) -> StatusEntry:
+    return StatusEntry(phone_number, entry.status, entry.stop, entry.date, entry.message_id)
+
+
+def _check_schedule(schedule: Mapping[str, str | int]) -> dict[str, str | int]:
+    expected = {"scheduledDeliveryDate", "time", "minute"}
+    if set(schedule) != expected:
+        raise ValueError(f"schedule needs exactly the keys {sorted(expected)}")
+    date = str(schedule["scheduledDeliveryDate"]).strip()
+    if not _DATE_RE.match(date):
+        raise ValueError("scheduledDeliveryDate must be dd/mm/YYYY")
+    try:
+        datetime.strptime(date, "%d/%m/%Y")
+    except ValueError:
+        raise ValueError("scheduledDeliveryDate is not a calendar date") from None
+    hour = _as_int(schedule["time"])
+    minute = _as_int(schedule["minute"])
+    if hour is None or not 0 <= hour <= 24:
+        raise ValueError("time must be an hour from 0 to 24")
+    if minute is None or not 0 <= minute <= 55 or minute % 5:
+        raise ValueError("minute must be 0 to 55 in steps of 5")
+    return {"scheduledDeliveryDate": date, "time": hour, "minute": minute}
+
+
+def _interpret(
+    where: str,
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    cancel: bool,
+    key: _Secret,
+) -> dict[str, Any] | SMSPartnerError:
+    """Map one HTTP answer to its JSON body or to the matching error."""
+    try:
+        body: Any = json.loads(content.decode("utf-8-sig")) if content else None
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    is_dict = isinstance(body, dict)
+    code = _as_int(body.get("code")) if is_dict else None
+    secret = key.get()
+
+    def clean(text: object) -> str:
+        return str(text).replace(secret, "***").strip() if text is not None else ""
+
+    api_message = clean(body.get("message")) if is_dict else ""
+    if status == 429:
+        return RateLimited(
+            f"{where}: HTTP 429, rate limited",
+            retry_after=_retry_after(headers.get("Retry-After")),
+            code=code,
+        )
+    if status >= 500:
+        detail = api_message if is_dict else "the answer is not JSON"
+        return ServerError(f"{where}: HTTP {status}, {detail}", code=code, http_status=status)
+    if 300 <= status < 400:
+        return SMSPartnerError(f"{where}: unexpected redirect (HTTP {status})", http_status=status)
+    if not is_dict:
+        plain_type = AuthError if status in (401, 403) else SMSPartnerError
+        return plain_type(
+            f"{where}: HTTP {status}, the answer is not a JSON object", http_status=status
+        )
+    if 200 <= status < 300 and body.get("success") is not False and code in (None, 200):
+        return dict(body)
+    errors = [(clean(e), clean(m)) for e, m in _error_list(body)]
+    text = f"{where}: HTTP {status}, code {code}"
+    if api_message:
+        text += f": {api_message}"
+    if errors:
+        text += f"; {len(errors)} validation error(s), first {errors[0][0]}: {errors[0][1]}"
+    error_type: type[SMSPartnerError]
+    if code in (1, 10) or (code is None and status in (401, 403)):
+        error_type = AuthError
+    elif code == 11:
+        error_type = InsufficientCredits
+    elif code == 4:
+        error_type = NotFound
+    elif cancel and code in (5, 6, 7):
+        error_type = CancelError
+    elif code is None:
+        error_type = SMSPartnerError
+    else:
+        error_type = Rejected
+    return error_type(text, code=code, http_status=status, errors=errors)

@@ -1,0 +1,156 @@
+"""Typed errors raised by the SMS Partner client, so a caller can catch at the level it needs.
+
+```
+SMSPartnerError(Exception)   .code (API code), .http_status, .retryable,
+│                            .errors [(elementId, message)]
+├── TransportError           connection refused/reset, timeout                    (retryable)
+│                            .may_have_landed: False for refused / connect timeout, True once the
+│                            request may have reached the gateway (read timeout, reset after send)
+├── RateLimited              HTTP 429, .retry_after seconds or None                (retryable)
+├── ServerError              HTTP 5xx, or a non-JSON error page                    (retryable)
+├── AuthError                codes 1 (key missing), 10 (key wrong), HTTP 401/403   (fatal)
+├── InsufficientCredits      code 11                                (fatal for the campaign)
+├── NotFound                 code 4: message id or tag unknown to the gateway
+├── CancelError              cancel codes 5 (already cancelled), 6 (< 5 min before the send),
+│                            7 (already sent); .code tells which
+└── Rejected                 code 9 and the other per-request codes (2, 3, 50, ...), with .errors
+```
+
+``retryable`` says whether trying again later can help; it does not say whether the client
+already retried. The client retries in exactly one place (see ``client.py``); a POST that may have
+landed is never retried blindly: reconcile it through its tag first.
+
+Messages are short, never contain the API key or a URL, and mask phone numbers; the raw
+validation list stays available on ``.errors`` for the caller that must know which number failed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "AuthError",
+    "CancelError",
+    "InsufficientCredits",
+    "NotFound",
+    "RateLimited",
+    "Rejected",
+    "SMSPartnerError",
+    "ServerError",
+    "TransportError",
+    "mask_phone_numbers",
+]
+
+# A run of 7+ digits (optionally with a leading + and separators) is treated as a phone number.
+_PHONE_RE = re.compile(r"\+?\d[\d .\-]{5,}\d")
+_MAX_MESSAGE = 300
+
+
+def mask_phone_numbers(text: str) -> str:
+    """Replace the middle digits of anything that looks like a phone number with bullets."""
+
+    def _mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        prefix = "+" if match.group(0).startswith("+") else ""
+        head = digits[:3] if prefix else digits[:2]
+        return f"{prefix}{head}{'•' * max(len(digits) - len(head) - 2, 1)}{digits[-2:]}"
+
+    return _PHONE_RE.sub(_mask, text)
+
+
+class SMSPartnerError(Exception):
+    """Any failure talking to SMS Partner."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        errors: Iterable[tuple[str, str]] = (),
+        retryable: bool | None = None,
+    ) -> None:
+        message = mask_phone_numbers(message)
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 1] + "…"
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.errors: list[tuple[str, str]] = list(errors)
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, code={self.code!r}, "
+            f"http_status={self.http_status!r})"
+        )
+
+
+class TransportError(SMSPartnerError):
+    """No usable HTTP answer: refused, reset, or timed out."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, may_have_landed: bool) -> None:
+        super().__init__(message)
+        self.may_have_landed = may_have_landed
+
+    def __repr__(self) -> str:
+        return f"TransportError({self.message!r}, may_have_landed={self.may_have_landed!r})"
+
+
+class RateLimited(SMSPartnerError):
+    """HTTP 429: the gateway refused the request before handling it."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None, code: int | None = None) -> None:
+        super().__init__(message, code=code, http_status=429)
+        self.retry_after = retry_after
+
+
+class ServerError(SMSPartnerError):
+    """HTTP 5xx: the gateway failed; for a POST it may or may not have acted."""
+
+    retryable = True
+
+
+class AuthError(SMSPartnerError):
+    """The API key is missing or wrong (codes 1 and 10)."""
+
+
+class InsufficientCredits(SMSPartnerError):
+    """The account balance does not cover the send (code 11)."""
+
+
+class NotFound(SMSPartnerError):
+    """The gateway does not know this message id or tag (code 4)."""
+
+
+class CancelError(SMSPartnerError):
+    """A scheduled send could not be cancelled: code 5, 6 or 7 (see the module docstring)."""
+
+    ALREADY_CANCELLED = 5
+    TOO_LATE = 6
+    ALREADY_SENT = 7
+
+
+class Rejected(SMSPartnerError):
+    """The gateway refused the request's content (code 9 and other per-request codes)."""
+
+    def rejected_values(self, element: str = "phoneNumbers") -> list[str]:
+        """The values quoted in parentheses by the validation messages about ``element``.
+
+        SMS Partner names the culprit like ``Invalid phone number (0612)``; this returns
+        ``["0612"]`` so the caller can drop those numbers and resend the rest.
+        """
+        found: list[str] = []
+        for element_id, text in self.errors:
+            if element in element_id:
+                found.extend(m.strip() for m in re.findall(r"\(([^()]*)\)", text))
+        return found

@@ -1,0 +1,934 @@
+"""SMSPartnerClient against the simulator over real HTTP: parsing, error mapping, retries, secrecy.
+
+Nothing is mocked. Odd answers (the vendor's own fixture bodies, HTML error pages, 429s) are
+served by the simulator's canned-response hook; faults come from its FaultConfig; waits are
+recorded through the client's ``sleep`` hook instead of slept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smspartner import (
+    AuthError,
+    CancelError,
+    InsufficientCredits,
+    NotFound,
+    RateLimited,
+    Rejected,
+    ServerError,
+    SMSPartnerClient,
+    SMSPartnerError,
+    StatusEntry,
+    TransportError,
+    normalise_status,
+    parse_gateway_date,
+    schedule_at,
+)
+from smspartner.simulator import FaultConfig, SimulatorServer, run_simulator
+
+KEY = "sk-live-7Qw9-SECRET-zz81"
+PARIS = ZoneInfo("Europe/Paris")
+NUMBERS = ["+33612345678", "0712345678", "+33698765432"]
+
+# Verbatim copies of /work/shared/fixtures/smspartner/*.json (the bodies of SMS Partner's own Go
+# client test data), kept here so the tests run from a plain clone; a test below checks the copies
+# against the shared folder when it is present.
+FIXTURES: dict[str, str] = {
+    "bulk_status.json": """{
+    "success": true,
+    "code": 200,
+    "message_id": "2270142",
+    "StatutResponse_List": [{
+        "phoneNumber": "+212620123456",
+        "status": "Delivered",
+        "stopSMS": false,
+        "date": "1534615206"
+    }]
+}""",
+    "cancel_sms.json": """{
+    "success": true,
+    "code": 200,
+    "message": "L'envoi du SMS a été annulé."
+}""",
+    "credits.json": """{
+    "code": 200,
+    "credits": {
+        "balance": "0.900",
+        "creditHlr": 180,
+        "creditSms": 20,
+        "creditSmsLowCost": 37,
+        "currency": "EUR",
+        "solde": "0.900",
+        "toSend": 0
+    },
+    "success": true,
+    "user": {
+        "username": "example@gmail.com"
+    }
+}""",
+    "multi_status.json": """{
+    "success": true,
+    "code": 200,
+    "StatutResponse_List": [{
+            "success": true,
+            "code": 200,
+            "phoneNumber": "+212620123456",
+            "messageId": 2270142,
+            "status": "Delivered",
+            "date": "1534615206",
+            "stopSms": "0",
+            "isSpam": "0"
+        },
+        {
+            "success": false,
+            "code": 4,
+            "phoneNumber": "+212621123456",
+            "messageId": 2270110,
+            "status": "Numéro introuvable"
+        }
+    ]
+}""",
+    "send_bulksms.json": """{
+    "success": true,
+    "code": 200,
+    "message_id": 2254444,
+    "currency": "EUR",
+    "cost": 0.076,
+    "nbSMS": 2,
+    "SMSResponse_List": [{
+            "success": true,
+            "code": 200,
+            "nbSms": 1,
+            "cost": 0.038,
+            "phoneNumber": "+336xxxxxxx1"
+        },
+        {
+            "success": true,
+            "code": 200,
+            "nbSms": 1,
+            "cost": 0.038,
+            "phoneNumber": "+336xxxxxxx2"
+        }
+    ]
+}""",
+    "send_sms.json": """{
+    "success": true,
+    "code": 200,
+    "message_id": 2270142,
+    "nb_sms": 1,
+    "cost": 0.04,
+    "currency": "EUR",
+    "scheduledDeliveryDate": "2018-08-18 20:00:00"
+}""",
+    "send_sms_error.json": """{
+    "success": false,
+    "code": 9,
+    "error": [{
+        "elementId": "children[message].data",
+        "message": "Le message est requis"
+    }, {
+        "elementId": "children[phoneNumbers].data",
+        "message": "Ce numero de telephone n'est pas valide (922264)"
+    }, {
+        "elementId": "children[sender].data",
+        "message": "L'emetteur ne peut pas etre plus long que 11 caracteres"
+    }, {
+        "elementId": "children[scheduledDeliveryDate].data",
+        "message": "La date (21/11/2014 \\u00e0 :) est anterieure a la date actuelle."
+    }, {
+        "elementId": "children[minute].data",
+        "message": "La minute est requise"
+    }, {
+        "elementId": "children[time].data",
+        "message": "L'heure est requise"
+    }]
+}""",
+    "status.json": """{
+    "success": true,
+    "code": 200,
+    "number": "+212620123456",
+    "messageId": "2270142",
+    "stopSms": false,
+    "date": "1534615206",
+    "statut": "Delivered",
+    "cost": 0.04,
+    "countryCode": "MA",
+    "currency": "EUR"
+}""",
+}
+SHARED_FIXTURES = Path("/work/shared/fixtures/smspartner")
+TS_1534615206 = datetime(2018, 8, 18, 18, 0, 6, tzinfo=UTC)
+T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)  # the simulator's clock in these tests
+
+
+def fixture(name: str) -> dict:
+    return json.loads(FIXTURES[name])
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    with run_simulator(api_keys=[KEY], credits=100.0, clock=lambda: T0) as server:
+        yield server
+
+
+@pytest.fixture
+def waits() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def make_client(
+    sim: SimulatorServer, waits: list[float]
+) -> Iterator[Callable[..., SMSPartnerClient]]:
+    made: list[SMSPartnerClient] = []
+
+    def make(**kwargs: object) -> SMSPartnerClient:
+        options: dict = {
+            "timeout": (1.0, 2.0),
+            "max_retries": 3,
+            "backoff": 0.01,
+            "sleep": waits.append,
+        }
+        options.update(kwargs)
+        base_url = str(options.pop("base_url", sim.url))
+        api_key = str(options.pop("api_key", KEY))
+        client = SMSPartnerClient(api_key, base_url, **options)  # type: ignore[arg-type]
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., SMSPartnerClient]) -> SMSPartnerClient:
+    return make_client()
+
+
+def v1_requests(sim: SimulatorServer, path: str | None = None) -> list[dict]:
+    return [r for r in sim.state.requests if path is None or r["path"] == path]
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def next_slot(hours: int = 24) -> datetime:
+    """A delivery slot ``hours`` after the simulator's (fixed) time."""
+    return T0 + timedelta(hours=hours)
+
+
+# --- happy paths against the simulator -------------------------------------------------------
+
+
+def test_credits_reads_balance_and_counts(client: SMSPartnerClient) -> None:
+    credits = client.credits()
+    assert credits.balance == pytest.approx(100.0)
+    assert credits.currency == "EUR"
+    assert credits.credit_sms == int(100.0 / 0.045)
+    assert credits.to_send == 0
+
+
+def test_send_survey_is_recorded_as_sent_and_charged(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    result = client.send_survey(NUMBERS, "SURVEY-42", tag="c1-chunk-0001")
+
+    assert result.message_id is not None
+    assert (result.nb_sms, result.cost, result.currency) == (3, pytest.approx(0.135), "EUR")
+    assert result.scheduled is None
+    [send] = sim.state.sends
+    assert send["message_id"] == result.message_id
+    assert send["numbers"] == NUMBERS
+    assert (send["tag"], send["survey_id"], send["schedule"]) == (
+        "c1-chunk-0001",
+        "SURVEY-42",
+        None,
+    )
+    assert sim.state.accepted_numbers() == ["+33612345678", "+33712345678", "+33698765432"]
+    assert client.credits().balance == pytest.approx(100.0 - 0.135)
+
+
+def test_scheduled_send_carries_the_paris_wall_clock_time(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    when = next_slot(hours=30)
+    result = client.send_survey(NUMBERS[:1], "S", tag="sched", schedule=schedule_at(when))
+
+    assert result.scheduled == when.astimezone(PARIS).strftime("%Y-%m-%d %H:%M:%S")
+    assert parse_gateway_date(result.scheduled) == when
+    [send] = sim.state.sends
+    assert datetime.fromisoformat(send["scheduled_at"]) == when
+    assert client.credits().to_send == 1
+
+
+def test_stop_list_add_and_remove(client: SMSPartnerClient) -> None:
+    assert client.stop_list() == []
+    stop_id = client.add_stop("0611111111")
+    assert stop_id is not None
+    [entry] = client.stop_list()
+    assert (entry.id, entry.phone_number) == (stop_id, "+33611111111")
+    assert entry.created_at is not None
+    assert client.add_stop("+33611111111") is None  # already listed: code 3, no error
+    client.remove_stop(stop_id)
+    assert client.stop_list() == []
+
+
+def test_statuses_by_message_by_number_and_in_bulk(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sent = client.send_survey(NUMBERS, "S", tag="st")
+    assert sent.message_id is not None
+    waiting = client.status_by_message(sent.message_id)
+    assert {e.status for e in waiting} == {"Waiting"}
+    assert all(e.message_id == sent.message_id for e in waiting)
+
+    sim.state.advance(60)
+    by_message = client.status_by_message(sent.message_id)
+    expected = {n: sim.state.planned_outcome(n) for n in sim.state.accepted_numbers()}
+    assert {e.phone_number: (e.status, e.stop) for e in by_message} == expected
+
+    one = client.message_status(sent.message_id, "+33612345678")
+    assert (one.phone_number, one.message_id) == ("+33612345678", sent.message_id)
+    assert (one.status, one.stop) == expected["+33612345678"]
+    assert one.date is not None and one.date.tzinfo is not None
+
+    pairs = [("+33612345678", sent.message_id), ("+33600000000", sent.message_id)]
+    found, missing = client.multi_status(pairs)
+    assert (found.status, found.stop) == expected["+33612345678"]
+    assert missing.status == "Numéro introuvable"
+
+
+def test_status_by_tag_follows_pagination(make_client: Callable[..., SMSPartnerClient]) -> None:
+    with run_simulator(api_keys=[KEY], status_page_size=3) as small_pages:
+        client = make_client(base_url=small_pages.url)
+        numbers = [f"+336000000{i:02d}" for i in range(8)]
+        client.send_survey(numbers[:5], "S", tag="paged")
+        client.send_survey(numbers[5:], "S", tag="paged")
+
+        entries = client.status_by_tag("paged")
+        assert sorted(e.phone_number for e in entries) == numbers
+        pages = [
+            r["params"].get("page") for r in small_pages.state.requests if r["method"] == "GET"
+        ]
+        assert pages == [None, "2", "3"]
+        assert len(client.status_by_tag("paged", page=3)) == 2
+
+
+def test_status_by_tag_stops_when_the_gateway_ignores_the_page(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    page = {
+        "success": True,
+        "code": 200,
+        "currentPage": 1,
+        "total": 4,
+        "StatutResponse_List": [
+            {"phoneNumber": "+33600000001", "status": "Delivered", "stopSMS": False},
+            {"phoneNumber": "+33600000002", "status": "Waiting", "stopSMS": False},
+        ],
+    }
+    sim.state.add_canned("bulk-status-by-tag", page, times=5)
+    assert len(client.status_by_tag("t")) == 2
+    assert len(v1_requests(sim)) == 2
+
+
+def test_cancel_a_scheduled_send_refunds_it(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    sent = client.send_survey(NUMBERS, "S", schedule=schedule_at(next_slot(hours=2)))
+    assert sent.message_id is not None
+    client.cancel(sent.message_id)
+    assert sim.state.sends[0]["cancelled"] is True
+    assert sim.state.accepted_numbers() == []
+    assert client.credits().balance == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected_type", "code"),
+    [
+        ("unknown", NotFound, 4),
+        ("cancelled", CancelError, 5),
+        ("soon", CancelError, 6),
+        ("immediate", CancelError, 7),
+    ],
+)
+def test_cancel_errors_are_typed(
+    client: SMSPartnerClient,
+    sim: SimulatorServer,
+    setup: str,
+    expected_type: type[SMSPartnerError],
+    code: int,
+) -> None:
+    message_id = 999_999
+    if setup == "cancelled":
+        sent = client.send_survey(NUMBERS[:1], "S", schedule=schedule_at(next_slot(hours=2)))
+        assert sent.message_id is not None
+        message_id = sent.message_id
+        client.cancel(message_id)
+    elif setup == "soon":
+        sent = client.send_survey(NUMBERS[:1], "S", schedule=schedule_at(next_slot(hours=2)))
+        assert sent.message_id is not None
+        message_id = sent.message_id
+        sim.state.advance(2 * 3600 - 4 * 60)  # the scheduled time is now < 5 minutes away
+    elif setup == "immediate":
+        sent = client.send_survey(NUMBERS[:1], "S")
+        assert sent.message_id is not None
+        message_id = sent.message_id
+
+    with pytest.raises(expected_type) as caught:
+        client.cancel(message_id)
+    assert type(caught.value) is expected_type
+    assert caught.value.code == code
+
+
+def test_unknown_tag_is_not_found(client: SMSPartnerClient) -> None:
+    with pytest.raises(NotFound) as caught:
+        client.status_by_tag("never-sent")
+    assert caught.value.code == 4
+
+
+def test_pooled_connection_is_reused(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    for i in range(10):
+        client.credits()
+        client.send_survey(NUMBERS[:1], "S", tag=f"reuse-{i}")
+    assert sim.state.connections_opened == 1
+
+
+# --- local validation: refused before any request --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numbers", "kwargs"),
+    [
+        ([], {}),
+        ([f"+336{i:08d}" for i in range(501)], {}),
+        (NUMBERS, {"tag": "Has-Upper"}),
+        (NUMBERS, {"tag": "has space"}),
+        (NUMBERS, {"tag": "x" * 21}),
+        (NUMBERS, {"tag": ""}),
+        (["+33612345678", ""], {}),
+        (["+33612345678,+33612345679"], {}),
+        (NUMBERS, {"schedule": {"scheduledDeliveryDate": "2030-01-01", "time": 9, "minute": 0}}),
+        (NUMBERS, {"schedule": {"scheduledDeliveryDate": "01/01/2030", "time": 9, "minute": 7}}),
+        (NUMBERS, {"schedule": {"scheduledDeliveryDate": "01/01/2030", "time": 25, "minute": 0}}),
+        (NUMBERS, {"schedule": {"scheduledDeliveryDate": "31/02/2030", "time": 9, "minute": 0}}),
+        (NUMBERS, {"schedule": {"scheduledDeliveryDate": "01/01/2030", "time": 9}}),
+    ],
+)
+def test_send_survey_validates_locally(
+    client: SMSPartnerClient, sim: SimulatorServer, numbers: list[str], kwargs: dict
+) -> None:
+    with pytest.raises(ValueError):
+        client.send_survey(numbers, "S", **kwargs)
+    assert v1_requests(sim) == []
+
+
+def test_a_single_string_is_not_a_list_of_numbers(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    with pytest.raises(TypeError):
+        client.send_survey("+33612345678", "S")
+    assert v1_requests(sim) == []
+
+
+def test_500_numbers_is_allowed(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    result = client.send_survey([f"+336{i:08d}" for i in range(500)], "S")
+    assert result.nb_sms == 500
+    assert len(sim.state.accepted_numbers()) == 500
+
+
+def test_schedule_at_uses_paris_time_and_5_minute_steps() -> None:
+    summer = datetime(2030, 7, 1, 7, 5, tzinfo=UTC)  # 09:05 in Paris (UTC+2)
+    assert schedule_at(summer) == {"scheduledDeliveryDate": "01/07/2030", "time": 9, "minute": 5}
+    winter = datetime(2030, 1, 1, 23, 30, tzinfo=UTC)  # 00:30 the next day in Paris (UTC+1)
+    assert schedule_at(winter) == {"scheduledDeliveryDate": "02/01/2030", "time": 0, "minute": 30}
+    with pytest.raises(ValueError):
+        schedule_at(datetime(2030, 7, 1, 7, 7, tzinfo=UTC))
+    with pytest.raises(ValueError):
+        schedule_at(datetime(2030, 7, 1, 7, 5))
+    with pytest.raises(ValueError):  # 02:30 happens twice in Paris that night
+        schedule_at(datetime(2030, 10, 27, 0, 30, tzinfo=UTC))
+
+
+# --- the vendor's fixture bodies --------------------------------------------------------------
+
+
+def test_fixture_copies_match_the_shared_folder() -> None:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip("shared fixtures folder not present")
+    for name, text in FIXTURES.items():
+        assert json.loads(text) == json.loads((SHARED_FIXTURES / name).read_text()), name
+
+
+def test_fixture_send_sms(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    sim.state.add_canned("sondage/to/send", fixture("send_sms.json"))
+    result = client.send_survey(NUMBERS[:1], "S")
+    assert (result.message_id, result.nb_sms, result.cost, result.currency) == (
+        2270142,
+        1,
+        0.04,
+        "EUR",
+    )
+    assert result.scheduled == "2018-08-18 20:00:00"
+    assert result.raw == fixture("send_sms.json")
+
+
+def test_fixture_send_bulksms_counts_nbSMS(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    sim.state.add_canned("sondage/to/send", fixture("send_bulksms.json"))
+    result = client.send_survey(NUMBERS[:2], "S")
+    assert (result.message_id, result.nb_sms, result.cost) == (2254444, 2, 0.076)
+    assert result.scheduled is None
+
+
+def test_fixture_credits_with_string_balance_and_old_keys(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sim.state.add_canned("me", fixture("credits.json"))
+    credits = client.credits()
+    assert (credits.balance, credits.currency, credits.credit_sms, credits.to_send) == (
+        0.9,
+        "EUR",
+        20,
+        0,
+    )
+    assert credits.raw["credits"]["creditSmsLowCost"] == 37
+
+
+def test_fixture_single_status_uses_statut_and_unix_date(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sim.state.add_canned("message-status", fixture("status.json"))
+    entry = client.message_status(2270142, "+212620123456")
+    assert entry == StatusEntry("+212620123456", "Delivered", False, TS_1534615206, 2270142)
+
+
+def test_fixture_multi_status_with_string_flags_and_not_found(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sim.state.add_canned("multi-status", fixture("multi_status.json"))
+    found, missing = client.multi_status([("+212620123456", 2270142), ("+212621123456", 2270110)])
+    assert found == StatusEntry("+212620123456", "Delivered", False, TS_1534615206, 2270142)
+    assert missing == StatusEntry("+212621123456", "Numéro introuvable", False, None, 2270110)
+
+
+def test_fixture_bulk_status_with_string_message_id(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sim.state.add_canned("bulk-status", fixture("bulk_status.json"))
+    [entry] = client.status_by_message(2270142)
+    assert entry == StatusEntry("+212620123456", "Delivered", False, TS_1534615206, 2270142)
+
+
+def test_fixture_cancel(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    sim.state.add_canned("message-cancel", fixture("cancel_sms.json"))
+    client.cancel(2270142)
+    assert v1_requests(sim, "message-cancel")[0]["params"] == {"messageId": "2270142"}
+
+
+def test_fixture_validation_error_in_french(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    sim.state.add_canned("sondage/to/send", fixture("send_sms_error.json"), status=400)
+    with pytest.raises(Rejected) as caught:
+        client.send_survey(NUMBERS[:1], "S")
+    error = caught.value
+    assert (error.code, error.http_status) == (9, 400)
+    assert len(error.errors) == 6
+    assert ("children[minute].data", "La minute est requise") in error.errors
+    assert error.rejected_values() == ["922264"]
+    assert "922264" not in str(error)  # numbers are masked in the message, kept in .errors
+    assert len(v1_requests(sim)) == 1  # a refusal is final: not retried
+
+
+# --- error mapping ----------------------------------------------------------------------------
+
+
+def test_wrong_key_is_auth_error(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer
+) -> None:
+    client = make_client(api_key="not-the-key")
+    for call in (client.credits, lambda: client.send_survey(NUMBERS, "S")):
+        with pytest.raises(AuthError) as caught:
+            call()
+        assert (caught.value.code, caught.value.http_status) == (10, 200)
+        assert caught.value.retryable is False
+    assert len(v1_requests(sim)) == 2
+    assert sim.state.sends == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected_type", "code"),
+    [
+        (200, {"success": False, "code": 1, "message": "Clé API requise"}, AuthError, 1),
+        (400, {"success": False, "code": 2, "message": "Numéro requis"}, Rejected, 2),
+        (
+            200,
+            {"success": False, "code": 11, "message": "Crédits insuffisants"},
+            InsufficientCredits,
+            11,
+        ),
+        (400, {"success": False, "code": 50, "message": "Maximum 500"}, Rejected, 50),
+        (401, "<html>Unauthorized</html>", AuthError, None),
+        (404, "<html>Not Found</html>", SMSPartnerError, None),
+        (302, "", SMSPartnerError, None),
+    ],
+)
+def test_answers_map_to_error_types(
+    client: SMSPartnerClient,
+    sim: SimulatorServer,
+    status: int,
+    body: object,
+    expected_type: type[SMSPartnerError],
+    code: int | None,
+) -> None:
+    sim.state.add_canned("sondage/to/send", body, status=status)
+    with pytest.raises(SMSPartnerError) as caught:
+        client.send_survey(NUMBERS, "S")
+    # A 404 page from a proxy must not read as "tag not found": only API code 4 is NotFound.
+    assert type(caught.value) is expected_type
+    assert (caught.value.code, caught.value.http_status) == (code, status)
+
+
+def test_errors_key_variant_is_read(client: SMSPartnerClient, sim: SimulatorServer) -> None:
+    body = {
+        "success": False,
+        "code": 9,
+        "errors": [
+            {"elementId": "children[phoneNumbers].data", "message": "Invalid phone number (0600)"}
+        ],
+    }
+    sim.state.add_canned("sondage/to/send", body, status=400)
+    with pytest.raises(Rejected) as caught:
+        client.send_survey(NUMBERS, "S")
+    assert caught.value.rejected_values() == ["0600"]
+
+
+def test_simulator_validation_reaches_the_caller(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sim.state.add_stop("+33698765432")
+    with pytest.raises(Rejected) as caught:
+        client.send_survey([*NUMBERS, "12ab"], "S")
+    assert caught.value.code == 9
+    assert sorted(caught.value.rejected_values()) == ["+33698765432", "12ab"]
+    assert sim.state.sends == []
+
+
+def test_insufficient_credits_then_topped_up(make_client: Callable[..., SMSPartnerClient]) -> None:
+    with run_simulator(api_keys=[KEY], credits=0.1) as poor:
+        client = make_client(base_url=poor.url)
+        with pytest.raises(InsufficientCredits) as caught:
+            client.send_survey(NUMBERS, "S")
+        assert caught.value.code == 11
+        poor.state.credits = 1.0
+        assert client.send_survey(NUMBERS, "S").nb_sms == 3
+
+
+# --- retries: where, how often, how long ------------------------------------------------------
+
+
+def test_429_on_get_honours_retry_after(
+    client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
+) -> None:
+    sim.state.add_canned("me", {"success": False}, status=429, headers={"Retry-After": "2.5"})
+    assert client.credits().balance == pytest.approx(100.0)
+    assert waits == [2.5]
+
+
+def test_429_on_send_is_retried_because_it_did_not_land(
+    client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
+) -> None:
+    sim.state.add_canned("sondage/to/send", "", status=429, headers={"Retry-After": "1"}, times=2)
+    client.send_survey(NUMBERS, "S", tag="after-429")
+    assert waits == [1.0, 1.0]
+    assert len(sim.state.sends) == 1
+
+
+def test_persistent_429_gives_up_after_max_retries(
+    client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
+) -> None:
+    sim.state.faults = FaultConfig(rate_limit_rate=1.0, retry_after=0.25)
+    with pytest.raises(RateLimited) as caught:
+        client.send_survey(NUMBERS, "S")
+    assert caught.value.retry_after == 0.25
+    assert waits == [0.25, 0.25, 0.25]
+    assert len(v1_requests(sim)) == 4
+    assert sim.state.sends == []
+
+
+def test_long_retry_after_is_left_to_the_caller(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
+) -> None:
+    client = make_client(max_backoff=10.0)
+    sim.state.add_canned("me", "", status=429, headers={"Retry-After": "120"})
+    with pytest.raises(RateLimited) as caught:
+        client.credits()
+    assert caught.value.retry_after == 120.0
+    assert waits == []
+
+
+def test_5xx_on_get_is_retried_with_bounded_jittered_backoff(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
+) -> None:
+    client = make_client(backoff=0.5, max_backoff=0.8)
+    sim.state.add_canned("me", "<html>502 Bad Gateway</html>", status=502, times=3)
+    assert client.credits().balance == pytest.approx(100.0)
+    assert len(v1_requests(sim, "me")) == 4
+    assert len(waits) == 3
+    for attempt, wait in enumerate(waits):
+        assert 0 <= wait <= min(0.8, 0.5 * 2**attempt)
+
+
+def test_5xx_html_page_gives_a_short_server_error(
+    client: SMSPartnerClient, sim: SimulatorServer
+) -> None:
+    sim.state.add_canned("me", "<html>" + "x" * 5000 + "</html>", status=502, times=4)
+    with pytest.raises(ServerError) as caught:
+        client.credits()
+    assert caught.value.http_status == 502
+    assert caught.value.retryable is True
+    assert "<html>" not in str(caught.value) and len(str(caught.value)) < 120
+
+
+def test_5xx_on_send_is_not_retried(
+    client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
+) -> None:
+    sim.state.faults = FaultConfig(error_5xx_rate=1.0, seed=1)
+    with pytest.raises(ServerError):
+        client.send_survey(NUMBERS, "S", tag="t5xx")
+    assert len(v1_requests(sim, "sondage/to/send")) == 1
+    assert waits == []
+
+
+def test_connection_refused_is_retried_then_raised_as_not_landed(
+    make_client: Callable[..., SMSPartnerClient], waits: list[float]
+) -> None:
+    client = make_client(base_url=closed_port_url())
+    for call in (client.credits, lambda: client.send_survey(NUMBERS, "S")):
+        waits.clear()
+        with pytest.raises(TransportError) as caught:
+            call()
+        assert caught.value.may_have_landed is False
+        assert caught.value.retryable is True
+        assert len(waits) == 3  # the send too: a refused connection certainly did not land
+
+
+def test_connect_timeout_is_not_landed(
+    make_client: Callable[..., SMSPartnerClient], waits: list[float]
+) -> None:
+    # A listening socket whose accept queue is full drops further SYNs: connect() times out.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex((host, port))
+            fillers.append(filler)
+        try:
+            client = make_client(
+                base_url=f"http://{host}:{port}/v1", timeout=(0.2, 1.0), max_retries=1
+            )
+            with pytest.raises(TransportError) as caught:
+                client.send_survey(NUMBERS, "S")
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert caught.value.may_have_landed is False
+    assert "timeout" in str(caught.value)
+    assert len(waits) == 1
+
+
+def test_read_timeout_on_send_may_have_landed_and_is_not_retried(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
+) -> None:
+    client = make_client(timeout=(1.0, 0.2))
+    sim.state.faults = FaultConfig(latency_ms=500)
+    with pytest.raises(TransportError) as caught:
+        client.send_survey(NUMBERS, "S", tag="slow")
+    assert caught.value.may_have_landed is True
+    assert waits == []
+    # The gateway went on and accepted it: exactly why the caller must reconcile by tag.
+    assert wait_for(lambda: len(sim.state.sends) == 1)
+    sim.state.faults = FaultConfig()
+    assert len(client.status_by_tag("slow")) == 3
+
+
+def test_read_timeout_on_get_is_retried(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
+) -> None:
+    client = make_client(timeout=(1.0, 0.1), max_retries=2)
+    sim.state.faults = FaultConfig(latency_ms=300)
+    with pytest.raises(TransportError) as caught:
+        client.credits()
+    assert caught.value.may_have_landed is True
+    assert len(waits) == 2
+    assert wait_for(lambda: len(v1_requests(sim, "me")) == 3)
+
+
+def test_reset_before_handling_raises_and_records_nothing(
+    client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
+) -> None:
+    sim.state.faults = FaultConfig(reset_rate=1.0)
+    with pytest.raises(TransportError) as caught:
+        client.send_survey(NUMBERS, "S", tag="reset")
+    # From the client's side a lost connection may have landed; here it did not.
+    assert caught.value.may_have_landed is True
+    assert waits == []
+    assert sim.state.sends == []
+    assert [r["status"] for r in v1_requests(sim)] == ["reset"]
+
+
+def test_drop_after_accept_is_reconciled_by_tag(
+    client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
+) -> None:
+    sim.state.faults = FaultConfig(drop_after_accept_rate=1.0)
+    with pytest.raises(TransportError) as caught:
+        client.send_survey(NUMBERS, "S", tag="dropped-1")
+    assert caught.value.may_have_landed is True
+    assert waits == []
+    [send] = sim.state.sends
+    assert send["tag"] == "dropped-1"
+    assert len(v1_requests(sim, "sondage/to/send")) == 1
+
+    sim.state.faults = FaultConfig()
+    landed = client.status_by_tag("dropped-1")
+    assert sorted(e.phone_number for e in landed) == sorted(sim.state.accepted_numbers())
+
+
+# --- the key stays secret ---------------------------------------------------------------------
+
+
+def assert_no_key(error: BaseException) -> None:
+    texts = [str(error), repr(error), *map(str, error.args)]
+    texts += traceback.format_exception(error)
+    texts += [f"{e} {m}" for e, m in getattr(error, "errors", [])]
+    for text in texts:
+        assert KEY not in text
+    # No requests exception (whose text holds the URL) is chained to what the caller gets.
+    assert error.__cause__ is None and error.__context__ is None
+
+
+def test_api_key_never_in_errors_nor_logs(
+    make_client: Callable[..., SMSPartnerClient],
+    sim: SimulatorServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = make_client(timeout=(1.0, 0.2), max_retries=1)
+    assert KEY not in repr(client)
+    client.credits()
+    sim.state.add_canned("me", {"success": False, "code": 10, "message": f"bad key {KEY}"})
+    sim.state.add_canned(
+        "sondage/to/send",
+        {"success": False, "code": 9, "error": [{"elementId": KEY, "message": f"echo {KEY}"}]},
+        status=400,
+    )
+    failing: list[Callable[[], object]] = [
+        client.credits,
+        lambda: client.send_survey(NUMBERS, "S"),
+        lambda: client.status_by_tag("unknown-tag"),
+        lambda: make_client(base_url=closed_port_url(), max_retries=1).credits(),
+    ]
+
+    def credits_under(faults: FaultConfig) -> Callable[[], object]:
+        def call() -> object:
+            sim.state.faults = faults
+            return client.credits()
+
+        return call
+
+    failing += [
+        credits_under(FaultConfig(error_5xx_rate=1.0)),
+        credits_under(FaultConfig(rate_limit_rate=1.0, retry_after=0)),
+        credits_under(FaultConfig(latency_ms=400)),
+        credits_under(FaultConfig(reset_rate=1.0)),
+    ]
+    raised = 0
+    for call in failing:
+        with pytest.raises(SMSPartnerError) as caught:
+            call()
+        assert_no_key(caught.value)
+        raised += 1
+    assert raised == 8
+
+    urllib3_messages = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("apiKey=***" in m for m in urllib3_messages), "urllib3 did not log the GET URL"
+    for record in caplog.records:
+        assert KEY not in record.getMessage()
+        assert KEY not in str(record.msg) and KEY not in str(record.args)
+    assert any(r.name == "smspartner" and "GET me" in r.getMessage() for r in caplog.records)
+
+
+# --- pure parsing rules -----------------------------------------------------------------------
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)))
+def test_paris_wall_clock_dates_parse_to_utc(local: datetime) -> None:
+    # The text cannot tell the two 02:xx hours of the autumn change apart: the first is read.
+    local = local.replace(microsecond=0, fold=0)
+    parsed = parse_gateway_date(local.strftime("%Y-%m-%d %H:%M:%S"))
+    assert parsed == local.replace(tzinfo=PARIS).astimezone(UTC)
+    assert parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800))
+def test_unix_timestamps_parse_as_int_or_string(seconds: int) -> None:
+    expected = datetime.fromtimestamp(seconds, UTC)
+    assert parse_gateway_date(seconds) == expected
+    assert parse_gateway_date(str(seconds)) == expected
+    if seconds >= 100_000_000:  # milliseconds are told apart from seconds from 1973 on
+        assert parse_gateway_date(seconds * 1000) == expected
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "   ", "soon", "31/12/2020", True, [], "2020-13-01 00:00:00"]
+)
+def test_unreadable_dates_are_none(value: object) -> None:
+    assert parse_gateway_date(value) is None
+
+
+def test_iso_dates_with_offset() -> None:
+    assert parse_gateway_date("2018-03-05T10:34:52.355+0000") == datetime(
+        2018, 3, 5, 10, 34, 52, 355000, tzinfo=UTC
+    )
+
+
+@given(
+    st.sampled_from(["Delivered", "Not delivered", "Waiting", "DELIVRD", "UNDELIV", "PENDING"]),
+    st.sampled_from([str.lower, str.upper, str.title, lambda s: s]),
+    st.sampled_from(["", " ", "\t"]),
+)
+def test_status_spellings_normalise(status: str, case: Callable[[str], str], pad: str) -> None:
+    expected = {"DELIVRD": "Delivered", "UNDELIV": "Not delivered", "PENDING": "Waiting"}
+    assert normalise_status(pad + case(status) + pad) == expected.get(status, status)
+
+
+def test_unknown_status_text_is_kept() -> None:
+    assert normalise_status("Numéro introuvable") == "Numéro introuvable"
+    assert normalise_status(None) == ""
