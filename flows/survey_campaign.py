@@ -18,10 +18,12 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, time as dtime, timedelta
-from enum import Enum
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -31,12 +33,12 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
-
 from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import reporting as rp
@@ -53,13 +55,13 @@ from tasks.sending import (
 )
 from tasks.slots import WindowPolicy
 
-DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"
+DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
 LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
 SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
 DEFAULT_SUPPRESSION = "data/state/suppression.csv"
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     csv = "csv"
     excel = "excel"
     sql = "sql"
@@ -68,26 +70,32 @@ class SourceKind(str, Enum):
 class RecipientSource(BaseModel):
     """Where the recipients come from."""
 
-    kind: SourceKind = Field(SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database.")
+    kind: SourceKind = Field(
+        SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database."
+    )
     path: str | None = Field(
         "data/samples/recipients.csv",
         title="File path",
         description="CSV or .xlsx file, relative to the repository root (csv / excel).",
     )
-    sheet: str | None = Field(None, title="Excel sheet", description="Sheet name; empty for the first sheet.")
+    sheet: str | None = Field(
+        None, title="Excel sheet", description="Sheet name; empty for the first sheet."
+    )
     db_url: str | None = Field(
         None,
         title="Database URL",
         description="SQLAlchemy URL without password (sql), e.g. postgresql://user@host/db. "
         f"The password comes from the worker's {DB_PASSWORD_ENV} environment variable.",
     )
-    query: str | None = Field(None, title="SQL query or table", description="A SELECT statement or a table name (sql).")
+    query: str | None = Field(
+        None, title="SQL query or table", description="A SELECT statement or a table name (sql)."
+    )
     phone_column: str | None = Field(
         None, title="Phone column", description="Column holding the numbers; empty to detect it."
     )
 
 
-class WindowPreset(str, Enum):
+class WindowPreset(StrEnum):
     strict = "strict"  # SMS Partner's hold: Mon-Sat 08:00-20:00, no holidays
     af2m_2024 = "af2m_2024"  # operators' charter 2024: Mon-Sat 08:00-22:00
     af2m_2026 = "af2m_2026"  # operators' charter 2026: every day 08:00-21:30
@@ -120,7 +128,9 @@ class DeliveryWindow(BaseModel):
         "account's hold was lifted.",
     )
     alsace_moselle: bool = Field(
-        False, title="Alsace-Moselle holidays", description="Also avoid Good Friday and 26 December."
+        False,
+        title="Alsace-Moselle holidays",
+        description="Also avoid Good Friday and 26 December.",
     )
     horizon_days: int = Field(14, ge=1, le=60, title="Planning horizon (days)")
     allow_immediate: bool = Field(
@@ -129,7 +139,9 @@ class DeliveryWindow(BaseModel):
         description="Send without a schedule when the window is open long enough now.",
     )
     allow_foreign: bool = Field(
-        False, title="Accept foreign numbers", description="Numbers outside France and its territories."
+        False,
+        title="Accept foreign numbers",
+        description="Numbers outside France and its territories.",
     )
 
     def policy(self) -> WindowPolicy:
@@ -144,18 +156,37 @@ class DeliveryWindow(BaseModel):
 class Limits(BaseModel):
     """Budget, speed and frequency."""
 
-    max_cost: float | None = Field(None, ge=0, title="Budget cap", description="Maximum cost of this campaign, in the account's currency.")
-    cost_per_sms: float = Field(0.045, gt=0, le=5, title="Estimated cost per SMS", description="Used until the gateway's first answers tell the real price.")
+    max_cost: float | None = Field(
+        None,
+        ge=0,
+        title="Budget cap",
+        description="Maximum cost of this campaign, in the account's currency.",
+    )
+    cost_per_sms: float = Field(
+        0.045,
+        gt=0,
+        le=5,
+        title="Estimated cost per SMS",
+        description="Used until the gateway's first answers tell the real price.",
+    )
     concurrency: int = Field(8, ge=1, le=64, title="Parallel API calls")
     chunk_size: int = Field(500, ge=1, le=500, title="Numbers per API call")
-    frequency_cap_days: int = Field(30, ge=0, le=365, title="Frequency cap (days)", description="Skip numbers texted by another campaign within this many days; 0 turns it off.")
+    frequency_cap_days: int = Field(
+        30,
+        ge=0,
+        le=365,
+        title="Frequency cap (days)",
+        description="Skip numbers texted by another campaign within this many days; 0: off.",
+    )
     lead_minutes: int = Field(10, ge=6, le=120, title="Lead time before a scheduled slot (minutes)")
     retry_backoff: float = Field(
-        1.0, ge=0.01, le=60, title="Retry backoff (seconds)",
+        1.0,
+        ge=0.01,
+        le=60,
+        title="Retry backoff (seconds)",
         description="First wait before retrying a failed call; doubles each time, with jitter.",
     )
     max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
-
 
 
 # -- tasks -------------------------------------------------------------------------------------
@@ -210,8 +241,9 @@ def prepare_task(
     ledger = shared_ledger(ledger_url)
     for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
         existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
-        planned, plan, decisions = _plan(rows.copy(), existing, stop | local, ledger, campaign_id,
-                                         window, limits, now)
+        planned, plan, decisions = _plan(
+            rows.copy(), existing, stop | local, ledger, campaign_id, window, limits, now
+        )
         if dry_run or existing:
             break
         if ledger.create_plan(campaign_id, survey_id, plan):
@@ -232,7 +264,12 @@ def prepare_task(
     )
     if dry_run:
         prepared.dry_plan = [
-            {"index": c.chunk_index, "territory": c.territory, "slot": c.slot, "size": len(c.numbers)}
+            {
+                "index": c.chunk_index,
+                "territory": c.territory,
+                "slot": c.slot,
+                "size": len(c.numbers),
+            }
             for c in plan
         ]
         return prepared
@@ -268,13 +305,20 @@ def _plan(
     territories = rows.loc[fresh(), cp.TERRITORY]
     n_chunks = max(1, len(territories) // limits.chunk_size + territories.nunique())
     decisions = cp.decide_slots(
-        territories, now, window.policy(), n_chunks=n_chunks, concurrency=limits.concurrency,
-        lead=timedelta(minutes=limits.lead_minutes), margin=timedelta(minutes=15),
+        territories,
+        now,
+        window.policy(),
+        n_chunks=n_chunks,
+        concurrency=limits.concurrency,
+        lead=timedelta(minutes=limits.lead_minutes),
+        margin=timedelta(minutes=15),
         allow_immediate=window.allow_immediate,
     )
     rows = cp.mark_no_slot(rows, decisions, fresh())
     start = max((c.chunk_index for c in existing), default=-1) + 1
-    plan = cp.plan_chunks(rows.loc[fresh()], decisions, chunk_size=limits.chunk_size, start_index=start)
+    plan = cp.plan_chunks(
+        rows.loc[fresh()], decisions, chunk_size=limits.chunk_size, start_index=start
+    )
     return rows, plan, decisions
 
 
@@ -313,14 +357,17 @@ def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: dat
     return rows
 
 
-@task(name="send-chunk", task_run_name="send-chunk-{chunk_index}")
+@task(name="send-chunk", task_run_name="send-chunk-{chunk_index}", cache_policy=NO_CACHE)
 def send_chunk_task(settings: SendSettings, chunk_index: int) -> ChunkResult:
     """Send one chunk of at most 500 numbers, exactly once."""
     client = thread_client(settings.base_url, settings.timeout)
     ledger = shared_ledger(settings.ledger_url, settings.ledger_lease)
     result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
     get_run_logger().info(
-        "chunk %d: %s (%d numbers)%s", chunk_index, result.state, result.size,
+        "chunk %d: %s (%d numbers)%s",
+        chunk_index,
+        result.state,
+        result.size,
         f", {result.reason}" if result.reason else "",
     )
     return result
@@ -335,6 +382,7 @@ def report_task(
     started: float,
     credits_after: float | None,
     cost_per_sms: float,
+    send_seconds: float,
 ) -> dict[str, Any]:
     """Outcome per row, summary, files and artifacts."""
     rows = cp.load_rows(prepared.rows_path)
@@ -346,11 +394,21 @@ def report_task(
     if prepared.dry_run:
         estimated = round(counts.rejected.get(cp.DRY_RUN, 0) * cost_per_sms, 4)
     summary = rp.build_summary(
-        campaign_id=prepared.campaign_id, survey_id=survey_id, counts=counts, chunks=chunks,
-        rows=rows, decisions=prepared.decisions, credits_before=prepared.credits_before,
-        credits_after=credits_after, currency=prepared.currency, dry_run=prepared.dry_run,
-        duration=time.monotonic() - started, report_dir=report_dir, estimated_cost=estimated,
+        campaign_id=prepared.campaign_id,
+        survey_id=survey_id,
+        counts=counts,
+        chunks=chunks,
+        rows=rows,
+        decisions=prepared.decisions,
+        credits_before=prepared.credits_before,
+        credits_after=credits_after,
+        currency=prepared.currency,
+        dry_run=prepared.dry_run,
+        duration=time.monotonic() - started,
+        report_dir=report_dir,
+        estimated_cost=estimated,
     )
+    summary["send_seconds"] = round(send_seconds, 3)
     if prepared.dry_run:
         summary["plan"] = prepared.dry_plan
     rp.write_files(report_dir, summary, chunks, rows, source_columns)
@@ -390,19 +448,30 @@ def credits_task(base_url: str) -> float | None:
 def send_survey_campaign(
     survey_id: Annotated[
         str,
-        Field(title="Survey identifier", description="sondageIdent of a survey created in the SMS Partner account."),
+        Field(
+            title="Survey identifier",
+            description="sondageIdent of a survey created in the SMS Partner account.",
+        ),
     ],
     recipients: RecipientSource = RecipientSource(),  # noqa: B008 - read-only default
     campaign_id: Annotated[
         str | None,
-        Field(title="Campaign id", description="Reuse an id to resume a campaign; empty for a new one."),
+        Field(
+            title="Campaign id",
+            description="Reuse an id to resume a campaign; empty for a new one.",
+        ),
     ] = None,
-    dry_run: Annotated[bool, Field(title="Dry run", description="Plan and report, send nothing.")] = False,
+    dry_run: Annotated[
+        bool, Field(title="Dry run", description="Plan and report, send nothing.")
+    ] = False,
     window: DeliveryWindow = DeliveryWindow(),  # noqa: B008
     limits: Limits = Limits(),  # noqa: B008
     suppression_list: Annotated[
         str | None,
-        Field(title="Local suppression list", description="CSV of numbers never to text; empty for the default file."),
+        Field(
+            title="Local suppression list",
+            description="CSV of numbers never to text; empty for the default file.",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once."""
@@ -410,25 +479,47 @@ def send_survey_campaign(
     logger = get_run_logger()
     cid = cp.validate_campaign_id(campaign_id) if campaign_id else _campaign_id(survey_id)
     ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
-    suppression = suppression_list or os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
-    if not suppression_list and not Path(suppression).exists():
+    suppression: str | None = (
+        suppression_list or os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
+    )
+    if not suppression_list and not Path(str(suppression)).exists():
         suppression = None  # the default list is optional; one that was asked for is not
-    prepared = prepare_task(cid, survey_id, recipients, window, limits, ledger_url, suppression, dry_run)
+    prepared = prepare_task(
+        cid, survey_id, recipients, window, limits, ledger_url, suppression, dry_run
+    )
     if isinstance(prepared, Problem):
         logger.error(prepared.message)
         return Failed(message=prepared.message)  # type: ignore[return-value]
     base_url = gateway_url()
     settings = SendSettings(
-        campaign_id=cid, survey_id=survey_id, base_url=base_url, ledger_url=ledger_url,
-        owner=lg.owner_token(uuid.uuid4().hex[:8]), cost_per_recipient=limits.cost_per_sms,
-        max_cost=limits.max_cost, credits=prepared.credits_before, policy=window.policy(),
-        lead=timedelta(minutes=limits.lead_minutes), backoff=limits.retry_backoff,
+        campaign_id=cid,
+        survey_id=survey_id,
+        base_url=base_url,
+        ledger_url=ledger_url,
+        owner=lg.owner_token(uuid.uuid4().hex[:8]),
+        cost_per_recipient=limits.cost_per_sms,
+        max_cost=limits.max_cost,
+        credits=prepared.credits_before,
+        policy=window.policy(),
+        lead=timedelta(minutes=limits.lead_minutes),
+        backoff=limits.retry_backoff,
         max_attempts=limits.max_attempts,
     )
+    fan_out_started = time.monotonic()
     stop = _fan_out(settings, prepared.chunk_indices, limits.concurrency)
+    send_seconds = time.monotonic() - fan_out_started
     credits_after = prepared.credits_before if dry_run else credits_task(base_url)
     columns = [c for c in cp.load_rows(prepared.rows_path).columns if not str(c).startswith("_")]
-    summary = report_task(prepared, survey_id, ledger_url, columns, started, credits_after, limits.cost_per_sms)
+    summary = report_task(
+        prepared,
+        survey_id,
+        ledger_url,
+        columns,
+        started,
+        credits_after,
+        limits.cost_per_sms,
+        send_seconds,
+    )
     if stop:
         logger.error(stop)
         return Failed(message=stop, data=summary)  # type: ignore[return-value]
@@ -440,15 +531,22 @@ def _fan_out(settings: SendSettings, indices: list[int], concurrency: int) -> st
     if not indices:
         return None
     total = len(indices)
-    progress = create_progress_artifact(
-        progress=0.0, key=None, description=f"Chunks sent for {settings.campaign_id}"
+    progress = cast(
+        UUID,
+        create_progress_artifact(
+            progress=0.0, key=None, description=f"Chunks sent for {settings.campaign_id}"
+        ),
     )
     done = 0
     stop: str | None = None
+    runner: ThreadPoolTaskRunner[Any]
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
-        futures = runner.map(send_chunk_task, {"settings": settings, "chunk_index": indices})
+        futures: list[Any] = runner.map(
+            send_chunk_task,  # type: ignore[arg-type]  # Prefect's stubs expect an async task
+            {"settings": settings, "chunk_index": indices},
+        )
         for future in futures:
-            result: ChunkResult = future.result()
+            result = cast(ChunkResult, future.result())
             done += 1
             stop = stop or result.stop_campaign
             if done % max(1, total // 20) == 0 or done == total:
@@ -503,7 +601,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
     p.add_argument("--alsace-moselle", action="store_true", help="add Alsace-Moselle holidays")
     p.add_argument("--horizon-days", type=int, default=14)
-    p.add_argument("--no-immediate", action="store_true", help="always schedule, never send at once")
+    p.add_argument(
+        "--no-immediate", action="store_true", help="always schedule, never send at once"
+    )
     p.add_argument("--allow-foreign", action="store_true", help="accept non-French mobiles")
     args = p.parse_args(argv)
     if args.db_url and not args.query:
@@ -526,11 +626,21 @@ def _source(args: argparse.Namespace) -> RecipientSource:
                 url = parsed.set(password=None).render_as_string(hide_password=False)
         except Exception:  # noqa: BLE001, S110 - the loader reports a malformed URL
             pass
-        return RecipientSource(kind=SourceKind.sql, path=None, db_url=url, query=args.query,
-                               phone_column=args.phone_column)
-    kind = SourceKind.excel if str(args.recipients).lower().endswith((".xlsx", ".xlsm")) else SourceKind.csv
-    return RecipientSource(kind=kind, path=args.recipients, sheet=args.sheet,
-                           phone_column=args.phone_column)
+        return RecipientSource(
+            kind=SourceKind.sql,
+            path=None,
+            db_url=url,
+            query=args.query,
+            phone_column=args.phone_column,
+        )
+    kind = (
+        SourceKind.excel
+        if str(args.recipients).lower().endswith((".xlsx", ".xlsm"))
+        else SourceKind.csv
+    )
+    return RecipientSource(
+        kind=kind, path=args.recipients, sheet=args.sheet, phone_column=args.phone_column
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,14 +649,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.campaign_id:
             cp.validate_campaign_id(args.campaign_id)
         window = DeliveryWindow(
-            preset=WindowPreset(args.window), gateway_hold=not args.no_gateway_hold,
-            alsace_moselle=args.alsace_moselle, horizon_days=args.horizon_days,
-            allow_immediate=not args.no_immediate, allow_foreign=args.allow_foreign,
+            preset=WindowPreset(args.window),
+            gateway_hold=not args.no_gateway_hold,
+            alsace_moselle=args.alsace_moselle,
+            horizon_days=args.horizon_days,
+            allow_immediate=not args.no_immediate,
+            allow_foreign=args.allow_foreign,
         )
         limits = Limits(
-            max_cost=args.max_cost, cost_per_sms=args.cost_per_sms, concurrency=args.concurrency,
-            chunk_size=args.chunk_size, frequency_cap_days=args.frequency_cap_days,
-            retry_backoff=args.retry_backoff, max_attempts=args.max_attempts,
+            max_cost=args.max_cost,
+            cost_per_sms=args.cost_per_sms,
+            concurrency=args.concurrency,
+            chunk_size=args.chunk_size,
+            frequency_cap_days=args.frequency_cap_days,
+            retry_backoff=args.retry_backoff,
+            max_attempts=args.max_attempts,
         )
         source = _source(args)
     except (cp.CampaignError, ValueError) as exc:
@@ -556,9 +673,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: recipients file not found: {args.recipients}", file=sys.stderr)
         return 2
     state = send_survey_campaign(
-        survey_id=args.survey_id, recipients=source, campaign_id=args.campaign_id,
-        dry_run=args.dry_run, window=window, limits=limits,
-        suppression_list=args.suppression_list, return_state=True,
+        survey_id=args.survey_id,
+        recipients=source,
+        campaign_id=args.campaign_id,
+        dry_run=args.dry_run,
+        window=window,
+        limits=limits,
+        suppression_list=args.suppression_list,
+        return_state=True,
     )
     if state.is_completed():
         summary = state.result()

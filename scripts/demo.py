@@ -25,9 +25,20 @@ def free_port() -> int:
 
 def start_simulator(port: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smspartner.simulator", "--port", str(port),
-         "--credits", "50", "--stop", "+33612345627"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "smspartner.simulator",
+            "--port",
+            str(port),
+            "--credits",
+            "50",
+            "--stop",
+            "+33612345627",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the simulator says where it listens once it does
@@ -58,9 +69,20 @@ def main() -> int:
     try:
         print("Running a survey campaign on data/samples/recipients.csv ...", flush=True)
         done = subprocess.run(
-            [sys.executable, "-m", "flows.survey_campaign", "--survey-id", "demo-satisfaction",
-             "--recipients", "data/samples/recipients.csv"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "flows.survey_campaign",
+                "--survey-id",
+                "demo-satisfaction",
+                "--recipients",
+                "data/samples/recipients.csv",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
         )
     finally:
         sim.terminate()

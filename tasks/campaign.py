@@ -43,7 +43,12 @@ _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 # Columns the pipeline adds to the source's own (prefixed so they never clash with them).
 E164, TERRITORY, REASON, DETAIL, OUTCOME, ROW = (
-    "_e164", "_territory", "_reason", "_detail", "_outcome", "_row",
+    "_e164",
+    "_territory",
+    "_reason",
+    "_detail",
+    "_outcome",
+    "_row",
 )
 
 
@@ -124,12 +129,16 @@ def plan_chunks(
     index = start_index
     for (territory, slot), numbers in groups.items():
         for start in range(0, len(numbers), chunk_size):
-            plan.append(lg.ChunkPlan(index, territory, slot, tuple(numbers[start : start + chunk_size])))
+            plan.append(
+                lg.ChunkPlan(index, territory, slot, tuple(numbers[start : start + chunk_size]))
+            )
             index += 1
     return plan
 
 
-def row_outcomes(rows: pd.DataFrame, chunks: Sequence[lg.ChunkRow], *, dry_run: bool) -> pd.DataFrame:
+def row_outcomes(
+    rows: pd.DataFrame, chunks: Sequence[lg.ChunkRow], *, dry_run: bool
+) -> pd.DataFrame:
     """Fill each row's outcome from its reject reason or its chunk's state."""
     state: dict[str, tuple[str, str | None, str | None]] = {}
     for c in chunks:
@@ -257,8 +266,9 @@ def decide_slots(
     """One slot decision per territory, with the whole fan-out's duration as margin."""
     fanout = timedelta(seconds=math.ceil(n_chunks / max(1, concurrency)) * seconds_per_call)
     return {
-        t: plan_slot(now, t, policy, lead=lead, fanout=fanout, margin=margin,
-                     allow_immediate=allow_immediate)
+        t: plan_slot(
+            now, t, policy, lead=lead, fanout=fanout, margin=margin, allow_immediate=allow_immediate
+        )
         for t in sorted(set(territories))
     }
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     create_engine,
     event,
     func,
@@ -95,6 +97,8 @@ chunks = Table(
     Column("currency", String(8)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True)),
+    # Covers the budget query, so a claim never reads the chunks' number lists.
+    Index("ix_chunks_budget", "campaign_id", "state", "owner", "cost", "reserved_cost", "size"),
 )
 
 texted = Table(
@@ -218,15 +222,27 @@ class Ledger:
         self.url = url
         self.lease = lease
         self.engine = _make_engine(url)
+        self._local_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction. SQLite has one writer at a time: queue this process's threads on
+        a lock instead of letting them spin in SQLite's busy handler."""
+        if self._local_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._local_lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
     def _campaign_lock(self, campaign_id: str) -> Iterator[Connection]:
         """A transaction that holds the campaign row: claims and budget checks serialise here."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             stmt = select(campaigns.c.campaign_id).where(campaigns.c.campaign_id == campaign_id)
             if self.engine.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already locks
                 stmt = stmt.with_for_update()
@@ -246,7 +262,7 @@ class Ledger:
         """Write a campaign's chunks; False when another run created the campaign first."""
         now = _now()
         try:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(
                     insert(campaigns).values(
                         campaign_id=campaign_id, survey_id=survey_id, created_at=now
@@ -310,7 +326,7 @@ class Ledger:
             ).scalar()
 
     def halt(self, campaign_id: str, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(campaigns)
                 .where(campaigns.c.campaign_id == campaign_id)
@@ -318,7 +334,7 @@ class Ledger:
             )
 
     def clear_halt(self, campaign_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(campaigns)
                 .where(campaigns.c.campaign_id == campaign_id)
@@ -345,13 +361,12 @@ class Ledger:
         now = _now()
         with self._campaign_lock(campaign_id) as conn:
             cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
-            row = _row(conn.execute(select(chunks).where(cond)).one())
+            found = conn.execute(select(chunks).where(cond)).one()
+            row = _row(found)
             if row.state in (SENT, CANCELLED):
                 return Claim(row, "skip")
             if row.state == SENDING and row.owner != owner:
-                claimed_at = _aware(
-                    conn.execute(select(chunks.c.claimed_at).where(cond)).scalar()
-                )
+                claimed_at = _aware(found.claimed_at)
                 alive = not _owner_is_dead(row.owner) and (
                     claimed_at is not None and now - claimed_at < self.lease
                 )
@@ -365,24 +380,23 @@ class Ledger:
                 values = {"state": FAILED, "reason": halt, "detail": "campaign halted"}
                 conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
                 return Claim(_replace(row, **values), "skip")
-            reserve = row.size * cost_per_recipient
+            spent, mine, per_recipient = _budget(conn, campaign_id, owner)
+            # The estimate holds until the gateway's own answers tell the real price.
+            reserve = row.size * (per_recipient or cost_per_recipient)
             if not may_have_landed:
-                spent = _committed(conn, campaign_id, None)
+                refusal = None
                 if max_cost is not None and spent + reserve > max_cost + 1e-9:
-                    values = {
-                        "state": FAILED,
-                        "reason": "budget_exceeded",
-                        "detail": f"projected cost {spent + reserve:.2f} > max_cost {max_cost:.2f}",
-                    }
-                    conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
-                    return Claim(_replace(row, **values), "skip")
-                mine = _committed(conn, campaign_id, owner)
-                if credits is not None and mine + reserve > credits + 1e-9:
-                    values = {
-                        "state": FAILED,
-                        "reason": "insufficient_credits",
-                        "detail": f"projected cost {mine + reserve:.2f} > credits {credits:.2f}",
-                    }
+                    refusal = (
+                        "budget_exceeded",
+                        f"projected cost {spent + reserve:.2f} > max_cost {max_cost:.2f}",
+                    )
+                elif credits is not None and mine + reserve > credits + 1e-9:
+                    refusal = (
+                        "insufficient_credits",
+                        f"projected cost {mine + reserve:.2f} > credits {credits:.2f}",
+                    )
+                if refusal:
+                    values = {"state": FAILED, "reason": refusal[0], "detail": refusal[1]}
                     conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
                     return Claim(_replace(row, **values), "skip")
             values = {
@@ -407,7 +421,7 @@ class Ledger:
         if "refused" in values and not isinstance(values["refused"], str):
             values["refused"] = json.dumps(values["refused"]) if values["refused"] else None
         values["updated_at"] = _now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(chunks)
                 .where(
@@ -430,7 +444,7 @@ class Ledger:
     ) -> None:
         """The outcome and the per-recipient record, in one transaction."""
         now = _now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
             numbers = conn.execute(select(chunks.c.numbers).where(cond)).scalar() or ""
             conn.execute(
@@ -452,20 +466,10 @@ class Ledger:
                 for n in numbers.split(",")
                 if n
             ]
-            existing = {
-                r[0]
-                for r in conn.execute(
-                    select(texted.c.e164).where(
-                        and_(
-                            texted.c.campaign_id == campaign_id,
-                            texted.c.e164.in_([r["e164"] for r in rows]),
-                        )
-                    )
-                )
-            }
-            rows = [r for r in rows if r["e164"] not in existing]
             if rows:
-                conn.execute(insert(texted), rows)
+                # A chunk is marked sent once, but a reconciled rerun may repeat it: ignore rows
+                # that are already there rather than reading them first.
+                conn.execute(_insert_ignore(conn, texted), rows)
 
     def mark(
         self, campaign_id: str, chunk_index: int, state: str, reason: str | None, detail: str | None
@@ -501,24 +505,87 @@ class Ledger:
                 )
         return found
 
+    # -- cancellation -----------------------------------------------------------------------
+
+    def mark_cancelled(
+        self,
+        campaign_id: str,
+        chunk_index: int,
+        *,
+        from_states: Sequence[str],
+        reason: str,
+        detail: str | None = None,
+    ) -> bool:
+        """Set a chunk ``cancelled`` if it is still in one of ``from_states``; False otherwise.
+
+        The check and the write happen under the campaign lock, so a chunk that a concurrent run
+        claimed in between is left alone (it is being sent; cancel it once it is). A chunk that
+        was sent leaves the frequency cap's record too: its recipients were never texted.
+        """
+        now = _now()
+        with self._campaign_lock(campaign_id) as conn:
+            cond = and_(
+                chunks.c.campaign_id == campaign_id,
+                chunks.c.chunk_index == chunk_index,
+                chunks.c.state.in_(list(from_states)),
+            )
+            row = conn.execute(select(chunks.c.state, chunks.c.numbers).where(cond)).first()
+            if row is None:
+                return False
+            conn.execute(
+                update(chunks)
+                .where(cond)
+                .values(state=CANCELLED, reason=reason, detail=detail, owner=None, updated_at=now)
+            )
+            if row.state == SENT:
+                numbers = [n for n in (row.numbers or "").split(",") if n]
+                for start in range(0, len(numbers), 500):
+                    conn.execute(
+                        texted.delete().where(
+                            and_(
+                                texted.c.campaign_id == campaign_id,
+                                texted.c.e164.in_(numbers[start : start + 500]),
+                            )
+                        )
+                    )
+        return True
+
+
+def _insert_ignore(conn: Connection, table: Table) -> Any:
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if name in ("mysql", "mariadb"):
+        return insert(table).prefix_with("IGNORE")
+    return insert(table)
+
 
 def _replace(row: ChunkRow, **values: Any) -> ChunkRow:
     fields = {k: v for k, v in values.items() if k in ChunkRow.__dataclass_fields__}
     return ChunkRow(**{**row.__dict__, **fields})
 
 
-def _committed(conn: Connection, campaign_id: str, owner: str | None) -> float:
-    """Cost sent or reserved by a campaign (by one owner when given)."""
-    amount = func.coalesce(
-        func.sum(
-            func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
-        ),
-        0.0,
-    )
-    cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.state.in_((SENDING, SENT)))
-    if owner is not None:
-        cond = and_(cond, chunks.c.owner == owner)
-    return float(conn.execute(select(amount).where(cond)).scalar() or 0.0)
+def _budget(conn: Connection, campaign_id: str, owner: str) -> tuple[float, float, float | None]:
+    """(cost sent or reserved by the campaign, the same for one owner, observed cost per
+    recipient of the chunks sent so far or None), in one pass over an index."""
+    committed = func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
+    priced = and_(chunks.c.state == SENT, chunks.c.cost.is_not(None))
+    row = conn.execute(
+        select(
+            func.coalesce(func.sum(committed), 0.0),
+            func.coalesce(func.sum(case((chunks.c.owner == owner, committed), else_=0.0)), 0.0),
+            func.sum(case((priced, chunks.c.cost), else_=None)),
+            func.sum(case((priced, chunks.c.size), else_=None)),
+        ).where(and_(chunks.c.campaign_id == campaign_id, chunks.c.state.in_((SENDING, SENT))))
+    ).one()
+    per_recipient = float(row[2]) / int(row[3]) if row[3] else None
+    return float(row[0]), float(row[1]), per_recipient
 
 
 def _make_engine(url: str) -> Engine:
@@ -538,6 +605,9 @@ def _make_engine(url: str) -> Engine:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process (the crash case we promise); a power cut
+            # may lose the last commits. Use PostgreSQL where that matters.
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
             dbapi_conn.execute("PRAGMA busy_timeout=60000")
 
         @event.listens_for(engine, "begin")

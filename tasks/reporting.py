@@ -127,9 +127,23 @@ def write_files(
     }
     paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     records = chunk_records(chunks)
-    header = list(records[0]) if records else ["index", "size", "territory", "slot", "tag",
-                                                "message_id", "nb_sms", "cost", "state", "reason",
-                                                "refused"]
+    header = (
+        list(records[0])
+        if records
+        else [
+            "index",
+            "size",
+            "territory",
+            "slot",
+            "tag",
+            "message_id",
+            "nb_sms",
+            "cost",
+            "state",
+            "reason",
+            "refused",
+        ]
+    )
     write_csv(paths["chunks"], header, ([r[h] for h in header] for r in records))
     not_sent = rows[rows[OUTCOME] != SENT]
     write_csv(
@@ -146,7 +160,8 @@ def write_files(
 def markdown_summary(summary: Mapping[str, Any], rows: pd.DataFrame) -> str:
     """What the run's page in the Prefect UI shows: aggregates only, numbers masked."""
     lines = [
-        f"# Survey campaign `{summary['campaign_id']}`" + (" (dry run)" if summary["dry_run"] else ""),
+        f"# Survey campaign `{summary['campaign_id']}`"
+        + (" (dry run)" if summary["dry_run"] else ""),
         "",
         f"Survey `{summary['survey_id']}` - {summary['loaded']} rows loaded in "
         f"{summary['duration_seconds']:.1f} s.",
@@ -183,7 +198,9 @@ def markdown_summary(summary: Mapping[str, Any], rows: pd.DataFrame) -> str:
         f"- SMS: {summary['nb_sms']}, cost: {summary['cost']:.3f} {summary['currency']}",
     ]
     if summary.get("estimated_cost") is not None:
-        lines.append(f"- estimated cost if sent: {summary['estimated_cost']:.3f} {summary['currency']}")
+        lines.append(
+            f"- estimated cost if sent: {summary['estimated_cost']:.3f} {summary['currency']}"
+        )
     lines.append(
         f"- credits before: {_money(summary['credits_before'])}, after: "
         f"{_money(summary['credits_after'])} {summary['currency']}"

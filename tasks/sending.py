@@ -46,7 +46,7 @@ log = logging.getLogger("survey.sending")
 
 API_KEY_ENV = "SMSPARTNER_API_KEY"
 BASE_URL_ENV = "SMSPARTNER_BASE_URL"
-SECRET_BLOCK = "smspartner-api-key"
+SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
 
 
 class CampaignStopped(Exception):
@@ -205,22 +205,31 @@ def send_chunk_once(
         if not numbers:
             ledger.update_chunk(cid, chunk_index, numbers=numbers, refused=refused)
             ledger.mark_sent(
-                cid, chunk_index, message_id=None, nb_sms=0, cost=0.0, currency="EUR",
-                texted_at=now(), detail="every number refused by the gateway",
+                cid,
+                chunk_index,
+                message_id=None,
+                nb_sms=0,
+                cost=0.0,
+                currency="EUR",
+                texted_at=now(),
+                detail="every number refused by the gateway",
             )
             return _result(ledger.chunk(cid, chunk_index))
         slot = _current_slot(settings, chunk.territory, slot, now())
         if slot == "none":
             ledger.mark(cid, chunk_index, lg.FAILED, "no_slot", "no allowed slot within horizon")
             return _result(ledger.chunk(cid, chunk_index))
-        ledger.update_chunk(cid, chunk_index, slot=slot, numbers=numbers, refused=refused)
+        if (slot, numbers, refused) != (chunk.slot, chunk.numbers, chunk.refused):
+            ledger.update_chunk(cid, chunk_index, slot=slot, numbers=numbers, refused=refused)
         schedule = to_api_schedule(datetime.fromisoformat(slot)) if slot else None
         try:
             res = client.send_survey(numbers, settings.survey_id, tag=chunk.tag, schedule=schedule)
         except AuthError as exc:
             ledger.release(cid, chunk_index)
             return ChunkResult(
-                chunk_index, lg.PENDING, chunk.size,
+                chunk_index,
+                lg.PENDING,
+                chunk.size,
                 stop_campaign=f"the gateway refused the API key (code {exc.code})",
             )
         except InsufficientCredits:
@@ -259,11 +268,15 @@ def send_chunk_once(
             ledger.mark(cid, chunk_index, lg.FAILED, GATEWAY_ERROR, f"code {exc.code}: {exc}"[:500])
             return _result(ledger.chunk(cid, chunk_index))
         ledger.mark_sent(
-            cid, chunk_index, message_id=res.message_id, nb_sms=res.nb_sms, cost=res.cost,
+            cid,
+            chunk_index,
+            message_id=res.message_id,
+            nb_sms=res.nb_sms,
+            cost=res.cost,
             currency=res.currency,
             texted_at=datetime.fromisoformat(slot).astimezone(UTC) if slot else now(),
         )
-        return _result(ledger.chunk(cid, chunk_index))
+        return ChunkResult(chunk_index, lg.SENT, len(numbers), nb_sms=res.nb_sms, cost=res.cost)
     ledger.mark(cid, chunk_index, lg.FAILED, "gateway_unavailable", last_problem[:500])
     return _result(ledger.chunk(cid, chunk_index))
 
@@ -284,8 +297,12 @@ def _landed(
         return False
     estimate = settings.cost_per_recipient * chunk.size
     ledger.mark_sent(
-        settings.campaign_id, chunk.chunk_index, message_id=entries[0].message_id,
-        nb_sms=chunk.size, cost=estimate, currency="EUR",
+        settings.campaign_id,
+        chunk.chunk_index,
+        message_id=entries[0].message_id,
+        nb_sms=chunk.size,
+        cost=estimate,
+        currency="EUR",
         texted_at=datetime.fromisoformat(chunk.slot).astimezone(UTC) if chunk.slot else now(),
         detail="confirmed by status-by-tag after a lost answer; cost estimated",
     )
@@ -303,8 +320,14 @@ def _current_slot(
         assert slot is not None
         if datetime.fromisoformat(slot) >= now + settings.lead / 2:
             return slot
-    decision = plan_slot(now, territory, settings.policy, lead=settings.lead,
-                         margin=settings.margin, allow_immediate=slot is None)
+    decision = plan_slot(
+        now,
+        territory,
+        settings.policy,
+        lead=settings.lead,
+        margin=settings.margin,
+        allow_immediate=slot is None,
+    )
     if decision.at_once:
         return None
     if decision.slot is None:

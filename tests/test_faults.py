@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import requests
 from conftest import REPO, TEST_KEY
-
 from prefect.settings import PREFECT_API_URL
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
@@ -66,8 +65,13 @@ FAULTS = {
     "connection_resets": FaultConfig(reset_rate=0.3, seed=4),
     "answers_lost": FaultConfig(drop_after_accept_rate=0.3, seed=5),
     "all_together": FaultConfig(
-        latency_ms=10, error_5xx_rate=0.1, rate_limit_rate=0.1, retry_after=0.05,
-        reset_rate=0.1, drop_after_accept_rate=0.1, seed=6,
+        latency_ms=10,
+        error_5xx_rate=0.1,
+        rate_limit_rate=0.1,
+        retry_after=0.05,
+        reset_rate=0.1,
+        drop_after_accept_rate=0.1,
+        seed=6,
     ),
 }
 
@@ -79,10 +83,14 @@ def test_each_valid_recipient_exactly_once_under_faults(
     numbers = mobiles(N)
     garbage = ["01 42 68 53 00", "nope", numbers[0]]  # a landline, text, a duplicate
     simulator.state.faults = FAULTS[name]
-    state = run(csv_of(campaign_env / "r.csv", numbers, garbage), f"faults-{name}".replace("_", "-"))
+    state = run(
+        csv_of(campaign_env / "r.csv", numbers, garbage), f"faults-{name}".replace("_", "-")
+    )
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(summary["rejected"].values())
+    assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(
+        summary["rejected"].values()
+    )
     assert summary["rejected"] == {"not_mobile": 1, "not_a_number": 1, "duplicate": 1}
     assert summary["sent"] == N and summary["failed"] == 0
     assert_exactly_once(simulator, set(numbers))
@@ -116,10 +124,16 @@ def test_code_9_sets_refused_numbers_aside_and_sends_the_rest(
     refused = numbers[7]
     simulator.state.add_canned(
         "sondage/to/send",
-        {"success": False, "code": 9, "error": [
-            {"elementId": "children[phoneNumbers].data",
-             "message": f"Ce numero de telephone n'est pas valide ({refused})"},
-        ]},
+        {
+            "success": False,
+            "code": 9,
+            "error": [
+                {
+                    "elementId": "children[phoneNumbers].data",
+                    "message": f"Ce numero de telephone n'est pas valide ({refused})",
+                },
+            ],
+        },
         status=400,
     )
     state = run(csv_of(campaign_env / "r.csv", numbers), "code-nine", chunk_size=500)
@@ -158,10 +172,28 @@ def _cli(campaign_env: Path, simulator: Any, csv: Path, campaign_id: str) -> sub
     # the test harness's Prefect server: no second server to start per process
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.survey_campaign", "--survey-id", "kill", "--recipients",
-         str(csv), "--campaign-id", campaign_id, "--chunk-size", "50", "--concurrency", "2",
-         "--retry-backoff", "0.05"],
-        cwd=campaign_env, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flows.survey_campaign",
+            "--survey-id",
+            "kill",
+            "--recipients",
+            str(csv),
+            "--campaign-id",
+            campaign_id,
+            "--chunk-size",
+            "50",
+            "--concurrency",
+            "2",
+            "--retry-backoff",
+            "0.05",
+        ],
+        cwd=campaign_env,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
 

@@ -113,7 +113,8 @@ def test_invalid_key_is_a_clear_error_and_nothing_is_sent(
 ) -> None:
     monkeypatch.setenv("SMSPARTNER_API_KEY", "not-the-right-key")
     state = send_survey_campaign(
-        survey_id="s", recipients=RecipientSource(path=str(write_csv(campaign_env / "r.csv", mobiles(3)))),
+        survey_id="s",
+        recipients=RecipientSource(path=str(write_csv(campaign_env / "r.csv", mobiles(3)))),
         return_state=True,
     )
     assert state.is_failed()
@@ -121,7 +122,9 @@ def test_invalid_key_is_a_clear_error_and_nothing_is_sent(
     assert simulator.state.sends == []
 
 
-def test_rerun_with_same_campaign_id_sends_nothing_again(campaign_env: Path, simulator: Any) -> None:
+def test_rerun_with_same_campaign_id_sends_nothing_again(
+    campaign_env: Path, simulator: Any
+) -> None:
     csv = write_csv(campaign_env / "r.csv", mobiles(700) + ["bad"])
     first = run(csv, campaign_id="again")
     second = run(csv, campaign_id="again")

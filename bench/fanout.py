@@ -1,0 +1,176 @@
+"""Fan-out benchmark: 1,000,000 recipients (2,000 chunks) against the simulator at 100 ms a call.
+
+Measured in one run, on this machine:
+- the project's fan-out (the send phase of a real flow run: ledger claims, Prefect task runs,
+  HTTP calls through one pooled client per worker thread);
+- the ideal: chunks x latency / concurrency;
+- a sequential loop of POSTs like the vendor's sample code (a new connection per call, no
+  pool), measured on a sample of chunks and scaled.
+
+Prints one JSON line: recipients, seconds, ideal_seconds, sequential_seconds, vs_ideal, speedup,
+peak_rss_mb (plus the details). Target: vs_ideal <= 1.5 and speedup >= 10.
+
+    .venv/bin/python bench/fanout.py [--recipients 1000000] [--concurrency 40] [--latency-ms 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# bench/numbers.py would shadow the standard library's `numbers` (numpy imports it): run from the
+# repository root's import path, not this folder's.
+sys.path[0] = str(REPO)
+KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(port: int, latency_ms: float, recipients: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smspartner.simulator",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--credits",
+            str(recipients * 1.0),
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if "listening" not in proc.stdout.readline():
+        raise SystemExit("simulator did not start")
+    return proc
+
+
+def sequential(url: str, chunks: list[list[str]]) -> float:
+    """The vendor sample's way: requests.post with a JSON string, one call after the other."""
+    import requests
+
+    started = time.perf_counter()
+    for i, numbers in enumerate(chunks):
+        data = json.dumps(
+            {
+                "apiKey": KEY,
+                "phoneNumbers": ",".join(numbers),
+                "sondageIdent": "bench",
+                "tag": f"seq-{i}",
+            }
+        )
+        r = requests.post(
+            f"{url}/sondage/to/send",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        if not r.json().get("success"):
+            raise SystemExit(f"sequential baseline call failed: {r.text[:200]}")
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--recipients", type=int, default=1_000_000)
+    p.add_argument("--concurrency", type=int, default=40)
+    p.add_argument("--latency-ms", type=float, default=100.0)
+    p.add_argument("--sequential-sample", type=int, default=50, help="chunks timed sequentially")
+    args = p.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    os.chdir(work)
+    port = free_port()
+    sim = start_simulator(port, args.latency_ms, args.recipients)
+    url = f"http://127.0.0.1:{port}/v1"
+    os.environ.update(
+        {
+            "SMSPARTNER_BASE_URL": url,
+            "SMSPARTNER_API_KEY": KEY,
+            "SURVEY_LEDGER_URL": f"sqlite:///{work}/ledger.sqlite",
+            "PREFECT_HOME": str(work / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    os.environ.pop("PREFECT_API_URL", None)
+    numbers = [f"+336{i:08d}" for i in range(args.recipients)]
+    csv = work / "recipients.csv"
+    csv.write_text("phone\n" + "\n".join(numbers) + "\n")
+    try:
+        from flows.survey_campaign import (
+            DeliveryWindow,
+            Limits,
+            RecipientSource,
+            send_survey_campaign,
+        )
+
+        started = time.perf_counter()
+        state = send_survey_campaign(
+            survey_id="bench",
+            recipients=RecipientSource(path=str(csv)),
+            campaign_id="bench-fanout",
+            # the bench measures throughput whatever the clock says: no hold, schedule or cap
+            window=DeliveryWindow(preset="af2m_2026", gateway_hold=False, allow_immediate=True),
+            limits=Limits(concurrency=args.concurrency, frequency_cap_days=0),
+            return_state=True,
+        )
+        total = time.perf_counter() - started
+        if not state.is_completed():
+            raise SystemExit(f"campaign failed: {state.message}")
+        summary = state.result()
+        chunk_count = sum(summary["chunks"].values())
+        # other numbers than the campaign's: the simulator puts some of those on its STOP list
+        sample = [
+            [f"+337{i:03d}{j:05d}" for j in range(500)] for i in range(args.sequential_sample)
+        ]
+        seq_sample = sequential(url, sample)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    seconds = summary["send_seconds"]
+    ideal = chunk_count * args.latency_ms / 1000 / args.concurrency
+    seq = seq_sample * chunk_count / args.sequential_sample
+    print(
+        json.dumps(
+            {
+                "recipients": args.recipients,
+                "chunks": chunk_count,
+                "concurrency": args.concurrency,
+                "latency_ms": args.latency_ms,
+                "sent": summary["sent"],
+                "seconds": round(seconds, 2),
+                "flow_seconds": round(total, 2),
+                "ideal_seconds": round(ideal, 2),
+                "sequential_seconds": round(seq, 2),
+                "sequential_sampled_chunks": args.sequential_sample,
+                "vs_ideal": round(seconds / ideal, 3),
+                "speedup": round(seq / seconds, 2),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The send ledger's promises, on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import need_server
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks import ledger as lg
+
+
+def plan(n_chunks: int, size: int = 3) -> list[lg.ChunkPlan]:
+    return [
+        lg.ChunkPlan(i, "FR", None, tuple(f"+3361{i:03d}{j:04d}" for j in range(size)))
+        for i in range(n_chunks)
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[lg.Ledger]:
+    if request.param == "sqlite":
+        led = lg.Ledger(f"sqlite:///{tmp_path}/ledger.sqlite")
+        yield led
+        led.close()
+        return
+    need_server("127.0.0.1", 5432, "PostgreSQL")
+    import psycopg
+
+    name = f"ledger_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    led = lg.Ledger(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    yield led
+    led.close()
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
+        c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_a_plan_is_written_once(ledger: lg.Ledger) -> None:
+    assert ledger.create_plan("c1", "survey", plan(3))
+    assert not ledger.create_plan("c1", "survey", plan(5))  # a concurrent first run lost
+    assert [c.chunk_index for c in ledger.chunks("c1")] == [0, 1, 2]
+    tags = {c.tag for c in ledger.chunks("c1")}
+    assert len(tags) == 3 and all(len(t) <= 20 and t == t.lower() and " " not in t for t in tags)
+
+
+def test_only_one_of_many_concurrent_claimants_sends(ledger: lg.Ledger) -> None:
+    ledger.create_plan("race", "survey", plan(1))
+
+    def claim(i: int) -> str:
+        return ledger.claim("race", 0, f"{lg.owner_token('x')}-{i}", cost_per_recipient=0.05).action
+
+    with ThreadPoolExecutor(16) as pool:
+        actions = list(pool.map(claim, range(32)))
+    assert actions.count("send") == 1
+    assert set(actions) <= {"send", "busy"}
+
+
+def test_claims_in_two_processes_never_both_send(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.sqlite"
+    led = lg.Ledger(url)
+    led.create_plan("procs", "survey", plan(200, size=1))
+    script = (
+        "import sys; from tasks import ledger as lg\n"
+        "led = lg.Ledger(sys.argv[1])\n"
+        "won = [i for i in range(200) if led.claim('procs', i, lg.owner_token(sys.argv[2]),"
+        " cost_per_recipient=0.05).action == 'send']\n"
+        "print(' '.join(map(str, won)))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, name],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        for name in ("a", "b")
+    ]
+    won = [set(map(int, p.communicate(timeout=120)[0].split())) for p in procs]
+    assert not won[0] & won[1]
+    assert won[0] | won[1] == set(range(200))
+
+
+def test_a_dead_claimant_leaves_the_chunk_to_be_reconciled(ledger: lg.Ledger) -> None:
+    ledger.create_plan("crash", "survey", plan(1))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import socket
+
+    ghost = f"{socket.gethostname()}:{dead.stdout.strip()}:gone"
+    assert ledger.claim("crash", 0, ghost, cost_per_recipient=0.05).action == "send"
+    # its process is gone: the next run must look the tag up before resending
+    assert ledger.claim("crash", 0, lg.owner_token("next"), cost_per_recipient=0.05).action == (
+        "reconcile"
+    )
+
+
+def test_a_claim_on_another_host_waits_for_its_lease(tmp_path: Path) -> None:
+    led = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite", lease=timedelta(seconds=0))
+    led.create_plan("lease", "survey", plan(1))
+    assert led.claim("lease", 0, "other-host:1:x", cost_per_recipient=0.05).action == "send"
+    assert led.claim("lease", 0, lg.owner_token("me"), cost_per_recipient=0.05).action == (
+        "reconcile"
+    )
+    longer = lg.Ledger(f"sqlite:///{tmp_path}/l2.sqlite", lease=timedelta(minutes=5))
+    longer.create_plan("lease", "survey", plan(1))
+    assert longer.claim("lease", 0, "other-host:1:x", cost_per_recipient=0.05).action == "send"
+    assert longer.claim("lease", 0, lg.owner_token("me"), cost_per_recipient=0.05).action == "busy"
+
+
+def test_sent_chunks_are_skipped_and_recorded_per_recipient(ledger: lg.Ledger) -> None:
+    ledger.create_plan("done", "survey", plan(2))
+    owner = lg.owner_token("r")
+    assert ledger.claim("done", 0, owner, cost_per_recipient=0.05).action == "send"
+    now = datetime.now(UTC)
+    ledger.mark_sent("done", 0, message_id=7, nb_sms=3, cost=0.15, currency="EUR", texted_at=now)
+    ledger.mark_sent("done", 0, message_id=7, nb_sms=3, cost=0.15, currency="EUR", texted_at=now)
+    assert ledger.claim("done", 0, lg.owner_token("r2"), cost_per_recipient=0.05).action == "skip"
+    numbers = ledger.chunk("done", 0).numbers
+    since = now - timedelta(days=1)
+    assert ledger.recently_texted(numbers, since=since, exclude_campaign="other") == set(numbers)
+    assert ledger.recently_texted(numbers, since=since, exclude_campaign="done") == set()
+
+
+def test_budget_uses_observed_price_once_known(ledger: lg.Ledger) -> None:
+    ledger.create_plan("price", "survey", plan(4, size=10))
+    owner = lg.owner_token("r")
+    assert ledger.claim("price", 0, owner, cost_per_recipient=0.01, max_cost=2.0).action == "send"
+    # the gateway says a recipient costs 0.08, not the 0.01 estimated
+    ledger.mark_sent(
+        "price", 0, message_id=1, nb_sms=10, cost=0.8, currency="EUR", texted_at=datetime.now(UTC)
+    )
+    assert ledger.claim("price", 1, owner, cost_per_recipient=0.01, max_cost=2.0).action == "send"
+    refused = ledger.claim("price", 2, owner, cost_per_recipient=0.01, max_cost=2.0)
+    assert refused.action == "skip" and refused.chunk.reason == "budget_exceeded"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=12),
+    price=st.floats(min_value=0.01, max_value=0.2),
+    cap=st.floats(min_value=0.0, max_value=20.0),
+)
+def test_claims_never_commit_more_than_the_cap(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], price: float, cap: float
+) -> None:
+    led = lg.Ledger(f"sqlite:///{tmp_path_factory.mktemp('cap')}/l.sqlite")
+    chunks = [
+        lg.ChunkPlan(i, "FR", None, tuple(f"+3361{i:03d}{j:04d}" for j in range(n)))
+        for i, n in enumerate(sizes)
+    ]
+    led.create_plan("cap", "survey", chunks)
+    owner = lg.owner_token("r")
+    committed = 0.0
+    for c in chunks:
+        if led.claim(
+            "cap", c.chunk_index, owner, cost_per_recipient=price, max_cost=cap
+        ).action == ("send"):
+            committed += len(c.numbers) * price
+    assert committed <= cap + 1e-6
+    led.close()
