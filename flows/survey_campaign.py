@@ -36,7 +36,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
 from tasks import campaign as cp
@@ -666,6 +666,12 @@ def main(argv: list[str] | None = None) -> int:
             max_attempts=args.max_attempts,
         )
         source = _source(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"error: invalid option: {problems}", file=sys.stderr)
+        return 2
     except (cp.CampaignError, ValueError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -1,0 +1,905 @@
+"""Load campaign recipients from a CSV file, an Excel workbook or a SQL database.
+
+Whatever the source, the result has the same shape: a DataFrame whose columns keep their original
+names and whose values are all strings (``""`` when missing), in the source's row order, indexed
+0..n-1. Nothing is interpreted here: phone numbers stay exactly as written (a leading zero,
+``612345678.0``, ``+33 (0)6 ...``) because cleaning them belongs to the numbers step, which needs
+the raw text to explain each reject.
+
+Every problem an operator can fix (missing file, unreadable encoding, bad query, database down...)
+raises :class:`RecipientsError`, whose message is one line that is safe to show: database URLs
+have their password masked, and neither passwords nor phone numbers are quoted.
+
+Databases are only read: a query must be a single SELECT (or WITH ... SELECT) statement or a bare
+table name, and PostgreSQL, MariaDB/MySQL and SQLite connections are also put in read-only mode,
+so a statement that slips past the check (``SELECT nextval(...)``) is refused by the server.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import re
+import unicodedata
+import warnings
+import zipfile
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import sqlalchemy as sa
+from openpyxl.utils.exceptions import InvalidFileException
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import NullPool
+
+
+class RecipientsError(Exception):
+    """Bad input or source: str(exc) is ONE clear line for the operator (no traceback needed,
+    no password)."""
+
+
+# Usual headers of a phone column, most specific first: when a file has both "Téléphone" (often a
+# landline) and "Portable", the mobile wins. Matching ignores case, accents, spaces and
+# punctuation, so "TEL", "Tél." and "tel" are one entry.
+PHONE_COLUMN_CANDIDATES: tuple[str, ...] = (
+    "mobile",
+    "portable",
+    "téléphone portable",
+    "téléphone mobile",
+    "tél portable",
+    "tél mobile",
+    "numéro de portable",
+    "numéro de mobile",
+    "numéro portable",
+    "numéro mobile",
+    "mobile phone",
+    "mobile number",
+    "phone mobile",
+    "cell",
+    "cellphone",
+    "cell phone",
+    "cell number",
+    "cellulaire",
+    "gsm",
+    "msisdn",
+    "phone",
+    "phone number",
+    "phone no",
+    "telephone",
+    "telephone number",
+    "téléphone",
+    "tél",
+    "tel",
+    "numéro de téléphone",
+    "n° de téléphone",
+    "n° tél",
+    "num tel",
+    "numéro tel",
+    "contact number",
+    "numéro",
+    "number",
+)
+
+CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt", ".tsv")
+EXCEL_SUFFIXES: tuple[str, ...] = (".xlsx", ".xlsm")
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+CONNECT_TIMEOUT_S = 10
+
+# Enough lines to sniff a delimiter; reading more would only slow down million-row files.
+_SAMPLE_BYTES = 64 * 1024
+_SNIFF_LINES = 50
+_UNNAMED = re.compile(r"Unnamed: \d+")
+# "é", "è", "à"... encoded as UTF-8; as Windows-1252 this reads "Ã©", which French text never has.
+_UTF8_ACCENT = re.compile(rb"\xc3[\x80-\xbf]")
+
+# First bytes of files people pick by mistake, to say what the file is rather than "bad CSV".
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx saved under another name?)"),
+    (b"\xd0\xcf\x11\xe0", "an old Office file (.xls) or a password-protected workbook"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"SQLite format 3\x00", "a SQLite database (use db_url='sqlite:///<path>')"),
+)
+
+# Plain "postgresql://" and "mysql://" would need psycopg2 / mysqlclient, which we do not ship.
+_DRIVER_REWRITES = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword")
+
+_IDENT = r"[^\W\d]\w*"
+_TABLE_NAME = re.compile(rf"({_IDENT})(?:\.({_IDENT}))?")
+_LEADING_WORD = re.compile(r"[\s(]*(\w+)")
+# Writes that can hide inside a statement that starts with SELECT or WITH.
+_WRITE_WORDS = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|UPSERT|DROP|ALTER|CREATE|TRUNCATE|GRANT|REVOKE|RENAME|CALL"
+    r"|EXEC|EXECUTE|COPY|VACUUM|REINDEX|ATTACH|DETACH|PRAGMA|INTO)\b",
+    re.IGNORECASE,
+)
+# Two ways to skip quoted text: PostgreSQL treats a backslash as an ordinary character, MySQL as an
+# escape. A query is checked under both readings, so quoting cannot hide a write from either.
+_LITERALS_STANDARD = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL
+)
+_LITERALS_BACKSLASH = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def load_recipients(
+    *,
+    path: str | Path | None = None,
+    db_url: str | None = None,
+    query: str | None = None,
+    sheet: str | None = None,
+    chunksize: int = 50_000,
+) -> pd.DataFrame:
+    """Exactly one of path (CSV / .xlsx) or db_url (+ query: a SELECT or a bare table name).
+    Every column kept with its original name, every value as a string (object or pandas string
+    dtype; missing -> "" ), row order preserved, index = RangeIndex. Raises RecipientsError for
+    bad input."""
+    # Blank form fields arrive as "" from the Prefect UI: treat them as "not given".
+    has_path = path is not None and str(path).strip() != ""
+    has_db = db_url is not None and db_url.strip() != ""
+    if has_path == has_db:
+        raise RecipientsError(
+            "give exactly one source of recipients: a file path (CSV or .xlsx) or a db_url"
+        )
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+        raise RecipientsError(f"chunksize must be a positive integer, got {chunksize!r}")
+    if has_path:
+        assert path is not None
+        if query is not None and query.strip():
+            raise RecipientsError("query applies to a database (db_url), not to a file")
+        return _load_file(Path(path), sheet)
+    assert db_url is not None
+    if sheet is not None and sheet.strip():
+        raise RecipientsError("sheet applies to an .xlsx file, not to a database")
+    if query is None or not query.strip():
+        raise RecipientsError(
+            f"a query is needed with the database {mask_db_url(db_url)}: "
+            "a SELECT statement or a table name"
+        )
+    return _load_sql(db_url, query, chunksize)
+
+
+def find_phone_column(columns: Sequence[str], preferred: str | None = None) -> str:
+    """preferred (exact, then case/accent-insensitive) or the first usual header found;
+    RecipientsError listing the existing columns when none."""
+    names = [str(c) for c in columns]
+    if preferred is not None and preferred.strip():
+        if preferred in names:
+            return preferred
+        wanted = _header_key(preferred)
+        for name in names:
+            if _header_key(name) == wanted:
+                return name
+        # An operator who named a column expects that one: falling back to another could text
+        # the wrong numbers.
+        raise RecipientsError(
+            f"phone column {preferred!r} not found; columns are: {_describe_columns(names)}"
+        )
+    keys = [_header_key(name) for name in names]
+    for candidate in PHONE_COLUMN_CANDIDATES:
+        wanted = _header_key(candidate)
+        for name, key in zip(names, keys, strict=True):
+            if key == wanted:
+                return name
+    raise RecipientsError(
+        f"no phone column found; columns are: {_describe_columns(names)} "
+        f"(name one explicitly, or use a usual header such as Téléphone, Mobile, Portable, phone)"
+    )
+
+
+def load_number_list(path: str | Path) -> list[str]:
+    """A local suppression list: CSV (or one number per line, any delimiter, with or without
+    header) of numbers in any format -> the raw strings (normalisation is done elsewhere).
+    Missing file -> RecipientsError."""
+    file = Path(path)
+    _check_file(file, allow_empty=True)
+    if file.stat().st_size == 0:
+        return []
+    suffix = file.suffix.lower()
+    if suffix in EXCEL_SUFFIXES:
+        rows = _excel_rows(file, sheet=None)
+    elif suffix == ".xls":
+        raise _xls_error(file)
+    else:
+        rows = _text_rows(file)
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    column, first_data_row = _number_column(rows, file)
+    numbers = (row[column].strip() for row in rows[first_data_row:] if column < len(row))
+    return [number for number in numbers if number]
+
+
+def mask_db_url(url: str) -> str:
+    """URL with the password replaced by '***' (use
+    sqlalchemy.engine.make_url(...).render_as_string(hide_password=True)); never raises."""
+    try:
+        parsed = make_url(str(url))
+        secrets = [key for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS]
+        if secrets:
+            parsed = parsed.update_query_dict(dict.fromkeys(secrets, "***"))
+        return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+    except Exception:
+        try:
+            # Not a URL SQLAlchemy understands: still hide whatever sits between "user:" and "@".
+            return re.sub(r"^([^:/?#]*://[^:/@?#]*:)[^@]*@", r"\1***@", str(url))
+        except Exception:
+            return "<database URL>"
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def _check_file(path: Path, *, allow_empty: bool = False) -> None:
+    try:
+        if not path.exists():
+            raise RecipientsError(f"file not found: {path}")
+        if path.is_dir():
+            raise RecipientsError(f"{path} is a directory, not a file")
+        if not path.is_file():
+            raise RecipientsError(f"{path} is not a regular file")
+        if not allow_empty and path.stat().st_size == 0:
+            raise RecipientsError(f"{path} is empty (0 bytes)")
+    except OSError as exc:
+        raise RecipientsError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _load_file(path: Path, sheet: str | None) -> pd.DataFrame:
+    _check_file(path)
+    suffix = path.suffix.lower()
+    if suffix in EXCEL_SUFFIXES:
+        return _rows_to_frame(_excel_rows(path, sheet), path)
+    if suffix == ".xls":
+        raise _xls_error(path)
+    if suffix not in CSV_SUFFIXES:
+        supported = ", ".join(CSV_SUFFIXES + EXCEL_SUFFIXES)
+        raise RecipientsError(
+            f"unsupported file type {suffix or '(no extension)'!r} for {path}; expected {supported}"
+        )
+    if sheet is not None and sheet.strip():
+        raise RecipientsError(f"sheet applies to an .xlsx workbook, not to {path}")
+    return _read_csv(path)
+
+
+def _xls_error(path: Path) -> RecipientsError:
+    return RecipientsError(f"{path} is an old Excel .xls file: save it as .xlsx or CSV UTF-8")
+
+
+def _binary_kind(head: bytes) -> str | None:
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def _detect_encoding(head: bytes, path: Path) -> tuple[str, str]:
+    """The encoding of a text file from its first bytes, and those bytes decoded (whole lines)."""
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        kind = _binary_kind(head)
+        if kind is not None:
+            raise RecipientsError(f"{path} is {kind}, not a CSV text file")
+        if b"\x00" in head:
+            raise RecipientsError(
+                f"{path} is not a text file (binary data, or UTF-16 without BOM): "
+                "save it as CSV UTF-8"
+            )
+        encoding = "utf-8"
+        try:
+            _decode_head(head, encoding)
+        except UnicodeDecodeError:
+            if _UTF8_ACCENT.search(head):
+                # Read as Windows-1252, the UTF-8 part would silently turn into "Ã©".
+                raise RecipientsError(
+                    f"{path} mixes UTF-8 and Windows-1252 text: save it as CSV UTF-8"
+                ) from None
+            # French Excel's "CSV (séparateur: point-virgule)" is Windows-1252.
+            encoding = "cp1252"
+    try:
+        text = _decode_head(head, encoding)
+    except UnicodeDecodeError as exc:
+        raise RecipientsError(
+            f"{path}: cannot decode byte 0x{exc.object[exc.start]:02x} at position {exc.start} "
+            "as UTF-8 or Windows-1252: save it as CSV UTF-8"
+        ) from None
+    controls = sum(1 for ch in text if ch < " " and ch not in "\t\n\r\f\v")
+    if controls > len(text) // 100:
+        raise RecipientsError(f"{path} does not look like a text file: save it as CSV UTF-8")
+    return encoding, text
+
+
+def _decode_head(head: bytes, encoding: str) -> str:
+    # The sample may end inside a multi-byte character: decode incrementally, without final=True.
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    text: str = decoder.decode(head, final=False)
+    if len(head) >= _SAMPLE_BYTES and "\n" in text:
+        text = text[: text.rindex("\n") + 1]
+    return text
+
+
+def _detect_delimiter(text: str) -> str:
+    """The delimiter that splits the header into most fields and the rows alike.
+
+    csv.Sniffer alone picks "," in a ";" file whose headers or values hold commas, so each
+    candidate is scored by parsing the sample; the sniffer only breaks ties.
+    """
+    lines = text.splitlines(keepends=True)
+    truncated = len(lines) > _SNIFF_LINES
+    sample = "".join(lines[:_SNIFF_LINES])
+    if not sample.strip():
+        return ","
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = ""
+    parsed = {d: _parse_sample(sample, d, truncated) for d in DELIMITERS}
+    several_lines = sum(1 for line in lines[:_SNIFF_LINES] if line.strip()) > 1
+    scores = {d: _delimiter_score(rows, several_lines) for d, rows in parsed.items()}
+    best = max(DELIMITERS, key=lambda d: (scores[d], d == sniffed))
+    if scores[best][1] > 1:
+        return best
+    # A single column: take the delimiter found least in the values, so "06 12,34" stays whole.
+    return min(DELIMITERS, key=lambda d: sum(len(row) for row in parsed[d]))
+
+
+def _parse_sample(sample: str, delimiter: str, truncated: bool) -> list[list[str]]:
+    try:
+        reader = csv.reader(io.StringIO(sample), delimiter=delimiter)
+        rows = [r for r in reader if r and (len(r) > 1 or r[0].strip())]
+    except csv.Error:
+        return []
+    # The last row of a cut sample may be half a row.
+    return rows[:-1] if truncated and len(rows) > 1 else rows
+
+
+def _delimiter_score(rows: list[list[str]], several_lines: bool) -> tuple[float, int, int, int]:
+    """(share of rows shaped like the header, header width, rows, minus stray quotes).
+
+    Trailing empty fields are fine. Lines that all parse into one row, or quotes left inside
+    fields, mean the quoting was misread under this delimiter.
+    """
+    if not rows or len(rows[0]) < 2:
+        return (0.0, 1, len(rows), 0)
+    width = len(rows[0])
+    stray = -sum(cell.count('"') for row in rows for cell in row)
+    body = rows[1:]
+    if not body:
+        return (0.0 if several_lines else 1.0, width, 1, stray)
+    alike = sum(
+        len(row) == width or (len(row) > width and not "".join(row[width:]).strip()) for row in body
+    )
+    return (alike / len(body), width, len(rows), stray)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    with path.open("rb") as handle:
+        head = handle.read(_SAMPLE_BYTES)
+    encoding, text = _detect_encoding(head, path)
+    delimiter = _detect_delimiter(text)
+    try:
+        frame = _pandas_read_csv(path, encoding, delimiter)
+    except UnicodeDecodeError as exc:
+        # The sample was plain ASCII and a Windows-1252 accent came later: retry once as such.
+        if encoding != "utf-8" or not text.isascii():
+            raise _decode_error(path, exc, encoding) from None
+        encoding = "cp1252"
+        try:
+            frame = _pandas_read_csv(path, encoding, delimiter)
+        except UnicodeDecodeError as again:
+            raise _decode_error(path, again, encoding) from None
+    return _tidy_frame(frame, path)
+
+
+def _pandas_read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
+    """The file read by pandas' C parser, every value a string as written."""
+    options: dict[str, Any] = {
+        "sep": delimiter,
+        "encoding": encoding,
+        "dtype": str,
+        "keep_default_na": False,
+        "na_filter": False,
+        # Without this, a trailing delimiter on data lines turns column 1 into the index.
+        "index_col": False,
+        "skip_blank_lines": True,
+        "quotechar": '"',
+        "engine": "c",
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = _parse_csv(path, options, tolerate_wide_rows=True)
+    if frame is not None and not any(
+        issubclass(w.category, pd.errors.ParserWarning) for w in caught
+    ):
+        return frame
+    # Some line has more fields than the header (pandas warned and dropped them, or refused).
+    # Empty extras are what "a;b;" exports leave; anything else would be silently lost.
+    options["usecols"] = range(_header_width(path, encoding, delimiter))
+    frame = _parse_csv(path, options, tolerate_wide_rows=False)
+    assert frame is not None
+    return frame
+
+
+def _parse_csv(
+    path: Path, options: dict[str, Any], *, tolerate_wide_rows: bool
+) -> pd.DataFrame | None:
+    """pd.read_csv with its errors as one-line messages; None for a row wider than the header."""
+    try:
+        return pd.read_csv(path, **options)
+    except UnicodeDecodeError:
+        raise  # the caller may retry in another encoding
+    except pd.errors.EmptyDataError:
+        raise RecipientsError(f"{path} is empty (no header line)") from None
+    except pd.errors.ParserError as exc:
+        detail = _first_line(exc).removeprefix("Error tokenizing data. C error: ")
+        if tolerate_wide_rows and detail.startswith("Expected "):
+            return None
+        raise RecipientsError(f"{path} is not a valid CSV file: {detail}") from None
+    except ValueError as exc:
+        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+
+
+def _decode_error(path: Path, exc: UnicodeDecodeError, encoding: str) -> RecipientsError:
+    label = {"cp1252": "Windows-1252", "utf-16": "UTF-16"}.get(encoding, "UTF-8")
+    return RecipientsError(
+        f"{path}: cannot decode the file as {label} ({exc.reason}): "
+        "it may mix encodings; save it as CSV UTF-8"
+    )
+
+
+def _header_width(path: Path, encoding: str, delimiter: str) -> int:
+    """The header's field count, once every field beyond it is known to be empty."""
+    width = 0
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if width == 0:
+                    width = len(row)
+                elif any(cell.strip() for cell in row[width:]):
+                    raise RecipientsError(
+                        f"{path} is not a valid CSV file: line {reader.line_num} has "
+                        f"{len(row)} fields, the header has {width}"
+                    )
+    except csv.Error as exc:
+        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+    return width
+
+
+def _tidy_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Clean header names, drop what a spreadsheet export leaves behind, refuse an empty table."""
+    names: list[str] = []
+    unnamed: list[bool] = []
+    for position, raw in enumerate(frame.columns):
+        name = str(raw).strip()
+        is_unnamed = name == "" or _UNNAMED.fullmatch(name) is not None
+        names.append(f"Unnamed: {position}" if is_unnamed else name)
+        unnamed.append(is_unnamed)
+    frame.columns = pd.Index(_dedupe(names))
+    empty_unnamed = [
+        name
+        for name, flag in zip(frame.columns, unnamed, strict=True)
+        if flag and not (frame[name] != "").any()
+    ]
+    if empty_unnamed:
+        frame = frame.drop(columns=empty_unnamed)
+    if frame.shape[1] == 0:
+        raise RecipientsError(f"{path} has no named columns")
+    # Lines of bare delimiters (";;;") or spaces are blank lines to a person.
+    frame = frame[~_blank_rows(frame)]
+    if frame.empty:
+        raise RecipientsError(f"{path} has a header but no data rows")
+    return frame.reset_index(drop=True)
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose cells are all empty or whitespace, looking only at rows still in doubt."""
+    blank = np.ones(len(frame), dtype=bool)
+    for name in frame.columns:
+        in_doubt = np.flatnonzero(blank)
+        if in_doubt.size == 0:
+            break
+        column = frame[name].iloc[in_doubt]
+        blank[in_doubt] = ((column == "") | column.str.isspace()).to_numpy(dtype=bool)
+    return blank
+
+
+def _dedupe(names: Iterable[str]) -> list[str]:
+    """Make names unique the way pandas does: phone, phone.1, phone.2."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}.{n}"
+        seen.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def _text_rows(path: Path) -> list[list[str]]:
+    raw = path.read_bytes()
+    encoding, head_text = _detect_encoding(raw[:_SAMPLE_BYTES], path)
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding != "utf-8" or not head_text.isascii():
+            raise _decode_error(path, exc, encoding) from None
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError as again:
+            raise _decode_error(path, again, "cp1252") from None
+    delimiter = _detect_delimiter(head_text)
+    try:
+        return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as exc:
+        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+
+
+def _looks_like_number(cell: str) -> bool:
+    return sum(ch.isdigit() for ch in cell) >= 6
+
+
+def _number_column(rows: list[list[str]], path: Path) -> tuple[int, int]:
+    """Which column holds the numbers, and the index of the first data row."""
+    first = [cell.strip() for cell in rows[0]]
+    has_header = not any(_looks_like_number(cell) for cell in first)
+    start = 1 if has_header else 0
+    if has_header:
+        try:
+            return first.index(find_phone_column(first)), start
+        except RecipientsError:
+            pass
+    width = max(len(row) for row in rows)
+    if width == 1:
+        return 0, start
+    counts = [
+        sum(1 for row in rows[start:] if i < len(row) and _looks_like_number(row[i]))
+        for i in range(width)
+    ]
+    best = max(range(width), key=lambda i: (counts[i], -i))
+    if counts[best] == 0:
+        raise RecipientsError(f"{path}: no column of phone numbers found")
+    return best, start
+
+
+# --------------------------------------------------------------------------------------------
+# Excel
+# --------------------------------------------------------------------------------------------
+
+
+def _excel_rows(path: Path, sheet: str | None) -> list[list[str]]:
+    """The cells of one worksheet as strings, from the first non-empty row (the header) on."""
+    _check_file(path)
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if not head.startswith(b"PK\x03\x04"):
+        kind = _binary_kind(head)
+        if kind is None:
+            kind = "text, perhaps a CSV file" if _is_texty(head) else "not a zip container"
+        raise RecipientsError(f"{path} is not a valid .xlsx workbook ({kind})")
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ParseError, ValueError) as exc:
+        raise RecipientsError(
+            f"{path} is not a valid .xlsx workbook ({_first_line(exc) or type(exc).__name__})"
+        ) from None
+    try:
+        worksheet = _pick_sheet(workbook, sheet, path)
+        rows: list[list[str]] = []
+        started = False
+        for values in worksheet.iter_rows(values_only=True):
+            row = [_excel_value_to_str(value) for value in values]
+            while row and row[-1] == "":
+                row.pop()
+            if not started and not row:
+                continue
+            started = True
+            rows.append(row)
+        return rows
+    except (KeyError, ParseError, ValueError, zipfile.BadZipFile) as exc:
+        raise RecipientsError(
+            f"{path}: cannot read the workbook ({_first_line(exc) or type(exc).__name__})"
+        ) from None
+    finally:
+        workbook.close()
+
+
+def _pick_sheet(workbook: Any, sheet: str | None, path: Path) -> Any:
+    worksheets = workbook.worksheets
+    available = ", ".join(repr(ws.title) for ws in worksheets)
+    if sheet is None or not sheet.strip():
+        if not worksheets:
+            raise RecipientsError(f"{path} has no worksheet")
+        return worksheets[0]
+    for ws in worksheets:
+        if ws.title == sheet:
+            return ws
+    matches = [ws for ws in worksheets if ws.title.strip().casefold() == sheet.strip().casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    raise RecipientsError(f"sheet {sheet!r} not found in {path}; sheets are: {available}")
+
+
+def _is_texty(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
+def _excel_value_to_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        # Excel stores every number as a float: a phone typed as a number is 612345678.0.
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _rows_to_frame(rows: list[list[str]], path: Path) -> pd.DataFrame:
+    if not rows:
+        raise RecipientsError(f"{path}: the sheet is empty")
+    header, data = rows[0], rows[1:]
+    width = max(len(row) for row in rows)
+    header = header + [""] * (width - len(header))
+    columns = {i: [row[i] if i < len(row) else "" for row in data] for i in range(width)}
+    frame = pd.DataFrame(columns, dtype=str)
+    frame.columns = pd.Index(header)
+    return _tidy_frame(frame, path)
+
+
+# --------------------------------------------------------------------------------------------
+# SQL
+# --------------------------------------------------------------------------------------------
+
+
+def _load_sql(db_url: str, query: str, chunksize: int) -> pd.DataFrame:
+    shown = mask_db_url(db_url)
+    url = _parse_db_url(db_url, shown)
+    statement = _read_statement(query)
+    _check_sqlite_file(url, shown)
+    try:
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url))
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        raise RecipientsError(
+            f"unsupported database URL {shown}: {_db_error_line(exc, url)}"
+        ) from None
+    try:
+        try:
+            connection = engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise RecipientsError(
+                f"cannot connect to the database {shown}: {_db_error_line(exc, url)}"
+            ) from None
+        with connection:
+            try:
+                _make_read_only(connection)
+                names, columns = _fetch(connection, statement, chunksize)
+            except sa.exc.SQLAlchemyError as exc:
+                raise RecipientsError(
+                    f"the query failed on {shown}: {_db_error_line(exc, url)}"
+                ) from None
+    finally:
+        engine.dispose()
+    if not columns or not columns[0]:
+        raise RecipientsError(f"the query returned no rows on {shown}")
+    frame = pd.DataFrame(dict(enumerate(columns)), dtype=str)
+    frame.columns = pd.Index(_dedupe(names))
+    return frame
+
+
+def _parse_db_url(db_url: str, shown: str) -> URL:
+    try:
+        url = make_url(db_url.strip())
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        raise RecipientsError(f"not a valid database URL: {shown}") from None
+    rewrite = _DRIVER_REWRITES.get(url.drivername.lower())
+    return url.set(drivername=rewrite) if rewrite else url
+
+
+def _connect_args(url: URL) -> dict[str, Any]:
+    # A database behind a firewall that drops packets would otherwise hang the flow for minutes.
+    if url.get_backend_name() in ("postgresql", "mysql", "mariadb") and (
+        "connect_timeout" not in url.query
+    ):
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    return {}
+
+
+def _check_sqlite_file(url: URL, shown: str) -> None:
+    # SQLite would silently create an empty database at a mistyped path.
+    if url.get_backend_name() != "sqlite":
+        return
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return
+    file = Path(database)
+    if not file.is_file():
+        raise RecipientsError(f"SQLite database file not found: {shown}")
+
+
+def _read_statement(query: str) -> str | sa.Select[Any]:
+    """A bare table name as a quoted SELECT, or the user's statement once it is known to read."""
+    text = query.strip().rstrip(";").strip()
+    table = _TABLE_NAME.fullmatch(text)
+    if table is not None:
+        schema, name = (table[1], table[2]) if table[2] else (None, table[1])
+        return sa.select(sa.literal_column("*")).select_from(sa.table(name, schema=schema))
+    for literals in (_LITERALS_STANDARD, _LITERALS_BACKSLASH):
+        code = literals.sub(" ", text)
+        if ";" in code:
+            raise RecipientsError("refusing several statements: give a single SELECT statement")
+        first = _LEADING_WORD.match(code)
+        word = first[1].upper() if first else ""
+        if word not in ("SELECT", "WITH"):
+            raise RecipientsError(
+                f"refusing a query that starts with {word or 'no keyword'}: give a table name "
+                "or a SELECT (or WITH ... SELECT) statement, recipients are only read"
+            )
+        write = _WRITE_WORDS.search(code)
+        if write is not None:
+            raise RecipientsError(
+                f"refusing a query that contains {write[1].upper()}: recipients are only read"
+            )
+    return text
+
+
+def _make_read_only(connection: Connection) -> None:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # First statement of the transaction that runs the query.
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif dialect in ("mysql", "mariadb"):
+        # Session-wide, then a fresh transaction so the query's own transaction is read-only.
+        connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        connection.commit()
+    elif dialect == "sqlite":
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _fetch(
+    connection: Connection, statement: str | sa.Select[Any], chunksize: int
+) -> tuple[list[str], list[list[str]]]:
+    """Column names and string columns, read chunk by chunk through a server-side cursor."""
+    streaming = connection.execution_options(stream_results=True, yield_per=chunksize)
+    if isinstance(statement, str):
+        # Raw: SQLAlchemy's text() would read ":name" in a literal as a bind parameter, and
+        # no_parameters keeps the driver from reading "%" in LIKE '06%' as a placeholder.
+        result = streaming.execution_options(no_parameters=True).exec_driver_sql(statement)
+    else:
+        result = streaming.execute(statement)
+    if not result.returns_rows:
+        raise RecipientsError("the query returned no result set: give a SELECT statement")
+    keys = result.keys()
+    names = [str(name) for name in keys]
+    columns: list[list[str]] = [[] for _ in names]
+    for chunk in result.partitions(chunksize):
+        for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
+            # Most cells are already str: skip the function call for them.
+            column.extend([v if type(v) is str else _sql_value_to_str(v) for v in values])
+    return names, columns
+
+
+def _sql_value_to_str(value: Any) -> str:
+    # Converted here, value by value: letting pandas infer types would turn an integer column
+    # with a NULL into floats ("612345678.0").
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _db_error_line(exc: BaseException, url: URL) -> str:
+    """The first line of the driver's message, with the password removed in case it echoes it."""
+    orig = getattr(exc, "orig", None) or exc
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    # PyMySQL errors are (code, message) tuples.
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        line = f"{_first_line(args[1])} (error {args[0]})"
+    else:
+        line = _first_line(orig) or type(orig).__name__
+    # Too short a password would also blank out ordinary letters of the message.
+    if url.password and len(str(url.password)) >= 4:
+        line = line.replace(str(url.password), "***")
+    return line[:300]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _first_line(value: object) -> str:
+    for line in str(value).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _header_key(name: str) -> str:
+    """'Téléphone', 'TELEPHONE ' and 'télé-phone' all give 'telephone'."""
+    decomposed = unicodedata.normalize("NFKD", str(name))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return "".join(ch for ch in plain.casefold() if ch.isalnum())
+
+
+def _describe_columns(names: Sequence[str], limit: int = 30) -> str:
+    """Column names for a message; a header that holds a phone number is masked."""
+    if not names:
+        return "(none)"
+    shown = [repr(_mask_digits(name)) for name in names[:limit]]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    hint = ""
+    if any(_looks_like_number(name) for name in names):
+        hint = " (the first line looks like data: is the header line missing?)"
+    return ", ".join(shown) + more + hint
+
+
+def _mask_digits(name: str) -> str:
+    digits = sum(ch.isdigit() for ch in name)
+    if digits < 6:
+        return name
+    kept, out = 0, []
+    for ch in reversed(name):
+        if ch.isdigit():
+            kept += 1
+            out.append(ch if kept <= 2 else "•")
+        else:
+            out.append(ch)
+    return "".join(reversed(out))

@@ -1,0 +1,112 @@
+"""The command line is a contract: options, the JSON last line, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, SAMPLES, TEST_KEY
+from prefect.settings import PREFECT_API_URL
+
+
+def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    full["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the harness's server
+    return subprocess.run(
+        [sys.executable, "-m", "flows.survey_campaign", *args],
+        cwd=cwd, env=full, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+@pytest.fixture
+def env(campaign_env: Path, simulator: Any) -> dict[str, str]:
+    return {
+        "SMSPARTNER_API_KEY": TEST_KEY,
+        "SMSPARTNER_BASE_URL": simulator.url,
+        "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
+    }
+
+
+def one_clear_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    for word in words:
+        assert word in errors[0]
+
+
+def test_sample_campaign_prints_the_json_summary_last(
+    campaign_env: Path, env: dict[str, str], simulator: Any
+) -> None:
+    done = cli(campaign_env, "--survey-id", "s1", "--recipients",
+               str(SAMPLES / "recipients.csv"), "--campaign-id", "cli-1", **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("campaign_id", "loaded", "sent", "failed", "rejected", "nb_sms", "cost",
+                "currency", "slots"):
+        assert key in summary
+    assert summary["campaign_id"] == "cli-1" and summary["loaded"] == 30
+    assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(
+        summary["rejected"].values()
+    )
+    assert summary["sent"] == len(set(simulator.state.accepted_numbers()))
+    for slot in summary["slots"]:
+        assert slot[-6] in "+-"  # ISO 8601 with an offset
+    for name in ("summary.json", "chunks.csv", "rejects.csv"):
+        assert (campaign_env / "data" / "reports" / "cli-1" / name).is_file()
+    assert TEST_KEY not in done.stdout + done.stderr
+
+
+def test_sqlite_source_from_the_command_line(campaign_env: Path, env: dict[str, str]) -> None:
+    done = cli(campaign_env, "--survey-id", "s1", "--db-url",
+               f"sqlite:///{SAMPLES / 'recipients.sqlite'}", "--query", "customers",
+               "--dry-run", **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["loaded"] > 0 and summary["sent"] == 0 and summary["dry_run"] is True
+
+
+def test_missing_file(campaign_env: Path, env: dict[str, str]) -> None:
+    done = cli(campaign_env, "--survey-id", "s", "--recipients", "nope.csv", **env)
+    one_clear_line(done, "nope.csv")
+
+
+def test_no_phone_column_lists_the_columns(campaign_env: Path, env: dict[str, str]) -> None:
+    (campaign_env / "r.csv").write_text("name;city\nAnne;Lyon\n")
+    done = cli(campaign_env, "--survey-id", "s", "--recipients", "r.csv", **env)
+    one_clear_line(done, "name", "city")
+
+
+def test_invalid_key(campaign_env: Path, env: dict[str, str], simulator: Any) -> None:
+    env["SMSPARTNER_API_KEY"] = "wrong-key-123"
+    done = cli(campaign_env, "--survey-id", "s", "--recipients",
+               str(SAMPLES / "recipients.csv"), **env)
+    one_clear_line(done, "API key")
+    assert "wrong-key-123" not in done.stderr + done.stdout
+    assert simulator.state.sends == []
+
+
+def test_gateway_unreachable(campaign_env: Path, env: dict[str, str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env["SMSPARTNER_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    done = cli(campaign_env, "--survey-id", "s", "--recipients",
+               str(SAMPLES / "recipients.csv"), **env)
+    one_clear_line(done, "unreachable")
+
+
+def test_bad_options_are_refused_plainly(campaign_env: Path, env: dict[str, str]) -> None:
+    done = cli(campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--chunk-size", "900",
+               **env)
+    one_clear_line(done, "chunk")
+    done = cli(campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--campaign-id",
+               "../etc", **env)
+    one_clear_line(done, "campaign id")
