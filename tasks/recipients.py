@@ -723,7 +723,9 @@ def _load_sql(db_url: str, query: str, chunksize: int) -> pd.DataFrame:
     finally:
         engine.dispose()
     if not columns or not columns[0]:
-        raise RecipientsError(f"the query returned no rows on {shown}")
+        # A recurring query ("last week's customers") may rightly find nobody: an empty
+        # campaign, not an error. The columns still let the phone column be checked.
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in _dedupe(names)})
     frame = pd.DataFrame(dict(enumerate(columns)), dtype=str)
     frame.columns = pd.Index(_dedupe(names))
     return frame

@@ -205,3 +205,24 @@ def test_artifacts_exist_and_show_no_number_and_no_key(campaign_env: Path, simul
     for n in numbers[:-1]:
         assert n not in text and "0" + n[3:] not in text
     assert "0142685300" not in text.replace(" ", "")
+
+
+def test_a_query_that_finds_nobody_is_an_empty_campaign(
+    campaign_env: Path, simulator: Any
+) -> None:
+    from conftest import SAMPLES
+
+    from flows.survey_campaign import SourceKind
+
+    source = RecipientSource(
+        kind=SourceKind.sql,
+        path=None,
+        db_url=f"sqlite:///{SAMPLES / 'recipients.sqlite'}",
+        query="SELECT * FROM customers WHERE 1 = 0",
+    )
+    state = send_survey_campaign(
+        survey_id="s", recipients=source, campaign_id="nobody", return_state=True
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["loaded"] == 0 and summary["sent"] == 0 and simulator.state.sends == []

@@ -513,9 +513,11 @@ def test_sqlite_missing_database_file_is_not_created(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_query_returning_no_rows(tmp_path: Path) -> None:
+def test_query_returning_no_rows_is_an_empty_campaign(tmp_path: Path) -> None:
     url = sqlite_url(make_sqlite(tmp_path / "db.sqlite"))
-    assert "no rows" in error_of(db_url=url, query="SELECT * FROM Clients WHERE 1 = 0")
+    frame = load_recipients(db_url=url, query="SELECT * FROM Clients WHERE 1 = 0")
+    assert len(frame) == 0 and len(frame.columns) > 0
+    assert find_phone_column(list(frame.columns))
 
 
 # --------------------------------------------------------------------------------------------
