@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 from uuid import UUID
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
@@ -34,6 +34,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, ValidationError
@@ -187,6 +188,13 @@ class Limits(BaseModel):
         description="First wait before retrying a failed call; doubles each time, with jitter.",
     )
     max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
+    global_limit: str | None = Field(
+        None,
+        title="Prefect global limit",
+        description="Name of a Prefect global concurrency limit shared by every worker (create "
+        "it with `prefect gcl create NAME --limit N`; with --slot-decay-per-second it is a rate "
+        "limit). Empty: only the parallel-calls bound above.",
+    )
 
 
 # -- tasks -------------------------------------------------------------------------------------
@@ -238,6 +246,12 @@ def prepare_task(
     except CampaignStopped as exc:
         return Problem(message=str(exc))
 
+    global_limit_is_rate = False
+    if limits.global_limit:
+        found = _global_limit(limits.global_limit)
+        if isinstance(found, Problem):
+            return found
+        global_limit_is_rate = found
     ledger = shared_ledger(ledger_url)
     for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
         existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
@@ -261,6 +275,7 @@ def prepare_task(
         credits_before=credits.balance,
         currency=credits.currency or "EUR",
         dry_run=dry_run,
+        global_limit_is_rate=global_limit_is_rate,
     )
     if dry_run:
         prepared.dry_plan = [
@@ -322,6 +337,23 @@ def _plan(
     return rows, plan, decisions
 
 
+def _global_limit(name: str) -> bool | Problem:
+    """Whether the named Prefect global limit is a rate limit; a Problem when it is missing
+    (a missing name would otherwise throttle nothing, silently)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        return Problem(
+            message=f"no Prefect global concurrency limit named {name!r}: create it with "
+            f"`prefect gcl create {name} --limit 8`"
+        )
+    return bool(limit.slot_decay_per_second)
+
+
 def _load(source: RecipientSource) -> Any:
     if source.kind == SourceKind.sql:
         if not source.db_url or not source.query:
@@ -358,11 +390,22 @@ def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: dat
 
 
 @task(name="send-chunk", task_run_name="send-chunk-{chunk_index}", cache_policy=NO_CACHE)
-def send_chunk_task(settings: SendSettings, chunk_index: int) -> ChunkResult:
+def send_chunk_task(
+    settings: SendSettings,
+    chunk_index: int,
+    global_limit: str | None = None,
+    rate_limited: bool = False,
+) -> ChunkResult:
     """Send one chunk of at most 500 numbers, exactly once."""
     client = thread_client(settings.base_url, settings.timeout)
     ledger = shared_ledger(settings.ledger_url, settings.ledger_lease)
-    result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
+    if global_limit and rate_limited:
+        rate_limit(global_limit, strict=True)
+    if global_limit and not rate_limited:
+        with concurrency(global_limit, occupy=1, strict=True):
+            result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
+    else:
+        result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
     get_run_logger().info(
         "chunk %d: %s (%d numbers)%s",
         chunk_index,
@@ -506,7 +549,13 @@ def send_survey_campaign(
         max_attempts=limits.max_attempts,
     )
     fan_out_started = time.monotonic()
-    stop = _fan_out(settings, prepared.chunk_indices, limits.concurrency)
+    stop = _fan_out(
+        settings,
+        prepared.chunk_indices,
+        limits.concurrency,
+        limits.global_limit,
+        prepared.global_limit_is_rate,
+    )
     send_seconds = time.monotonic() - fan_out_started
     credits_after = prepared.credits_before if dry_run else credits_task(base_url)
     columns = [c for c in cp.load_rows(prepared.rows_path).columns if not str(c).startswith("_")]
@@ -526,7 +575,13 @@ def send_survey_campaign(
     return summary
 
 
-def _fan_out(settings: SendSettings, indices: list[int], concurrency: int) -> str | None:
+def _fan_out(
+    settings: SendSettings,
+    indices: list[int],
+    concurrency: int,
+    global_limit: str | None = None,
+    rate_limited: bool = False,
+) -> str | None:
     """Send every chunk with at most ``concurrency`` calls in flight; a fatal answer stops it."""
     if not indices:
         return None
@@ -543,7 +598,12 @@ def _fan_out(settings: SendSettings, indices: list[int], concurrency: int) -> st
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
         futures: list[Any] = runner.map(
             send_chunk_task,  # type: ignore[arg-type]  # Prefect's stubs expect an async task
-            {"settings": settings, "chunk_index": indices},
+            {
+                "settings": settings,
+                "chunk_index": indices,
+                "global_limit": unmapped(global_limit),
+                "rate_limited": unmapped(rate_limited),
+            },
         )
         for future in futures:
             result = cast(ChunkResult, future.result())

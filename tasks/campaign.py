@@ -231,6 +231,7 @@ class Prepared:
     currency: str = "EUR"
     dry_run: bool = False
     dry_plan: list[dict[str, Any]] = field(default_factory=list)
+    global_limit_is_rate: bool = False
 
 
 def state_dir(campaign_id: str) -> Path:

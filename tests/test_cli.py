@@ -20,7 +20,12 @@ def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the harness's server
     return subprocess.run(
         [sys.executable, "-m", "flows.survey_campaign", *args],
-        cwd=cwd, env=full, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -45,12 +50,29 @@ def one_clear_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
 def test_sample_campaign_prints_the_json_summary_last(
     campaign_env: Path, env: dict[str, str], simulator: Any
 ) -> None:
-    done = cli(campaign_env, "--survey-id", "s1", "--recipients",
-               str(SAMPLES / "recipients.csv"), "--campaign-id", "cli-1", **env)
+    done = cli(
+        campaign_env,
+        "--survey-id",
+        "s1",
+        "--recipients",
+        str(SAMPLES / "recipients.csv"),
+        "--campaign-id",
+        "cli-1",
+        **env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("campaign_id", "loaded", "sent", "failed", "rejected", "nb_sms", "cost",
-                "currency", "slots"):
+    for key in (
+        "campaign_id",
+        "loaded",
+        "sent",
+        "failed",
+        "rejected",
+        "nb_sms",
+        "cost",
+        "currency",
+        "slots",
+    ):
         assert key in summary
     assert summary["campaign_id"] == "cli-1" and summary["loaded"] == 30
     assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(
@@ -65,9 +87,17 @@ def test_sample_campaign_prints_the_json_summary_last(
 
 
 def test_sqlite_source_from_the_command_line(campaign_env: Path, env: dict[str, str]) -> None:
-    done = cli(campaign_env, "--survey-id", "s1", "--db-url",
-               f"sqlite:///{SAMPLES / 'recipients.sqlite'}", "--query", "customers",
-               "--dry-run", **env)
+    done = cli(
+        campaign_env,
+        "--survey-id",
+        "s1",
+        "--db-url",
+        f"sqlite:///{SAMPLES / 'recipients.sqlite'}",
+        "--query",
+        "customers",
+        "--dry-run",
+        **env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["loaded"] > 0 and summary["sent"] == 0 and summary["dry_run"] is True
@@ -86,8 +116,9 @@ def test_no_phone_column_lists_the_columns(campaign_env: Path, env: dict[str, st
 
 def test_invalid_key(campaign_env: Path, env: dict[str, str], simulator: Any) -> None:
     env["SMSPARTNER_API_KEY"] = "wrong-key-123"
-    done = cli(campaign_env, "--survey-id", "s", "--recipients",
-               str(SAMPLES / "recipients.csv"), **env)
+    done = cli(
+        campaign_env, "--survey-id", "s", "--recipients", str(SAMPLES / "recipients.csv"), **env
+    )
     one_clear_line(done, "API key")
     assert "wrong-key-123" not in done.stderr + done.stdout
     assert simulator.state.sends == []
@@ -98,15 +129,18 @@ def test_gateway_unreachable(campaign_env: Path, env: dict[str, str]) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env["SMSPARTNER_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
-    done = cli(campaign_env, "--survey-id", "s", "--recipients",
-               str(SAMPLES / "recipients.csv"), **env)
+    done = cli(
+        campaign_env, "--survey-id", "s", "--recipients", str(SAMPLES / "recipients.csv"), **env
+    )
     one_clear_line(done, "unreachable")
 
 
 def test_bad_options_are_refused_plainly(campaign_env: Path, env: dict[str, str]) -> None:
-    done = cli(campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--chunk-size", "900",
-               **env)
+    done = cli(
+        campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--chunk-size", "900", **env
+    )
     one_clear_line(done, "chunk")
-    done = cli(campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--campaign-id",
-               "../etc", **env)
+    done = cli(
+        campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--campaign-id", "../etc", **env
+    )
     one_clear_line(done, "campaign id")

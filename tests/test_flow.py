@@ -207,9 +207,7 @@ def test_artifacts_exist_and_show_no_number_and_no_key(campaign_env: Path, simul
     assert "0142685300" not in text.replace(" ", "")
 
 
-def test_a_query_that_finds_nobody_is_an_empty_campaign(
-    campaign_env: Path, simulator: Any
-) -> None:
+def test_a_query_that_finds_nobody_is_an_empty_campaign(campaign_env: Path, simulator: Any) -> None:
     from conftest import SAMPLES
 
     from flows.survey_campaign import SourceKind
@@ -226,3 +224,29 @@ def test_a_query_that_finds_nobody_is_an_empty_campaign(
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["loaded"] == 0 and summary["sent"] == 0 and simulator.state.sends == []
+
+
+def test_a_prefect_global_limit_bounds_the_sends(campaign_env: Path, simulator: Any) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    csv = write_csv(campaign_env / "r.csv", mobiles(300))
+    state = send_survey_campaign(
+        survey_id="s",
+        recipients=RecipientSource(path=str(csv)),
+        campaign_id="gcl-missing",
+        limits=Limits(global_limit="no-such-limit"),
+        return_state=True,
+    )
+    assert state.is_failed() and "no-such-limit" in state.message
+    assert simulator.state.sends == []
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="smspartner-sends", limit=1)
+        )
+    summary = run(
+        csv,
+        campaign_id="gcl",
+        limits=Limits(global_limit="smspartner-sends", chunk_size=100, concurrency=4),
+    )
+    assert summary["sent"] == 300 and len(simulator.state.sends) == 3
