@@ -43,6 +43,7 @@ from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportEr
 from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import reporting as rp
+from tasks.html_report import write_html_report
 from tasks.recipients import RecipientsError, find_phone_column, load_number_list, load_recipients
 from tasks.sending import (
     CampaignStopped,
@@ -455,6 +456,7 @@ def report_task(
     if prepared.dry_run:
         summary["plan"] = prepared.dry_plan
     rp.write_files(report_dir, summary, chunks, rows, source_columns)
+    page = write_html_report(report_dir, summary)
     cid = prepared.campaign_id
     create_markdown_artifact(
         key=rp.artifact_key(cid, "summary"),
@@ -468,8 +470,8 @@ def report_task(
     )
     create_link_artifact(
         key=rp.artifact_key(cid, "report"),
-        link=Path(report_dir).resolve().as_uri(),
-        link_text=f"Report folder {report_dir}",
+        link=page.resolve().as_uri(),
+        link_text=f"Report {page} (summary.json, chunks.csv, rejects.csv beside it)",
     )
     return summary
 

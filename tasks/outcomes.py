@@ -35,3 +35,33 @@ BUDGET_EXCEEDED: Final = "budget_exceeded"
 GATEWAY_ERROR: Final = "gateway_error"
 
 CLEANING_REASONS: Final = (EMPTY, NOT_A_NUMBER, MULTIPLE_NUMBERS, INVALID, NOT_MOBILE, FOREIGN)
+
+# Failure reason of chunks a cancelled campaign will not send (cancelled at the gateway, or
+# never sent and cancelled in the ledger so that a rerun skips them).
+CAMPAIGN_CANCELLED: Final = "cancelled"
+
+# What the delivery follow-up counts per recipient (smspartner-api.md section 13). ``other`` is
+# any status that is none of the three (e.g. "Numéro introuvable") or no status at all.
+DELIVERED: Final = "delivered"
+NOT_DELIVERED: Final = "not_delivered"
+WAITING: Final = "waiting"
+OTHER_STATUS: Final = "other"
+DELIVERY_STATUSES: Final = (DELIVERED, NOT_DELIVERED, WAITING, OTHER_STATUS)
+
+# What cancelling a campaign did with each chunk (smspartner-api.md section 4.5).
+CANCEL_DONE: Final = "cancelled"  # cancelled at the gateway by this run
+CANCEL_ALREADY: Final = "already_cancelled"  # gateway code 5, or cancelled by an earlier run
+CANCEL_TOO_LATE: Final = "too_late"  # five minutes or less before its slot (or gateway code 6)
+CANCEL_ALREADY_SENT: Final = "already_sent"  # sent at once, slot passed, or gateway code 7
+CANCEL_NOT_FOUND: Final = "not_found"  # gateway code 4, or no message id to cancel
+CANCEL_NOT_SENT: Final = "not_sent_cancelled"  # never reached the gateway: cancelled in the ledger
+CANCEL_IN_PROGRESS: Final = "in_progress"  # another run is sending it right now
+CANCEL_OUTCOMES: Final = (
+    CANCEL_DONE,
+    CANCEL_ALREADY,
+    CANCEL_TOO_LATE,
+    CANCEL_ALREADY_SENT,
+    CANCEL_NOT_FOUND,
+    CANCEL_NOT_SENT,
+    CANCEL_IN_PROGRESS,
+)

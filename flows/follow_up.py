@@ -1,0 +1,194 @@
+"""Follow a campaign's delivery: statuses by territory, a new report, STOP replies suppressed.
+
+Run it the day after a campaign's slot (or on a schedule)::
+
+    python -m flows.follow_up --campaign-id ID [--verbose]
+
+It reads the delivery statuses of every sent chunk from the gateway, writes
+``data/reports/<campaign>/follow_up.json`` and a new ``report.html``, publishes new versions of the
+campaign's artifacts, and adds the numbers that replied STOP to the local suppression list
+(``SURVEY_SUPPRESSION_LIST``, else ``data/state/suppression.csv``). The last line on stdout is a
+JSON object with the counts; on an error, one line on stderr and a non-zero exit. The run's log
+lines go to the Prefect UI, and to stderr too with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.states import Failed
+from pydantic import Field
+
+from flows.survey_campaign import DEFAULT_SUPPRESSION, LEDGER_URL_ENV, SUPPRESSION_ENV, Problem
+from smspartner import SMSPartnerClient, SMSPartnerError
+from tasks import campaign as cp
+from tasks import followup as fu
+from tasks import ledger as lg
+from tasks import reporting as rp
+from tasks.html_report import write_html_report
+from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger
+
+
+@task(name="check-delivery")
+def check_delivery_task(campaign_id: str, ledger_url: str) -> list[fu.ChunkDelivery] | Problem:
+    """Ask the gateway for the statuses of every sent chunk of the campaign."""
+    ledger = shared_ledger(ledger_url)
+    if not ledger.campaign_exists(campaign_id):
+        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    chunks = fu.chunks_to_check(ledger.chunks(campaign_id))
+    base_url = gateway_url()
+    try:
+        with SMSPartnerClient(get_api_key(), base_url) as client:
+            deliveries = fu.check_chunks(client, chunks)
+    except SMSPartnerError as exc:
+        return Problem(message=fu.gateway_problem(exc, base_url))
+    except CampaignStopped as exc:
+        return Problem(message=str(exc))
+    get_run_logger().info("%d sent chunks checked", len(deliveries))
+    return deliveries
+
+
+@task(name="record-stops")
+def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
+    """Add the STOP replies to the local suppression list; how many were new."""
+    try:
+        added = fu.add_to_suppression(Path(path), numbers)
+    except (fu.SuppressionError, OSError) as exc:
+        return Problem(message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    get_run_logger().info(
+        "%d STOP replies, %d new to the suppression list", len(numbers), len(added)
+    )
+    return len(added)
+
+
+@task(name="publish-delivery")
+def publish_task(result: fu.FollowUp, deliveries: list[fu.ChunkDelivery], ledger_url: str) -> str:
+    """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
+    cid = result.campaign_id
+    report_dir = cp.REPORTS_DIR / cid
+    fu.write_follow_up(report_dir, result, deliveries)
+    summary = fu.read_summary(report_dir, cid)
+    page = write_html_report(report_dir, summary, result.as_dict())
+    delivery_md = fu.markdown_delivery(result)
+    create_markdown_artifact(
+        key=rp.artifact_key(cid, "delivery"),
+        markdown=delivery_md,
+        description="Delivery statuses by territory",
+    )
+    if "loaded" in summary:
+        rows = _rows(cid, shared_ledger(ledger_url).chunks(cid), bool(summary.get("dry_run")))
+        create_markdown_artifact(
+            key=rp.artifact_key(cid, "summary"),
+            markdown=rp.markdown_summary(summary, rows)
+            + "\n\n"
+            + delivery_md.replace("# ", "## ", 1),
+            description="Survey campaign summary, with delivery",
+        )
+    create_link_artifact(
+        key=rp.artifact_key(cid, "report"),
+        link=page.resolve().as_uri(),
+        link_text=f"Report {page}",
+    )
+    return str(page)
+
+
+def _rows(campaign_id: str, chunks: list[lg.ChunkRow], dry_run: bool) -> pd.DataFrame:
+    """The send run's rows with their outcome (for the summary's masked examples)."""
+    try:
+        rows = cp.load_rows(str(cp.state_dir(campaign_id) / "rows.pkl"))
+        return cp.row_outcomes(rows, chunks, dry_run=dry_run)
+    except (OSError, AssertionError, ValueError, KeyError):
+        return pd.DataFrame(columns=[cp.OUTCOME, cp.E164, cp.REASON])
+
+
+def quiet_console() -> None:
+    """Keep the run's log lines off the terminal: they stay in the Prefect UI, and the command's
+    stderr is the one line that says what went wrong."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(logging.CRITICAL + 1)
+
+
+@flow(name="follow-up-campaign", log_prints=False, persist_result=False)
+def follow_up_campaign(
+    campaign_id: Annotated[
+        str, Field(title="Campaign id", description="The id of a campaign that was sent.")
+    ],
+) -> dict[str, Any]:
+    """Read delivery statuses for a sent campaign, report them and suppress STOP replies."""
+    logger = get_run_logger()
+    try:
+        cp.validate_campaign_id(campaign_id)
+    except cp.CampaignError as exc:
+        logger.error(str(exc))
+        return Failed(message=str(exc))  # type: ignore[return-value]
+    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    deliveries = check_delivery_task(campaign_id, ledger_url)
+    if isinstance(deliveries, Problem):
+        logger.error(deliveries.message)
+        return Failed(message=deliveries.message)  # type: ignore[return-value]
+    result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
+    suppression = os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
+    added = record_stops_task(suppression, fu.stop_numbers(deliveries))
+    if isinstance(added, Problem):
+        logger.error(added.message)
+        return Failed(message=added.message)  # type: ignore[return-value]
+    result.stop_added = added
+    publish_task(result, deliveries, ledger_url)
+    counts = result.as_counts()
+    logger.info(
+        "delivered %d, not delivered %d, waiting %d, other %d; %d STOP added",
+        counts["delivered"],
+        counts["not_delivered"],
+        counts["waiting"],
+        counts["other"],
+        added,
+    )
+    return counts
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.follow_up",
+        description="Read a sent campaign's delivery statuses, report them, suppress STOP replies.",
+    )
+    parser.add_argument("--campaign-id", required=True, help="the campaign to follow up")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        quiet_console()
+    try:
+        cp.validate_campaign_id(args.campaign_id)
+    except cp.CampaignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = follow_up_campaign(campaign_id=args.campaign_id, return_state=True)
+    if state.is_completed():
+        print(json.dumps(state.result(), ensure_ascii=False), flush=True)
+        return 0
+    print(f"error: {_one_line(state.message or 'follow-up failed')}", file=sys.stderr)
+    return 1
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else "failed"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

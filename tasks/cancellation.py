@@ -1,0 +1,303 @@
+"""Calling a campaign off: what can still be cancelled, and what became of every chunk.
+
+The gateway cancels a scheduled send only until five minutes before its time (code 6 after that,
+7 once sent, 5 if already cancelled, 4 if unknown: smspartner-api.md section 4.5). So:
+
+- a sent chunk whose slot is more than five minutes away is cancelled at the gateway, then in the
+  ledger (its recipients leave the frequency cap's record: they were never texted);
+- a chunk sent at once, or whose slot has passed, is ``already_sent``; one whose slot is five
+  minutes away or less is ``too_late`` (not even tried: the gateway would refuse);
+- a chunk that never reached the gateway (pending, failed) is cancelled in the ledger only, so a
+  rerun of the campaign does not send it; one that may have reached it (in doubt) is looked up
+  by tag first;
+- a chunk another run is sending right now is left alone (``in_progress``): run the cancel again
+  once that run has finished.
+
+``decide`` is the pure rule (``now`` explicit); ``cancel_chunk`` does the I/O for one chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from smspartner import CancelError, NotFound, SMSPartnerClient
+from tasks import ledger as lg
+from tasks.outcomes import (
+    CAMPAIGN_CANCELLED,
+    CANCEL_ALREADY,
+    CANCEL_ALREADY_SENT,
+    CANCEL_DONE,
+    CANCEL_IN_PROGRESS,
+    CANCEL_NOT_FOUND,
+    CANCEL_NOT_SENT,
+    CANCEL_OUTCOMES,
+    CANCEL_TOO_LATE,
+)
+
+NOTICE = timedelta(minutes=5)
+
+# Actions of ``decide`` that still need the gateway or the ledger.
+ASK_GATEWAY = "ask_gateway"
+LEDGER_ONLY = "ledger_only"
+LOOK_UP_TAG = "look_up_tag"
+NOTHING = "nothing"  # a sent chunk that reached nobody (every number refused)
+
+_NEVER_SENT = (lg.PENDING, lg.FAILED)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # one of the actions above, or a final outcome from CANCEL_OUTCOMES
+    detail: str
+
+
+def decide(chunk: lg.ChunkRow, now: datetime, notice: timedelta = NOTICE) -> Decision:
+    """What to do with one chunk when its campaign is called off at ``now`` (aware)."""
+    if chunk.state == lg.CANCELLED:
+        return Decision(CANCEL_ALREADY, "cancelled before")
+    if chunk.state == lg.SENDING:
+        return Decision(CANCEL_IN_PROGRESS, "another run is sending it; cancel again afterwards")
+    if chunk.state in _NEVER_SENT:
+        return Decision(LEDGER_ONLY, "never sent")
+    if chunk.state == lg.SENT and not chunk.numbers:
+        return Decision(NOTHING, "every number was refused: nothing to cancel")
+    if chunk.slot is None:
+        if chunk.state == lg.IN_DOUBT:
+            return Decision(LOOK_UP_TAG, "may have been sent at once")
+        return Decision(CANCEL_ALREADY_SENT, "sent at once")
+    left = datetime.fromisoformat(chunk.slot) - now
+    if left <= timedelta(0):
+        return Decision(
+            CANCEL_ALREADY_SENT if chunk.state == lg.SENT else LOOK_UP_TAG, "its slot has passed"
+        )
+    if left <= notice:
+        # An in-doubt chunk this close to its slot cannot be cancelled either way; the tag
+        # lookup only says whether it will go out.
+        return Decision(
+            CANCEL_TOO_LATE if chunk.state == lg.SENT else LOOK_UP_TAG,
+            f"{_minutes(left)} before its slot, the gateway needs more than {_minutes(notice)}",
+        )
+    if chunk.state == lg.IN_DOUBT or chunk.message_id is None:
+        return Decision(LOOK_UP_TAG, "no message id yet")
+    return Decision(ASK_GATEWAY, f"{_minutes(left)} before its slot")
+
+
+def _minutes(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return (
+        f"{seconds // 60} min {seconds % 60:02d} s" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+    )
+
+
+@dataclass(frozen=True)
+class ChunkCancel:
+    """What cancelling did with one chunk."""
+
+    chunk_index: int
+    territory: str
+    slot: str | None
+    size: int
+    outcome: str  # one of CANCEL_OUTCOMES, or "nothing"
+    detail: str
+    changed: bool = False  # the ledger now says cancelled because of this run
+
+
+def cancel_chunk(
+    client: SMSPartnerClient,
+    ledger: lg.Ledger,
+    chunk: lg.ChunkRow,
+    now: datetime,
+    notice: timedelta = NOTICE,
+) -> ChunkCancel:
+    """Decide, ask the gateway when it can still help, and record the result in the ledger.
+
+    NotFound and CancelError are outcomes; any other gateway error propagates (key, network).
+    """
+    decision = decide(chunk, now, notice)
+    action, detail = decision.action, decision.detail
+
+    def result(outcome: str, why: str, changed: bool = False) -> ChunkCancel:
+        return ChunkCancel(
+            chunk.chunk_index, chunk.territory, chunk.slot, chunk.size, outcome, why, changed
+        )
+
+    if action == LEDGER_ONLY:
+        done = ledger.mark_cancelled(
+            chunk.campaign_id,
+            chunk.chunk_index,
+            from_states=_NEVER_SENT,
+            reason=CAMPAIGN_CANCELLED,
+            detail="campaign cancelled before this chunk was sent",
+        )
+        if done:
+            return result(CANCEL_NOT_SENT, detail, changed=True)
+        return result(CANCEL_IN_PROGRESS, "another run claimed it meanwhile; cancel again")
+    if action == NOTHING:
+        return result(NOTHING, detail)
+    message_id = chunk.message_id
+    if action == LOOK_UP_TAG:
+        try:
+            entries = client.status_by_tag(chunk.tag)
+        except NotFound:
+            entries = []
+        if not entries:
+            if chunk.state == lg.IN_DOUBT and ledger.mark_cancelled(
+                chunk.campaign_id,
+                chunk.chunk_index,
+                from_states=(lg.IN_DOUBT,),
+                reason=CAMPAIGN_CANCELLED,
+                detail="campaign cancelled; the gateway never got it",
+            ):
+                return result(CANCEL_NOT_SENT, "the gateway never got it", changed=True)
+            return result(CANCEL_NOT_FOUND, "the gateway does not know its tag")
+        found = next((e.message_id for e in entries if e.message_id is not None), None)
+        if found is None:
+            return result(CANCEL_NOT_FOUND, "sent, but the gateway gave no message id to cancel")
+        message_id = found
+        redo = decide(_with_message_id(chunk, found), now, notice)
+        if redo.action != ASK_GATEWAY:
+            return result(redo.action, redo.detail)
+    elif action != ASK_GATEWAY:
+        return result(action, detail)
+    assert message_id is not None
+    try:
+        client.cancel(message_id)
+    except NotFound:
+        return result(CANCEL_NOT_FOUND, "the gateway does not know its message id (code 4)")
+    except CancelError as exc:
+        if exc.code == CancelError.ALREADY_CANCELLED:
+            changed = _record(ledger, chunk, "already cancelled at the gateway (code 5)")
+            return result(CANCEL_ALREADY, "already cancelled at the gateway (code 5)", changed)
+        if exc.code == CancelError.TOO_LATE:
+            return result(CANCEL_TOO_LATE, "the gateway says less than 5 minutes left (code 6)")
+        return result(CANCEL_ALREADY_SENT, "the gateway says it was already sent (code 7)")
+    changed = _record(ledger, chunk, "cancelled at the gateway before its slot")
+    return result(CANCEL_DONE, "cancelled at the gateway", changed)
+
+
+def _record(ledger: lg.Ledger, chunk: lg.ChunkRow, detail: str) -> bool:
+    return ledger.mark_cancelled(
+        chunk.campaign_id,
+        chunk.chunk_index,
+        from_states=(lg.SENT, lg.IN_DOUBT),
+        reason=CAMPAIGN_CANCELLED,
+        detail=detail,
+    )
+
+
+def _with_message_id(chunk: lg.ChunkRow, message_id: int) -> lg.ChunkRow:
+    return lg.ChunkRow(**{**chunk.__dict__, "message_id": message_id, "state": lg.SENT})
+
+
+def cancel_chunks(
+    client: SMSPartnerClient,
+    ledger: lg.Ledger,
+    chunks: Sequence[lg.ChunkRow],
+    now: datetime,
+    *,
+    workers: int = 8,
+) -> list[ChunkCancel]:
+    """``cancel_chunk`` for every chunk, nearest slot first, ``workers`` calls in flight.
+
+    On a gateway error (key, network) the calls not yet started are dropped and the error
+    propagates; what was cancelled before it is in the ledger, and running again resumes.
+    """
+    ordered = sorted(chunks, key=lambda c: (c.slot is None, c.slot or "", c.chunk_index))
+    if not ordered:
+        return []
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered))))
+    try:
+        futures = [pool.submit(cancel_chunk, client, ledger, c, now) for c in ordered]
+        results = [f.result() for f in futures]
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return sorted(results, key=lambda r: r.chunk_index)
+
+
+def count(campaign_id: str, results: Iterable[ChunkCancel]) -> dict[str, Any]:
+    """The JSON object the command prints: chunks per outcome, and recipients this run spared."""
+    results = list(results)
+    counts: dict[str, Any] = {"campaign_id": campaign_id}
+    counts.update({o: sum(1 for r in results if r.outcome == o) for o in CANCEL_OUTCOMES})
+    counts["recipients_cancelled"] = sum(r.size for r in results if r.changed)
+    return counts
+
+
+_WHY = {
+    CANCEL_DONE: "cancelled at the gateway",
+    CANCEL_ALREADY: "already cancelled",
+    CANCEL_TOO_LATE: "too late (5 minutes or less before the slot)",
+    CANCEL_ALREADY_SENT: "already sent",
+    CANCEL_NOT_FOUND: "not found at the gateway",
+    CANCEL_NOT_SENT: "never sent: cancelled in the ledger",
+    CANCEL_IN_PROGRESS: "being sent by another run",
+}
+
+
+def markdown_cancel(counts: dict[str, Any], results: Sequence[ChunkCancel], at: datetime) -> str:
+    """What the UI shows: counts, and the chunks that could not be cancelled and why."""
+    lines = [
+        f"# Cancelling campaign `{counts['campaign_id']}`",
+        "",
+        f"At {at.isoformat()} (UTC): {counts['recipients_cancelled']} recipients will not be "
+        "texted because of this cancellation.",
+        "",
+        "| outcome | chunks |",
+        "|---|---:|",
+    ]
+    lines += [f"| {_WHY[o]} | {counts[o]} |" for o in CANCEL_OUTCOMES]
+    kept = [
+        r
+        for r in results
+        if r.outcome in (CANCEL_TOO_LATE, CANCEL_ALREADY_SENT, CANCEL_NOT_FOUND, CANCEL_IN_PROGRESS)
+    ]
+    if kept:
+        lines += [
+            "",
+            "## Not cancelled",
+            "",
+            "| chunk | territory | slot | recipients | why |",
+            "|---:|---|---|---:|---|",
+        ]
+        lines += [
+            f"| {r.chunk_index} | {r.territory} | {r.slot or 'at once'} | {r.size} | {r.detail} |"
+            for r in kept[:50]
+        ]
+        if len(kept) > 50:
+            lines.append(f"| ... | | | | {len(kept) - 50} more in cancel.json |")
+    return "\n".join(lines)
+
+
+def write_cancel(
+    report_dir: Path, counts: dict[str, Any], results: Sequence[ChunkCancel], at: datetime
+) -> Path:
+    """``cancel.json``: the counts and one line per chunk (no phone number in it)."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / "cancel.json"
+    tmp = path.with_suffix(".json.tmp")
+    data = {**counts, "at": at.isoformat(), "chunks": [asdict(r) for r in results]}
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = [
+    "NOTICE",
+    "ChunkCancel",
+    "Decision",
+    "cancel_chunk",
+    "cancel_chunks",
+    "count",
+    "decide",
+    "markdown_cancel",
+    "write_cancel",
+]

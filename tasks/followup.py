@@ -1,0 +1,428 @@
+"""Delivery follow-up: what the gateway says became of each sent chunk, by territory.
+
+Pure rules first (the status buckets, one chunk's tally, the campaign's totals, the markdown the
+UI shows), then the I/O around them: asking the gateway about each chunk, adding the numbers that
+replied STOP to the local suppression list, and writing ``follow_up.json``.
+
+The gateway's answers vary (smspartner-api.md sections 5, 13 and 18): ``statut`` or ``status``,
+``Delivered`` or ``delivered`` or ``DELIVRD``, ``ko``, French texts, numbers in national or
+international form, dates as strings or timestamps. The client parses the envelope; the buckets
+below absorb the spellings, and anything else is counted as ``other``, never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import unicodedata
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from smspartner import (
+    AuthError,
+    NotFound,
+    SMSPartnerClient,
+    SMSPartnerError,
+    StatusEntry,
+    TransportError,
+    normalise_status,
+)
+from tasks import ledger as lg
+from tasks.numbers import mask_number, parse_loose
+from tasks.outcomes import (
+    DELIVERED,
+    DELIVERY_STATUSES,
+    NOT_DELIVERED,
+    OTHER_STATUS,
+    WAITING,
+)
+
+# Spellings folded to lowercase ASCII with single spaces (see _fold).
+_BUCKETS: dict[str, str] = {
+    # section 13: the status endpoints, the error page's lowercase list, operator DLR codes
+    "delivered": DELIVERED,
+    "delivrd": DELIVERED,
+    "to handset": DELIVERED,
+    "to operator": DELIVERED,
+    "delivre": DELIVERED,
+    "livre": DELIVERED,
+    "recu": DELIVERED,
+    "not delivered": NOT_DELIVERED,
+    "undelivered": NOT_DELIVERED,
+    "undeliv": NOT_DELIVERED,
+    "undeliverable": NOT_DELIVERED,
+    "ko": NOT_DELIVERED,
+    "rejectd": NOT_DELIVERED,
+    "rejected": NOT_DELIVERED,
+    "expired": NOT_DELIVERED,
+    "failed": NOT_DELIVERED,
+    "non delivre": NOT_DELIVERED,
+    "non livre": NOT_DELIVERED,
+    "non recu": NOT_DELIVERED,
+    "echec": NOT_DELIVERED,
+    "expire": NOT_DELIVERED,
+    "waiting": WAITING,
+    "pending": WAITING,
+    "enroute": WAITING,
+    "acceptd": WAITING,
+    "accepted": WAITING,
+    "sent": WAITING,  # handed to the operator, no delivery report yet (seen only in MIS)
+    "en attente": WAITING,
+    "envoye": WAITING,
+}
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+    return " ".join(ascii_text.replace("_", " ").replace("-", " ").split())
+
+
+def status_bucket(status: object) -> str:
+    """``delivered``, ``not_delivered``, ``waiting`` or ``other`` for any status text."""
+    return _BUCKETS.get(_fold(normalise_status(status)), OTHER_STATUS)
+
+
+def _empty_counts() -> dict[str, int]:
+    return dict.fromkeys(DELIVERY_STATUSES, 0)
+
+
+@dataclass(frozen=True)
+class ChunkDelivery:
+    """What the gateway said about the recipients of one chunk."""
+
+    chunk_index: int
+    territory: str
+    size: int
+    counts: dict[str, int]
+    stops: tuple[str, ...]  # E.164 of recipients that replied STOP (never shown unmasked)
+    source: str  # "message" (status by message id) or "tag" (status by tag)
+    last_status_at: str | None = None  # ISO 8601 UTC of the latest status date
+    problem: str | None = None
+
+
+def tally_chunk(
+    chunk: lg.ChunkRow, entries: Iterable[StatusEntry], *, source: str, problem: str | None = None
+) -> ChunkDelivery:
+    """One status per recipient of the chunk; recipients the gateway did not list are ``other``.
+
+    A number listed twice (a tag's page repeated, a resend) keeps its latest status; entries for
+    numbers that are not in the chunk are ignored, so they cannot inflate the counts.
+    """
+    wanted = set(chunk.numbers)
+    latest: dict[str, StatusEntry] = {}
+    stops: set[str] = set()
+    for entry in entries:
+        number = entry.phone_number.strip()
+        e164 = number if number in wanted else parse_loose(number) if number else None
+        if e164 is None or e164 not in wanted:
+            continue
+        if entry.stop:
+            stops.add(e164)
+        previous = latest.get(e164)
+        if previous is None or _not_older(entry.date, previous.date):
+            latest[e164] = entry
+    counts = _empty_counts()
+    for entry in latest.values():
+        counts[status_bucket(entry.status)] += 1
+    counts[OTHER_STATUS] += len(wanted) - len(latest)
+    dates = [e.date for e in latest.values() if e.date is not None]
+    return ChunkDelivery(
+        chunk_index=chunk.chunk_index,
+        territory=chunk.territory,
+        size=len(wanted),
+        counts=counts,
+        stops=tuple(sorted(stops)),
+        source=source,
+        last_status_at=max(dates).isoformat() if dates else None,
+        problem=problem,
+    )
+
+
+def _not_older(candidate: datetime | None, current: datetime | None) -> bool:
+    if candidate is None:
+        return current is None
+    return current is None or candidate >= current
+
+
+@dataclass
+class FollowUp:
+    """The campaign's delivery totals: the CLI's last line, ``follow_up.json`` and the report."""
+
+    campaign_id: str
+    chunks_checked: int
+    counts: dict[str, int]
+    by_territory: dict[str, dict[str, int]]
+    stop_added: int = 0
+    stops_masked: list[str] = field(default_factory=list)
+    checked_at: str | None = None
+    last_status_at: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def as_counts(self) -> dict[str, Any]:
+        """The JSON object the command prints."""
+        return {
+            "campaign_id": self.campaign_id,
+            "chunks_checked": self.chunks_checked,
+            **self.counts,
+            "stop_added": self.stop_added,
+            "by_territory": self.by_territory,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything, for ``follow_up.json`` and the HTML report (no full number in it)."""
+        return {
+            **self.as_counts(),
+            "stops_masked": list(self.stops_masked),
+            "checked_at": self.checked_at,
+            "last_status_at": self.last_status_at,
+            "problems": list(self.problems),
+        }
+
+
+def aggregate(
+    campaign_id: str, deliveries: Sequence[ChunkDelivery], *, checked_at: datetime
+) -> FollowUp:
+    """Totals overall and per territory (territories sorted, each with all four buckets)."""
+    totals = _empty_counts()
+    by_territory: dict[str, dict[str, int]] = {}
+    for d in deliveries:
+        row = by_territory.setdefault(d.territory, _empty_counts())
+        for bucket, n in d.counts.items():
+            totals[bucket] += n
+            row[bucket] += n
+    latest = max((d.last_status_at for d in deliveries if d.last_status_at), default=None)
+    stops = sorted({n for d in deliveries for n in d.stops})
+    return FollowUp(
+        campaign_id=campaign_id,
+        chunks_checked=len(deliveries),
+        counts=totals,
+        by_territory=dict(sorted(by_territory.items())),
+        stops_masked=[mask_number(n) for n in stops],
+        checked_at=checked_at.isoformat(),
+        last_status_at=latest,
+        problems=[f"chunk {d.chunk_index}: {d.problem}" for d in deliveries if d.problem],
+    )
+
+
+def stop_numbers(deliveries: Iterable[ChunkDelivery]) -> list[str]:
+    """E.164 of every recipient the gateway reported as STOP, once each."""
+    return sorted({n for d in deliveries for n in d.stops})
+
+
+_LABELS = {
+    DELIVERED: "delivered",
+    NOT_DELIVERED: "not delivered",
+    WAITING: "waiting",
+    OTHER_STATUS: "other / no status",
+}
+
+
+def markdown_delivery(result: FollowUp) -> str:
+    """What the UI shows: aggregates and masked numbers only."""
+    total = sum(result.counts.values())
+
+    def share(n: int) -> str:
+        return f"{100 * n / total:.1f} %" if total else "-"
+
+    lines = [
+        f"# Delivery of campaign `{result.campaign_id}`",
+        "",
+        f"{result.chunks_checked} sent chunks checked at {result.checked_at} (UTC); "
+        f"latest status from the gateway: {result.last_status_at or 'none yet'}.",
+        "",
+        "| status | recipients | share |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {_LABELS[b]} | {result.counts[b]} | {share(result.counts[b])} |"
+        for b in DELIVERY_STATUSES
+    ]
+    lines += [
+        "",
+        "| territory | delivered | not delivered | waiting | other |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {t} | {c[DELIVERED]} | {c[NOT_DELIVERED]} | {c[WAITING]} | {c[OTHER_STATUS]} |"
+        for t, c in result.by_territory.items()
+    ]
+    lines += ["", "## STOP replies", ""]
+    if result.stops_masked:
+        lines.append(
+            f"{len(result.stops_masked)} recipients replied STOP; {result.stop_added} were new "
+            "to the local suppression list and were added to it."
+        )
+        lines += [""] + [f"- {m}" for m in result.stops_masked[:20]]
+        if len(result.stops_masked) > 20:
+            lines.append(f"- ... and {len(result.stops_masked) - 20} more")
+    else:
+        lines.append("No recipient replied STOP.")
+    if result.problems:
+        lines += ["", "## Problems", ""] + [f"- {p}" for p in result.problems[:20]]
+    return "\n".join(lines)
+
+
+def gateway_problem(exc: SMSPartnerError, base_url: str) -> str:
+    """One line for the operator; the client's messages never hold the key or a full number."""
+    if isinstance(exc, AuthError):
+        return f"the gateway refused the API key (code {exc.code})"
+    if isinstance(exc, TransportError):
+        return f"gateway unreachable at {base_url}: {exc}"
+    return f"gateway error: {exc}"
+
+
+# -- I/O -------------------------------------------------------------------------------------
+
+
+def check_chunk(client: SMSPartnerClient, chunk: lg.ChunkRow) -> ChunkDelivery:
+    """Statuses of one sent chunk: by message id when the ledger has it, else by tag.
+
+    A chunk the gateway does not know (code 4) counts as ``other`` with the reason kept; any other
+    gateway error propagates, since it would hit every chunk alike (key, network).
+    """
+    if chunk.message_id is not None:
+        try:
+            entries = client.status_by_message(chunk.message_id)
+            return tally_chunk(chunk, entries, source="message")
+        except NotFound:
+            pass  # the tag may still find it (e.g. a message id recorded from a lost answer)
+    try:
+        entries = client.status_by_tag(chunk.tag)
+    except NotFound:
+        return tally_chunk(chunk, [], source="tag", problem="unknown to the gateway (code 4)")
+    return tally_chunk(chunk, entries, source="tag")
+
+
+def check_chunks(
+    client: SMSPartnerClient, chunks: Sequence[lg.ChunkRow], *, workers: int = 8
+) -> list[ChunkDelivery]:
+    """``check_chunk`` for each chunk, ``workers`` calls in flight, in the chunks' order."""
+    if not chunks:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks)))) as pool:
+        return list(pool.map(lambda c: check_chunk(client, c), chunks))
+
+
+def chunks_to_check(chunks: Iterable[lg.ChunkRow]) -> list[lg.ChunkRow]:
+    """Sent chunks that reached somebody (a chunk whose numbers were all refused has none)."""
+    return [c for c in chunks if c.state == lg.SENT and c.numbers]
+
+
+class SuppressionError(Exception):
+    """The local suppression list cannot take new numbers: str() is one line."""
+
+
+def add_to_suppression(path: Path, numbers: Iterable[str]) -> list[str]:
+    """Append the numbers not already on the list; returns the ones added.
+
+    The list is a CSV with the header ``phone`` (created so when missing). An existing list in
+    another shape is appended to only if it still reads back with every new number; otherwise it
+    is restored byte for byte and SuppressionError says why. A file lock keeps two follow-ups
+    from interleaving their lines.
+    """
+    from tasks.campaign import normalise_list
+    from tasks.recipients import RecipientsError, load_number_list
+
+    wanted = sorted({n for n in numbers if n})
+    if not wanted:
+        return []
+    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+        raise SuppressionError(
+            f"cannot add STOP numbers to {path}: a spreadsheet; "
+            "use a CSV list with a 'phone' column"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fh.seek(0)
+            original = fh.read()
+            try:
+                existing = normalise_list(load_number_list(path)) if original.strip() else set()
+            except RecipientsError as exc:
+                raise SuppressionError(f"cannot read the suppression list: {exc}") from None
+            new = [n for n in wanted if n not in existing]
+            if not new:
+                return []
+            newline = b"\r\n" if b"\r\n" in original[:4096] else b"\n"
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator=newline.decode())
+            if not original.strip():
+                writer.writerow(["phone"])
+            elif not original.endswith((b"\n", b"\r")):
+                out.write(newline.decode())
+            for number in new:
+                writer.writerow([number])
+            fh.seek(0, os.SEEK_END)
+            fh.write(out.getvalue().encode("ascii"))
+            fh.flush()
+            os.fsync(fh.fileno())
+            try:
+                after = normalise_list(load_number_list(path))
+            except RecipientsError:
+                after = set()
+            if not set(new) <= after:
+                fh.truncate(len(original))
+                raise SuppressionError(
+                    f"cannot add STOP numbers to {path}: it is not a one-column list of numbers "
+                    "(expected a CSV with the header 'phone'); the file was left unchanged"
+                )
+            return new
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def write_follow_up(
+    report_dir: Path, result: FollowUp, deliveries: Sequence[ChunkDelivery]
+) -> Path:
+    """``follow_up.json``: the totals and one line per chunk, STOP numbers masked."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    data = result.as_dict()
+    data["chunks"] = [
+        {
+            **{k: v for k, v in asdict(d).items() if k != "stops"},
+            "stops": len(d.stops),
+        }
+        for d in deliveries
+    ]
+    path = report_dir / "follow_up.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_summary(report_dir: Path, campaign_id: str) -> dict[str, Any]:
+    """The send run's ``summary.json``, or a bare one when it is missing or unreadable."""
+    try:
+        data = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"campaign_id": campaign_id}
+    return data if isinstance(data, dict) else {"campaign_id": campaign_id}
+
+
+__all__ = [
+    "ChunkDelivery",
+    "FollowUp",
+    "SuppressionError",
+    "add_to_suppression",
+    "aggregate",
+    "check_chunk",
+    "check_chunks",
+    "chunks_to_check",
+    "gateway_problem",
+    "markdown_delivery",
+    "read_summary",
+    "status_bucket",
+    "stop_numbers",
+    "tally_chunk",
+    "write_follow_up",
+]

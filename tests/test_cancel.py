@@ -1,0 +1,294 @@
+"""Cancelling a campaign: the timing rule, and the flow end to end against the simulator.
+
+The simulator applies the documented rules (codes 4, 5, 6, 7) on its own clock, which the tests
+move with ``state.advance`` to bring a slot near or past without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, TEST_KEY
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.cancel_campaign import cancel_campaign
+from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
+from smspartner import SMSPartnerClient
+from tasks import ledger as lg
+from tasks.cancellation import ASK_GATEWAY, LEDGER_ONLY, LOOK_UP_TAG, NOTHING, decide
+
+NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+
+
+def chunk(
+    state: str = lg.SENT,
+    slot: datetime | None = NOW + timedelta(hours=1),
+    message_id: int | None = 42,
+    numbers: tuple[str, ...] = ("+33612345678",),
+) -> lg.ChunkRow:
+    return lg.ChunkRow(
+        campaign_id="c",
+        chunk_index=0,
+        tag="t",
+        territory="FR",
+        slot=slot.isoformat() if slot else None,
+        numbers=numbers,
+        refused={},
+        state=state,
+        reason=None,
+        detail=None,
+        owner=None,
+        message_id=message_id,
+        nb_sms=1,
+        cost=0.045,
+        currency="EUR",
+        attempts=1,
+    )
+
+
+@given(st.integers(min_value=-3 * 86400, max_value=3 * 86400))
+def test_a_sent_chunk_is_tried_only_more_than_five_minutes_before_its_slot(seconds: int) -> None:
+    action = decide(chunk(slot=NOW + timedelta(seconds=seconds)), NOW).action
+    if seconds <= 0:
+        assert action == "already_sent"
+    elif seconds <= 300:
+        assert action == "too_late"
+    else:
+        assert action == ASK_GATEWAY
+
+
+def test_every_state_has_a_decision() -> None:
+    assert decide(chunk(slot=None), NOW).action == "already_sent"  # sent at once
+    assert decide(chunk(state=lg.CANCELLED), NOW).action == "already_cancelled"
+    assert decide(chunk(state=lg.SENDING), NOW).action == "in_progress"
+    assert decide(chunk(state=lg.PENDING), NOW).action == LEDGER_ONLY
+    assert decide(chunk(state=lg.FAILED, slot=NOW - timedelta(days=1)), NOW).action == LEDGER_ONLY
+    assert decide(chunk(state=lg.IN_DOUBT), NOW).action == LOOK_UP_TAG
+    assert decide(chunk(message_id=None), NOW).action == LOOK_UP_TAG
+    assert decide(chunk(numbers=()), NOW).action == NOTHING
+
+
+# -- the flow ------------------------------------------------------------------------------
+
+HEADER = "id;name;mobile\n"
+
+
+def write_csv(path: Path, numbers: list[str]) -> Path:
+    lines = [f"{i};Client {i};{n}" for i, n in enumerate(numbers, start=1)]
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def send(path: Path, campaign_id: str, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("window", DeliveryWindow(allow_immediate=False))  # every chunk scheduled
+    state = send_survey_campaign(
+        survey_id="satisfaction",
+        recipients=RecipientSource(path=str(path)),
+        campaign_id=campaign_id,
+        return_state=True,
+        **kwargs,
+    )
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def cancel(campaign_id: str) -> dict[str, Any]:
+    state = cancel_campaign(campaign_id=campaign_id, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def ledger() -> lg.Ledger:
+    return lg.Ledger(os.environ["SURVEY_LEDGER_URL"])
+
+
+def until_slot(simulator: Any, campaign_id: str) -> timedelta:
+    slot = min(datetime.fromisoformat(c.slot) for c in ledger().chunks(campaign_id) if c.slot)
+    return slot - simulator.state.now()
+
+
+FR = [f"+3361{i:07d}" for i in range(30)]
+GP = [f"+590690{i:06d}" for i in range(6)]
+
+
+def test_cancel_in_time_calls_everything_off_and_forgets_the_recipients(
+    campaign_env: Path, simulator: Any
+) -> None:
+    csv = write_csv(campaign_env / "r.csv", FR + GP)
+    send(csv, "oops")
+    assert len(simulator.state.sends) == 2 and simulator.state.credits < 1000
+
+    counts = cancel("oops")
+    assert counts == {
+        "campaign_id": "oops",
+        "cancelled": 2,
+        "already_cancelled": 0,
+        "too_late": 0,
+        "already_sent": 0,
+        "not_found": 0,
+        "not_sent_cancelled": 0,
+        "in_progress": 0,
+        "recipients_cancelled": 36,
+    }
+    assert all(s["cancelled"] for s in simulator.state.sends)
+    assert simulator.state.accepted_numbers() == []
+    assert simulator.state.credits == pytest.approx(1000)  # the gateway refunds a cancelled send
+    assert {(c.state, c.reason) for c in ledger().chunks("oops")} == {("cancelled", "cancelled")}
+    saved = json.loads((campaign_env / "data/reports/oops/cancel.json").read_text())
+    assert saved["cancelled"] == 2 and len(saved["chunks"]) == 2
+
+    # Running it again changes nothing and says so.
+    again = cancel("oops")
+    assert again["already_cancelled"] == 2 and again["cancelled"] == 0
+    assert again["recipients_cancelled"] == 0
+
+    # A rerun of the campaign does not send the cancelled chunks again...
+    rerun = send(csv, "oops")
+    assert len(simulator.state.sends) == 2
+    assert rerun["sent"] == 0 and rerun["failed_reasons"] == {"cancelled": 36}
+    # ...and the frequency cap forgot them: nobody was texted, so a new campaign may text them.
+    fresh = send(csv, "the-right-one")
+    assert fresh["sent"] == 36 and fresh["rejected"] == {}
+
+
+def test_too_late_and_already_sent_are_left_alone_and_reported(
+    campaign_env: Path, simulator: Any
+) -> None:
+    send(write_csv(campaign_env / "r.csv", FR), "late")
+    # Our clock says there is time, the gateway's says three minutes: it refuses (code 6).
+    simulator.state.advance((until_slot(simulator, "late") - timedelta(minutes=3)).total_seconds())
+    counts = cancel("late")
+    assert counts["too_late"] == 1 and counts["cancelled"] == 0
+    assert counts["recipients_cancelled"] == 0
+    assert [c.state for c in ledger().chunks("late")] == ["sent"]
+    assert not simulator.state.sends[0]["cancelled"]
+
+    simulator.state.advance(600)  # the slot has passed at the gateway (code 7)
+    assert cancel("late")["already_sent"] == 1
+    assert [c.state for c in ledger().chunks("late")] == ["sent"]
+    assert len(simulator.state.accepted_numbers()) == len(FR)
+
+
+def test_cancelled_elsewhere_or_unknown_at_the_gateway(campaign_env: Path, simulator: Any) -> None:
+    send(write_csv(campaign_env / "r.csv", FR), "elsewhere")
+    message_id = ledger().chunks("elsewhere")[0].message_id
+    assert message_id is not None
+    with SMSPartnerClient(TEST_KEY, simulator.url) as client:
+        client.cancel(message_id)  # e.g. from the gateway's dashboard
+    counts = cancel("elsewhere")
+    assert counts["already_cancelled"] == 1 and counts["recipients_cancelled"] == len(FR)
+    assert [c.state for c in ledger().chunks("elsewhere")] == ["cancelled"]
+
+    send(write_csv(campaign_env / "s.csv", GP), "forgotten")
+    simulator.state.reset()  # the gateway no longer knows any message id (code 4)
+    counts = cancel("forgotten")
+    assert counts["not_found"] == 1 and counts["recipients_cancelled"] == 0
+    assert [c.state for c in ledger().chunks("forgotten")] == ["sent"]
+
+
+def test_chunks_never_sent_are_cancelled_so_a_rerun_skips_them(
+    campaign_env: Path, simulator: Any
+) -> None:
+    csv = write_csv(campaign_env / "r.csv", FR)
+    simulator.state.credits = 0.0
+    first = send(csv, "broke", limits=Limits(chunk_size=10))
+    assert first["failed_reasons"] == {"insufficient_credits": 30}
+    counts = cancel("broke")
+    assert counts["not_sent_cancelled"] == 3 and counts["recipients_cancelled"] == 30
+    simulator.state.credits = 1000.0
+    rerun = send(csv, "broke", limits=Limits(chunk_size=10))
+    assert rerun["sent"] == 0 and simulator.state.sends == []
+
+
+def test_gateway_problems_fail_the_run_in_one_line(
+    campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unknown = cancel_campaign(campaign_id="nothing-here", return_state=True)
+    assert unknown.is_failed() and "unknown campaign id" in str(unknown.message)
+
+    send(write_csv(campaign_env / "r.csv", FR[:3]), "keyless")
+    monkeypatch.setenv("SMSPARTNER_API_KEY", "wrong-key-456")
+    bad_key = cancel_campaign(campaign_id="keyless", return_state=True)
+    message = str(bad_key.message)
+    assert bad_key.is_failed() and "API key" in message
+    assert "wrong-key-456" not in message and "\n" not in message
+    assert [c.state for c in ledger().chunks("keyless")] == ["sent"]
+    assert not simulator.state.sends[0]["cancelled"]
+
+
+def _cli(campaign_env: Path, *args: str) -> subprocess.Popen[str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cancel_campaign", *args],
+        cwd=campaign_env,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_command_line_prints_counts_last_and_fails_in_one_line(
+    campaign_env: Path, simulator: Any
+) -> None:
+    send(write_csv(campaign_env / "r.csv", FR[:4]), "cli-cancel")
+    good = _cli(campaign_env, "--campaign-id", "cli-cancel")
+    bad = _cli(campaign_env, "--campaign-id", "no-such-campaign")
+    out, err = good.communicate(timeout=120)
+    assert good.returncode == 0, err[-2000:]
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert counts["cancelled"] == 1 and counts["recipients_cancelled"] == 4
+    assert simulator.state.sends[0]["cancelled"]
+
+    out, err = bad.communicate(timeout=120)
+    assert bad.returncode != 0 and out.strip() == ""
+    assert err.strip().splitlines() == [
+        "error: unknown campaign id 'no-such-campaign' in the ledger"
+    ]
+    assert "Traceback" not in err
+
+
+def test_the_ledger_cancels_only_from_the_states_asked(tmp_path: Path) -> None:
+    book = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite")
+    plan = [lg.ChunkPlan(0, "FR", None, ("+33612345678",)), lg.ChunkPlan(1, "FR", None, ())]
+    assert book.create_plan("c", "s", plan)
+    claim = book.claim("c", 0, "someone:1:x", cost_per_recipient=0.045)
+    assert claim.action == "send"
+    # another run holds chunk 0: a cancel that expected it pending leaves it alone
+    assert not book.mark_cancelled("c", 0, from_states=(lg.PENDING,), reason="cancelled")
+    assert book.chunk("c", 0).state == lg.SENDING
+    book.mark_sent("c", 0, message_id=1, nb_sms=1, cost=0.045, currency="EUR", texted_at=NOW)
+    since = NOW - timedelta(days=1)
+    assert book.recently_texted(["+33612345678"], since=since, exclude_campaign="other")
+    assert book.mark_cancelled("c", 0, from_states=(lg.SENT,), reason="cancelled", detail="d")
+    row = book.chunk("c", 0)
+    assert (row.state, row.reason, row.detail) == ("cancelled", "cancelled", "d")
+    assert not book.recently_texted(["+33612345678"], since=since, exclude_campaign="other")
+    book.close()
+
+
+def test_a_chunk_in_doubt_the_gateway_never_got_is_cancelled_in_the_ledger(
+    tmp_path: Path, simulator: Any
+) -> None:
+    from tasks.cancellation import cancel_chunk
+
+    book = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite")
+    slot = (NOW + timedelta(days=3650)).isoformat()
+    assert book.create_plan("c", "s", [lg.ChunkPlan(0, "FR", slot, ("+33612345678",))])
+    book.mark("c", 0, lg.IN_DOUBT, "in_doubt", "connection lost")
+    with SMSPartnerClient(TEST_KEY, simulator.url) as client:
+        done = cancel_chunk(client, book, book.chunk("c", 0), NOW)
+    assert (done.outcome, done.changed) == ("not_sent_cancelled", True)
+    assert book.chunk("c", 0).state == lg.CANCELLED
+    assert [r["path"] for r in simulator.state.requests] == ["bulk-status-by-tag"]
+    book.close()
