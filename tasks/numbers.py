@@ -1,0 +1,677 @@
+"""Phone numbers: from what people type in a spreadsheet to an E.164 number and a territory.
+
+Two paths give the same answer (compliance.md section 5):
+
+- ``normalize_number`` is the reference, one value at a time: repairs and rejections that must
+  happen before ``phonenumbers`` sees the text, then parse, validate, number type and territory.
+- ``clean_numbers`` is the fast path for a whole column. It works on distinct values only,
+  recognises the usual French and overseas shapes (``06 12 34 56 78``, ``+33612345678``,
+  ``0033 6…``, ``612345678``, ``+590 690…``) with numpy operations on the characters and a
+  prefix table, and hands everything else to ``normalize_number``. The prefix table is not
+  written by hand: it is derived from phonenumbers' own metadata patterns (``_prefix_table``),
+  so a metadata update moves it along, and a range it cannot decide goes to the reference.
+
+``mark_duplicates``, ``mask_number`` and ``parse_loose`` are the small rules around them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
+
+from tasks.outcomes import (
+    DUPLICATE,
+    EMPTY,
+    FOREIGN,
+    INVALID,
+    MULTIPLE_NUMBERS,
+    NOT_A_NUMBER,
+    NOT_MOBILE,
+    TERRITORIES,
+)
+
+# The regex parser behind ``re``, to read phonenumbers' patterns (see _DigitAutomaton). It is
+# private: without it the fast path only loses its prefix table and asks the reference.
+_sre_parser: Any
+_sre: Any
+try:
+    _sre_parser = importlib.import_module("re._parser")
+    _sre = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - CPython 3.11+ has both
+    _sre_parser = _sre = None
+
+COLUMNS = ("e164", "territory", "reason")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Outcome for one raw value: ``e164`` and ``territory`` when accepted, else ``reason``."""
+
+    e164: str | None
+    territory: str | None
+    reason: str | None
+
+
+def _rejected(reason: str) -> Parsed:
+    return Parsed(None, None, reason)
+
+
+# --- Text repairs and rejections that must happen before phonenumbers sees the value ---------
+
+_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+# +590 also covers Saint-Barthélemy and Saint-Martin, which cannot be told apart by number.
+_TERRITORY_OF_REGION = {t: t for t in TERRITORIES} | {"BL": "GP", "MF": "GP"}
+# A French number that is invalid under +33 may be an overseas one written nationally
+# (0690…, 0639…, +33 690…); these regions share the French trunk prefix and 9-digit plan.
+_OVERSEAS_COUNTRY_CODES = sorted(
+    {phonenumbers.country_code_for_region(r) for r in ("GP", "MQ", "GF", "RE", "YT", "PM")}
+)
+_FR_NSN_LENGTH = 9
+
+_TEL_PREFIX = re.compile(r"^tel\s*:\s*", re.IGNORECASE)
+# Spreadsheets turn 0612345678 into the float 612345678.0 (French locales write 612345678,0).
+_SPREADSHEET_FLOAT = re.compile(r"^([0-9]+)[.,]0+$")
+# Between two numbers people put a list separator, or start the second one with "+".
+_LIST_SPLIT = re.compile(r"[,;|&/\\\n\r\t]|(?<=[0-9)])\s*(?=\+)")
+_LIST_EDGES = ",;|&/\\"
+_DIGITS_OF_A_NUMBER = 6  # a fragment with fewer digits is a grouping, not a second number
+# No single number has 18 digits, even written 00 <cc> (0) <15 digits>.
+_DIGITS_OF_TWO_NUMBERS = 18
+# What may remain around the digits: separators phonenumbers skips. Anything else (including
+# "~", "#", "*" and "x", which phonenumbers reads as extensions or ignores) is not a number.
+_ALLOWED = re.compile(r"^[0-9\s+().\[\]/\-\u2010-\u2015\u2212]*$")
+_DIGIT = re.compile(r"[0-9]")
+_SPACES = re.compile(r"\s+")
+
+
+def _as_text(raw: object) -> str | Parsed:
+    """The text of a cell, or the outcome already decided by its type (NA, float, bool…)."""
+    if raw is None or raw is pd.NA or raw is pd.NaT:
+        return _rejected(EMPTY)
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool | np.bool_):
+        return _rejected(NOT_A_NUMBER)
+    if isinstance(raw, int | np.integer):
+        return str(int(raw)) if int(raw) >= 0 else _rejected(NOT_A_NUMBER)
+    if isinstance(raw, float | np.floating):
+        value = float(raw)
+        if math.isnan(value):
+            return _rejected(EMPTY)
+        # 612345678.0 is a number that lost its leading zero; 6.5, -6e8 or inf are not.
+        if not math.isfinite(value) or not value.is_integer() or value < 0:
+            return _rejected(NOT_A_NUMBER)
+        return str(int(value))
+    return _rejected(NOT_A_NUMBER)
+
+
+def _normalized(text: str) -> str:
+    """``text`` in NFKC (full-width digits and "+", NBSP), without invisible marks, stripped."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        # BOM, zero-width space, LRM/RLM: pasted from web pages and phones along with numbers.
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return text.strip()
+
+
+def _repaired(text: str) -> str:
+    """Normalized ``text`` without a ``tel:`` prefix, and a spreadsheet float's ".0"."""
+    if text[:3].lower() == "tel":
+        text = _TEL_PREFIX.sub("", text)
+    if "." in text or "," in text:
+        text = _SPREADSHEET_FLOAT.sub(r"\1", text)
+    return text
+
+
+def _cleaned_text(text: str) -> str | Parsed:
+    """Repair or reject ``text`` before parsing: the result is safe to give to phonenumbers."""
+    text = _normalized(text)
+    if not text:
+        return _rejected(EMPTY)
+    text = _repaired(text)
+    # Letters would become keypad digits ("(mobile)" -> 662453); this also catches 6.12E+08.
+    if any(c.isalpha() for c in text):
+        return _rejected(NOT_A_NUMBER)
+    fragments = _LIST_SPLIT.split(text)
+    long_fragments = sum(len(_DIGIT.findall(f)) >= _DIGITS_OF_A_NUMBER for f in fragments)
+    digits = len(_DIGIT.findall(text))
+    if long_fragments >= 2 or (digits >= _DIGITS_OF_TWO_NUMBERS and len(text.split()) >= 2):
+        return _rejected(MULTIPLE_NUMBERS)
+    text = text.strip(_LIST_EDGES).strip()
+    if not digits or not _ALLOWED.match(text):
+        return _rejected(NOT_A_NUMBER)
+    return _SPACES.sub(" ", text)
+
+
+# --- The reference path ----------------------------------------------------------------------
+
+
+def _overseas(number: PhoneNumber) -> PhoneNumber | None:
+    """The overseas number an invalid +33 number stands for, if exactly one territory has it.
+
+    Same as re-parsing the national form (0690…) with the territory's region: they all use the
+    trunk prefix 0 and keep the 9 digits after it.
+    """
+    if number.italian_leading_zero or len(str(number.national_number)) != _FR_NSN_LENGTH:
+        return None
+    found = []
+    for cc in _OVERSEAS_COUNTRY_CODES:
+        candidate = PhoneNumber(country_code=cc, national_number=number.national_number)
+        if phonenumbers.is_valid_number(candidate):
+            found.append(candidate)
+    return found[0] if len(found) == 1 else None
+
+
+def _resolved(number: PhoneNumber) -> PhoneNumber | str:
+    """The valid number (any type, any region) ``number`` stands for, else the reject reason."""
+    if number.extension:  # cannot happen after _cleaned_text; never send to a guessed number
+        return INVALID
+    if number.country_code == 33 and not phonenumbers.is_valid_number(number):
+        number = _overseas(number) or number
+    if not phonenumbers.is_valid_number(number):
+        return INVALID
+    return number
+
+
+def _parse(text: str) -> PhoneNumber | str:
+    """A valid number (any type, any region) parsed from cleaned text, else the reject reason."""
+    try:
+        number = phonenumbers.parse(text, "FR")
+    except NumberParseException:
+        return INVALID
+    return _resolved(number)
+
+
+def _outcome(number: PhoneNumber | str, allow_foreign: bool) -> Parsed:
+    """Accept a mobile of France or its territories (or abroad if allowed); say why not."""
+    if isinstance(number, str):
+        return _rejected(number)
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        return _rejected(NOT_MOBILE)
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    region = phonenumbers.region_code_for_number(number)
+    territory = _TERRITORY_OF_REGION.get(region or "")
+    if territory is not None:
+        return Parsed(e164, territory, None)
+    # "001" is a non-geographic network (satellite, global services): no country, no clock.
+    if allow_foreign and region is not None and region.isalpha():
+        return Parsed(e164, region, None)
+    return _rejected(FOREIGN)
+
+
+def normalize_number(raw: object, *, allow_foreign: bool = False) -> Parsed:
+    """Reference, row-by-row path built straight on phonenumbers (repairs, parse, validate,
+    type, territory)."""
+    text = _as_text(raw)
+    if isinstance(text, str):
+        text = _cleaned_text(text)
+    if isinstance(text, Parsed):
+        return text
+    return _outcome(_parse(text), allow_foreign)
+
+
+def parse_loose(raw: object) -> str | None:
+    """E.164 for any valid number in any format (for stop lists / suppression lists: no mobile
+    or foreign filtering), else None."""
+    text = _as_text(raw)
+    if isinstance(text, str):
+        text = _cleaned_text(text)
+    if isinstance(text, Parsed):
+        return None
+    number = _parse(text)
+    if isinstance(number, str):
+        return None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+# --- The fast path ---------------------------------------------------------------------------
+
+# The fast path reads each distinct text as a row of characters in a numpy matrix, after the
+# reference's own first steps (NFKC, strip, tel:, ".0") on the few texts they can change. It
+# rejects any text with a letter (not_a_number), and reads texts made only of digits, one
+# leading "+" and separators phonenumbers skips (space, dot, dash, parentheses) whose digits are
+#     [+33 | 0033 | 33] [0] NSN   or   (+cc | 00cc) [0] NSN   (cc: 262, 590, 594, 596)
+# with NSN 9 digits, the first not 0: phonenumbers parses them as +33 NSN or +cc NSN, and then
+# the country code and the NSN's first digits decide everything (the prefix table). Read as +33
+# with too few digits, a text is invalid. Everything else (foreign numbers, two numbers in a
+# cell, "/", other lengths…) goes to the reference.
+_FAST_WIDTH = 24  # characters; longer texts go to the reference
+_PAD, _DIGIT_CHAR, _SEPARATOR, _PLUS, _LETTER, _OTHER = range(6)
+_CHAR_CLASS = np.full(129, _OTHER, dtype=np.int8)  # ASCII, and 128 for every char above
+_CHAR_CLASS[0] = _PAD
+_CHAR_CLASS[ord("0") : ord("9") + 1] = _DIGIT_CHAR
+_CHAR_CLASS[[ord(c) for c in " .-()"]] = _SEPARATOR
+_CHAR_CLASS[ord("+")] = _PLUS
+_CHAR_CLASS[[ord(c) for c in string.ascii_letters]] = _LETTER
+_MAX_DIGITS = 18  # read as an int64
+# Country codes whose 9-digit NSNs the fast path reads: France and the overseas territories
+# written with their own code (+590 690…, 00262 692…).
+_FAST_CODES = (33, 262, 590, 594, 596)
+_TABLE_DEPTH = 5  # NSN prefixes up to 5 digits (0639 01…, 0693 12…); deeper ranges go slow
+# Characters str.strip() removes at the ends (ASCII); a text with them is prepared first.
+_STRIPPED = np.array([chr(c).isspace() for c in range(128)] + [True])
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What every NSN under one prefix gives: accepted under ``cc``, or rejected."""
+
+    cc: int | None
+    territory: str | None
+    reason: str | None
+
+
+_INVALID = _Outcome(None, None, INVALID)
+_NOT_A_NUMBER = _Outcome(None, None, NOT_A_NUMBER)
+
+
+class _Unsupported(Exception):
+    """A metadata pattern uses regex syntax the prefix analysis does not model."""
+
+
+class _DigitAutomaton:
+    """A metadata pattern (``national_number_pattern``, matched in full) as an automaton over
+    digits, to tell whether it accepts every completion of a prefix, none, or some."""
+
+    def __init__(self, pattern: str) -> None:
+        if _sre_parser is None:
+            raise _Unsupported("re._parser is not available")
+        self._edges: list[list[tuple[frozenset[int] | None, int]]] = []
+        start = self._node()
+        self._accept = self._sequence(_sre_parser.parse(pattern), start)
+        self.start = self._closure({start})
+        self._steps: dict[tuple[frozenset[int], int], frozenset[int]] = {}
+        self._all: dict[tuple[frozenset[int], int], bool] = {}
+        self._none: dict[tuple[frozenset[int], int], bool] = {}
+
+    def _node(self) -> int:
+        self._edges.append([])
+        return len(self._edges) - 1
+
+    def _arc(self, source: int, digits: frozenset[int] | None) -> int:
+        target = self._node()
+        self._edges[source].append((digits, target))
+        return target
+
+    def _sequence(self, items: Any, node: int) -> int:
+        for op, av in items:
+            if op is _sre.LITERAL:
+                node = self._arc(node, _digit_set([(op, av)]))
+            elif op is _sre.IN:
+                node = self._arc(node, _digit_set(av))
+            elif op is _sre.SUBPATTERN:
+                node = self._sequence(av[-1], node)
+            elif op is _sre.BRANCH:
+                end = self._node()
+                for alternative in av[1]:
+                    self._edges[self._sequence(alternative, node)].append((None, end))
+                node = end
+            elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+                low, high, body = av
+                for _ in range(low):
+                    node = self._sequence(body, node)
+                if high == _sre.MAXREPEAT:
+                    loop = self._arc(node, None)
+                    self._edges[self._sequence(body, loop)].append((None, loop))
+                    node = loop
+                else:
+                    end = self._node()
+                    for _ in range(high - low):
+                        self._edges[node].append((None, end))
+                        node = self._sequence(body, node)
+                    self._edges[node].append((None, end))
+                    node = end
+            else:
+                raise _Unsupported(str(op))
+        return node
+
+    def _closure(self, nodes: set[int]) -> frozenset[int]:
+        todo, seen = list(nodes), set(nodes)
+        while todo:
+            for digits, target in self._edges[todo.pop()]:
+                if digits is None and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        return frozenset(seen)
+
+    def step(self, state: frozenset[int], digit: int) -> frozenset[int]:
+        key = (state, digit)
+        if key not in self._steps:
+            targets = {t for n in state for d, t in self._edges[n] if d is not None and digit in d}
+            self._steps[key] = self._closure(targets)
+        return self._steps[key]
+
+    def accepts_all(self, state: frozenset[int], remaining: int) -> bool:
+        key = (state, remaining)
+        if key not in self._all:
+            self._all[key] = (
+                self._accept in state
+                if remaining == 0
+                else all(self.accepts_all(self.step(state, d), remaining - 1) for d in range(10))
+            )
+        return self._all[key]
+
+    def accepts_none(self, state: frozenset[int], remaining: int) -> bool:
+        key = (state, remaining)
+        if key not in self._none:
+            self._none[key] = (
+                self._accept not in state
+                if remaining == 0
+                else all(self.accepts_none(self.step(state, d), remaining - 1) for d in range(10))
+            )
+        return self._none[key]
+
+    def decided(self, prefix: str, length: int) -> bool:
+        """Whether all completions of ``prefix`` to ``length`` digits match alike."""
+        state = self.start
+        for c in prefix:
+            state = self.step(state, int(c))
+        remaining = length - len(prefix)
+        return self.accepts_all(state, remaining) or self.accepts_none(state, remaining)
+
+
+def _digit_set(items: Any) -> frozenset[int]:
+    """The digits a character class (or one literal) of a parsed pattern accepts."""
+    digits: set[int] = set()
+    negate = False
+    for op, av in items:
+        if op is _sre.LITERAL:
+            digits |= {int(chr(av))} if chr(av).isdigit() and av < 128 else set()
+        elif op is _sre.RANGE:
+            digits |= {d for d in range(10) if av[0] <= ord(str(d)) <= av[1]}
+        elif op is _sre.CATEGORY and av is _sre.CATEGORY_DIGIT:
+            digits |= set(range(10))
+        elif op is _sre.NEGATE:
+            negate = True
+        else:
+            raise _Unsupported(str(op))
+    return frozenset(set(range(10)) - digits if negate else digits)
+
+
+def _patterns_behind(country_codes: list[int]) -> list[str]:
+    """Every pattern phonenumbers may consult to validate, type and place a number of these
+    country codes (a superset: an extra pattern only makes the table split more)."""
+    patterns: set[str] = set()
+    for cc in country_codes:
+        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[cc]:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            if metadata is None:
+                continue
+            if metadata.leading_digits:  # matched as a prefix when picking the region
+                patterns.add(f"(?:{metadata.leading_digits})\\d*")
+            for name in dir(metadata):
+                desc = getattr(metadata, name)
+                if isinstance(desc, phonenumbers.PhoneNumberDesc) and desc.national_number_pattern:
+                    patterns.add(desc.national_number_pattern)
+    return sorted(patterns)
+
+
+@cache
+def _prefix_table() -> tuple[np.ndarray, tuple[_Outcome, ...], bool]:
+    """Outcome code per (country code of ``_FAST_CODES``, NSN prefix of ``_TABLE_DEPTH`` digits),
+    0 meaning "ask the reference", derived from phonenumbers' own metadata.
+
+    A prefix goes in the table when every pattern phonenumbers consults for a number of that
+    country code (and, for +33, of the overseas codes it may be repaired to) matches all of the
+    prefix's 9-digit completions or none of them: then they all get the outcome of any one of
+    them, which the reference computes. Other prefixes are split into their ten children, down
+    to ``_TABLE_DEPTH`` digits; what is still undecided there goes to the reference.
+    """
+    codes = np.zeros((len(_FAST_CODES), 10**_TABLE_DEPTH), dtype=np.int16)
+    outcomes = [_Outcome(None, None, None), _INVALID, _NOT_A_NUMBER]  # code 0: not in the table
+    for row, country_code in enumerate(_FAST_CODES):
+        behind = [33, *_OVERSEAS_COUNTRY_CODES] if country_code == 33 else [country_code]
+        try:
+            automata = [_DigitAutomaton(p) for p in _patterns_behind(behind)]
+        except _Unsupported:  # a metadata update we cannot model: leave it to the reference
+            continue
+
+        def walk(
+            prefix: str,
+            country_code: int = country_code,
+            row: int = row,
+            automata: list[_DigitAutomaton] = automata,
+        ) -> None:
+            if not all(a.decided(prefix, _FR_NSN_LENGTH) for a in automata):
+                if len(prefix) < _TABLE_DEPTH:
+                    for digit in "0123456789":
+                        walk(prefix + digit)
+                return
+            nsn = prefix.ljust(_FR_NSN_LENGTH, "0")
+            number = _resolved(PhoneNumber(country_code=country_code, national_number=int(nsn)))
+            p = _outcome(number, allow_foreign=False)
+            cc = number.country_code if isinstance(number, PhoneNumber) else None
+            if p.e164 is not None and p.e164 != f"+{cc}{nsn}":
+                return  # not expected: leave the range to the reference
+            outcome = _Outcome(cc if p.e164 else None, p.territory, p.reason)
+            if outcome not in outcomes:
+                outcomes.append(outcome)
+            span = 10 ** (_TABLE_DEPTH - len(prefix))
+            start = int(prefix) * span
+            codes[row, start : start + span] = outcomes.index(outcome)
+
+        for first in "123456789":
+            walk(first)
+
+    # Whether a +33 reading with fewer than 9 significant digits is invalid: French NSNs have 9
+    # digits, none starting with 0 (and the overseas repair needs 9 significant digits too).
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("FR")
+    general = metadata.general_desc if metadata is not None else None
+    if general is None or not general.national_number_pattern:
+        return codes, tuple(outcomes), False
+    try:
+        automaton = _DigitAutomaton(general.national_number_pattern)
+    except _Unsupported:
+        return codes, tuple(outcomes), False
+    short_is_invalid = tuple(general.possible_length) == (_FR_NSN_LENGTH,)
+    short_is_invalid &= automaton.accepts_none(
+        automaton.step(automaton.start, 0), _FR_NSN_LENGTH - 1
+    )
+    return codes, tuple(outcomes), short_is_invalid
+
+
+def _distinct_texts(raw: pd.Series) -> tuple[np.ndarray, list[str | Parsed]]:
+    """Codes of ``raw`` into its distinct values, and each distinct value as text or outcome."""
+    if raw.dtype == object:
+        strings = infer_dtype(raw, skipna=True) in ("string", "empty")
+    else:
+        strings = isinstance(raw.dtype, pd.StringDtype)
+    if strings:
+        # Missing values (None, NaN, NA) all get code -1.
+        codes, texts = pd.factorize(raw.to_numpy(dtype=object), use_na_sentinel=True)
+        return codes, texts.tolist()
+    if is_numeric_dtype(raw.dtype) and not is_bool_dtype(raw.dtype):
+        codes, numbers = pd.factorize(raw, use_na_sentinel=True)
+        return codes, [_as_text(u) for u in numbers.tolist()]
+    # Mixed cells: factorize would merge 1, 1.0 and True, which are not the same cell. Parsed
+    # outcomes are hashable and never equal to a string, so they factorize apart.
+    keys = np.empty(len(raw), dtype=object)
+    keys[:] = [_as_text(v) for v in raw.to_numpy(dtype=object)]
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    return codes, uniques.tolist()
+
+
+def _char_matrix(texts: list[str], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Code points of the first ``width`` characters of each text (0-padded), and lengths."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    chars = np.array(texts, dtype=f"<U{width}").view(np.uint32)
+    return chars.reshape(len(texts), width), lengths
+
+
+def _digits_value(chars: np.ndarray, digit: np.ndarray) -> np.ndarray:
+    """The digits of each row read as one integer (meaningful up to 18 digits)."""
+    value = np.zeros(len(chars), dtype=np.int64)
+    # Horner, one column of characters at a time (transposed: each column is contiguous).
+    columns, digits = chars.astype(np.uint8).T.copy(), digit.T.copy()
+    for column, is_digit in zip(columns, digits, strict=True):
+        if is_digit.any():
+            value = np.where(is_digit, value * 10 + (column.astype(np.int64) - ord("0")), value)
+    return value
+
+
+def _fast(texts: list[str | Parsed]) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome code of each text (0 = ask the reference) and its NSN where the code accepts."""
+    n = len(texts)
+    table, outcomes, short_is_invalid = _prefix_table()
+    decided = np.fromiter((isinstance(t, Parsed) for t in texts), dtype=bool, count=n)
+    strs = [t if isinstance(t, str) else "" for t in texts]
+    chars, lengths = _char_matrix(strs, _FAST_WIDTH)
+
+    # What the reference does first (NFKC, strip, tel:, ".0"), only where it can change the text.
+    last = chars[np.arange(n), np.clip(lengths - 1, 0, _FAST_WIDTH - 1)]
+    redo = _STRIPPED[np.minimum(chars[:, 0], 128)] | _STRIPPED[np.minimum(last, 128)]
+    redo |= (lengths > _FAST_WIDTH) | (chars >= 128).any(axis=1)
+    redo |= ((chars == ord(",")) | (chars == ord(":"))).any(axis=1)
+    redo |= (chars == ord(".")).sum(axis=1) == 1  # a float has one; 06.12.34.56.78 is left alone
+    redo_rows = np.flatnonzero(redo)
+    if redo_rows.size:
+        for i in redo_rows:
+            strs[i] = _repaired(_normalized(strs[i]))
+        chars[redo_rows], lengths[redo_rows] = _char_matrix(
+            [strs[i] for i in redo_rows], _FAST_WIDTH
+        )
+    # Past ASCII everything is "other" (NBSP and full-width digits were normalized above).
+    np.minimum(chars, 128, out=chars)
+    kind = _CHAR_CLASS[chars]
+    # Letters are rejected before anything else looks at the digits.
+    code = np.zeros(n, dtype=np.int16)
+    code[(kind == _LETTER).any(axis=1) & ~decided] = outcomes.index(_NOT_A_NUMBER)
+
+    # Texts of digits and separators, with at most one "+", first: their digits as an integer.
+    digits_only = (lengths <= _FAST_WIDTH) & ~decided
+    digits_only &= (chars != 0).sum(axis=1) == lengths  # a NUL in the text reads as padding
+    digits_only &= ~((kind == _OTHER) | (kind == _LETTER)).any(axis=1)
+    keep = (kind == _DIGIT_CHAR) | (kind == _PLUS)
+    pluses = (kind == _PLUS).sum(axis=1)
+    plus = pluses == 1
+    first = kind[np.arange(n), keep.argmax(axis=1)]
+    length = keep.sum(axis=1) - plus  # digits
+    digits_only &= (pluses == 0) | (plus & (first == _PLUS))
+    digits_only &= (length >= 1) & (length <= _MAX_DIGITS)
+    value = _digits_value(chars, kind == _DIGIT_CHAR)
+    # The first k digits as a number, for k up to the longest prefix of a shape.
+    tops = [value // 10 ** np.maximum(length - k, 0) for k in range(7)]
+
+    def lead_is(digits: str) -> np.ndarray:
+        """Whether the digits start with ``digits`` (leading zeros count)."""
+        return (length >= len(digits)) & (tops[len(digits)] == int(digits or "0"))
+
+    nsn = value % 10**_FR_NSN_LENGTH
+    row = np.full(n, -1, dtype=np.int64)  # which of _FAST_CODES, -1 when no shape matches
+    for which, cc in enumerate(_FAST_CODES):
+        shapes = [(f"+{cc}", True), (f"+{cc}0", True), (f"00{cc}", False), (f"00{cc}0", False)]
+        if cc == 33:  # written for France: no prefix, trunk 0, or 33 without its "+"
+            shapes += [("", False), ("0", False), ("33", False), ("330", False)]
+        for shape, with_plus in shapes:
+            digits = shape.lstrip("+")
+            matches = (length == len(digits) + _FR_NSN_LENGTH) & (plus == with_plus)
+            row[matches & lead_is(digits)] = which
+    shaped = digits_only & (row >= 0) & (nsn >= 10 ** (_FR_NSN_LENGTH - 1))
+    code[shaped] = table[row[shaped], nsn[shaped] // 10 ** (_FR_NSN_LENGTH - _TABLE_DEPTH)]
+
+    # Read as +33 (without "+" or "00" the country code is +33 anyway) with fewer than 9
+    # significant digits after the 33: no 9-digit French or overseas NSN can come out of it.
+    if short_is_invalid:
+        after_33 = value % 10 ** np.maximum(length - 2, 0)
+        national = ~plus & ~lead_is("00") & (length >= 1) & (value < 10 ** (_FR_NSN_LENGTH - 1))
+        international = plus & lead_is("33") & (after_33 < 10 ** (_FR_NSN_LENGTH - 1))
+        single = digits_only & (length < _DIGITS_OF_TWO_NUMBERS)
+        code[single & (national | international)] = outcomes.index(_INVALID)
+    return code, nsn
+
+
+def clean_numbers(raw: pd.Series, *, allow_foreign: bool = False) -> pd.DataFrame:
+    """Vectorised/fast path: returns a DataFrame with the same index as `raw` and columns
+    e164, territory, reason (None/NaN where not applicable). Must give exactly the same result
+    as normalize_number on every value."""
+    codes, texts = _distinct_texts(raw)
+    _, outcomes, _ = _prefix_table()
+    code, nsn = _fast(texts)
+
+    # One slot per distinct value, plus a last one for missing values (code -1).
+    cc = np.array([o.cc or 0 for o in outcomes], dtype=np.int64)[code]
+    accepted = cc > 0
+    e164 = np.full(len(texts) + 1, None, dtype=object)
+    e164[:-1][accepted] = np.char.add("+", (cc * 10**_FR_NSN_LENGTH + nsn)[accepted].astype(str))
+    with_missing = np.append(code, -1)
+    territory = np.array([o.territory for o in outcomes] + [None], dtype=object)[with_missing]
+    reason = np.array([o.reason for o in outcomes] + [EMPTY], dtype=object)[with_missing]
+
+    for i in np.flatnonzero(code == 0):
+        text = texts[i]
+        p = (
+            text
+            if isinstance(text, Parsed)
+            else normalize_number(text, allow_foreign=allow_foreign)
+        )
+        e164[i], territory[i], reason[i] = p.e164, p.territory, p.reason
+
+    columns = {
+        name: pd.Series(values[codes], index=raw.index, dtype="str")
+        for name, values in zip(COLUMNS, (e164, territory, reason), strict=True)
+    }
+    return pd.DataFrame(columns, index=raw.index)
+
+
+# --- Around the numbers ----------------------------------------------------------------------
+
+
+def mark_duplicates(cleaned: pd.DataFrame) -> pd.DataFrame:
+    """Copy of `cleaned` where rows whose e164 equals an earlier accepted row's e164 get reason
+    'duplicate' (and keep their e164 so a report can show it); first occurrence wins; rejected
+    rows are never duplicates."""
+    out = cleaned.copy()
+    accepted = (out["reason"].isna() & out["e164"].notna()).to_numpy()
+    e164 = pd.Series(out["e164"].to_numpy(dtype=object))  # positions, whatever the index
+    repeated = e164.where(accepted).duplicated(keep="first").to_numpy() & accepted
+    reason = out["reason"].to_numpy(dtype=object, copy=True)
+    reason[repeated] = DUPLICATE
+    # Same index object: assigned by position, even where labels repeat.
+    out["reason"] = pd.Series(reason, index=out.index, dtype=out["reason"].dtype)
+    return out
+
+
+_HIDDEN = "•••"
+_E164 = re.compile(r"\+([1-9][0-9]{5,14})")
+_SHOWN_WITH_PREFIX = ("590", "594", "596", "262")  # overseas mobiles: +590 690 •• •• 56
+_MIN_MASKED_NSN = 4  # with fewer digits the last two would be most of the number
+
+
+def mask_number(e164: str) -> str:
+    """What the UI may show: '+33612345678' -> '+33 6 •• •• •• 78'; '+590690123456' ->
+    '+590 690 •• •• 56' style; any other E.164 keeps country code and the last 2 digits only.
+    Never raises; masks garbage to '•••'."""
+    m = _E164.fullmatch(e164) if isinstance(e164, str) else None
+    if m is None:
+        return _HIDDEN
+    digits = m.group(1)
+    cc = next(
+        (
+            digits[:k]
+            for k in (1, 2, 3)
+            if int(digits[:k]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+        ),
+        None,
+    )
+    if cc is None:
+        return _HIDDEN
+    nsn = digits[len(cc) :]
+    if len(nsn) < _MIN_MASKED_NSN:
+        return _HIDDEN
+    if cc == "33" and len(nsn) == _FR_NSN_LENGTH:
+        return f"+33 {nsn[0]} •• •• •• {nsn[-2:]}"
+    if cc in _SHOWN_WITH_PREFIX and len(nsn) == _FR_NSN_LENGTH:
+        return f"+{cc} {nsn[:3]} •• •• {nsn[-2:]}"
+    return f"+{cc} •• •• {nsn[-2:]}"
