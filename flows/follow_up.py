@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,32 +124,66 @@ def quiet_console() -> None:
 @flow(name="follow-up-campaign", log_prints=False, persist_result=False)
 def follow_up_campaign(
     campaign_id: Annotated[
-        str, Field(title="Campaign id", description="The id of a campaign that was sent.")
-    ],
+        str | None,
+        Field(title="Campaign id", description="A campaign that was sent; empty for all recent."),
+    ] = None,
+    since_days: Annotated[int, Field(ge=1, le=60)] = 7,
 ) -> dict[str, Any]:
-    """Read delivery statuses for a sent campaign, report them and suppress STOP replies."""
+    """Read delivery statuses for sent campaigns, report them and suppress STOP replies.
+
+    Args:
+        campaign_id: The campaign to follow up; empty for every campaign that texted someone
+            in the last `since_days` days (what the daily deployment does).
+        since_days: How far back an empty campaign id looks.
+    """
+    logger = get_run_logger()
+    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    if campaign_id:
+        outcome = _follow_one(campaign_id, ledger_url)
+        if isinstance(outcome, Problem):
+            logger.error(outcome.message)
+            return Failed(message=outcome.message)  # type: ignore[return-value]
+        return outcome
+    since = datetime.now(UTC) - timedelta(days=since_days)
+    campaigns = shared_ledger(ledger_url).campaigns_texted_since(since)
+    results: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for cid in campaigns:  # one campaign's failure must not hide the others' statuses
+        outcome = _follow_one(cid, ledger_url)
+        if isinstance(outcome, Problem):
+            logger.error("%s: %s", cid, outcome.message)
+            problems[cid] = outcome.message
+        else:
+            results[cid] = outcome
+    logger.info("%d campaigns followed up, %d failed", len(results), len(problems))
+    summary = {"since_days": since_days, "campaigns": results, "failed": problems}
+    if problems:
+        message = f"{len(problems)} of {len(campaigns)} campaigns could not be followed up"
+        return Failed(message=message, data=summary)  # type: ignore[return-value]
+    return summary
+
+
+def _follow_one(campaign_id: str, ledger_url: str) -> dict[str, Any] | Problem:
+    """One campaign: statuses, STOP replies, new report and artifacts."""
     logger = get_run_logger()
     try:
         cp.validate_campaign_id(campaign_id)
     except cp.CampaignError as exc:
-        logger.error(str(exc))
-        return Failed(message=str(exc))  # type: ignore[return-value]
-    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+        return Problem(message=str(exc))
     deliveries = check_delivery_task(campaign_id, ledger_url)
     if isinstance(deliveries, Problem):
-        logger.error(deliveries.message)
-        return Failed(message=deliveries.message)  # type: ignore[return-value]
+        return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
     suppression = os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
     added = record_stops_task(suppression, fu.stop_numbers(deliveries))
     if isinstance(added, Problem):
-        logger.error(added.message)
-        return Failed(message=added.message)  # type: ignore[return-value]
+        return added
     result.stop_added = added
     publish_task(result, deliveries, ledger_url)
     counts = result.as_counts()
     logger.info(
-        "delivered %d, not delivered %d, waiting %d, other %d; %d STOP added",
+        "%s: delivered %d, not delivered %d, waiting %d, other %d; %d STOP added",
+        campaign_id,
         counts["delivered"],
         counts["not_delivered"],
         counts["waiting"],
@@ -167,17 +201,27 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.follow_up",
         description="Read a sent campaign's delivery statuses, report them, suppress STOP replies.",
     )
-    parser.add_argument("--campaign-id", required=True, help="the campaign to follow up")
+    parser.add_argument(
+        "--campaign-id", help="the campaign to follow up (default: every recent campaign)"
+    )
+    parser.add_argument(
+        "--since-days", type=int, default=7, help="without --campaign-id: how far back to look"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_console()
     try:
-        cp.validate_campaign_id(args.campaign_id)
+        if args.campaign_id:
+            cp.validate_campaign_id(args.campaign_id)
+        if not 1 <= args.since_days <= 60:
+            raise cp.CampaignError("--since-days must be between 1 and 60")
     except cp.CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    state = follow_up_campaign(campaign_id=args.campaign_id, return_state=True)
+    state = follow_up_campaign(
+        campaign_id=args.campaign_id, since_days=args.since_days, return_state=True
+    )
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0

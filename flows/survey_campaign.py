@@ -230,6 +230,12 @@ def prepare_task(
     logger = get_run_logger()
     now = datetime.now(UTC)
     base_url = gateway_url()
+    if _is_sample(source) and base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run:
+        # The samples' numbers may belong to real people: they are for the simulator only.
+        return Problem(
+            message="refusing to text the bundled sample recipients through the real gateway; "
+            "use your own list, a dry run, or SMSPARTNER_BASE_URL pointing at the simulator"
+        )
     try:
         df = _load(source)
         column = find_phone_column(list(df.columns), source.phone_column)
@@ -353,6 +359,15 @@ def _global_limit(name: str) -> bool | Problem:
             f"`prefect gcl create {name} --limit 8`"
         )
     return bool(limit.slot_decay_per_second)
+
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+def _is_sample(source: RecipientSource) -> bool:
+    target = source.path if source.kind != SourceKind.sql else (source.db_url or "")
+    target = target.removeprefix("sqlite:///") if target else ""
+    return bool(target) and Path(target).resolve().is_relative_to(SAMPLES_DIR)
 
 
 def _load(source: RecipientSource) -> Any:
@@ -519,7 +534,18 @@ def send_survey_campaign(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    """Send an SMS survey to a list of recipients, lawfully and exactly once."""
+    """Send an SMS survey to a list of recipients, lawfully and exactly once.
+
+    Args:
+        survey_id: The sondageIdent of a survey created in the SMS Partner account.
+        recipients: Where the recipients come from: a CSV or Excel file, or an SQL query.
+        campaign_id: Reuse an id to resume a campaign (nobody is texted twice); empty for a new
+            one (a scheduled run takes its id from its schedule slot).
+        dry_run: Plan and report, send nothing.
+        window: Sending hours, in each recipient's own time zone.
+        limits: Budget cap, cost estimate, speed and frequency cap.
+        suppression_list: A CSV of numbers never to text; empty for the default list.
+    """
     started = time.monotonic()
     logger = get_run_logger()
     cid = cp.validate_campaign_id(campaign_id) if campaign_id else _campaign_id(survey_id)

@@ -9,9 +9,11 @@ Every row that enters leaves with exactly one outcome; ``check_identity`` enforc
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import re
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,7 +243,10 @@ def state_dir(campaign_id: str) -> Path:
 def save_rows(rows: pd.DataFrame, campaign_id: str) -> str:
     path = state_dir(campaign_id) / "rows.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_pickle(path)
+    # Two runs of one campaign on one machine: never let one read the other's half-written file.
+    partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    rows.to_pickle(partial)
+    os.replace(partial, path)
     return str(path)
 
 

@@ -14,7 +14,6 @@ a stable id (``chart-outcomes``, ``chart-rejects``, ``chart-territories``, ``cha
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from tasks.outcomes import (
     SENT,
     WAITING,
 )
+from tasks.reporting import atomic_path
 
 # Okabe-Ito colours: told apart by people with the common colour-vision deficiencies.
 COLOURS: dict[str, str] = {
@@ -372,11 +372,9 @@ def write_html_report(
     report_dir: Path, summary: Mapping[str, Any], follow_up: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``report.html`` in ``report_dir`` (atomically: a reader never sees half a page)."""
-    report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / "report.html"
-    tmp = report_dir / f".report.html.{os.getpid()}.tmp"
-    tmp.write_text(render_html(summary, follow_up), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(render_html(summary, follow_up), encoding="utf-8")
     return path
 
 

@@ -505,6 +505,17 @@ class Ledger:
                 )
         return found
 
+    def campaigns_texted_since(self, since: datetime) -> list[str]:
+        """Campaigns that texted someone at or after ``since`` (for the daily follow-up)."""
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(texted.c.campaign_id)
+                .where(texted.c.texted_at >= since)
+                .distinct()
+                .order_by(texted.c.campaign_id)
+            )
+            return [r[0] for r in result]
+
     # -- cancellation -----------------------------------------------------------------------
 
     def mark_cancelled(

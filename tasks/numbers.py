@@ -12,6 +12,17 @@ Two paths give the same answer (compliance.md section 5):
   so a metadata update moves it along, and a range it cannot decide goes to the reference.
 
 ``mark_duplicates``, ``mask_number`` and ``parse_loose`` are the small rules around them.
+
+Choices where compliance.md leaves room:
+
+- An invalid +33 number with 9 digits is read again under each overseas code (+590, +596,
+  +594, +262, +508) and kept if exactly one of them accepts it. That covers the documented
+  0690/0691/0692/0693/0694/0696/0697/0639 prefixes, the newer 0709x ranges, and overseas
+  landlines (``0590 12 34 56`` is then ``not_mobile``, not ``invalid``).
+- Reasons follow their order in tasks/outcomes.py: a foreign landline is ``not_mobile``, a cell
+  with letters and two numbers is ``not_a_number``.
+- Numbers of non-geographic networks (satellite, region "001") are ``foreign`` even when
+  foreign numbers are allowed: they have no country, hence no sending hours.
 """
 
 from __future__ import annotations
@@ -93,6 +104,7 @@ _DIGITS_OF_TWO_NUMBERS = 18
 # "~", "#", "*" and "x", which phonenumbers reads as extensions or ignores) is not a number.
 _ALLOWED = re.compile(r"^[0-9\s+().\[\]/\-\u2010-\u2015\u2212]*$")
 _DIGIT = re.compile(r"[0-9]")
+_SEPARATED = re.compile(r"[0-9][^0-9]+[0-9]")  # digits in more than one group
 _SPACES = re.compile(r"\s+")
 
 
@@ -147,7 +159,7 @@ def _cleaned_text(text: str) -> str | Parsed:
     fragments = _LIST_SPLIT.split(text)
     long_fragments = sum(len(_DIGIT.findall(f)) >= _DIGITS_OF_A_NUMBER for f in fragments)
     digits = len(_DIGIT.findall(text))
-    if long_fragments >= 2 or (digits >= _DIGITS_OF_TWO_NUMBERS and len(text.split()) >= 2):
+    if long_fragments >= 2 or (digits >= _DIGITS_OF_TWO_NUMBERS and _SEPARATED.search(text)):
         return _rejected(MULTIPLE_NUMBERS)
     text = text.strip(_LIST_EDGES).strip()
     if not digits or not _ALLOWED.match(text):
@@ -256,6 +268,7 @@ _CHAR_CLASS[[ord(c) for c in " .-()"]] = _SEPARATOR
 _CHAR_CLASS[ord("+")] = _PLUS
 _CHAR_CLASS[[ord(c) for c in string.ascii_letters]] = _LETTER
 _MAX_DIGITS = 18  # read as an int64
+_BLOCK = 1 << 15  # texts per block: its character matrices stay in the processor's cache
 # Country codes whose 9-digit NSNs the fast path reads: France and the overseas territories
 # written with their own code (+590 690…, 00262 692…).
 _FAST_CODES = (33, 262, 590, 594, 596)
@@ -373,12 +386,8 @@ class _DigitAutomaton:
             )
         return self._none[key]
 
-    def decided(self, prefix: str, length: int) -> bool:
-        """Whether all completions of ``prefix`` to ``length`` digits match alike."""
-        state = self.start
-        for c in prefix:
-            state = self.step(state, int(c))
-        remaining = length - len(prefix)
+    def decided(self, state: frozenset[int], remaining: int) -> bool:
+        """Whether all completions by ``remaining`` digits from ``state`` match alike."""
         return self.accepts_all(state, remaining) or self.accepts_none(state, remaining)
 
 
@@ -440,14 +449,19 @@ def _prefix_table() -> tuple[np.ndarray, tuple[_Outcome, ...], bool]:
 
         def walk(
             prefix: str,
+            states: list[frozenset[int]],
             country_code: int = country_code,
             row: int = row,
             automata: list[_DigitAutomaton] = automata,
         ) -> None:
-            if not all(a.decided(prefix, _FR_NSN_LENGTH) for a in automata):
+            remaining = _FR_NSN_LENGTH - len(prefix)
+            if not all(a.decided(s, remaining) for a, s in zip(automata, states, strict=True)):
                 if len(prefix) < _TABLE_DEPTH:
-                    for digit in "0123456789":
-                        walk(prefix + digit)
+                    for digit in range(10):
+                        walk(
+                            f"{prefix}{digit}",
+                            [a.step(s, digit) for a, s in zip(automata, states, strict=True)],
+                        )
                 return
             nsn = prefix.ljust(_FR_NSN_LENGTH, "0")
             number = _resolved(PhoneNumber(country_code=country_code, national_number=int(nsn)))
@@ -462,8 +476,8 @@ def _prefix_table() -> tuple[np.ndarray, tuple[_Outcome, ...], bool]:
             start = int(prefix) * span
             codes[row, start : start + span] = outcomes.index(outcome)
 
-        for first in "123456789":
-            walk(first)
+        for first in range(1, 10):  # an NSN never starts with 0
+            walk(str(first), [a.step(a.start, first) for a in automata])
 
     # Whether a +33 reading with fewer than 9 significant digits is invalid: French NSNs have 9
     # digits, none starting with 0 (and the overseas repair needs 9 significant digits too).
@@ -523,6 +537,14 @@ def _digits_value(chars: np.ndarray, digit: np.ndarray) -> np.ndarray:
 
 def _fast(texts: list[str | Parsed]) -> tuple[np.ndarray, np.ndarray]:
     """Outcome code of each text (0 = ask the reference) and its NSN where the code accepts."""
+    if len(texts) <= _BLOCK:
+        return _fast_block(texts)
+    parts = [_fast_block(texts[i : i + _BLOCK]) for i in range(0, len(texts), _BLOCK)]
+    return np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts])
+
+
+def _fast_block(texts: list[str | Parsed]) -> tuple[np.ndarray, np.ndarray]:
+    """``_fast`` on one block of texts."""
     n = len(texts)
     table, outcomes, short_is_invalid = _prefix_table()
     decided = np.fromiter((isinstance(t, Parsed) for t in texts), dtype=bool, count=n)

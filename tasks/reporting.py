@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +34,21 @@ def neutralise(value: object) -> object:
     return value
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it once written: a reader (another run, a
+    browser) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([neutralise(h) for h in header])
         for row in rows:
@@ -125,7 +140,8 @@ def write_files(
         "chunks": report_dir / "chunks.csv",
         "rejects": report_dir / "rejects.csv",
     }
-    paths["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    with atomic_path(paths["summary"]) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     records = chunk_records(chunks)
     header = (
         list(records[0])

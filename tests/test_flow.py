@@ -250,3 +250,17 @@ def test_a_prefect_global_limit_bounds_the_sends(campaign_env: Path, simulator: 
         limits=Limits(global_limit="smspartner-sends", chunk_size=100, concurrency=4),
     )
     assert summary["sent"] == 300 and len(simulator.state.sends) == 3
+
+
+def test_sample_recipients_are_never_sent_through_the_real_gateway(
+    campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import SAMPLES
+
+    # pointing at the real gateway: the run must stop before any request leaves the machine
+    monkeypatch.setenv("SMSPARTNER_BASE_URL", "https://api.smspartner.fr/v1")
+    state = send_survey_campaign(
+        survey_id="s", recipients=RecipientSource(path=str(SAMPLES / "recipients.csv")),
+        return_state=True,
+    )
+    assert state.is_failed() and "sample" in state.message

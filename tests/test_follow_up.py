@@ -245,6 +245,20 @@ def test_statuses_move_from_waiting_to_final_and_stops_are_suppressed(
     assert len(load_number_list(suppression)) == 2
 
 
+def test_without_an_id_every_recent_campaign_is_followed_up(
+    campaign_env: Path, simulator: Any
+) -> None:
+    send(write_csv(campaign_env / "a.csv", [f"+3361{i:07d}" for i in range(5)]), "daily-a")
+    send(write_csv(campaign_env / "b.csv", [f"+3362{i:07d}" for i in range(7)]), "daily-b")
+    state = follow_up_campaign(return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert set(result["campaigns"]) == {"daily-a", "daily-b"} and result["failed"] == {}
+    assert result["campaigns"]["daily-b"]["waiting"] == 7
+    for cid in ("daily-a", "daily-b"):
+        assert (campaign_env / "data" / "reports" / cid / "follow_up.json").is_file()
+
+
 def test_a_chunk_without_message_id_is_followed_by_its_tag(
     campaign_env: Path, simulator: Any
 ) -> None:

@@ -99,6 +99,8 @@ CASES: list[tuple[object, str, str | None]] = [
     ("06 12 34 56 78 / 07 81 23 45 67", MULTIPLE_NUMBERS, None),
     ("0612345678;0781234567", MULTIPLE_NUMBERS, None),
     ("0612345678 0781234567", MULTIPLE_NUMBERS, None),
+    ("0612345678-0781234567", MULTIPLE_NUMBERS, None),
+    ("06123456780781234567", INVALID, None),  # one run of 20 digits: nothing to split on
     ("+33612345678 +33781234567", MULTIPLE_NUMBERS, None),
     ("0612345678\n0781234567", MULTIPLE_NUMBERS, None),
     # Blank.
@@ -212,6 +214,16 @@ def test_foreign_numbers_pass_when_allowed(raw: str, value: str, territory: str 
     assert rows(cleaned) == [expected(value, territory)]
 
 
+def test_satellite_numbers_stay_foreign_even_when_foreign_is_allowed() -> None:
+    # A non-geographic network has no country, so no sending hours to plan with.
+    example = phonenumbers.example_number_for_non_geo_entity(881)
+    assert example is not None
+    assert phonenumbers.number_type(example) == phonenumbers.PhoneNumberType.MOBILE
+    e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    assert normalize_number(e164, allow_foreign=True) == Parsed(None, None, FOREIGN)
+    assert parse_loose(e164) == e164  # still a valid number for a stop list
+
+
 def test_saint_barthelemy_and_saint_martin_are_planned_as_guadeloupe() -> None:
     # +590 numbers cannot be told apart; whatever phonenumbers says, the territory is GP.
     for region in ("BL", "MF"):
@@ -323,6 +335,15 @@ def test_fast_path_agrees_on_every_nine_digit_range(pairs: list[tuple[int, str]]
     # Any national significant number, in every shape the fast path reads without parsing.
     values = [shape.format(n=nsn) for nsn, shape in pairs]
     assert rows(clean_numbers(pd.Series(values))) == [normalize_number(v) for v in values]
+
+
+def test_fast_path_gives_the_same_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Big columns are read in blocks; a block size of 7 makes this table span many of them.
+    monkeypatch.setattr(numbers, "_BLOCK", 7)
+    raws = [raw for raw, _, _ in CASES]
+    assert rows(clean_numbers(pd.Series(raws, dtype=object))) == [
+        expected(v, t) for _, v, t in CASES
+    ]
 
 
 def test_fast_path_reads_the_usual_shapes_without_the_reference() -> None:

@@ -1,0 +1,478 @@
+"""`make server`: the Prefect UI on 127.0.0.1 with the deployments, a worker and the simulator.
+
+No account and nothing leaves the machine. Started in this order, each as a child process:
+
+1. the SMS Partner simulator on a free port;
+2. a Prefect server (SQLite under ``data/state/prefect-server``) on 127.0.0.1:4200, or on a
+   free port when 4200 is taken;
+3. the process work pool ``surveys`` and the Secret block ``smspartner-api-key`` holding the
+   simulator's key (the worker has no key in its environment: it reads the block);
+4. the deployments of ``deployments/prefect.yaml``, with Prefect's own deploy command;
+5. a worker started at the repository root, pointed at the simulator and at a ledger of its own.
+
+Then it prints where the UI is and waits; Ctrl-C stops everything it started.
+
+``LocalStack`` does the same for the end-to-end tests, in a temporary folder, optionally with
+the Prefect server and the ledger on PostgreSQL and several workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+from smspartner.simulator import DEFAULT_API_KEY
+from tasks.sending import API_KEY_ENV, BASE_URL_ENV, SECRET_BLOCK
+
+REPO = Path(__file__).resolve().parents[1]
+POOL = "surveys"
+PREFECT_FILE = "deployments/prefect.yaml"
+LEDGER_URL_ENV = "SURVEY_LEDGER_URL"  # read by the flows
+SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"  # read by the flows
+DEFAULT_UI_PORT = 4200
+# Variables of the caller's shell that must not reach the stack: a real key or gateway, another
+# Prefect server or profile, another ledger.
+_FOREIGN_PREFIXES = ("PREFECT_", "SMSPARTNER_", "SURVEY_")
+
+_SAVE_BLOCK_SCRIPT = (
+    "import os, sys\n"
+    "from prefect.blocks.system import Secret\n"
+    "Secret(value=os.environ.pop('_SURVEY_SECRET_VALUE')).save(sys.argv[1], overwrite=True)\n"
+)
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not start: str() says which, and the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment without anything that could point the stack elsewhere."""
+    source = os.environ if base is None else base
+    return {k: v for k, v in source.items() if not k.startswith(_FOREIGN_PREFIXES)}
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of a process, read from /proc (empty where /proc is absent)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """Stop a child started in its own session, and whatever it started (flow runs included)."""
+    if proc.poll() is not None:
+        return
+    descendants = _children(proc.pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    # Flow runs live in process groups of their own: stop any the worker left behind.
+    for pid in descendants:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class StackConfig:
+    """What to start. Paths are absolute; ``root`` is the clone the workers run flows in."""
+
+    root: Path
+    home: Path  # PREFECT_HOME: the server's SQLite database lives here unless database_url
+    logs: Path  # one log file per process
+    port: int = 0  # the Prefect server's; 0 picks a free one
+    database_url: str | None = None  # e.g. postgresql+asyncpg://user@host/db
+    ledger_url: str | None = None  # the send ledger; default SQLite under home
+    suppression_list: Path | None = None  # the local one; default under home
+    workers: Sequence[str] = ("worker-1",)
+    worker_limit: int | None = None  # flow runs at once per worker
+    api_key: str = field(default_factory=lambda: "sim-" + secrets.token_hex(8))
+    use_secret_block: bool = True  # else the key is in the workers' environment
+    poll_seconds: int = 2  # how often a worker asks for runs (Prefect's default is 10)
+    simulator_args: Sequence[str] = ()
+    start_timeout: float = 120.0
+
+
+class LocalStack:
+    """Simulator, Prefect server, work pool, deployments and workers, as child processes."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.port = config.port or free_port()
+        self.simulator_url = ""  # http://127.0.0.1:N/v1 once started
+        self.processes: dict[str, subprocess.Popen[Any]] = {}
+        self._logs: list[IO[Any]] = []
+
+    # -- addresses and environments -------------------------------------------------------------
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.ui_url}/api"
+
+    @property
+    def simulator_admin_url(self) -> str:
+        return self.simulator_url.rsplit("/v1", 1)[0]
+
+    @property
+    def ledger_url(self) -> str:
+        return self.config.ledger_url or f"sqlite:///{self.config.home / 'ledger.sqlite'}"
+
+    def cli_env(self) -> dict[str, str]:
+        """For the Prefect CLI: this stack's server and home, nothing from the caller's shell."""
+        env = clean_environ()
+        env.update(
+            PREFECT_HOME=str(self.config.home),
+            PREFECT_API_URL=self.api_url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PWD=str(self.config.root),  # what {{ $PWD }} in prefect.yaml resolves to
+        )
+        return env
+
+    def worker_env(self) -> dict[str, str]:
+        env = self.cli_env()
+        env.update(
+            {
+                BASE_URL_ENV: self.simulator_url,
+                LEDGER_URL_ENV: self.ledger_url,
+                SUPPRESSION_ENV: str(
+                    self.config.suppression_list or self.config.home / "suppression.csv"
+                ),
+                "PREFECT_WORKER_QUERY_SECONDS": str(self.config.poll_seconds),
+            }
+        )
+        if not self.config.use_secret_block:
+            env[API_KEY_ENV] = self.config.api_key
+        return env
+
+    # -- processes --------------------------------------------------------------------------------
+
+    def _log(self, name: str) -> IO[Any]:
+        self.config.logs.mkdir(parents=True, exist_ok=True)
+        handle = open(self.config.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._logs.append(handle)
+        return handle
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.config.logs / f"{name}.log"
+        if not path.exists():
+            return f"(no log {path})"
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def _spawn(
+        self, name: str, args: Sequence[str], env: Mapping[str, str], *, stdout: Any = None
+    ) -> subprocess.Popen[Any]:
+        log = self._log(name)
+        proc = subprocess.Popen(
+            list(args),
+            cwd=self.config.root,
+            env=dict(env),
+            stdout=stdout if stdout is not None else log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us only; we stop them in order
+        )
+        self.processes[name] = proc
+        return proc
+
+    def prefect(
+        self, *args: str, timeout: float = 180.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the Prefect CLI against this stack, from the clone's root."""
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", *args],
+            cwd=self.config.root,
+            env=self.cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise StackError(
+                f"prefect {' '.join(args)} exited {done.returncode}:\n"
+                f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        return done
+
+    def start(self) -> LocalStack:
+        try:
+            self._start_simulator()
+            self._start_server()
+            self.prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+            if self.config.use_secret_block:
+                self._save_secret()
+            self.deploy()
+            for name in self.config.workers:
+                self.start_worker(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_simulator(self) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "smspartner.simulator",
+            "--port",
+            "0",
+            "--api-key",
+            self.config.api_key,
+            *self.config.simulator_args,
+        ]
+        proc = self._spawn("simulator", args, clean_environ(), stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        line = _readline(proc.stdout, timeout=30).decode(errors="replace")
+        if "listening on" not in line:
+            raise StackError(
+                f"the simulator did not start: {line.strip()}\n{self.log_tail('simulator')}"
+            )
+        self.simulator_url = line.rsplit(" ", 1)[-1].strip()
+
+    def _start_server(self) -> None:
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        env = self.cli_env()
+        # A busy SQLite answers 503 ("retry"): say why in the server's log.
+        env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
+        env["PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT"] = "false"
+        if self.config.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.config.database_url
+        args = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        proc = self._spawn("server", args, env)
+        deadline = time.monotonic() + self.config.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"the Prefect server exited {proc.returncode}:\n{self.log_tail('server')}"
+                )
+            with contextlib.suppress(OSError, StackError):
+                if self.api("GET", "/health") is True:
+                    return
+            time.sleep(0.5)
+        raise StackError(
+            f"the Prefect server did not answer in {self.config.start_timeout:.0f} s:"
+            f"\n{self.log_tail('server')}"
+        )
+
+    def _save_secret(self) -> None:
+        env = {**self.cli_env(), "_SURVEY_SECRET_VALUE": self.config.api_key}
+        done = subprocess.run(
+            [sys.executable, "-c", _SAVE_BLOCK_SCRIPT, SECRET_BLOCK],
+            cwd=self.config.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StackError(
+                f"could not save the Secret block {SECRET_BLOCK!r}:\n{done.stderr[-3000:]}"
+            )
+
+    def deploy(self) -> subprocess.CompletedProcess[str]:
+        """The documented command, from the clone's root."""
+        return self.prefect("--no-prompt", "deploy", "--prefect-file", PREFECT_FILE, "--all")
+
+    def start_worker(self, name: str) -> subprocess.Popen[Any]:
+        args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name]
+        if self.config.worker_limit:
+            args += ["--limit", str(self.config.worker_limit)]
+        proc = self._spawn(name, args, self.worker_env())
+        deadline = time.monotonic() + self.config.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(f"worker {name} exited {proc.returncode}:\n{self.log_tail(name)}")
+            workers = self.api("POST", f"/work_pools/{POOL}/workers/filter", {})
+            if any(w["name"] == name for w in workers):
+                return proc
+            time.sleep(0.5)
+        raise StackError(f"worker {name} did not report in:\n{self.log_tail(name)}")
+
+    def stop(self) -> None:
+        """Workers first (they may be running flows), then the server, then the simulator."""
+        order = sorted(self.processes, key=lambda n: {"server": 1, "simulator": 2}.get(n, 0))
+        for name in order:
+            stop_process(self.processes[name])
+        self.processes.clear()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the Prefect REST API of this stack; JSON in, JSON out."""
+        return _http(method, self.api_url + path, body)
+
+    def simulator_state(self) -> dict[str, Any]:
+        """What the simulator accepted (``sends``, ``accepted_numbers``, ...)."""
+        state: dict[str, Any] = _http("GET", self.simulator_admin_url + "/_sim/state")
+        return state
+
+
+def _http(method: str, url: str, body: Any = None, attempts: int = 5) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(  # noqa: S310 - our own 127.0.0.1 servers
+            url, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                payload = response.read()
+            return json.loads(payload) if payload else None
+        except urllib.error.HTTPError as exc:
+            # 503 is Prefect's "retry" (a busy SQLite); Prefect's own client retries it too.
+            if exc.code != 503 or attempt == attempts:
+                raise StackError(f"{method} {url}: HTTP {exc.code} {exc.read()[:500]!r}") from None
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _readline(stream: IO[bytes], timeout: float) -> bytes:
+    """One line from a child's pipe, without blocking forever on a child that hangs."""
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return out[0] if out else b""
+
+
+# -- make server ---------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM as well as Ctrl-C: the children run in sessions of their own, only we stop them.
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    state = REPO / "data" / "state"
+    # The simulator starts empty every time, and so do the ledger and the suppression list of
+    # `make server`: remembered sends would hold back the sample numbers for a month.
+    for leftover in [*state.glob("server-ledger.sqlite*"), state / "server-suppression.csv"]:
+        leftover.unlink(missing_ok=True)
+    config = StackConfig(
+        root=REPO,
+        home=state / "prefect-server",  # keeps the runs' history from one start to the next
+        logs=state / "server-logs",
+        port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
+        ledger_url=f"sqlite:///{state / 'server-ledger.sqlite'}",
+        suppression_list=state / "server-suppression.csv",
+        api_key=DEFAULT_API_KEY,
+    )
+    stack = LocalStack(config)
+    for s in (signal.SIGINT, signal.SIGTERM):  # even where a launcher left SIGINT ignored
+        signal.signal(s, _interrupt)
+    print(
+        "Starting the gateway simulator, a Prefect server, the deployments and a worker "
+        "(about a minute) ...",
+        flush=True,
+    )
+    try:
+        stack.start()
+        print(
+            f"""
+Prefect UI            {stack.ui_url}
+  Deployments > weekly-survey > Run > Custom run: fill in the form, Submit, and open the run;
+  its Artifacts tab has the campaign's summary, one row per API call and the report's folder.
+Gateway simulator     {stack.simulator_url}
+  what it received:   {stack.simulator_admin_url}/_sim/state
+API key               in the Secret block '{SECRET_BLOCK}' (the simulator's test key)
+Reports               {REPO / "data" / "reports"}/<campaign>/
+Logs                  {config.logs}/
+
+Ctrl-C stops everything.""",
+            flush=True,
+        )
+        while True:
+            time.sleep(1)
+            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+            if dead:
+                print(f"error: {', '.join(dead)} stopped; see {config.logs}/", file=sys.stderr)
+                return 1
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        print("Stopping ...", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

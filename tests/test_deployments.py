@@ -1,0 +1,492 @@
+"""The deployments end to end, the way a user runs them: Prefect's own CLI, a real Prefect server,
+a process worker, the gateway simulator over HTTP.
+
+Each stack works in a copy of the working tree (what a fresh clone holds), deploys
+``deployments/prefect.yaml`` with the documented command from that copy's root, and starts its
+workers there. One SQLite-backed stack serves the module; the scale-out test starts its own,
+with the Prefect server and the ledger on PostgreSQL and two workers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import REPO, need_server
+
+from scripts.server import LocalStack, StackConfig
+from tasks.ledger import chunk_tag
+
+pytestmark = pytest.mark.slow
+
+SEND = "send-survey-campaign/weekly-survey"
+SEND_NAME, FOLLOW_UP_NAME = "weekly-survey", "daily-follow-up"
+PARIS = ZoneInfo("Europe/Paris")
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+# -- helpers shared with test_ui.py ----------------------------------------------------------------
+
+
+def copy_working_tree(dest: Path) -> Path:
+    """What a fresh clone holds: tracked and new files, not ignored ones (no .venv, no state)."""
+    try:
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=REPO,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked archive)
+        skip = shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "__pycache__",
+            "*.egg-info",
+            ".*_cache",
+            ".hypothesis",
+            "reports",
+            "state",
+        )
+        shutil.copytree(REPO, dest, ignore=skip, dirs_exist_ok=True)
+        return dest
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():  # a deleted file is still listed until the deletion is committed
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def mobiles(first: int, n: int) -> list[str]:
+    """n French mobiles in E.164, from a range no other test uses."""
+    return [f"+336{first + i:08d}" for i in range(n)]
+
+
+def write_recipients(root: Path, name: str, numbers: list[str]) -> str:
+    """A CSV in the clone, in the national format people type; its path relative to the root."""
+    path = root / "data" / "e2e" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{i};Client {i};0{n[3:]}" for i, n in enumerate(numbers, start=1)]
+    path.write_text("id;name;mobile\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return str(path.relative_to(root))
+
+
+def campaign_numbers(stack: LocalStack, campaign_id: str) -> Counter[str]:
+    """How many times the simulator accepted each number for this campaign (by chunk tag)."""
+    prefix = chunk_tag(campaign_id, 0).split("-")[0]
+    sends = stack.simulator_state()["sends"]
+    return Counter(
+        n for s in sends if (s["tag"] or "").startswith(prefix + "-") for n in s["numbers"]
+    )
+
+
+def run_deployment(
+    stack: LocalStack, name: str, params: dict[str, Any] | None = None, timeout: int = 240
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`prefect deployment run NAME --watch`; the completed command and the flow run's id."""
+    args = [
+        "deployment",
+        "run",
+        name,
+        "--watch",
+        "--watch-interval",
+        "1",
+        "--watch-timeout",
+        str(timeout),
+    ]
+    if params:
+        args += ["--params", json.dumps(params)]
+    done = stack.prefect(*args, timeout=timeout + 60, check=False)
+    found = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
+    assert found, f"no flow run id in:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done, found.group(1)
+
+
+def explain(stack: LocalStack, done: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"exit {done.returncode}\n{done.stdout[-2500:]}\n{done.stderr[-1500:]}\n"
+        f"--- worker log ---\n{stack.log_tail(stack.config.workers[0], 60)}"
+    )
+
+
+def artifacts(stack: LocalStack, flow_run_id: str) -> list[dict[str, Any]]:
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"}
+    found: list[dict[str, Any]] = stack.api("POST", "/artifacts/filter", body)
+    return found[::-1]
+
+
+def is_summary(artifact: dict[str, Any]) -> bool:
+    return (artifact["key"] or "").endswith("-summary")  # the progress artifact has no key
+
+
+def campaign_of(stack: LocalStack, flow_run_id: str) -> str:
+    """The campaign id a run used, read from its summary artifact's key."""
+    keys = {a["key"] for a in artifacts(stack, flow_run_id) if is_summary(a)}
+    assert len(keys) == 1, keys
+    return keys.pop().removesuffix("-summary")
+
+
+def deployment(stack: LocalStack, name: str) -> dict[str, Any]:
+    found = stack.api("POST", "/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+    assert len(found) == 1, found
+    result: dict[str, Any] = found[0]
+    return result
+
+
+def wait_for_final_state(stack: LocalStack, flow_run_id: str, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = stack.api("GET", f"/flow_runs/{flow_run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return str(run["state_type"])
+        time.sleep(1)
+    raise AssertionError(
+        f"flow run {flow_run_id} not finished after {timeout} s:\n"
+        f"{stack.log_tail(stack.config.workers[0], 60)}"
+    )
+
+
+def run_now(stack: LocalStack, flow_run_id: str, name: str = "Scheduled") -> None:
+    """Schedule an existing flow run for now, as the UI's Retry button does."""
+    state = {
+        "type": "SCHEDULED",
+        "name": name,
+        "state_details": {"scheduled_time": datetime.now(UTC).isoformat()},
+    }
+    stack.api("POST", f"/flow_runs/{flow_run_id}/set_state", {"state": state, "force": True})
+
+
+def names_in(schema: Any) -> Iterator[str]:
+    """Every property name of a JSON schema, nested models included."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "properties" and isinstance(value, dict):
+                yield from value
+            yield from names_in(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from names_in(item)
+
+
+# -- the module's stack --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_working_tree(tmp_path_factory.mktemp("clone"))
+
+
+@pytest.fixture(scope="module")
+def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Simulator, Prefect server (SQLite), pool, Secret block, deployments and one worker."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    with LocalStack(StackConfig(root=clone, home=home, logs=home / "logs")) as running:
+        yield running
+
+
+# -- what the deploy command declares ------------------------------------------------------------
+
+
+def test_deploy_declares_schedules_pool_and_a_form_without_secrets(
+    stack: LocalStack, clone: Path
+) -> None:
+    send, follow = deployment(stack, SEND_NAME), deployment(stack, FOLLOW_UP_NAME)
+    assert stack.api("GET", "/work_pools/surveys")["type"] == "process"
+    for d in (send, follow):
+        assert d["work_pool_name"] == "surveys"
+        assert d["enforce_parameter_schema"] is True
+        # the worker runs the flows in the clone deployed from: flows/ and data/samples/ are there
+        assert d["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(clone)}}
+        ]
+
+    [weekly] = send["schedules"]
+    assert weekly["schedule"]["cron"] == "0 10 * * 2"
+    assert weekly["schedule"]["timezone"] == "Europe/Paris"
+    assert weekly["slug"] == "tuesday-10h-paris"
+    assert weekly["active"] is False  # shipped off: it would text the sample numbers weekly
+    [daily] = follow["schedules"]
+    assert daily["schedule"]["cron"] == "0 9 * * *"
+    assert daily["schedule"]["timezone"] == "Europe/Paris"
+    assert daily["slug"] == "daily-09h-paris"
+    assert daily["active"] is True  # it texts nobody: it reads statuses and suppresses STOPs
+
+    assert send["parameters"]["survey_id"] == "demo-satisfaction"
+    assert (clone / send["parameters"]["recipients"]["path"]).is_file()
+
+    schema = send["parameter_openapi_schema"]
+    defs = schema["definitions"]
+    assert set(defs["SourceKind"]["enum"]) == {"csv", "excel", "sql"}
+    assert set(defs["WindowPreset"]["enum"]) == {"strict", "af2m_2024", "af2m_2026"}
+    source = defs["RecipientSource"]["properties"]
+    assert source["kind"]["title"] == "Source kind" and source["kind"]["description"]
+    limits = defs["Limits"]["properties"]
+    assert limits["max_cost"]["title"] == "Budget cap"
+    assert limits["max_cost"]["anyOf"][0]["minimum"] == 0
+    assert (limits["concurrency"]["minimum"], limits["concurrency"]["maximum"]) == (1, 64)
+    assert defs["DeliveryWindow"]["properties"]["preset"]["title"] == "Sending hours"
+    secretish = [n for n in names_in(schema) if re.search(r"key|secret|password|token", n, re.I)]
+    assert secretish == []
+    assert stack.config.api_key not in json.dumps(send)
+
+    # enforce_parameter_schema: the server refuses what the form would refuse, before any worker
+    refused = stack.prefect(
+        "deployment",
+        "run",
+        SEND,
+        "--params",
+        json.dumps({"limits": {"concurrency": 100}}),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "limits.concurrency" in refused.stdout and "maximum of 64" in refused.stdout
+
+
+def test_redeploying_keeps_schedules_without_duplicate_runs(stack: LocalStack) -> None:
+    before = {d: deployment(stack, d) for d in (SEND_NAME, FOLLOW_UP_NAME)}
+    daily_id = before[FOLLOW_UP_NAME]["id"]
+    stack.api("POST", f"/deployments/{daily_id}/schedule", {"max_runs": 3})
+    # An operator switches the weekly schedule on in the UI; this file stays the source of truth.
+    weekly = before[SEND_NAME]["schedules"][0]
+    stack.api(
+        "PATCH",
+        f"/deployments/{before[SEND_NAME]['id']}/schedules/{weekly['id']}",
+        {"active": True},
+    )
+    stack.deploy()
+    stack.api("POST", f"/deployments/{daily_id}/schedule", {"max_runs": 3})
+    for name, old in before.items():
+        new = deployment(stack, name)
+        assert new["id"] == old["id"]
+        assert [s["id"] for s in new["schedules"]] == [s["id"] for s in old["schedules"]]
+    assert deployment(stack, SEND_NAME)["schedules"][0]["active"] is False
+    upcoming = stack.api(
+        "POST",
+        "/flow_runs/filter",
+        {
+            "deployments": {"id": {"any_": [daily_id]}},
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        },
+    )
+    starts = Counter(r["expected_start_time"] for r in upcoming)
+    assert starts and max(starts.values()) == 1
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+def test_shipped_send_deployment_runs_on_the_sample_data_then_the_follow_up(
+    stack: LocalStack, clone: Path
+) -> None:
+    done, run_id = run_deployment(stack, SEND)
+    assert done.returncode == 0, explain(stack, done)
+    assert "Completed" in done.stdout
+
+    keys = {a["key"] for a in artifacts(stack, run_id)}
+    cid = campaign_of(stack, run_id)
+    assert {f"{cid}-summary", f"{cid}-chunks", f"{cid}-report"} <= keys
+    # a manual run without a campaign id gets a fresh one, from its own flow run
+    assert cid.startswith("demo-satisfaction-") and cid.endswith(run_id[:8])
+
+    summary = json.loads((clone / "data" / "reports" / cid / "summary.json").read_text())
+    assert summary["sent"] > 0
+    assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(
+        summary["rejected"].values()
+    )
+    texted = campaign_numbers(stack, cid)
+    assert sum(texted.values()) == summary["sent"] and max(texted.values()) == 1
+
+    # The key came from the Secret block: it is in no parameter and no log line of the run.
+    run = stack.api("GET", f"/flow_runs/{run_id}")
+    logs = stack.api("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+    assert logs and stack.config.api_key not in json.dumps([run, logs])
+
+    done, follow_id = run_deployment(
+        stack, "follow-up-campaign/daily-follow-up", {"campaign_id": cid}
+    )
+    assert done.returncode == 0, explain(stack, done)
+    assert f"{cid}-delivery" in {a["key"] for a in artifacts(stack, follow_id)}
+    assert (clone / "data" / "reports" / cid / "follow_up.json").is_file()
+
+
+def test_daily_follow_up_runs_as_shipped(stack: LocalStack) -> None:
+    schema = deployment(stack, FOLLOW_UP_NAME)["parameter_openapi_schema"]
+    assert "campaign_id" not in schema.get("required", [])  # the schedule passes no id
+    done, _ = run_deployment(stack, "follow-up-campaign/daily-follow-up")
+    assert done.returncode == 0, explain(stack, done)
+
+
+def test_scheduled_run_keeps_its_campaign_id_when_run_again(stack: LocalStack, clone: Path) -> None:
+    numbers = mobiles(21_000_000, 12)
+    path = write_recipients(clone, "scheduled", numbers)
+    send = deployment(stack, SEND_NAME)
+    weekly = send["schedules"][0]
+    schedule_url = f"/deployments/{send['id']}/schedules/{weekly['id']}"
+    # The scheduler creates the weekly runs once the schedule is on (here with its own list).
+    stack.api(
+        "PATCH",
+        schedule_url,
+        {
+            "active": True,
+            "parameters": {"recipients": {"kind": "csv", "path": path}},
+        },
+    )
+    try:
+        stack.api("POST", f"/deployments/{send['id']}/schedule", {"max_runs": 2})
+        upcoming = stack.api(
+            "POST",
+            "/flow_runs/filter",
+            {
+                "deployments": {"id": {"any_": [send["id"]]}},
+                "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
+        )
+        first = upcoming[0]
+        assert first["auto_scheduled"] and first["parameters"]["recipients"]["path"] == path
+        expected = datetime.fromisoformat(first["expected_start_time"]).astimezone(PARIS)
+        assert (expected.weekday(), expected.hour, expected.minute) == (1, 10, 0)  # Tuesday 10:00
+
+        run_now(stack, first["id"])  # its occurrence comes now rather than next Tuesday
+        assert wait_for_final_state(stack, first["id"]) == "COMPLETED"
+    finally:
+        stack.api("PATCH", schedule_url, {"active": False, "parameters": {}})
+
+    cid = campaign_of(stack, first["id"])
+    assert cid == f"demo-satisfaction-{expected:%Y%m%d-%H%M%S}-{send['id'][:6]}"
+    assert campaign_numbers(stack, cid) == Counter(numbers)
+
+    # The same scheduled run again (Retry in the UI, or a duplicate of its occurrence): same
+    # campaign, and the ledger knows every chunk was sent.
+    run_now(stack, first["id"], name="AwaitingRetry")
+    assert wait_for_final_state(stack, first["id"]) == "COMPLETED"
+    summaries = [a for a in artifacts(stack, first["id"]) if is_summary(a)]
+    assert [a["key"] for a in summaries] == [f"{cid}-summary"] * 2
+    assert campaign_numbers(stack, cid) == Counter(numbers)
+
+
+# -- scale-out: PostgreSQL, two workers, two campaigns at once ---------------------------------
+
+
+@pytest.fixture
+def pg_databases() -> Iterator[tuple[str, str]]:
+    """A fresh database for the Prefect server and one for the ledger; dropped afterwards."""
+    need_server("127.0.0.1", 5432, "PostgreSQL")
+    import psycopg
+
+    names = (
+        f"survey_e2e_prefect_{secrets.token_hex(4)}",
+        f"survey_e2e_ledger_{secrets.token_hex(4)}",
+    )
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield names
+    finally:
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_postgres_two_workers_two_campaigns_at_once(
+    clone: Path, tmp_path_factory: pytest.TempPathFactory, pg_databases: tuple[str, str]
+) -> None:
+    prefect_db, ledger_db = pg_databases
+    home = tmp_path_factory.mktemp("prefect-home-pg")
+    config = StackConfig(
+        root=clone,
+        home=home,
+        logs=home / "logs",
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+        ledger_url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{ledger_db}",
+        workers=("worker-a", "worker-b"),
+        worker_limit=2,
+        use_secret_block=False,  # the key in the workers' environment, the other way documented
+    )
+    a_numbers, b_numbers = mobiles(23_000_000, 40), mobiles(23_100_000, 35)
+    a_path = write_recipients(clone, "pg-a", a_numbers)
+    b_path = write_recipients(clone, "pg-b", b_numbers)
+    small = {"chunk_size": 5}  # many chunks, so the twin runs of pg-a contend for each claim
+    runs = [
+        {"campaign_id": "pg-a", "recipients": {"kind": "csv", "path": a_path}, "limits": small},
+        # the same campaign twice at once, as a duplicated run would: the ledger's claims decide
+        {"campaign_id": "pg-a", "recipients": {"kind": "csv", "path": a_path}, "limits": small},
+        {"campaign_id": "pg-b", "recipients": {"kind": "csv", "path": b_path}, "limits": small},
+    ]
+    with LocalStack(config) as pg_stack:
+        commands = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "deployment",
+                    "run",
+                    SEND,
+                    "--watch",
+                    "--watch-interval",
+                    "1",
+                    "--watch-timeout",
+                    "240",
+                    "--params",
+                    json.dumps(p),
+                ],
+                cwd=clone,
+                env=pg_stack.cli_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for p in runs
+        ]
+        try:
+            outputs = [c.communicate(timeout=300)[0] for c in commands]
+        finally:
+            for c in commands:
+                if c.poll() is None:
+                    c.kill()
+                    c.wait()
+        for c, out in zip(commands, outputs, strict=True):
+            assert c.returncode == 0, out[-3000:] + "\n" + pg_stack.log_tail("worker-a", 40)
+
+        texted = Counter(pg_stack.simulator_state()["accepted_numbers"])
+        assert texted == Counter(a_numbers + b_numbers)  # everyone once, nobody twice
+        ids = [re.search(r"UUID:\s*([0-9a-f-]{36})", out) for out in outputs]
+        run_ids = {m.group(1) for m in ids if m}
+        by_worker = {
+            w: {r for r in run_ids if r in pg_stack.log_tail(w, 2000)} for w in config.workers
+        }
+        assert all(by_worker.values()), by_worker  # both workers ran flows
+        for cid in ("pg-a", "pg-b"):
+            found = pg_stack.api(
+                "POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [f"{cid}-summary"]}}}
+            )
+            assert found, f"no summary artifact for {cid}"
+
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{prefect_db}") as conn:
+        count = conn.execute("SELECT count(*) FROM flow_run").fetchone()
+    assert count is not None and count[0] >= 3  # the runs are in PostgreSQL, not in SQLite
+    with psycopg.connect(f"{PG}/{ledger_db}") as conn:
+        rows = conn.execute("SELECT campaign_id FROM campaigns ORDER BY 1").fetchall()
+    assert [r[0] for r in rows] == ["pg-a", "pg-b"]

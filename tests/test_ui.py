@@ -1,0 +1,131 @@
+"""An operator in the Prefect UI: open the send deployment, fill the Custom run form, submit, wait
+for the run to complete and read the campaign's summary artifact.
+
+Headless Chromium (Debian's package, installed by .ci/run) driven by Playwright, against the same
+kind of stack as tests/test_deployments.py: Prefect server, process worker, gateway simulator.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import IN_CI
+from test_deployments import campaign_numbers, copy_working_tree, mobiles, write_recipients
+
+from scripts.server import LocalStack, StackConfig
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_working_tree(tmp_path_factory.mktemp("clone-ui"))
+
+
+@pytest.fixture(scope="module")
+def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing, and CI=true requires it (.ci/run installs it)")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    home = tmp_path_factory.mktemp("prefect-home-ui")
+    with LocalStack(StackConfig(root=clone, home=home, logs=home / "logs")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(stack: LocalStack) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.set_default_timeout(TIMEOUT_MS)
+            # Nothing leaves the machine: requests to any other host are aborted.
+            context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda r: r.abort())
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def field(page: Any, label: str) -> Any:
+    """The form's property whose label starts with ``label`` (the innermost, for nested models)."""
+    header = page.locator(
+        ".schema-form-property__label", has_text=re.compile("^" + re.escape(label))
+    )
+    return page.locator(".schema-form-property").filter(has=header).last
+
+
+def test_custom_run_from_the_form_completes_and_shows_its_summary(
+    stack: LocalStack, clone: Path, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    numbers = mobiles(24_000_000, 3)
+    path = write_recipients(clone, "from-the-ui", numbers)
+    cid = f"ui-{secrets.token_hex(3)}"
+
+    page.goto(f"{stack.ui_url}/deployments")
+    page.get_by_text("weekly-survey", exact=True).first.click()
+    page.wait_for_url("**/deployments/deployment/**")
+    expect(page.get_by_text("tuesday-10h-paris")).to_be_visible()  # the weekly schedule
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Custom run").click()
+
+    # The form speaks the operator's language and asks for no secret.
+    for label in ("Source kind", "File path", "Sending hours", "Budget cap", "Parallel API calls"):
+        expect(field(page, label)).to_be_visible()
+    labels = page.locator(".schema-form-property__label").all_inner_texts()
+    assert not [t for t in labels if re.search(r"key|secret|password|token", t, re.I)], labels
+
+    campaign = field(page, "campaign_id")
+    campaign.get_by_role("button", name="str", exact=True).click()
+    campaign.locator("textarea, input").first.fill(cid)
+    field(page, "File path").locator("textarea, input").first.fill(path)
+
+    for _ in range(3):
+        with page.expect_response(
+            lambda r: r.url.endswith("/create_flow_run") and r.request.method == "POST"
+        ) as created:
+            page.get_by_role("button", name="Submit", exact=True).click()
+        # 503 is the server's "try again" (SQLite busy on a loaded machine): an operator would.
+        if created.value.status != 503:
+            break
+        page.wait_for_timeout(2000)
+    assert created.value.status == 201, created.value.text()
+    run = created.value.json()
+    assert run["parameters"]["campaign_id"] == cid
+    assert run["parameters"]["recipients"]["path"] == path
+
+    page.goto(f"{stack.ui_url}/runs/flow-run/{run['id']}")
+    badge = page.locator(".page-heading-flow-run__meta .state-badge")
+    expect(badge).to_have_text(re.compile("Completed|Failed|Crashed|Cancelled"), timeout=180_000)
+    assert badge.inner_text().strip() == "Completed", stack.log_tail("worker-1", 60)
+
+    page.get_by_text("Artifacts", exact=True).first.click()  # the run's tab
+    page.get_by_text(f"{cid}-summary", exact=True).click()
+    expect(page.get_by_text(f"Survey campaign {cid}")).to_be_visible()
+    sent_row = page.locator("tr").filter(has=page.locator("td", has_text=re.compile(r"^sent$")))
+    expect(sent_row.first.locator("td").nth(1)).to_have_text("3")
+
+    assert campaign_numbers(stack, cid) == Counter(numbers)  # each texted once
