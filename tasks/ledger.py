@@ -41,6 +41,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     create_engine,
     event,
@@ -106,9 +107,31 @@ texted = Table(
     metadata,
     Column("e164", String(20), primary_key=True),
     Column("campaign_id", String(120), primary_key=True),
+    # The primary key (e164 first) serves the frequency cap's lookups; a second index would
+    # only slow the 500-row insert each chunk makes.
     Column("texted_at", DateTime(timezone=True), nullable=False),
-    Index("ix_texted_e164_at", "e164", "texted_at"),
 )
+
+
+# Statements of the fan-out's hot path, built once: SQLAlchemy then reuses their compiled form
+# instead of rebuilding and re-hashing them for every chunk.
+_THIS_CHUNK = and_(
+    chunks.c.campaign_id == bindparam("cid"), chunks.c.chunk_index == bindparam("idx")
+)
+_SELECT_CHUNK = select(chunks).where(_THIS_CHUNK)
+_SELECT_NUMBERS = select(chunks.c.numbers).where(_THIS_CHUNK)
+_UPDATE_CHUNK = update(chunks).where(_THIS_CHUNK)
+_LOCK_CAMPAIGN = select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == bindparam("cid"))
+_COMMITTED = func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
+_PRICED = and_(chunks.c.state == SENT, chunks.c.cost.is_not(None))
+_BUDGET = select(
+    func.coalesce(func.sum(_COMMITTED), 0.0),
+    func.coalesce(
+        func.sum(case((chunks.c.owner == bindparam("owner"), _COMMITTED), else_=0.0)), 0.0
+    ),
+    func.sum(case((_PRICED, chunks.c.cost), else_=None)),
+    func.sum(case((_PRICED, chunks.c.size), else_=None)),
+).where(and_(chunks.c.campaign_id == bindparam("cid"), chunks.c.state.in_((SENDING, SENT))))
 
 
 def chunk_tag(campaign_id: str, chunk_index: int) -> str:
@@ -240,14 +263,15 @@ class Ledger:
             yield conn
 
     @contextmanager
-    def _campaign_lock(self, campaign_id: str) -> Iterator[Connection]:
-        """A transaction that holds the campaign row: claims and budget checks serialise here."""
+    def _campaign_lock(self, campaign_id: str) -> Iterator[tuple[Connection, str | None]]:
+        """A transaction that holds the campaign row (claims and budget checks serialise here),
+        with the campaign's halt reason."""
         with self._write() as conn:
-            stmt = select(campaigns.c.campaign_id).where(campaigns.c.campaign_id == campaign_id)
+            stmt = _LOCK_CAMPAIGN
             if self.engine.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already locks
                 stmt = stmt.with_for_update()
-            conn.execute(stmt)
-            yield conn
+            halt = conn.execute(stmt, {"cid": campaign_id}).scalar()
+            yield conn, halt
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -276,7 +300,7 @@ class Ledger:
     def extend_plan(self, campaign_id: str, plan: Sequence[ChunkPlan]) -> None:
         """Add chunks for numbers a rerun found that no earlier run planned."""
         if plan:
-            with self._campaign_lock(campaign_id) as conn:
+            with self._campaign_lock(campaign_id) as (conn, _):
                 self._insert_chunks(conn, campaign_id, plan, _now())
 
     @staticmethod
@@ -359,9 +383,9 @@ class Ledger:
         commitments count against it, since earlier runs' sends were already taken from it.
         """
         now = _now()
-        with self._campaign_lock(campaign_id) as conn:
-            cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
-            found = conn.execute(select(chunks).where(cond)).one()
+        key = {"cid": campaign_id, "idx": chunk_index}
+        with self._campaign_lock(campaign_id) as (conn, halt):
+            found = conn.execute(_SELECT_CHUNK, key).one()
             row = _row(found)
             if row.state in (SENT, CANCELLED):
                 return Claim(row, "skip")
@@ -373,12 +397,10 @@ class Ledger:
                 if alive:
                     return Claim(row, "busy")
             may_have_landed = row.state in (SENDING, IN_DOUBT)
-            halt = conn.execute(
-                select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == campaign_id)
-            ).scalar()
+            values: dict[str, Any]
             if halt and not may_have_landed:
                 values = {"state": FAILED, "reason": halt, "detail": "campaign halted"}
-                conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
+                conn.execute(_UPDATE_CHUNK, {**key, "updated_at": now, **values})
                 return Claim(_replace(row, **values), "skip")
             spent, mine, per_recipient = _budget(conn, campaign_id, owner)
             # The estimate holds until the gateway's own answers tell the real price.
@@ -397,7 +419,7 @@ class Ledger:
                     )
                 if refusal:
                     values = {"state": FAILED, "reason": refusal[0], "detail": refusal[1]}
-                    conn.execute(update(chunks).where(cond).values(updated_at=now, **values))
+                    conn.execute(_UPDATE_CHUNK, {**key, "updated_at": now, **values})
                     return Claim(_replace(row, **values), "skip")
             values = {
                 "state": SENDING,
@@ -409,7 +431,7 @@ class Ledger:
                 "reason": None,
                 "detail": None,
             }
-            conn.execute(update(chunks).where(cond).values(**values))
+            conn.execute(_UPDATE_CHUNK, {**key, **values})
             claimed = _replace(row, state=SENDING, owner=owner, attempts=row.attempts + 1)
             return Claim(claimed, "reconcile" if may_have_landed else "send")
 
@@ -422,13 +444,7 @@ class Ledger:
             values["refused"] = json.dumps(values["refused"]) if values["refused"] else None
         values["updated_at"] = _now()
         with self._write() as conn:
-            conn.execute(
-                update(chunks)
-                .where(
-                    and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
-                )
-                .values(**values)
-            )
+            conn.execute(_UPDATE_CHUNK, {"cid": campaign_id, "idx": chunk_index, **values})
 
     def mark_sent(
         self,
@@ -444,32 +460,24 @@ class Ledger:
     ) -> None:
         """The outcome and the per-recipient record, in one transaction."""
         now = _now()
+        key = {"cid": campaign_id, "idx": chunk_index}
         with self._write() as conn:
-            cond = and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
-            numbers = conn.execute(select(chunks.c.numbers).where(cond)).scalar() or ""
+            numbers = conn.execute(_SELECT_NUMBERS, key).scalar() or ""
             conn.execute(
-                update(chunks)
-                .where(cond)
-                .values(
-                    state=SENT,
-                    message_id=message_id,
-                    nb_sms=nb_sms,
-                    cost=cost,
-                    currency=currency,
-                    reason=None,
-                    detail=detail,
-                    updated_at=now,
-                )
+                _UPDATE_CHUNK,
+                {
+                    **key,
+                    "state": SENT,
+                    "message_id": message_id,
+                    "nb_sms": nb_sms,
+                    "cost": cost,
+                    "currency": currency,
+                    "reason": None,
+                    "detail": detail,
+                    "updated_at": now,
+                },
             )
-            rows = [
-                {"e164": n, "campaign_id": campaign_id, "texted_at": texted_at}
-                for n in numbers.split(",")
-                if n
-            ]
-            if rows:
-                # A chunk is marked sent once, but a reconciled rerun may repeat it: ignore rows
-                # that are already there rather than reading them first.
-                conn.execute(_insert_ignore(conn, texted), rows)
+            _record_texted(conn, campaign_id, [n for n in numbers.split(",") if n], texted_at)
 
     def mark(
         self, campaign_id: str, chunk_index: int, state: str, reason: str | None, detail: str | None
@@ -486,6 +494,7 @@ class Ledger:
         self, numbers: Iterable[str], *, since: datetime, exclude_campaign: str
     ) -> set[str]:
         """Numbers texted by another campaign at or after ``since``."""
+        since = since.astimezone(UTC)
         wanted = list(dict.fromkeys(numbers))
         found: set[str] = set()
         with self.engine.connect() as conn:
@@ -507,6 +516,7 @@ class Ledger:
 
     def campaigns_texted_since(self, since: datetime) -> list[str]:
         """Campaigns that texted someone at or after ``since`` (for the daily follow-up)."""
+        since = since.astimezone(UTC)
         with self.engine.connect() as conn:
             result = conn.execute(
                 select(texted.c.campaign_id)
@@ -534,7 +544,7 @@ class Ledger:
         was sent leaves the frequency cap's record too: its recipients were never texted.
         """
         now = _now()
-        with self._campaign_lock(campaign_id) as conn:
+        with self._campaign_lock(campaign_id) as (conn, _):
             cond = and_(
                 chunks.c.campaign_id == campaign_id,
                 chunks.c.chunk_index == chunk_index,
@@ -562,19 +572,30 @@ class Ledger:
         return True
 
 
-def _insert_ignore(conn: Connection, table: Table) -> Any:
-    name = conn.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+def _record_texted(
+    conn: Connection, campaign_id: str, numbers: list[str], texted_at: datetime
+) -> None:
+    """One row per recipient texted, through the driver's executemany.
 
-        return sqlite_insert(table).on_conflict_do_nothing()
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    if name in ("mysql", "mariadb"):
-        return insert(table).prefix_with("IGNORE")
-    return insert(table)
+    This runs once per chunk on the fan-out's hot path: SQLAlchemy's per-row parameter handling
+    cost more than the insert itself, so the timestamp goes through the column type's processor
+    once and the rows go to the driver as plain tuples. A chunk reconciled by a rerun may be
+    recorded again: rows already there are ignored rather than read first.
+    """
+    if not numbers:
+        return
+    texted_at = texted_at.astimezone(UTC)  # SQLite keeps wall time only: always store UTC
+    dialect = conn.dialect
+    process = texted.c.texted_at.type.dialect_impl(dialect).bind_processor(dialect)
+    when = process(texted_at) if process else texted_at
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    values = f"VALUES ({mark}, {mark}, {mark})"
+    columns = "texted (e164, campaign_id, texted_at)"
+    if dialect.name in ("mysql", "mariadb"):
+        sql = f"INSERT IGNORE INTO {columns} {values}"
+    else:  # SQLite and PostgreSQL
+        sql = f"INSERT INTO {columns} {values} ON CONFLICT DO NOTHING"
+    conn.exec_driver_sql(sql, [(n, campaign_id, when) for n in numbers])
 
 
 def _replace(row: ChunkRow, **values: Any) -> ChunkRow:
@@ -585,16 +606,7 @@ def _replace(row: ChunkRow, **values: Any) -> ChunkRow:
 def _budget(conn: Connection, campaign_id: str, owner: str) -> tuple[float, float, float | None]:
     """(cost sent or reserved by the campaign, the same for one owner, observed cost per
     recipient of the chunks sent so far or None), in one pass over an index."""
-    committed = func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
-    priced = and_(chunks.c.state == SENT, chunks.c.cost.is_not(None))
-    row = conn.execute(
-        select(
-            func.coalesce(func.sum(committed), 0.0),
-            func.coalesce(func.sum(case((chunks.c.owner == owner, committed), else_=0.0)), 0.0),
-            func.sum(case((priced, chunks.c.cost), else_=None)),
-            func.sum(case((priced, chunks.c.size), else_=None)),
-        ).where(and_(chunks.c.campaign_id == campaign_id, chunks.c.state.in_((SENDING, SENT))))
-    ).one()
+    row = conn.execute(_BUDGET, {"cid": campaign_id, "owner": owner}).one()
     per_recipient = float(row[2]) / int(row[3]) if row[3] else None
     return float(row[0]), float(row[1]), per_recipient
 

@@ -172,3 +172,17 @@ def test_claims_never_commit_more_than_the_cap(
             committed += len(c.numbers) * price
     assert committed <= cap + 1e-6
     led.close()
+
+
+def test_the_frequency_cap_compares_instants_whatever_the_time_zone(ledger: lg.Ledger) -> None:
+    from zoneinfo import ZoneInfo
+
+    ledger.create_plan("tz", "survey", plan(1, size=1))
+    paris = datetime(2026, 7, 1, 9, 0, tzinfo=ZoneInfo("Europe/Paris"))  # 07:00 UTC
+    ledger.mark_sent("tz", 0, message_id=1, nb_sms=1, cost=0.05, currency="EUR", texted_at=paris)
+    (number,) = ledger.chunk("tz", 0).numbers
+    just_before = datetime(2026, 7, 1, 6, 59, tzinfo=UTC)
+    just_after = datetime(2026, 7, 1, 7, 1, tzinfo=UTC)
+    assert ledger.recently_texted([number], since=just_before, exclude_campaign="x") == {number}
+    assert ledger.recently_texted([number], since=just_after, exclude_campaign="x") == set()
+    assert ledger.campaigns_texted_since(just_before) == ["tz"]
