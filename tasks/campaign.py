@@ -234,6 +234,7 @@ class Prepared:
     dry_run: bool = False
     dry_plan: list[dict[str, Any]] = field(default_factory=list)
     global_limit_is_rate: bool = False
+    to_send: int = 0  # recipients in the chunks left to send
 
 
 def state_dir(campaign_id: str) -> Path:

@@ -402,10 +402,13 @@ class Ledger:
                 values = {"state": FAILED, "reason": halt, "detail": "campaign halted"}
                 conn.execute(_UPDATE_CHUNK, {**key, "updated_at": now, **values})
                 return Claim(_replace(row, **values), "skip")
-            spent, mine, per_recipient = _budget(conn, campaign_id, owner)
+            checked = not may_have_landed and (max_cost is not None or credits is not None)
+            spent, mine, per_recipient = (
+                _budget(conn, campaign_id, owner) if checked else (0.0, 0.0, None)
+            )
             # The estimate holds until the gateway's own answers tell the real price.
             reserve = row.size * (per_recipient or cost_per_recipient)
-            if not may_have_landed:
+            if checked:
                 refusal = None
                 if max_cost is not None and spent + reserve > max_cost + 1e-9:
                     refusal = (
@@ -457,12 +460,17 @@ class Ledger:
         currency: str,
         texted_at: datetime,
         detail: str | None = None,
+        numbers: Sequence[str] | None = None,
     ) -> None:
-        """The outcome and the per-recipient record, in one transaction."""
+        """The outcome and the per-recipient record, in one transaction.
+
+        ``numbers`` are the chunk's numbers as last recorded, when the caller has them at hand.
+        """
         now = _now()
         key = {"cid": campaign_id, "idx": chunk_index}
         with self._write() as conn:
-            numbers = conn.execute(_SELECT_NUMBERS, key).scalar() or ""
+            if numbers is None:
+                numbers = (conn.execute(_SELECT_NUMBERS, key).scalar() or "").split(",")
             conn.execute(
                 _UPDATE_CHUNK,
                 {
@@ -477,7 +485,7 @@ class Ledger:
                     "updated_at": now,
                 },
             )
-            _record_texted(conn, campaign_id, [n for n in numbers.split(",") if n], texted_at)
+            _record_texted(conn, campaign_id, [n for n in numbers if n], texted_at)
 
     def mark(
         self, campaign_id: str, chunk_index: int, state: str, reason: str | None, detail: str | None

@@ -275,6 +275,7 @@ def send_chunk_once(
             cost=res.cost,
             currency=res.currency,
             texted_at=datetime.fromisoformat(slot).astimezone(UTC) if slot else now(),
+            numbers=numbers,
         )
         return ChunkResult(chunk_index, lg.SENT, len(numbers), nb_sms=res.nb_sms, cost=res.cost)
     ledger.mark(cid, chunk_index, lg.FAILED, "gateway_unavailable", last_problem[:500])
