@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy flows tasks smspartner
+	$(BIN)/mypy flows tasks smspartner scripts
 
 server: $(STAMP)
 	$(BIN)/python -m scripts.server

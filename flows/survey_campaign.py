@@ -693,6 +693,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="parallel API calls (1-64)")
     p.add_argument("--chunk-size", type=int, default=500, help="numbers per API call (1-500)")
     p.add_argument("--frequency-cap-days", type=int, default=30, help="0 turns the cap off")
+    p.add_argument("--global-limit", help="name of a Prefect global concurrency/rate limit")
     p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait (s)")
     p.add_argument("--max-attempts", type=int, default=6, help="attempts per chunk")
     p.add_argument("--suppression-list", help="CSV of numbers never to text")
@@ -762,6 +763,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=args.chunk_size,
             frequency_cap_days=args.frequency_cap_days,
             retry_backoff=args.retry_backoff,
+            global_limit=args.global_limit,
             max_attempts=args.max_attempts,
         )
         source = _source(args)

@@ -260,7 +260,8 @@ def test_sample_recipients_are_never_sent_through_the_real_gateway(
     # pointing at the real gateway: the run must stop before any request leaves the machine
     monkeypatch.setenv("SMSPARTNER_BASE_URL", "https://api.smspartner.fr/v1")
     state = send_survey_campaign(
-        survey_id="s", recipients=RecipientSource(path=str(SAMPLES / "recipients.csv")),
+        survey_id="s",
+        recipients=RecipientSource(path=str(SAMPLES / "recipients.csv")),
         return_state=True,
     )
     assert state.is_failed() and "sample" in state.message
