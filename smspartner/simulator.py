@@ -257,7 +257,8 @@ class SimulatorState:
             self.credits = self._initial_credits
             self._offset = timedelta(0)
             self._sends: list[_Send] = []
-            self._stops: list[_Stop] = []
+            self._unsettled: list[_Send] = []  # sends whose STOP replies are not due yet
+            self._stops: dict[str, _Stop] = {}  # by E.164, in the order they were added
             self._requests: list[dict[str, Any]] = []
             self._canned: dict[str, deque[_Canned]] = {}
             self.faults = FaultConfig(**asdict(self._initial_faults))
@@ -304,12 +305,12 @@ class SimulatorState:
         ``add_stop`` or by assigning a new list."""
         with self.lock:
             self._settle(self.now())
-            return [s.number for s in self._stops]
+            return list(self._stops)
 
     @stop_list.setter
     def stop_list(self, numbers: Iterable[str]) -> None:
         with self.lock:
-            self._stops = []
+            self._stops = {}
             for number in numbers:
                 self.add_stop(number)
 
@@ -370,7 +371,7 @@ class SimulatorState:
                 "credits": round(self.credits, 6),
                 "currency": self.currency,
                 "sends": self.sends,
-                "stop_list": [s.number for s in self._stops],
+                "stop_list": list(self._stops),
                 "accepted_numbers": self.accepted_numbers(),
                 "requests": self.requests,
                 "connections_opened": self.connections_opened,
@@ -380,12 +381,12 @@ class SimulatorState:
     # --- internals ---------------------------------------------------------------------------
 
     def _add_stop(self, e164: str, when: datetime) -> int:
-        for stop in self._stops:
-            if stop.number == e164:
-                return stop.id
+        existing = self._stops.get(e164)
+        if existing is not None:
+            return existing.id
         stop = _Stop(self._next_stop_id, e164, when)
         self._next_stop_id += 1
-        self._stops.append(stop)
+        self._stops[e164] = stop
         return stop.id
 
     def _due(self, send: _Send) -> datetime:
@@ -393,13 +394,20 @@ class SimulatorState:
 
     def _settle(self, now: datetime) -> None:
         """STOP replies of sends delivered by ``now`` reach the STOP list."""
-        for send in self._sends:
-            if send.cancelled or send.settled or now < self._due(send):
+        # Only the sends not settled yet are looked at: a gateway with a million recipients on
+        # record must still answer in its configured latency, not in proportion to its history.
+        waiting = []
+        for send in self._unsettled:
+            if send.cancelled or send.settled:
+                continue
+            if now < self._due(send):
+                waiting.append(send)
                 continue
             for number in send.e164:
                 if self.planned_outcome(number)[1]:
                     self._add_stop(number, self._due(send))
             send.settled = True
+        self._unsettled = waiting
 
     def _recipient(self, send: _Send, number: str, now: datetime) -> tuple[str, bool, datetime]:
         due = self._due(send)
@@ -516,7 +524,7 @@ class SimulatorState:
         scheduled_at, schedule = self._check_schedule(params, now, errors)
         e164: list[str] = []
         if len(numbers) <= MAX_NUMBERS:
-            stopped = {s.number for s in self._stops}
+            stopped = self._stops
             for number in numbers:
                 normalised = to_e164(number)
                 if normalised is None:
@@ -549,6 +557,7 @@ class SimulatorState:
         )
         self._next_message_id += 1
         self._sends.append(send)
+        self._unsettled.append(send)
         body: dict[str, Any] = {
             "success": True,
             "code": 200,
@@ -642,7 +651,7 @@ class SimulatorState:
     def _stop_list(self, params: Mapping[str, Any], now: datetime) -> _Reply:
         data = [
             {"id": s.id, "phoneNumber": s.number, "createdAt": _paris(s.created_at)}
-            for s in self._stops
+            for s in self._stops.values()
         ]
         return _Reply(200, {"success": True, "code": 200, "nbData": len(data), "data": data})
 
@@ -653,7 +662,7 @@ class SimulatorState:
         e164 = to_e164(number)
         if e164 is None:
             return _invalid([("children[phoneNumber].data", f"Invalid phone number ({number})")])
-        if any(s.number == e164 for s in self._stops):
+        if e164 in self._stops:
             return _fail(3, "Le numéro est déjà dans la liste STOP")
         return _Reply(200, {"success": True, "code": 200, "stopId": self._add_stop(e164, now)})
 
@@ -661,9 +670,9 @@ class SimulatorState:
         stop_id = _int_field(params.get("id"))
         if stop_id is None:
             return _fail(3, "L'identifiant est requis")
-        for stop in self._stops:
+        for stop in self._stops.values():
             if stop.id == stop_id:
-                self._stops.remove(stop)
+                del self._stops[stop.number]
                 return _Reply(200, {"success": True, "code": 200})
         return _fail(4, "Identifiant introuvable")
 
