@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import string
 import os
 import threading
 from collections import Counter
@@ -24,6 +25,7 @@ from tasks.campaign import DETAIL, E164, OUTCOME, REASON, ROW, TERRITORY, Counts
 from tasks.numbers import mask_number
 from tasks.outcomes import FAILED, REJECTED, SENT
 
+_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -235,5 +237,5 @@ def _money(value: float | None) -> str:
 
 def artifact_key(campaign_id: str, suffix: str) -> str:
     """Artifact keys allow lowercase letters, digits and dashes only."""
-    base = "".join(ch if ch.isalnum() else "-" for ch in campaign_id.lower()).strip("-")
+    base = "".join(ch if ch in _KEY_CHARS else "-" for ch in campaign_id.lower()).strip("-")
     return f"{base[:60].strip('-')}-{suffix}"
