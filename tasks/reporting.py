@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
-import string
 import os
+import string
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence

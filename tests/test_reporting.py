@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.survey_campaign import RecipientSource, send_survey_campaign
-from tasks.reporting import artifact_key, neutralise, write_csv
+from tasks.reporting import artifact_key, write_csv
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
