@@ -355,6 +355,11 @@ class SimulatorState:
             for _ in range(times):
                 queue.append(_Canned(status, payload, dict(headers or {}), content_type))
 
+    def clear_canned(self) -> None:
+        """Drop every canned answer still queued."""
+        with self.lock:
+            self._canned.clear()
+
     def planned_outcome(self, number: str) -> tuple[str, bool]:
         """(final status, replied STOP) this number will get once delivered; deterministic."""
         if _unit_interval(number, b"delivery") < self.not_delivered_rate:

@@ -191,8 +191,13 @@ def send_chunk_once(
     chunk = claim.chunk
     if claim.action == "skip":
         return _result(chunk)
-    if claim.action == "reconcile" and _landed(client, ledger, settings, chunk, now):
-        return _result(ledger.chunk(cid, chunk_index))
+    if claim.action == "reconcile":
+        try:
+            if _landed(client, ledger, settings, chunk, now):
+                return _result(ledger.chunk(cid, chunk_index))
+        except SMSPartnerError as exc:  # cannot tell whether it landed: never resend blindly
+            ledger.mark(cid, chunk_index, lg.IN_DOUBT, "in_doubt", str(exc)[:500])
+            return _result(ledger.chunk(cid, chunk_index))
 
     numbers = chunk.numbers
     refused = dict(chunk.refused)

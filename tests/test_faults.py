@@ -245,3 +245,28 @@ def test_simulator_faults_are_configurable_over_http(simulator: Any) -> None:
     assert simulator.state.faults.error_5xx_rate == 1.0
     answer = requests.get(f"{simulator.url}/me", params={"apiKey": TEST_KEY}, timeout=5)
     assert answer.status_code >= 500
+
+
+def test_a_chunk_that_may_have_landed_is_never_resent_blindly(
+    campaign_env: Path, simulator: Any
+) -> None:
+    from tasks import ledger as lg
+
+    numbers = mobiles(300)
+    csv = csv_of(campaign_env / "r.csv", numbers)
+    # every answer to a send is lost, and the gateway then stops answering status queries
+    simulator.state.faults = FaultConfig(drop_after_accept_rate=1.0)
+    simulator.state.add_canned("bulk-status-by-tag", "<html>502</html>", status=502, times=1000)
+    state = run(csv, "lost-answers", chunk_size=100, max_attempts=3)
+    summary = state.result()
+    assert summary["sent"] == 0 and summary["failed_reasons"] == {"in_doubt": 300}
+    assert len(simulator.state.sends) == 3  # each chunk reached the gateway once, and only once
+    # the gateway is back: the rerun finds the three sends by their tags and resends nothing
+    simulator.state.clear_canned()
+    simulator.state.faults = FaultConfig()
+    again = run(csv, "lost-answers", chunk_size=100)
+    ledger = lg.Ledger(os.environ["SURVEY_LEDGER_URL"])
+    assert {c.state for c in ledger.chunks("lost-answers")} == {"sent"}
+    assert again.result()["sent"] == 300
+    assert len(simulator.state.sends) == 3
+    assert_exactly_once(simulator, set(numbers))
