@@ -191,22 +191,28 @@ def send_chunk_once(
     chunk = claim.chunk
     if claim.action == "skip":
         return _result(chunk)
-    if claim.action == "reconcile":
-        try:
-            if _landed(client, ledger, settings, chunk, now):
-                return _result(ledger.chunk(cid, chunk_index))
-        except SMSPartnerError as exc:  # cannot tell whether it landed: never resend blindly
-            ledger.mark(cid, chunk_index, lg.IN_DOUBT, "in_doubt", str(exc)[:500])
-            return _result(ledger.chunk(cid, chunk_index))
-
     numbers = chunk.numbers
     refused = dict(chunk.refused)
     slot = chunk.slot
     last_problem = "gateway unavailable"
+    # True while an earlier call for this chunk may have landed: nothing is sent until the
+    # gateway, asked by tag, has said whether it did.
+    unconfirmed = claim.action == "reconcile"
     for attempt in range(settings.max_attempts):
         if attempt:
             delay = min(settings.max_backoff, settings.backoff * 2 ** (attempt - 1))
-            sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
+            pause = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not crypto
+            # A request that timed out may still be in progress at the gateway: give it time to
+            # finish before asking whether it landed.
+            sleep(max(pause, settings.backoff) if unconfirmed else pause)
+        if unconfirmed:
+            try:
+                if _landed(client, ledger, settings, ledger.chunk(cid, chunk_index), now):
+                    return _result(ledger.chunk(cid, chunk_index))
+                unconfirmed = False
+            except SMSPartnerError as exc:
+                last_problem = str(exc)
+                continue
         if not numbers:
             ledger.update_chunk(cid, chunk_index, numbers=numbers, refused=refused)
             ledger.mark_sent(
@@ -255,14 +261,7 @@ def send_chunk_once(
             return _result(ledger.chunk(cid, chunk_index))
         except (TransportError, ServerError) as exc:
             last_problem = str(exc)
-            if isinstance(exc, ServerError) or getattr(exc, "may_have_landed", True):
-                sleep(settings.backoff)  # let a request still in flight finish before asking
-                try:
-                    if _landed(client, ledger, settings, ledger.chunk(cid, chunk_index), now):
-                        return _result(ledger.chunk(cid, chunk_index))
-                except SMSPartnerError:
-                    ledger.mark(cid, chunk_index, lg.IN_DOUBT, "in_doubt", last_problem[:500])
-                    return _result(ledger.chunk(cid, chunk_index))
+            unconfirmed = isinstance(exc, ServerError) or exc.may_have_landed
             continue
         except RateLimited as exc:
             last_problem = str(exc)
@@ -283,7 +282,10 @@ def send_chunk_once(
             numbers=numbers,
         )
         return ChunkResult(chunk_index, lg.SENT, len(numbers), nb_sms=res.nb_sms, cost=res.cost)
-    ledger.mark(cid, chunk_index, lg.FAILED, "gateway_unavailable", last_problem[:500])
+    if unconfirmed:  # cannot tell whether it landed: never resend blindly; a rerun will ask
+        ledger.mark(cid, chunk_index, lg.IN_DOUBT, "in_doubt", last_problem[:500])
+    else:
+        ledger.mark(cid, chunk_index, lg.FAILED, "gateway_unavailable", last_problem[:500])
     return _result(ledger.chunk(cid, chunk_index))
 
 

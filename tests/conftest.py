@@ -43,6 +43,16 @@ def need_server(host: str, port: int, what: str) -> None:
     pytest.skip(f"{what} at {host}:{port} does not answer")
 
 
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for a command-line subprocess: the repository on its path and the test
+    harness's Prefect server (no second server to start per process)."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    return env
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TEST_KEY
+from conftest import TEST_KEY, cli_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -225,9 +225,7 @@ def test_gateway_problems_fail_the_run_in_one_line(
 
 
 def _cli(campaign_env: Path, *args: str) -> subprocess.Popen[str]:
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    env = cli_env()
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cancel_campaign", *args],
         cwd=campaign_env,

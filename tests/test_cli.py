@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, SAMPLES, TEST_KEY
-from prefect.settings import PREFECT_API_URL
+from conftest import SAMPLES, TEST_KEY, cli_env
 
 
 def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(REPO), **env}
-    full["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the harness's server
+    full = cli_env(**env)
     return subprocess.run(
         [sys.executable, "-m", "flows.survey_campaign", *args],
         cwd=cwd,

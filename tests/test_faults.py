@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import REPO, TEST_KEY
-from prefect.settings import PREFECT_API_URL
+from conftest import TEST_KEY, cli_env
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
 from smspartner.simulator import FaultConfig
@@ -162,15 +161,11 @@ def test_code_10_mid_campaign_stops_with_a_clear_message(
 
 
 def _cli(campaign_env: Path, simulator: Any, csv: Path, campaign_id: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "SMSPARTNER_API_KEY": TEST_KEY,
-        "SMSPARTNER_BASE_URL": simulator.url,
-        "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
-        "PYTHONPATH": str(REPO),
-    }
-    # the test harness's Prefect server: no second server to start per process
-    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    env = cli_env(
+        SMSPARTNER_API_KEY=TEST_KEY,
+        SMSPARTNER_BASE_URL=simulator.url,
+        SURVEY_LEDGER_URL=f"sqlite:///{campaign_env}/ledger.sqlite",
+    )
     return subprocess.Popen(
         [
             sys.executable,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TEST_KEY
+from conftest import TEST_KEY, cli_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -344,10 +344,7 @@ def test_problems_fail_the_run_with_one_clear_line(
 
 
 def _cli(campaign_env: Path, *args: str) -> subprocess.Popen[str]:
-    from prefect.settings import PREFECT_API_URL
-
-    # the harness's Prefect server: no second server to start per process
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    env = cli_env()
     return subprocess.Popen(
         [sys.executable, "-m", "flows.follow_up", *args],
         cwd=campaign_env,
