@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field
 
@@ -37,7 +38,7 @@ from tasks.outcomes import CANCEL_OUTCOMES
 from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger
 
 
-@task(name="cancel-chunks")
+@task(name="cancel-chunks", cache_policy=NO_CACHE)
 def cancel_task(campaign_id: str, ledger_url: str) -> list[cx.ChunkCancel] | Problem:
     """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger."""
     ledger = shared_ledger(ledger_url)
@@ -59,7 +60,7 @@ def cancel_task(campaign_id: str, ledger_url: str) -> list[cx.ChunkCancel] | Pro
     return results
 
 
-@task(name="report-cancel")
+@task(name="report-cancel", cache_policy=NO_CACHE)
 def report_task(campaign_id: str, results: list[cx.ChunkCancel]) -> dict[str, Any]:
     """cancel.json and the markdown artifact."""
     at = datetime.now(UTC)

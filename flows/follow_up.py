@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field
 
@@ -39,7 +40,7 @@ from tasks.html_report import write_html_report
 from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger
 
 
-@task(name="check-delivery")
+@task(name="check-delivery", cache_policy=NO_CACHE)
 def check_delivery_task(campaign_id: str, ledger_url: str) -> list[fu.ChunkDelivery] | Problem:
     """Ask the gateway for the statuses of every sent chunk of the campaign."""
     ledger = shared_ledger(ledger_url)
@@ -58,7 +59,7 @@ def check_delivery_task(campaign_id: str, ledger_url: str) -> list[fu.ChunkDeliv
     return deliveries
 
 
-@task(name="record-stops")
+@task(name="record-stops", cache_policy=NO_CACHE)
 def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
     """Add the STOP replies to the local suppression list; how many were new."""
     try:
@@ -71,7 +72,7 @@ def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
     return len(added)
 
 
-@task(name="publish-delivery")
+@task(name="publish-delivery", cache_policy=NO_CACHE)
 def publish_task(result: fu.FollowUp, deliveries: list[fu.ChunkDelivery], ledger_url: str) -> str:
     """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
     cid = result.campaign_id

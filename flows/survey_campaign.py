@@ -215,7 +215,7 @@ def _gateway_problem(exc: SMSPartnerError, base_url: str) -> Problem:
     return Problem(message=f"gateway error: {exc}")
 
 
-@task(name="prepare-campaign")
+@task(name="prepare-campaign", cache_policy=NO_CACHE)
 def prepare_task(
     campaign_id: str,
     survey_id: str,
@@ -433,7 +433,7 @@ def send_chunk_task(
     return result
 
 
-@task(name="write-report")
+@task(name="write-report", cache_policy=NO_CACHE)
 def report_task(
     prepared: cp.Prepared,
     survey_id: str,
@@ -492,7 +492,7 @@ def report_task(
     return summary
 
 
-@task(name="read-credits")
+@task(name="read-credits", cache_policy=NO_CACHE)
 def credits_task(base_url: str) -> float | None:
     """Credits after sending, for the report (None when the gateway cannot tell now)."""
     try:
