@@ -277,6 +277,7 @@ def prepare_task(
     prepared = cp.Prepared(
         campaign_id=campaign_id,
         rows_path=cp.save_rows(planned, campaign_id),
+        source_columns=list(df.columns),
         chunk_indices=[],
         decisions=explanations,
         credits_before=credits.balance,
@@ -298,9 +299,12 @@ def prepare_task(
     if existing:
         ledger.extend_plan(campaign_id, plan)
         ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may have been added)
-    pending = [c for c in ledger.chunks(campaign_id) if c.state not in (lg.SENT, lg.CANCELLED)]
-    prepared.chunk_indices = [c.chunk_index for c in pending]
-    prepared.to_send = sum(c.size for c in pending)
+    # What is left to send: earlier runs' unfinished chunks and the ones planned now (no need to
+    # read every chunk's numbers back from the ledger).
+    left = [(c.chunk_index, c.size) for c in existing if c.state not in (lg.SENT, lg.CANCELLED)]
+    left += [(c.chunk_index, len(c.numbers)) for c in plan]
+    prepared.chunk_indices = [index for index, _ in left]
+    prepared.to_send = sum(size for _, size in left)
     logger.info("%d chunks to send", len(prepared.chunk_indices))
     return prepared
 
@@ -438,7 +442,6 @@ def report_task(
     prepared: cp.Prepared,
     survey_id: str,
     ledger_url: str,
-    source_columns: list[str],
     started: float,
     credits_after: float | None,
     cost_per_sms: float,
@@ -471,7 +474,7 @@ def report_task(
     summary["send_seconds"] = round(send_seconds, 3)
     if prepared.dry_run:
         summary["plan"] = prepared.dry_plan
-    rp.write_files(report_dir, summary, chunks, rows, source_columns)
+    rp.write_files(report_dir, summary, chunks, rows, prepared.source_columns)
     page = write_html_report(report_dir, summary)
     cid = prepared.campaign_id
     create_markdown_artifact(
@@ -587,12 +590,10 @@ def send_survey_campaign(
     )
     send_seconds = time.monotonic() - fan_out_started
     credits_after = prepared.credits_before if dry_run else credits_task(base_url)
-    columns = [c for c in cp.load_rows(prepared.rows_path).columns if not str(c).startswith("_")]
     summary = report_task(
         prepared,
         survey_id,
         ledger_url,
-        columns,
         started,
         credits_after,
         limits.cost_per_sms,

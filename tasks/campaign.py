@@ -235,6 +235,7 @@ class Prepared:
     dry_plan: list[dict[str, Any]] = field(default_factory=list)
     global_limit_is_rate: bool = False
     to_send: int = 0  # recipients in the chunks left to send
+    source_columns: list[str] = field(default_factory=list)  # the source's own, for rejects.csv
 
 
 def state_dir(campaign_id: str) -> Path:

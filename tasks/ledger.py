@@ -343,12 +343,6 @@ class Ledger:
             ).one()
         return _row(r)
 
-    def halt_reason(self, campaign_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == campaign_id)
-            ).scalar()
-
     def halt(self, campaign_id: str, reason: str) -> None:
         with self._write() as conn:
             conn.execute(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +53,19 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     return env
+
+
+def start_cli(module: str, cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """Start ``python -m module args`` as a user would, against the harness's Prefect server."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a test may kill the whole process group
+    )
 
 
 @pytest.fixture(scope="session")

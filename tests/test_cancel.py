@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY, cli_env
+from conftest import TEST_KEY, start_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -225,15 +224,7 @@ def test_gateway_problems_fail_the_run_in_one_line(
 
 
 def _cli(campaign_env: Path, *args: str) -> subprocess.Popen[str]:
-    env = cli_env()
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cancel_campaign", *args],
-        cwd=campaign_env,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli("flows.cancel_campaign", campaign_env, *args)
 
 
 def test_command_line_prints_counts_last_and_fails_in_one_line(

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TEST_KEY, cli_env
+from conftest import TEST_KEY, start_cli
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
 from smspartner.simulator import FaultConfig
@@ -161,35 +160,14 @@ def test_code_10_mid_campaign_stops_with_a_clear_message(
 
 
 def _cli(campaign_env: Path, simulator: Any, csv: Path, campaign_id: str) -> subprocess.Popen[str]:
-    env = cli_env(
+    return start_cli(
+        "flows.survey_campaign",
+        campaign_env,
+        *("--survey-id", "kill", "--recipients", str(csv), "--campaign-id", campaign_id),
+        *("--chunk-size", "50", "--concurrency", "2", "--retry-backoff", "0.05"),
         SMSPARTNER_API_KEY=TEST_KEY,
         SMSPARTNER_BASE_URL=simulator.url,
         SURVEY_LEDGER_URL=f"sqlite:///{campaign_env}/ledger.sqlite",
-    )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.survey_campaign",
-            "--survey-id",
-            "kill",
-            "--recipients",
-            str(csv),
-            "--campaign-id",
-            campaign_id,
-            "--chunk-size",
-            "50",
-            "--concurrency",
-            "2",
-            "--retry-backoff",
-            "0.05",
-        ],
-        cwd=campaign_env,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
     )
 
 
