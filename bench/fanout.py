@@ -10,7 +10,8 @@ Measured in one run, on this machine:
 Prints one JSON line: recipients, seconds, ideal_seconds, sequential_seconds, vs_ideal, speedup,
 peak_rss_mb (plus the details). Target: vs_ideal <= 1.5 and speedup >= 10.
 
-    .venv/bin/python bench/fanout.py [--recipients 1000000] [--concurrency 40] [--latency-ms 100]
+    .venv/bin/python bench/fanout.py [--recipients 1000000] [--concurrency 16] [--latency-ms 100]
+        [--ledger-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -92,8 +93,12 @@ def sequential(url: str, chunks: list[list[str]]) -> float:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--recipients", type=int, default=1_000_000)
-    p.add_argument("--concurrency", type=int, default=40)
+    p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--latency-ms", type=float, default=100.0)
+    p.add_argument(
+        "--ledger-url",
+        help="the ledger's SQLAlchemy URL (default: a new SQLite file in a temporary folder)",
+    )
     p.add_argument("--sequential-sample", type=int, default=50, help="chunks timed sequentially")
     args = p.parse_args()
 
@@ -106,7 +111,7 @@ def main() -> int:
         {
             "SMSPARTNER_BASE_URL": url,
             "SMSPARTNER_API_KEY": KEY,
-            "SURVEY_LEDGER_URL": f"sqlite:///{work}/ledger.sqlite",
+            "SURVEY_LEDGER_URL": args.ledger_url or f"sqlite:///{work}/ledger.sqlite",
             "PREFECT_HOME": str(work / "prefect-home"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
@@ -128,7 +133,7 @@ def main() -> int:
         state = send_survey_campaign(
             survey_id="bench",
             recipients=RecipientSource(path=str(csv)),
-            campaign_id="bench-fanout",
+            campaign_id=f"bench-fanout-{work.name[-8:].lower()}",
             # the bench measures throughput whatever the clock says: no hold, schedule or cap
             window=DeliveryWindow(preset="af2m_2026", gateway_hold=False, allow_immediate=True),
             limits=Limits(concurrency=args.concurrency, frequency_cap_days=0),

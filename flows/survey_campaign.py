@@ -409,32 +409,46 @@ def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: dat
     return rows
 
 
-@task(name="send-chunk", task_run_name="send-chunk-{chunk_index}", cache_policy=NO_CACHE)
-def send_chunk_task(
+def _batch_name() -> str:
+    from prefect.runtime import task_run
+
+    indices = task_run.parameters["chunk_indices"]
+    if len(indices) == 1:
+        return f"send-chunk-{indices[0]}"
+    return f"send-chunks-{indices[0]}-{indices[-1]}"
+
+
+@task(name="send-chunks", task_run_name=_batch_name, cache_policy=NO_CACHE)
+def send_chunks_task(
     settings: SendSettings,
-    chunk_index: int,
+    chunk_indices: list[int],
     global_limit: str | None = None,
     rate_limited: bool = False,
-) -> ChunkResult:
-    """Send one chunk of at most 500 numbers, exactly once."""
+) -> list[ChunkResult]:
+    """Send a group of chunks, one API call each, every one exactly once."""
     client = thread_client(settings.base_url, settings.timeout)
     ledger = shared_ledger(settings.ledger_url, settings.ledger_lease)
-    if global_limit and rate_limited:
-        rate_limit(global_limit, strict=True)
-    if global_limit and not rate_limited:
-        with concurrency(global_limit, occupy=1, strict=True):
+    results = []
+    for chunk_index in chunk_indices:
+        if global_limit and rate_limited:
+            rate_limit(global_limit, strict=True)
+        if global_limit and not rate_limited:
+            with concurrency(global_limit, occupy=1, strict=True):
+                result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
+        else:
             result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
-    else:
-        result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
-    if result.state != lg.SENT:  # sent chunks are in the chunks table; say only what went wrong
-        get_run_logger().warning(
-            "chunk %d: %s (%d numbers)%s",
-            chunk_index,
-            result.state,
-            result.size,
-            f", {result.reason}" if result.reason else "",
-        )
-    return result
+        results.append(result)
+        if result.state != lg.SENT:  # sent chunks are in the chunks table; say only what failed
+            get_run_logger().warning(
+                "chunk %d: %s (%d numbers)%s",
+                chunk_index,
+                result.state,
+                result.size,
+                f", {result.reason}" if result.reason else "",
+            )
+        if result.stop_campaign:
+            break  # the chunks left are reported from the ledger as they stand
+    return results
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
@@ -633,23 +647,24 @@ def _fan_out(
         ),
     )
     done = 0
+    step = max(1, total // 20)
     stop: str | None = None
     runner: ThreadPoolTaskRunner[Any]
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
         futures: list[Any] = runner.map(
-            send_chunk_task,  # type: ignore[arg-type]  # Prefect's stubs expect an async task
+            send_chunks_task,  # type: ignore[arg-type]  # Prefect's stubs expect an async task
             {
-                "settings": settings,
-                "chunk_index": indices,
+                "settings": unmapped(settings),
+                "chunk_indices": cp.batch_chunks(indices, concurrency),
                 "global_limit": unmapped(global_limit),
                 "rate_limited": unmapped(rate_limited),
             },
         )
         for future in futures:
-            result = cast(ChunkResult, future.result())
-            done += 1
-            stop = stop or result.stop_campaign
-            if done % max(1, total // 20) == 0 or done == total:
+            results = cast(list[ChunkResult], future.result())
+            before, done = done, done + len(results)
+            stop = stop or next((r.stop_campaign for r in results if r.stop_campaign), None)
+            if done // step > before // step or done == total:
                 update_progress_artifact(progress, progress=100.0 * done / total)
     return stop
 

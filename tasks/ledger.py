@@ -4,9 +4,10 @@ It is what makes a campaign exactly-once across retries, crashes and concurrent 
 
 - the plan (chunks, their numbers, tags and slots) is written once per campaign, in one
   transaction, so a rerun with the same campaign id sends the same chunks, never new ones;
-- a chunk is *claimed* (state ``sending``) in a transaction that serialises on the campaign row
-  before the gateway is called, and its outcome is written after; two runs of one campaign can
-  never both hold a chunk;
+- a chunk is *claimed* (state ``sending``) before the gateway is called, and its outcome is
+  written after; the claim is an update conditional on the chunk's state (or, when a budget is
+  checked or another holder judged, a transaction that serialises on the campaign row), so two
+  runs of one campaign can never both hold a chunk;
 - a ``sending`` chunk whose owner died (same host, dead pid) or whose lease ran out is handed
   over as in doubt, for the caller to reconcile with the gateway (status by tag) before resending;
 - budget checks happen inside the same claim transaction, so concurrent sends cannot overspend.
@@ -45,6 +46,7 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
+    exists,
     func,
     insert,
     select,
@@ -121,6 +123,30 @@ _THIS_CHUNK = and_(
 _SELECT_CHUNK = select(chunks).where(_THIS_CHUNK)
 _SELECT_NUMBERS = select(chunks.c.numbers).where(_THIS_CHUNK)
 _UPDATE_CHUNK = update(chunks).where(_THIS_CHUNK)
+# A fresh claim in one statement: the chunk is taken only if it is still to send and the campaign
+# is not halted. Claims that need more (budget, a holder to judge, a halt to record) take the
+# campaign lock instead.
+_CLAIM_FRESH = (
+    update(chunks)
+    .where(
+        _THIS_CHUNK,
+        chunks.c.state.in_((PENDING, FAILED)),
+        ~exists().where(
+            campaigns.c.campaign_id == bindparam("cid"), campaigns.c.halt_reason.is_not(None)
+        ),
+    )
+    .values(
+        state=SENDING,
+        owner=bindparam("new_owner"),
+        claimed_at=bindparam("at"),
+        reserved_cost=chunks.c.size * bindparam("per_recipient"),
+        attempts=chunks.c.attempts + 1,
+        updated_at=bindparam("at"),
+        reason=None,
+        detail=None,
+    )
+)
+_CLAIM_FRESH_RETURNING = _CLAIM_FRESH.returning(*chunks.c)
 _LOCK_CAMPAIGN = select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == bindparam("cid"))
 _COMMITTED = func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
 _PRICED = and_(chunks.c.state == SENT, chunks.c.cost.is_not(None))
@@ -246,6 +272,7 @@ class Ledger:
         self.lease = lease
         self.engine = _make_engine(url)
         self._local_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._update_returning = bool(self.engine.dialect.update_returning)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
@@ -378,6 +405,10 @@ class Ledger:
         """
         now = _now()
         key = {"cid": campaign_id, "idx": chunk_index}
+        if max_cost is None and credits is None:
+            fresh = self._claim_fresh(key, owner, cost_per_recipient, now)
+            if fresh is not None:
+                return Claim(fresh, "send")
         with self._campaign_lock(campaign_id) as (conn, halt):
             found = conn.execute(_SELECT_CHUNK, key).one()
             row = _row(found)
@@ -432,6 +463,22 @@ class Ledger:
             claimed = _replace(row, state=SENDING, owner=owner, attempts=row.attempts + 1)
             return Claim(claimed, "reconcile" if may_have_landed else "send")
 
+    def _claim_fresh(
+        self, key: dict[str, Any], owner: str, per_recipient: float, now: datetime
+    ) -> ChunkRow | None:
+        """The common claim, of a chunk never tried or failed, in one conditional update: the
+        database's row lock decides between two runs. None when the chunk is in any other state
+        or the campaign is halted: the locked path then decides."""
+        values = {**key, "new_owner": owner, "at": now, "per_recipient": per_recipient}
+        with self._write() as conn:
+            if self._update_returning:
+                row = conn.execute(_CLAIM_FRESH_RETURNING, values).first()
+            elif conn.execute(_CLAIM_FRESH, values).rowcount == 1:
+                row = conn.execute(_SELECT_CHUNK, key).one()
+            else:
+                row = None
+        return None if row is None else _row(row)
+
     def update_chunk(self, campaign_id: str, chunk_index: int, **values: Any) -> None:
         """Record anything about a chunk (slot, numbers after refusals, state)."""
         if "numbers" in values and not isinstance(values["numbers"], str):
@@ -460,25 +507,22 @@ class Ledger:
 
         ``numbers`` are the chunk's numbers as last recorded, when the caller has them at hand.
         """
-        now = _now()
         key = {"cid": campaign_id, "idx": chunk_index}
+        values = {
+            **key,
+            "state": SENT,
+            "message_id": message_id,
+            "nb_sms": nb_sms,
+            "cost": cost,
+            "currency": currency,
+            "reason": None,
+            "detail": detail,
+            "updated_at": _now(),
+        }
         with self._write() as conn:
             if numbers is None:
                 numbers = (conn.execute(_SELECT_NUMBERS, key).scalar() or "").split(",")
-            conn.execute(
-                _UPDATE_CHUNK,
-                {
-                    **key,
-                    "state": SENT,
-                    "message_id": message_id,
-                    "nb_sms": nb_sms,
-                    "cost": cost,
-                    "currency": currency,
-                    "reason": None,
-                    "detail": detail,
-                    "updated_at": now,
-                },
-            )
+            conn.execute(_UPDATE_CHUNK, values)
             _record_texted(conn, campaign_id, [n for n in numbers if n], texted_at)
 
     def mark(
@@ -541,8 +585,8 @@ class Ledger:
     ) -> bool:
         """Set a chunk ``cancelled`` if it is still in one of ``from_states``; False otherwise.
 
-        The check and the write happen under the campaign lock, so a chunk that a concurrent run
-        claimed in between is left alone (it is being sent; cancel it once it is). A chunk that
+        The write is conditional on the state, so a chunk that a concurrent run claimed in
+        between is left alone (it is being sent; cancel it once it is). A chunk that
         was sent leaves the frequency cap's record too: its recipients were never texted.
         """
         now = _now()
@@ -555,11 +599,13 @@ class Ledger:
             row = conn.execute(select(chunks.c.state, chunks.c.numbers).where(cond)).first()
             if row is None:
                 return False
-            conn.execute(
+            done = conn.execute(
                 update(chunks)
                 .where(cond)
                 .values(state=CANCELLED, reason=reason, detail=detail, owner=None, updated_at=now)
             )
+            if done.rowcount != 1:  # claimed in between by a run that does not take this lock
+                return False
             if row.state == SENT:
                 numbers = [n for n in (row.numbers or "").split(",") if n]
                 for start in range(0, len(numbers), 500):
@@ -577,12 +623,12 @@ class Ledger:
 def _record_texted(
     conn: Connection, campaign_id: str, numbers: list[str], texted_at: datetime
 ) -> None:
-    """One row per recipient texted, through the driver's executemany.
+    """One row per recipient texted, in one statement where the database can take a list.
 
-    This runs once per chunk on the fan-out's hot path: SQLAlchemy's per-row parameter handling
-    cost more than the insert itself, so the timestamp goes through the column type's processor
-    once and the rows go to the driver as plain tuples. A chunk reconciled by a rerun may be
-    recorded again: rows already there are ignored rather than read first.
+    This runs once per chunk on the fan-out's hot path, inside the write transaction that every
+    other worker waits for: SQLite expands a JSON array and PostgreSQL an array parameter, in a
+    single statement, where executemany would bind and step 500 rows one by one. A chunk
+    reconciled by a rerun may be recorded again: rows already there are ignored.
     """
     if not numbers:
         return
@@ -590,14 +636,24 @@ def _record_texted(
     dialect = conn.dialect
     process = texted.c.texted_at.type.dialect_impl(dialect).bind_processor(dialect)
     when = process(texted_at) if process else texted_at
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    values = f"VALUES ({mark}, {mark}, {mark})"
-    columns = "texted (e164, campaign_id, texted_at)"
-    if dialect.name in ("mysql", "mariadb"):
-        sql = f"INSERT IGNORE INTO {columns} {values}"
-    else:  # SQLite and PostgreSQL
-        sql = f"INSERT INTO {columns} {values} ON CONFLICT DO NOTHING"
-    conn.exec_driver_sql(sql, [(n, campaign_id, when) for n in numbers])
+    columns = "INSERT INTO texted (e164, campaign_id, texted_at)"
+    if dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            # WHERE true: SQLite needs it to read ON CONFLICT after an INSERT ... SELECT
+            f"{columns} SELECT value, ?, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
+            (campaign_id, when, json.dumps(numbers)),
+        )
+    elif dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"{columns} SELECT unnest(%s::text[]), %s, %s ON CONFLICT DO NOTHING",
+            (numbers, campaign_id, when),
+        )
+    else:  # MySQL/MariaDB drivers turn an executemany of one INSERT into multi-row statements
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(
+            f"{columns.replace('INTO', 'IGNORE INTO')} VALUES ({mark}, {mark}, {mark})",
+            [(n, campaign_id, when) for n in numbers],
+        )
 
 
 def _replace(row: ChunkRow, **values: Any) -> ChunkRow:
@@ -616,6 +672,8 @@ def _budget(conn: Connection, campaign_id: str, owner: str) -> tuple[float, floa
 def _make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith(("mysql://", "mariadb://")):
+        url = "mysql+pymysql://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
