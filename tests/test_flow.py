@@ -63,6 +63,44 @@ def test_clean_run_sends_each_valid_number_once(campaign_env: Path, simulator: A
     assert all(s["tag"] and len(s["tag"]) <= 20 for s in simulator.state.sends)
 
 
+def test_a_large_campaign_sends_groups_of_chunks_each_once(
+    campaign_env: Path, simulator: Any
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    numbers = mobiles(3000)
+    csv = write_csv(campaign_env / "r.csv", numbers)
+    state = send_survey_campaign(
+        survey_id="s",
+        recipients=RecipientSource(path=str(csv)),
+        campaign_id="grouped",
+        limits=Limits(chunk_size=10, concurrency=3),
+        return_state=True,
+    )
+    summary = state.result()
+    identity(summary)
+    assert summary["sent"] == 3000 and summary["chunks"] == {"sent": 300}
+    assert Counter(texted(simulator).values()) == Counter({1: 3000})
+    assert all(len(s["numbers"]) == 10 for s in simulator.state.sends)  # one call per chunk
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    names = sorted(r.name for r in runs if r.name.startswith("send-chunk"))
+    assert 3 < len(names) < 300  # fewer task runs than chunks, more than workers
+    assert "send-chunk-299" in names  # the last groups hold a single chunk
+    covered = []
+    for name in names:
+        first, _, last = (
+            name.removeprefix("send-chunks-").removeprefix("send-chunk-").partition("-")
+        )
+        covered.extend(range(int(first), int(last or first) + 1))
+    assert sorted(covered) == list(range(300))
+
+
 def test_messy_numbers_duplicates_and_reasons(campaign_env: Path, simulator: Any) -> None:
     rows = [
         "06 12 34 56 78",  # sent
