@@ -12,8 +12,8 @@ It is what makes a campaign exactly-once across retries, crashes and concurrent 
   over as in doubt, for the caller to reconcile with the gateway (status by tag) before resending;
 - budget checks happen inside the same claim transaction, so concurrent sends cannot overspend.
 
-SQLite (the default, a file under ``data/``) and PostgreSQL are supported; any SQLAlchemy URL
-should work.
+SQLite (the default, a file under ``data/``), PostgreSQL and MariaDB/MySQL (``mysql://``, through
+PyMySQL) are tested; any SQLAlchemy URL should work.
 """
 
 from __future__ import annotations

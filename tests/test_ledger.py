@@ -1,4 +1,4 @@
-"""The send ledger's promises, on SQLite and on the real PostgreSQL."""
+"""The send ledger's promises, on SQLite and on the real PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
