@@ -35,6 +35,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency, rate_limit
+from prefect.runtime import task_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, ValidationError
@@ -410,8 +411,6 @@ def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: dat
 
 
 def _batch_name() -> str:
-    from prefect.runtime import task_run
-
     indices = task_run.parameters["chunk_indices"]
     if len(indices) == 1:
         return f"send-chunk-{indices[0]}"
