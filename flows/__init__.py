@@ -7,3 +7,5 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # A temporary local server (no PREFECT_API_URL) can take more than the default 20 s to start on a
 # small, busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The ledger and the send executor log through the standard library: into the run's logs too.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "survey")

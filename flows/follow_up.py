@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,14 +31,72 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field
 
-from flows.survey_campaign import DEFAULT_SUPPRESSION, LEDGER_URL_ENV, SUPPRESSION_ENV, Problem
+from flows.survey_campaign import (
+    DEFAULT_SUPPRESSION,
+    LEDGER_URL_ENV,
+    SUPPRESSION_ENV,
+    Limits,
+    Problem,
+)
 from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import campaign as cp
 from tasks import followup as fu
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.html_report import write_html_report
-from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger
+from tasks.sendcore import SendPolicy
+from tasks.sending import (
+    CampaignStopped,
+    SendSettings,
+    gateway_url,
+    get_api_key,
+    settle_only,
+    shared_ledger,
+)
+
+
+@task(name="settle-in-doubt", cache_policy=NO_CACHE)
+def settle_in_doubt_task(
+    campaign_id: str, ledger_url: str, settle_seconds: float
+) -> dict[str, int] | Problem:
+    """Settle the chunks a send run left in doubt, where the gateway can now tell."""
+    ledger = shared_ledger(ledger_url)
+    try:
+        doubtful = ledger.chunks(campaign_id, states=[lg.IN_DOUBT])
+    except lg.LedgerUnavailable as exc:
+        return Problem(message=str(exc))
+    counts = {"confirmed_sent": 0, "not_sent": 0, "still_in_doubt": 0}
+    if not doubtful:
+        return counts
+    base_url = gateway_url()
+    settings = SendSettings(
+        campaign_id=campaign_id,
+        survey_id="-",  # nothing is sent here
+        base_url=base_url,
+        ledger_url=ledger_url,
+        owner=lg.owner_token(f"follow-up-{uuid.uuid4().hex[:8]}"),
+        cost_per_recipient=Limits().cost_per_sms,  # when no answer of the campaign priced it
+        send=SendPolicy(settle=timedelta(seconds=settle_seconds)),
+    )
+    try:
+        with SMSPartnerClient(get_api_key(), base_url) as client:
+            for chunk in doubtful:
+                result = settle_only(settings, chunk.chunk_index, client=client, ledger=ledger)
+                bucket = {lg.SENT: "confirmed_sent", lg.FAILED: "not_sent"}.get(
+                    result.state, "still_in_doubt"
+                )
+                counts[bucket] += 1
+    except (CampaignStopped, lg.LedgerUnavailable) as exc:
+        return Problem(message=str(exc))
+    get_run_logger().info(
+        "%d chunk(s) in doubt: %d confirmed sent, %d shown not sent (a rerun sends them), "
+        "%d still in doubt",
+        len(doubtful),
+        counts["confirmed_sent"],
+        counts["not_sent"],
+        counts["still_in_doubt"],
+    )
+    return counts
 
 
 @task(name="check-delivery", cache_policy=NO_CACHE)
@@ -129,6 +188,15 @@ def follow_up_campaign(
         Field(title="Campaign id", description="A campaign that was sent; empty for all recent."),
     ] = None,
     since_days: Annotated[int, Field(ge=1, le=60)] = 7,
+    settle_seconds: Annotated[
+        float,
+        Field(
+            ge=1,
+            title="Settle time (seconds)",
+            description="A chunk left in doubt counts as not sent only this long after its "
+            "last attempt (after its slot when scheduled) and when the gateway does not know it.",
+        ),
+    ] = 300.0,
 ) -> dict[str, Any]:
     """Read delivery statuses for sent campaigns, report them and suppress STOP replies.
 
@@ -140,7 +208,7 @@ def follow_up_campaign(
     logger = get_run_logger()
     ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
     if campaign_id:
-        outcome = _follow_one(campaign_id, ledger_url)
+        outcome = _follow_one(campaign_id, ledger_url, settle_seconds)
         if isinstance(outcome, Problem):
             logger.error(outcome.message)
             return Failed(message=outcome.message)  # type: ignore[return-value]
@@ -150,7 +218,7 @@ def follow_up_campaign(
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for cid in campaigns:  # one campaign's failure must not hide the others' statuses
-        outcome = _follow_one(cid, ledger_url)
+        outcome = _follow_one(cid, ledger_url, settle_seconds)
         if isinstance(outcome, Problem):
             logger.error("%s: %s", cid, outcome.message)
             problems[cid] = outcome.message
@@ -164,17 +232,25 @@ def follow_up_campaign(
     return summary
 
 
-def _follow_one(campaign_id: str, ledger_url: str) -> dict[str, Any] | Problem:
-    """One campaign: statuses, STOP replies, new report and artifacts."""
+def _follow_one(
+    campaign_id: str, ledger_url: str, settle_seconds: float
+) -> dict[str, Any] | Problem:
+    """One campaign: chunks in doubt, statuses, STOP replies, new report and artifacts."""
     logger = get_run_logger()
     try:
         cp.validate_campaign_id(campaign_id)
     except cp.CampaignError as exc:
         return Problem(message=str(exc))
+    if not shared_ledger(ledger_url).campaign_exists(campaign_id):
+        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    doubt = settle_in_doubt_task(campaign_id, ledger_url, settle_seconds)
+    if isinstance(doubt, Problem):
+        return doubt
     deliveries = check_delivery_task(campaign_id, ledger_url)
     if isinstance(deliveries, Problem):
         return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
+    result.doubt = doubt
     suppression = os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
     added = record_stops_task(suppression, fu.stop_numbers(deliveries))
     if isinstance(added, Problem):
@@ -208,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--since-days", type=int, default=7, help="without --campaign-id: how far back to look"
     )
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=300.0,
+        help="a chunk in doubt counts as not sent only this long after its last attempt",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
     args = parser.parse_args(argv)
     if not args.verbose:
@@ -221,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     state = follow_up_campaign(
-        campaign_id=args.campaign_id, since_days=args.since_days, return_state=True
+        campaign_id=args.campaign_id,
+        since_days=args.since_days,
+        settle_seconds=args.settle_seconds,
+        return_state=True,
     )
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)

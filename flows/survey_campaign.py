@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from enum import StrEnum
@@ -46,13 +47,16 @@ from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.html_report import write_html_report
 from tasks.recipients import RecipientsError, find_phone_column, load_number_list, load_recipients
+from tasks.sendcore import SendPolicy
 from tasks.sending import (
     CampaignStopped,
     ChunkResult,
     SendSettings,
+    deferred_of,
     gateway_url,
     get_api_key,
     send_chunk_once,
+    settle_deferred,
     shared_ledger,
     thread_client,
 )
@@ -190,6 +194,39 @@ class Limits(BaseModel):
         description="First wait before retrying a failed call; doubles each time, with jitter.",
     )
     max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
+    read_timeout: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        title="Answer timeout (seconds)",
+        description="How long a send waits for the gateway's answer. A send without an answer "
+        "may have landed: it is never sent again before the gateway shows it did not.",
+    )
+    settle_seconds: float = Field(
+        300.0,
+        ge=1,
+        le=86400,
+        title="Settle time (seconds)",
+        description="How long after a send whose answer proved nothing (timeout, garbled or "
+        "5xx answer) a 'not found' from the status endpoint starts to count as 'not sent'; for "
+        "a scheduled chunk, counted from its slot. Status endpoints lag behind acceptance.",
+    )
+    settle_wait_seconds: float = Field(
+        900.0,
+        ge=0,
+        le=86400,
+        title="Wait for doubtful sends (seconds)",
+        description="How long the run waits after the fan-out to settle such sends; those "
+        "still unsettled end in_doubt, for a rerun or the daily follow-up to settle.",
+    )
+    ledger_outage_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        title="Ride through a ledger outage (seconds)",
+        description="How long ledger operations are retried while the ledger database is "
+        "unreachable (a restart, a failover) before the run stops.",
+    )
     global_limit: str | None = Field(
         None,
         title="Prefect global limit",
@@ -260,18 +297,28 @@ def prepare_task(
         if isinstance(found, Problem):
             return found
         global_limit_is_rate = found
-    ledger = shared_ledger(ledger_url)
-    for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
-        existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
-        planned, plan, decisions = _plan(
-            rows.copy(), existing, stop | local, ledger, campaign_id, window, limits, now
-        )
-        if dry_run or existing:
-            break
-        if ledger.create_plan(campaign_id, survey_id, plan):
-            break
-    else:
-        return Problem(message="could not write the campaign's plan to the ledger")
+    ledger = shared_ledger(ledger_url, outage=limits.ledger_outage_seconds)
+    try:
+        for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
+            existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
+            planned, plan, decisions = _plan(
+                rows.copy(), existing, stop | local, ledger, campaign_id, window, limits, now
+            )
+            if dry_run or existing:
+                break
+            if ledger.create_plan(campaign_id, survey_id, plan, credits_before=credits.balance):
+                break
+        else:
+            return Problem(message="could not write the campaign's plan to the ledger")
+        # The report covers the campaign as a whole: credits as they were before its first run.
+        first_credits = credits.balance
+        if existing:
+            first_credits = ledger.credits_before(campaign_id) or credits.balance
+            if not dry_run:
+                ledger.extend_plan(campaign_id, plan)
+                ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may be back)
+    except lg.LedgerUnavailable as exc:
+        return Problem(message=str(exc))
     explanations = {t: d.explanation for t, d in decisions.items()}
     for t, why in explanations.items():
         logger.info("%s: %s", t, why)
@@ -281,7 +328,8 @@ def prepare_task(
         source_columns=list(df.columns),
         chunk_indices=[],
         decisions=explanations,
-        credits_before=credits.balance,
+        credits_before=first_credits,
+        credits_now=credits.balance,
         currency=credits.currency or "EUR",
         dry_run=dry_run,
         global_limit_is_rate=global_limit_is_rate,
@@ -297,9 +345,6 @@ def prepare_task(
             for c in plan
         ]
         return prepared
-    if existing:
-        ledger.extend_plan(campaign_id, plan)
-        ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may have been added)
     # What is left to send: earlier runs' unfinished chunks and the ones planned now (no need to
     # read every chunk's numbers back from the ledger).
     left = [(c.chunk_index, c.size) for c in existing if c.state not in (lg.SENT, lg.CANCELLED)]
@@ -425,10 +470,31 @@ def send_chunks_task(
     rate_limited: bool = False,
 ) -> list[ChunkResult]:
     """Send a group of chunks, one API call each, every one exactly once."""
+    logger = get_run_logger()
     client = thread_client(settings.base_url, settings.timeout)
-    ledger = shared_ledger(settings.ledger_url, settings.ledger_lease)
+    ledger = shared_ledger(settings.ledger_url, settings.ledger_lease, settings.ledger_outage)
     results = []
     for chunk_index in chunk_indices:
+        result = _send_one(
+            settings, chunk_index, client, ledger, global_limit, rate_limited, logger.warning
+        )
+        results.append(result)
+        if result.stop_campaign:
+            break  # the chunks left are reported from the ledger as they stand
+    return results
+
+
+def _send_one(
+    settings: SendSettings,
+    chunk_index: int,
+    client: SMSPartnerClient,
+    ledger: lg.Ledger,
+    global_limit: str | None,
+    rate_limited: bool,
+    warn: Callable[..., None],
+) -> ChunkResult:
+    """One chunk under the global limit, said in the log when it did not end sent."""
+    try:
         if global_limit and rate_limited:
             rate_limit(global_limit, strict=True)
         if global_limit and not rate_limited:
@@ -436,17 +502,54 @@ def send_chunks_task(
                 result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
         else:
             result = send_chunk_once(settings, chunk_index, client=client, ledger=ledger)
-        results.append(result)
-        if result.state != lg.SENT:  # sent chunks are in the chunks table; say only what failed
-            get_run_logger().warning(
-                "chunk %d: %s (%d numbers)%s",
-                chunk_index,
-                result.state,
-                result.size,
-                f", {result.reason}" if result.reason else "",
-            )
-        if result.stop_campaign:
-            break  # the chunks left are reported from the ledger as they stand
+    except lg.LedgerUnavailable as exc:
+        return ChunkResult(chunk_index, lg.SENDING, 0, stop_campaign=str(exc))
+    if result.state != lg.SENT:  # sent chunks are in the chunks table; say only what did not
+        warn(
+            "chunk %d: %s (%d numbers)%s",
+            chunk_index,
+            result.state,
+            result.size,
+            f", {result.reason}" if result.reason else "",
+        )
+    return result
+
+
+@task(name="settle-in-doubt", cache_policy=NO_CACHE)
+def settle_task(
+    settings: SendSettings,
+    deferred: dict[int, datetime],
+    wait_seconds: float,
+    workers: int,
+    global_limit: str | None = None,
+    rate_limited: bool = False,
+) -> list[ChunkResult]:
+    """Come back to the chunks whose send may have landed, once the gateway can tell."""
+    logger = get_run_logger()
+    ledger = shared_ledger(settings.ledger_url, settings.ledger_lease, settings.ledger_outage)
+    until = datetime.now(UTC) + timedelta(seconds=wait_seconds)
+    logger.warning(
+        "%d chunk(s) got an answer that proves nothing (they may have landed): waiting up to "
+        "%g s for the gateway to show whether they did (settle time %g s)",
+        len(deferred),
+        wait_seconds,
+        settings.send.settle.total_seconds(),
+    )
+
+    def drive(index: int) -> ChunkResult:
+        client = thread_client(settings.base_url, settings.timeout)
+        return _send_one(
+            settings, index, client, ledger, global_limit, rate_limited, logger.warning
+        )
+
+    results = settle_deferred(deferred, drive=drive, until=until, workers=workers, say=logger.info)
+    left = sum(1 for r in results if r.deferred_until is not None)
+    if left:
+        logger.warning(
+            "%d chunk(s) stay in doubt: a rerun of the campaign or the daily follow-up settles "
+            "them once the gateway can tell",
+            left,
+        )
     return results
 
 
@@ -459,10 +562,16 @@ def report_task(
     credits_after: float | None,
     cost_per_sms: float,
     send_seconds: float,
-) -> dict[str, Any]:
+    ledger_outage: float = 120.0,
+) -> dict[str, Any] | Problem:
     """Outcome per row, summary, files and artifacts."""
     rows = cp.load_rows(prepared.rows_path)
-    chunks = [] if prepared.dry_run else shared_ledger(ledger_url).chunks(prepared.campaign_id)
+    chunks: list[lg.ChunkRow] = []
+    if not prepared.dry_run:
+        try:
+            chunks = shared_ledger(ledger_url, outage=ledger_outage).chunks(prepared.campaign_id)
+        except lg.LedgerUnavailable as exc:
+            return Problem(message=str(exc))
     rows = cp.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
     counts = cp.count_outcomes(rows)
     report_dir = cp.REPORTS_DIR / prepared.campaign_id
@@ -590,19 +699,37 @@ def send_survey_campaign(
         credits=_credits_to_check(prepared, limits),
         policy=window.policy(),
         lead=timedelta(minutes=limits.lead_minutes),
-        backoff=limits.retry_backoff,
-        max_attempts=limits.max_attempts,
+        send=SendPolicy(
+            max_attempts=limits.max_attempts,
+            backoff=limits.retry_backoff,
+            settle=timedelta(seconds=limits.settle_seconds),
+            first_look=timedelta(seconds=min(2.0, limits.settle_seconds)),
+            look_every=timedelta(seconds=min(30.0, limits.settle_seconds)),
+        ),
+        timeout=limits.read_timeout,
+        cap_days=limits.frequency_cap_days,
+        ledger_outage=limits.ledger_outage_seconds,
     )
     fan_out_started = time.monotonic()
-    stop = _fan_out(
+    stop, deferred = _fan_out(
         settings,
         prepared.chunk_indices,
         limits.concurrency,
         limits.global_limit,
         prepared.global_limit_is_rate,
     )
+    if deferred and not stop:
+        settled = settle_task(
+            settings,
+            deferred,
+            limits.settle_wait_seconds,
+            limits.concurrency,
+            limits.global_limit,
+            prepared.global_limit_is_rate,
+        )
+        stop = next((r.stop_campaign for r in settled if r.stop_campaign), None)
     send_seconds = time.monotonic() - fan_out_started
-    credits_after = prepared.credits_before if dry_run else credits_task(base_url)
+    credits_after = prepared.credits_now if dry_run else credits_task(base_url)
     summary = report_task(
         prepared,
         survey_id,
@@ -611,7 +738,12 @@ def send_survey_campaign(
         credits_after,
         limits.cost_per_sms,
         send_seconds,
+        limits.ledger_outage_seconds,
     )
+    if isinstance(summary, Problem):
+        message = stop or summary.message
+        logger.error(message)
+        return Failed(message=message)  # type: ignore[return-value]
     if stop:
         logger.error(stop)
         return Failed(message=stop, data=summary)  # type: ignore[return-value]
@@ -622,7 +754,7 @@ def _credits_to_check(prepared: cp.Prepared, limits: Limits) -> float | None:
     """The credits each claim must check, or None when they are plentiful (at least twice the
     campaign's estimated cost): then the gateway's own code 11 is the backstop, and the claims
     skip a query on the fan-out's hot path."""
-    credits = prepared.credits_before
+    credits = prepared.credits_now
     if credits is None or credits >= 2 * prepared.to_send * limits.cost_per_sms:
         return None
     return credits
@@ -634,10 +766,11 @@ def _fan_out(
     concurrency: int,
     global_limit: str | None = None,
     rate_limited: bool = False,
-) -> str | None:
-    """Send every chunk with at most ``concurrency`` calls in flight; a fatal answer stops it."""
+) -> tuple[str | None, dict[int, datetime]]:
+    """Send every chunk with at most ``concurrency`` calls in flight; a fatal answer stops it.
+    Returns the stop message, if any, and the chunks left in doubt with when to look again."""
     if not indices:
-        return None
+        return None, {}
     total = len(indices)
     progress = cast(
         UUID,
@@ -648,6 +781,7 @@ def _fan_out(
     done = 0
     step = max(1, total // 20)
     stop: str | None = None
+    deferred: dict[int, datetime] = {}
     runner: ThreadPoolTaskRunner[Any]
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
         futures: list[Any] = runner.map(
@@ -663,9 +797,10 @@ def _fan_out(
             results = cast(list[ChunkResult], future.result())
             before, done = done, done + len(results)
             stop = stop or next((r.stop_campaign for r in results if r.stop_campaign), None)
+            deferred.update(deferred_of(results))
             if done // step > before // step or done == total:
                 update_progress_artifact(progress, progress=100.0 * done / total)
-    return stop
+    return stop, deferred
 
 
 def _campaign_id(survey_id: str) -> str:
@@ -711,6 +846,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--global-limit", help="name of a Prefect global concurrency/rate limit")
     p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait (s)")
     p.add_argument("--max-attempts", type=int, default=6, help="attempts per chunk")
+    p.add_argument(
+        "--read-timeout", type=float, default=30.0, help="seconds a send waits for its answer"
+    )
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=300.0,
+        help="after a send whose answer proved nothing, how long before the status endpoint's "
+        "'not found' counts as 'not sent' (from the slot for a scheduled chunk)",
+    )
+    p.add_argument(
+        "--settle-wait-seconds",
+        type=float,
+        default=900.0,
+        help="how long the run waits after the fan-out to settle such sends",
+    )
+    p.add_argument(
+        "--ledger-outage-seconds",
+        type=float,
+        default=120.0,
+        help="how long to retry while the ledger database is unreachable",
+    )
     p.add_argument("--suppression-list", help="CSV of numbers never to text")
     p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
     p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
@@ -780,6 +937,10 @@ def main(argv: list[str] | None = None) -> int:
             retry_backoff=args.retry_backoff,
             global_limit=args.global_limit,
             max_attempts=args.max_attempts,
+            read_timeout=args.read_timeout,
+            settle_seconds=args.settle_seconds,
+            settle_wait_seconds=args.settle_wait_seconds,
+            ledger_outage_seconds=args.ledger_outage_seconds,
         )
         source = _source(args)
     except ValidationError as exc:

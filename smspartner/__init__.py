@@ -8,7 +8,6 @@ from smspartner.client import (
     MAX_NUMBERS_PER_SEND,
     TAG_PATTERN,
     Credits,
-    SendResult,
     SMSPartnerClient,
     StatusEntry,
     StopEntry,
@@ -28,6 +27,7 @@ from smspartner.errors import (
     TransportError,
     mask_phone_numbers,
 )
+from smspartner.outcome import Exchange, Kind, Refusal, SendOutcome, classify
 
 __all__ = [
     "MAX_NUMBERS_PER_SEND",
@@ -41,11 +41,15 @@ __all__ = [
     "Rejected",
     "SMSPartnerClient",
     "SMSPartnerError",
-    "SendResult",
+    "SendOutcome",
     "ServerError",
     "StatusEntry",
     "StopEntry",
     "TransportError",
+    "Exchange",
+    "Kind",
+    "Refusal",
+    "classify",
     "mask_phone_numbers",
     "normalise_status",
     "parse_gateway_date",

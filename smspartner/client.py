@@ -5,16 +5,19 @@ The API key travels only where the API wants it: in the JSON body of a POST and 
 string of a GET. The client never logs a URL, a query string or a body, and installs a filter on
 urllib3's loggers that redacts ``apiKey=...`` from the GET URLs urllib3 logs at DEBUG.
 
-Retries happen here, in one place, and only where they cannot duplicate an SMS:
+Retries of reads happen here, in one place; a send is never retried here:
 
 - GETs (and the read-only POST ``multi-status``) are idempotent: retried on transport errors,
   HTTP 429 and 5xx, with bounded exponential backoff and full jitter, honouring ``Retry-After``.
-- ``send_survey`` is retried only when the request certainly did not land: connection refused,
-  connect timeout, HTTP 429. A read timeout, a connection lost after sending, or a 5xx is raised
-  at once (``TransportError.may_have_landed`` / ``ServerError``): the caller must reconcile with
-  ``status_by_tag`` before sending that chunk again.
-- A ``Retry-After`` longer than ``max_backoff`` is not slept on: ``RateLimited`` is raised so the
+  A ``Retry-After`` longer than ``max_backoff`` is not slept on: ``RateLimited`` is raised so the
   caller's scheduler, not a blocked thread, does the long wait.
+- ``send_survey`` makes exactly one request and returns what its answer proves
+  (``smspartner.outcome``: accepted, refused, or unknown); it raises nothing for what the
+  gateway or the network did. The caller owns the one retry policy of sends, and must settle an
+  unknown send through ``status_by_tag`` before sending that chunk again.
+
+Every answer is read within ``max_body`` bytes and every request ends within ``deadline``
+seconds, whatever the server does.
 
 Answers are parsed tolerantly (see section 18 of ``smspartner-api.md``): ``statut``/``status``,
 ``stopSms``/``stopSMS`` as booleans or ``"0"``/``"1"``, dates as ``Y-m-d H:i:s`` (Paris time) or
@@ -30,7 +33,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -52,13 +55,22 @@ from smspartner.errors import (
     SMSPartnerError,
     TransportError,
 )
+from smspartner.outcome import (
+    Exchange,
+    SendOutcome,
+    _as_float,
+    _as_int,
+    _error_list,
+    _first,
+    classify,
+)
 
 __all__ = [
     "MAX_NUMBERS_PER_SEND",
     "TAG_PATTERN",
     "Credits",
     "SMSPartnerClient",
-    "SendResult",
+    "SendOutcome",
     "StatusEntry",
     "StopEntry",
     "normalise_status",
@@ -139,18 +151,6 @@ install_log_redaction()
 
 
 @dataclass(frozen=True)
-class SendResult:
-    """What the gateway answered to an accepted send."""
-
-    message_id: int | None
-    nb_sms: int
-    cost: float
-    currency: str
-    scheduled: str | None
-    raw: dict[str, Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
 class Credits:
     """Account balance (``GET me``)."""
 
@@ -181,31 +181,6 @@ class StopEntry:
     created_at: str | None
 
 
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
-def _as_float(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().replace(",", "."))
-        except ValueError:
-            return None
-    return None
-
-
 def _as_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -214,13 +189,6 @@ def _as_bool(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "oui"}
     return False
-
-
-def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if key in mapping and mapping[key] is not None:
-            return mapping[key]
-    return None
 
 
 def parse_gateway_date(value: object) -> datetime | None:
@@ -287,18 +255,6 @@ def schedule_at(when: datetime) -> dict[str, str | int]:
     }
 
 
-def _parse_send(body: Mapping[str, Any]) -> SendResult:
-    scheduled = body.get("scheduledDeliveryDate")
-    return SendResult(
-        message_id=_as_int(_first(body, "message_id", "messageId")),
-        nb_sms=_as_int(_first(body, "nb_sms", "nbSMS", "nbSms")) or 0,
-        cost=_as_float(body.get("cost")) or 0.0,
-        currency=str(body.get("currency") or "EUR"),
-        scheduled=str(scheduled) if scheduled else None,
-        raw=dict(body),
-    )
-
-
 def _parse_credits(body: Mapping[str, Any]) -> Credits:
     credits = body.get("credits")
     if not isinstance(credits, Mapping):
@@ -329,7 +285,9 @@ def _parse_status_list(body: Mapping[str, Any]) -> list[StatusEntry]:
     items = _first(body, "StatutResponse_List", "StatusResponse_List", "statutResponseList")
     envelope_id = _as_int(_first(body, "message_id", "messageId"))
     if not isinstance(items, list):
-        return []
+        # An answer without its list proves nothing: never read it as "nobody" (a send looked up
+        # this way would be taken for not landed).
+        raise SMSPartnerError("the status answer holds no status list")
     return [_parse_status_item(i, envelope_id) for i in items if isinstance(i, Mapping)]
 
 
@@ -348,21 +306,6 @@ def _parse_stop_list(body: Mapping[str, Any]) -> list[StopEntry]:
     ]
 
 
-def _error_list(body: Mapping[str, Any]) -> list[tuple[str, str]]:
-    raw = _first(body, "error", "errors")
-    if isinstance(raw, Mapping):
-        return [(str(k), str(v)) for k, v in raw.items()]
-    if not isinstance(raw, list):
-        return []
-    found: list[tuple[str, str]] = []
-    for item in raw:
-        if isinstance(item, Mapping):
-            found.append((str(item.get("elementId", "")), str(item.get("message", ""))))
-        elif item is not None:
-            found.append(("", str(item)))
-    return found
-
-
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -379,14 +322,24 @@ def _retry_after(value: str | None) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
+_HANDSHAKE_FAILURES: Final = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "HANDSHAKE")
+
+
 def _may_have_landed(exc: requests.exceptions.ConnectionError) -> bool:
-    """False only when the TCP connection was never established (refused, DNS, connect timeout)."""
+    """False only when the request never left: no TCP connection (refused, DNS, connect timeout)
+    or a TLS handshake that failed (a bad certificate is found before any byte is sent)."""
     reason = exc.args[0] if exc.args else None
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         reason = reason.reason
-    return not isinstance(
+    if isinstance(
         reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    )
+    ):
+        return False
+    if isinstance(exc, requests.exceptions.SSLError):
+        # Only the handshake's own failures: a TLS error on an established connection may come
+        # after the request went out.
+        return not any(mark in str(reason).upper() for mark in _HANDSHAKE_FAILURES)
+    return True
 
 
 class _Secret:
@@ -425,6 +378,8 @@ class SMSPartnerClient:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         pool_size: int = 32,
+        deadline: float | None = None,
+        max_body: int = 1 << 20,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not api_key or not api_key.strip():
@@ -437,6 +392,9 @@ class SMSPartnerClient:
         self._key = _Secret(api_key)
         self.base_url = base_url.rstrip("/")
         self.timeout = (float(connect_timeout), float(read_timeout))
+        # A server that drips a byte per read timeout would otherwise hold a call for ever.
+        self.deadline = float(deadline) if deadline else connect_timeout + 2 * read_timeout
+        self.max_body = max_body  # SMS Partner's answers are a few kilobytes
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -451,7 +409,12 @@ class SMSPartnerClient:
         )
         self._session.trust_env = False
         self._session.headers.update(
-            {"Accept": "application/json", "User-Agent": "sms-survey-campaigns/smspartner"}
+            {
+                "Accept": "application/json",
+                # No compression: the body cap counts the bytes a decoder would hand us.
+                "Accept-Encoding": "identity",
+                "User-Agent": "sms-survey-campaigns/smspartner",
+            }
         )
         # urllib3 must not retry on its own: retrying lives in _call, in one layer.
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
@@ -486,12 +449,13 @@ class SMSPartnerClient:
         *,
         tag: str | None = None,
         schedule: Mapping[str, str | int] | None = None,
-    ) -> SendResult:
-        """Send survey ``survey_id`` to up to 500 numbers (``POST sondage/to/send``).
+    ) -> SendOutcome:
+        """Send survey ``survey_id`` to up to 500 numbers (``POST sondage/to/send``), once.
 
-        Raises ``ValueError`` before any network call for inputs the gateway would refuse.
-        Not retried once it may have landed: on ``TransportError(may_have_landed=True)`` or
-        ``ServerError`` look the ``tag`` up with ``status_by_tag`` before sending again.
+        Raises ``ValueError`` before any network call for inputs the gateway would refuse;
+        otherwise returns what the answer proves (``smspartner.outcome.classify``). An
+        ``unknown`` outcome may have landed: look the ``tag`` up with ``status_by_tag``, after a
+        settle time, before sending again.
         """
         if isinstance(phone_numbers, str | bytes):
             raise TypeError("phone_numbers must be a sequence of numbers, not one string")
@@ -516,8 +480,18 @@ class SMSPartnerClient:
             body["tag"] = tag
         if schedule is not None:
             body.update(_check_schedule(schedule))
-        answer = self._call("POST", "sondage/to/send", body=body, idempotent=False)
-        return _parse_send(answer)
+        outcome = classify(self._exchange("POST", "sondage/to/send", None, body))
+        secret = self._key.get()
+        if secret in outcome.reason or any(secret in e + m for e, m in outcome.errors):
+            outcome = replace(
+                outcome,
+                reason=outcome.reason.replace(secret, "***"),
+                errors=tuple(
+                    (e.replace(secret, "***"), m.replace(secret, "***")) for e, m in outcome.errors
+                ),
+            )
+        log.info("POST sondage/to/send -> %s (%s)", outcome.kind, outcome.reason)
+        return outcome
 
     def credits(self) -> Credits:
         """Account balance (``GET me``)."""
@@ -667,13 +641,23 @@ class SMSPartnerClient:
         body: Mapping[str, Any] | None,
         cancel: bool,
     ) -> dict[str, Any] | SMSPartnerError:
-        """One HTTP exchange; an error is returned, not raised, so no requests exception (whose
-        text holds the URL and so the key) is chained to what the caller sees."""
+        exchange = self._exchange(method, path, params, body)
+        return _interpret(f"{method} {path}", exchange, cancel, self._key)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+    ) -> Exchange:
+        """One HTTP request and its answer as received, nothing raised: no requests exception
+        (whose text holds the URL and so the key) reaches the caller. The body is read within
+        ``max_body`` bytes and the whole call within ``deadline`` seconds, so a huge or dripping
+        answer cannot hold memory or a worker."""
         where = f"{method} {path}"
         query = {"apiKey": self._key.get(), **(params or {})} if method == "GET" else None
         started = time.monotonic()
-        failure: SMSPartnerError | None = None
-        response: requests.Response | None = None
         try:
             response = self._session.request(
                 method,
@@ -682,28 +666,48 @@ class SMSPartnerClient:
                 json=dict(body) if body is not None else None,
                 timeout=self.timeout,
                 allow_redirects=False,  # a redirect would carry the key to another URL
+                stream=True,
             )
         except requests.exceptions.ConnectTimeout:
-            failure = TransportError(f"{where}: connect timeout", may_have_landed=False)
+            exchange = Exchange(None, connected=False, failure=f"{where}: connect timeout")
         except requests.exceptions.ReadTimeout:
-            failure = TransportError(
-                f"{where}: no answer within {self.timeout[1]:g}s", may_have_landed=True
-            )
+            exchange = Exchange(None, failure=f"{where}: no answer within {self.timeout[1]:g}s")
         except requests.exceptions.ConnectionError as exc:
             landed = _may_have_landed(exc)
             what = "connection lost after sending" if landed else "could not connect"
-            failure = TransportError(f"{where}: {what}", may_have_landed=landed)
+            exchange = Exchange(None, connected=landed, failure=f"{where}: {what}")
         except requests.exceptions.RequestException as exc:
-            failure = TransportError(f"{where}: {type(exc).__name__}", may_have_landed=True)
+            exchange = Exchange(None, failure=f"{where}: {type(exc).__name__}")
+        else:
+            exchange = self._read(where, response, started)
         elapsed = time.monotonic() - started
-        if failure is not None or response is None:
-            failure = failure or TransportError(f"{where}: no response", may_have_landed=True)
-            log.info("%s %s -> %s in %.3fs", method, path, type(failure).__name__, elapsed)
-            return failure
-        log.debug("%s %s -> %d in %.3fs", method, path, response.status_code, elapsed)
-        return _interpret(
-            where, response.status_code, response.headers, response.content, cancel, self._key
-        )
+        log.debug("%s %s -> %s in %.3fs", method, path, exchange.status, elapsed)
+        return exchange
+
+    def _read(self, where: str, response: requests.Response, started: float) -> Exchange:
+        status = response.status_code
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        parts: list[bytes] = []
+        size = 0
+        failure = ""
+        try:
+            while True:
+                if time.monotonic() - started > self.deadline:
+                    failure = f"{where}: answer not complete within {self.deadline:g}s"
+                    break
+                block = response.raw.read1(65536)
+                if not block:
+                    break
+                size += len(block)
+                if size > self.max_body:
+                    failure = f"{where}: answer larger than {self.max_body} bytes"
+                    break
+                parts.append(block)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            failure = f"{where}: answer cut ({type(exc).__name__})"
+        finally:
+            response.close()
+        return Exchange(status, b"".join(parts), retry_after, failure=failure)
 
 
 def _with_message_id(entry: StatusEntry, message_id: int) -> StatusEntry:
@@ -735,17 +739,17 @@ def _check_schedule(schedule: Mapping[str, str | int]) -> dict[str, str | int]:
 
 
 def _interpret(
-    where: str,
-    status: int,
-    headers: Mapping[str, str],
-    content: bytes,
-    cancel: bool,
-    key: _Secret,
+    where: str, exchange: Exchange, cancel: bool, key: _Secret
 ) -> dict[str, Any] | SMSPartnerError:
-    """Map one HTTP answer to its JSON body or to the matching error."""
+    """Map one HTTP answer to its JSON body or to the matching error (reads, cancels)."""
+    if exchange.status is None or exchange.failure:
+        return TransportError(
+            exchange.failure or f"{where}: no answer", may_have_landed=exchange.connected
+        )
+    status, content = exchange.status, exchange.content
     try:
         body: Any = json.loads(content.decode("utf-8-sig")) if content else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         body = None
     is_dict = isinstance(body, dict)
     code = _as_int(body.get("code")) if is_dict else None
@@ -758,7 +762,7 @@ def _interpret(
     if status == 429:
         return RateLimited(
             f"{where}: HTTP 429, rate limited",
-            retry_after=_retry_after(headers.get("Retry-After")),
+            retry_after=exchange.retry_after,
             code=code,
         )
     if status >= 500:

@@ -30,6 +30,30 @@ Recipients stay ``Waiting`` until the send's delivery time (scheduled time, else
 also puts the number on the STOP list at that moment. Time comes from ``state.clock`` plus
 ``state.advance(seconds)``, so tests never sleep.
 
+Faults (``FaultConfig``, all off by default). Plain ones: ``latency_ms``, ``error_5xx_rate``,
+``rate_limit_rate`` (with ``retry_after``), ``reset_rate``, ``drop_after_accept_rate``. Ambiguous
+ones, where the client cannot tell from the answer whether the send landed:
+
+- ``status_lag_s``: the four status endpoints (by tag, bulk, message, multi) do not see a send
+  until ``status_lag_s`` seconds (simulator time) after its reception; until then they answer as
+  if it did not exist (code 4 ``Tag introuvable`` / ``Message introuvable``, or the pair as
+  ``Numéro introuvable``). Cancel and ``me`` still see it.
+- ``hide_scheduled``: the same, for a scheduled send until its scheduled time.
+- ``slow_send_s`` / ``slow_send_rate``: that share of sends waits ``slow_send_s`` seconds of real
+  time before being validated and recorded (``received_at`` is the time after the wait), then
+  answers normally: a client with a shorter read timeout gives up, the send lands anyway.
+- ``garbage_rate``: that share of sends is accepted and recorded, but answered with garbage of a
+  kind drawn from ``garbage_kinds``: ``html200`` (a proxy page, HTTP 200), ``html502``, ``empty``
+  (HTTP 200, no body), ``truncated`` (the first half of the JSON answer), ``no_message_id`` (the
+  JSON answer without ``message_id``).
+- ``garbage_before_rate``: the same answers, but nothing is recorded nor charged (a proxy that
+  answered without forwarding).
+
+Only a send that would have been accepted gets garbage; others are answered as usual. The seeded
+draws, each made only when its rate is above 0 (so a seed replays as before these faults
+existed): reset, 429, 5xx, then for a send request slow, and for a send that would be accepted
+drop, garbage before, garbage after. Slow only delays; of the last three, the first drawn wins.
+
 Admin endpoints (no key, outside ``/v1``): ``GET /_sim/state``, ``POST /_sim/faults`` (the
 ``FaultConfig`` fields; the faults become exactly what was posted), ``POST /_sim/credits``
 ``{"credits": x}``, ``POST /_sim/stop`` ``{"numbers": [...]}``, ``POST /_sim/advance``
@@ -38,7 +62,9 @@ Admin endpoints (no key, outside ``/v1``): ``GET /_sim/state``, ``POST /_sim/fau
 
 The API key is never logged nor stored in the request log.
 
-CLI: ``python -m smspartner.simulator --port 8765`` (see ``--help``).
+CLI: ``python -m smspartner.simulator --port 8765`` (see ``--help``); every fault is a flag, e.g.
+``--status-lag-s 30 --hide-scheduled --slow-send-s 5 --slow-send-rate 0.1 --garbage-rate 0.1
+--garbage-kinds html200,truncated --garbage-before-rate 0.05``.
 """
 
 from __future__ import annotations
@@ -69,6 +95,7 @@ from zoneinfo import ZoneInfo
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "GARBAGE_KINDS",
     "FaultConfig",
     "SimulatorServer",
     "SimulatorState",
@@ -89,6 +116,13 @@ _INTERNATIONAL: Final = re.compile(r"^\+[1-9]\d{7,14}$")
 _SEPARATORS: Final = re.compile(r"[ .\-]")
 _DATE: Final = re.compile(r"^\d{2}/\d{2}/\d{4}$")
 _PHONES: Final = "children[phoneNumbers].data"
+_SEND_PATHS: Final = frozenset({"sondage/to/send", "send"})
+GARBAGE_KINDS: Final = ("html200", "html502", "empty", "truncated", "no_message_id")
+_BAD_GATEWAY: Final = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+_PROXY_PAGE: Final = (
+    b"<html><head><title>Request blocked</title></head><body><h1>Request blocked</h1>"
+    b"<p>This request was stopped by the network security gateway.</p></body></html>"
+)
 
 
 def to_e164(number: str) -> str | None:
@@ -112,6 +146,23 @@ class FaultConfig:
     reset_rate: float = 0.0  # connection closed before handling (nothing recorded)
     drop_after_accept_rate: float = 0.0  # sends accepted AND recorded, then no answer
     seed: int | None = None
+    # The ambiguous ones (see the module docstring):
+    status_lag_s: float = 0.0  # status endpoints do not see a send this long after reception
+    hide_scheduled: bool = False  # nor a scheduled send before its scheduled time
+    slow_send_s: float = 0.0  # real seconds a slow send waits before it is recorded
+    slow_send_rate: float = 0.0
+    garbage_rate: float = 0.0  # sends recorded, answered with garbage
+    garbage_kinds: list[str] = field(default_factory=lambda: list(GARBAGE_KINDS))
+    garbage_before_rate: float = 0.0  # garbage answered, nothing recorded
+
+    def __post_init__(self) -> None:
+        # Checked here so the admin endpoint and the CLI refuse a typo instead of crashing later.
+        if isinstance(self.garbage_kinds, str):
+            raise TypeError("garbage_kinds must be a list")
+        self.garbage_kinds = list(self.garbage_kinds)
+        unknown = sorted(set(self.garbage_kinds) - set(GARBAGE_KINDS))
+        if unknown or not self.garbage_kinds:
+            raise ValueError(f"garbage_kinds must be some of {list(GARBAGE_KINDS)}: {unknown}")
 
 
 @dataclass
@@ -441,11 +492,33 @@ class SimulatorState:
         """Answer one ``/v1/<path>`` request (latency already applied by the caller)."""
         path = path.strip("/")
         with self.lock:
-            reply = self._handle_api(method, path, query, raw)
-            self._record(method, path, query, reply.close or reply.status)
-            return reply
+            reply = self._intercept(path)
+            faults = self.faults
+            slow = (
+                reply is None
+                and method == "POST"
+                and path in _SEND_PATHS
+                and faults.slow_send_s > 0
+                and self._draw(faults.slow_send_rate)
+            )
+            if not slow:
+                return self._finish(method, path, query, raw, reply)
+        # Outside the lock, so the rest of the gateway answers meanwhile; the send is validated
+        # and recorded only when the wait is over, as on a platform slower than our timeout.
+        time.sleep(faults.slow_send_s)
+        with self.lock:
+            return self._finish(method, path, query, raw, None)
 
-    def _handle_api(self, method: str, path: str, query: Mapping[str, str], raw: bytes) -> _Reply:
+    def _finish(
+        self, method: str, path: str, query: Mapping[str, str], raw: bytes, reply: _Reply | None
+    ) -> _Reply:
+        if reply is None:
+            reply = self._answer(method, path, query, raw)
+        self._record(method, path, query, reply.close or reply.status)
+        return reply
+
+    def _intercept(self, path: str) -> _Reply | None:
+        """A canned answer or a fault that answers before the request is looked at, if any."""
         canned = self._canned.get(path)
         if canned:
             answer = canned.popleft()
@@ -468,14 +541,13 @@ class SimulatorState:
             return self._rng.choice(
                 [
                     _fail(500, "Internal server error", 500),
-                    _Reply(
-                        502,
-                        raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>",
-                        content_type="text/html",
-                    ),
+                    _Reply(502, raw=_BAD_GATEWAY, content_type="text/html"),
                     _Reply(503, raw=b"Service Unavailable", content_type="text/plain"),
                 ]
             )
+        return None
+
+    def _answer(self, method: str, path: str, query: Mapping[str, str], raw: bytes) -> _Reply:
         route = _ROUTES.get(path)
         if route is None:
             return _fail(404, "Not found", 404)
@@ -545,6 +617,20 @@ class SimulatorState:
         cost = round(nb_sms * self.cost_per_sms, 6)
         if cost > self.credits + 1e-9:
             return _fail(11, "Crédits insuffisants")
+        faults = self.faults
+        drop = self._draw(faults.drop_after_accept_rate)
+        body: dict[str, Any] = {
+            "success": True,
+            "code": 200,
+            "message_id": self._next_message_id,
+            "nb_sms": nb_sms,
+            "cost": round(cost, 4),
+            "currency": self.currency,
+        }
+        if scheduled_at is not None:
+            body["scheduledDeliveryDate"] = _paris(scheduled_at)
+        if not drop and self._draw(faults.garbage_before_rate):
+            return self._garbage(body)  # a proxy answered; the gateway never saw the request
         self.credits = round(self.credits - cost, 6)
         send = _Send(
             message_id=self._next_message_id,
@@ -563,19 +649,25 @@ class SimulatorState:
         self._next_message_id += 1
         self._sends.append(send)
         self._unsettled.append(send)
-        body: dict[str, Any] = {
-            "success": True,
-            "code": 200,
-            "message_id": send.message_id,
-            "nb_sms": nb_sms,
-            "cost": round(cost, 4),
-            "currency": self.currency,
-        }
-        if scheduled_at is not None:
-            body["scheduledDeliveryDate"] = _paris(scheduled_at)
-        if self._draw(self.faults.drop_after_accept_rate):
+        if drop:
             return _Reply(close="drop")
+        if self._draw(faults.garbage_rate):
+            return self._garbage(body)
         return _Reply(200, body)
+
+    def _garbage(self, body: Mapping[str, Any]) -> _Reply:
+        """An answer that says nothing reliable about ``body``, the send's real answer."""
+        kind = self._rng.choice(self.faults.garbage_kinds)
+        if kind == "html200":
+            return _Reply(200, raw=_PROXY_PAGE, content_type="text/html")
+        if kind == "html502":
+            return _Reply(502, raw=_BAD_GATEWAY, content_type="text/html")
+        if kind == "empty":
+            return _Reply(200, raw=b"")
+        if kind == "truncated":
+            whole = _Reply(200, body).payload()
+            return _Reply(200, raw=whole[: len(whole) // 2])
+        return _Reply(200, {k: v for k, v in body.items() if k != "message_id"})
 
     def _check_schedule(
         self, params: Mapping[str, Any], now: datetime, errors: list[tuple[str, str]]
@@ -681,13 +773,25 @@ class SimulatorState:
                 return _Reply(200, {"success": True, "code": 200})
         return _fail(4, "Identifiant introuvable")
 
-    def _find_send(self, params: Mapping[str, Any]) -> _Send | _Reply:
+    def _visible(self, send: _Send, now: datetime) -> bool:
+        """Whether the status endpoints see this send yet (the lag and hide faults)."""
+        faults = self.faults
+        if now - send.received_at < timedelta(seconds=faults.status_lag_s):
+            return False
+        return not (faults.hide_scheduled and send.scheduled_at and now < send.scheduled_at)
+
+    def _find_send(
+        self, params: Mapping[str, Any], seen_at: datetime | None = None
+    ) -> _Send | _Reply:
+        """The send named by ``messageId``; with ``seen_at``, only if a status endpoint sees it."""
         raw_id = params.get("messageId")
         if raw_id in (None, ""):
             return _fail(3, "L'identifiant du message est requis")
         message_id = _int_field(raw_id)
         for send in self._sends:
             if send.message_id == message_id:
+                if seen_at is not None and not self._visible(send, seen_at):
+                    break
                 return send
         return _fail(4, "Message introuvable")
 
@@ -695,7 +799,7 @@ class SimulatorState:
         tag = params.get("tag")
         if not tag:
             return _fail(3, "Le tag est requis")
-        tagged = [s for s in self._sends if s.tag == tag]
+        tagged = [s for s in self._sends if s.tag == tag and self._visible(s, now)]
         if not tagged:
             return _fail(4, "Tag introuvable")
         page = max(_int_field(params.get("page")) or 1, 1)
@@ -719,7 +823,7 @@ class SimulatorState:
         )
 
     def _bulk_status(self, params: Mapping[str, Any], now: datetime) -> _Reply:
-        found = self._find_send(params)
+        found = self._find_send(params, now)
         if isinstance(found, _Reply):
             return found
         entries = []
@@ -747,7 +851,7 @@ class SimulatorState:
         number = params.get("phoneNumber")
         if not number:
             return _fail(2, "Le numéro de téléphone est requis")
-        found = self._find_send(params)
+        found = self._find_send(params, now)
         if isinstance(found, _Reply):
             return found
         e164 = to_e164(str(number))
@@ -776,7 +880,7 @@ class SimulatorState:
             return _fail(2, "La liste des numéros est requise", 400)
         if len(pairs) > MAX_NUMBERS:
             return _fail(50, f"Maximum {MAX_NUMBERS} numéros", 400)
-        by_id = {s.message_id: s for s in self._sends if not s.cancelled}
+        by_id = {s.message_id: s for s in self._sends if not s.cancelled and self._visible(s, now)}
         answers = []
         for pair in pairs:
             pair = pair if isinstance(pair, dict) else {}
@@ -846,7 +950,10 @@ class SimulatorState:
                 unknown = set(body) - known
                 if unknown:
                     return _fail(400, f"Unknown fault fields: {sorted(unknown)}", 400)
-                self.faults = FaultConfig(**body)
+                try:
+                    self.faults = FaultConfig(**body)
+                except (TypeError, ValueError) as exc:
+                    return _fail(400, f"Bad faults: {exc}", 400)
             elif path == "credits":
                 with self.lock:
                     self.credits = float(body["credits"])
@@ -925,13 +1032,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return
         payload = reply.payload()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", f"{reply.content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", f"{reply.content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (a read timeout shorter than a slow send): expected.
+            log.debug("client gone before the answer to %s", split.path)
+            self.close_connection = True
 
     def _abort(self) -> None:
         # Linger 0 makes close() send a RST: the client sees a dead connection, not an answer.
@@ -1081,7 +1193,29 @@ def _parser() -> argparse.ArgumentParser:
         "--drop-after-accept-rate", type=float, default=defaults.drop_after_accept_rate
     )
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--status-lag-s", type=float, default=defaults.status_lag_s)
+    parser.add_argument("--hide-scheduled", action="store_true")
+    parser.add_argument("--slow-send-s", type=float, default=defaults.slow_send_s)
+    parser.add_argument("--slow-send-rate", type=float, default=defaults.slow_send_rate)
+    parser.add_argument("--garbage-rate", type=float, default=defaults.garbage_rate)
+    parser.add_argument(
+        "--garbage-kinds",
+        type=_kinds,
+        default=defaults.garbage_kinds,
+        metavar="KIND,...",
+        help=f"comma list of {','.join(GARBAGE_KINDS)} (default all)",
+    )
+    parser.add_argument("--garbage-before-rate", type=float, default=defaults.garbage_before_rate)
     return parser
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    try:
+        FaultConfig(garbage_kinds=kinds)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return kinds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1095,6 +1229,13 @@ def main(argv: list[str] | None = None) -> int:
         reset_rate=args.reset_rate,
         drop_after_accept_rate=args.drop_after_accept_rate,
         seed=args.seed,
+        status_lag_s=args.status_lag_s,
+        hide_scheduled=args.hide_scheduled,
+        slow_send_s=args.slow_send_s,
+        slow_send_rate=args.slow_send_rate,
+        garbage_rate=args.garbage_rate,
+        garbage_kinds=args.garbage_kinds,
+        garbage_before_rate=args.garbage_before_rate,
     )
     state = SimulatorState(
         api_keys=args.api_keys or (DEFAULT_API_KEY,),

@@ -172,6 +172,8 @@ def row_outcomes(
             state[n] = (outcome, reason, c.detail if outcome == FAILED else None)
         for n, message in c.refused.items():
             state[n] = (REJECTED, GATEWAY_REJECTED, message)
+        for n, other in c.held.items():
+            state[n] = (REJECTED, RECENTLY_SURVEYED, f"held by campaign {other} (frequency cap)")
     outcomes: list[str] = []
     reasons: list[str | None] = list(rows[REASON])
     details: list[str | None] = list(rows[DETAIL])
@@ -249,7 +251,8 @@ class Prepared:
     rows_path: str
     chunk_indices: list[int]
     decisions: dict[str, str] = field(default_factory=dict)  # territory -> explanation
-    credits_before: float | None = None
+    credits_before: float | None = None  # before the campaign's first run
+    credits_now: float | None = None  # when this run started
     currency: str = "EUR"
     dry_run: bool = False
     dry_plan: list[dict[str, Any]] = field(default_factory=list)

@@ -165,6 +165,10 @@ class FollowUp:
     checked_at: str | None = None
     last_status_at: str | None = None
     problems: list[str] = field(default_factory=list)
+    # Chunks left in doubt by the send runs: confirmed sent now, shown not sent (a rerun sends
+    # them), or still in doubt (their slot or settle time has not passed, or the gateway cannot
+    # tell yet).
+    doubt: dict[str, int] = field(default_factory=dict)
 
     def as_counts(self) -> dict[str, Any]:
         """The JSON object the command prints."""
@@ -174,6 +178,7 @@ class FollowUp:
             **self.counts,
             "stop_added": self.stop_added,
             "by_territory": self.by_territory,
+            "in_doubt": dict(self.doubt),
         }
 
     def as_dict(self) -> dict[str, Any]:

@@ -10,7 +10,16 @@ It is what makes a campaign exactly-once across retries, crashes and concurrent 
   runs of one campaign can never both hold a chunk;
 - a ``sending`` chunk whose owner died (same host, dead pid) or whose lease ran out is handed
   over as in doubt, for the caller to reconcile with the gateway (status by tag) before resending;
-- budget checks happen inside the same claim transaction, so concurrent sends cannot overspend.
+- budget checks happen inside the same claim transaction, so concurrent sends cannot overspend;
+- the frequency cap is a reservation taken in the claim transaction: the chunk's numbers are
+  recorded for this campaign (``texted``) under one lock shared by every campaign, after the
+  numbers another campaign holds within the cap were set aside, so two campaigns started at the
+  same moment on overlapping lists text a shared person once; a chunk that certainly did not
+  land gives its reservations back;
+- a ledger that cannot be reached (a restart, a failover) is ridden through: every operation is
+  retried with backoff for up to ``outage`` seconds, then ``LedgerUnavailable`` says so in one
+  line. A claim carries a token, so a claim whose commit was lost with the connection is
+  recognised as ours when retried.
 
 SQLite (the default, a file under ``data/``), PostgreSQL and MariaDB/MySQL (``mysql://``, through
 PyMySQL) are tested; any SQLAlchemy URL should work.
@@ -18,20 +27,27 @@ PyMySQL) are tested; any SQLAlchemy URL should work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import os
+import random
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -45,15 +61,22 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     exists,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from tasks.outcomes import BUDGET_EXCEEDED, INSUFFICIENT_CREDITS
+
+log = logging.getLogger("survey.ledger")
 
 DEFAULT_LEDGER_URL = "sqlite:///data/state/ledger.sqlite"
 
@@ -63,7 +86,6 @@ SENT = "sent"
 FAILED = "failed"
 IN_DOUBT = "in_doubt"
 CANCELLED = "cancelled"
-STATES = (PENDING, SENDING, SENT, FAILED, IN_DOUBT, CANCELLED)
 
 metadata = MetaData()
 
@@ -75,6 +97,8 @@ campaigns = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Set when the gateway says credits are gone: later chunks are not even tried.
     Column("halt_reason", String(64)),
+    # The account's balance before the campaign's first run: the report covers every run.
+    Column("credits_before", Float),
 )
 
 chunks = Table(
@@ -100,6 +124,12 @@ chunks = Table(
     Column("currency", String(8)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True)),
+    # When the latest send that may have landed ended (or will have ended, at the latest, for a
+    # send under way); NULL when none is outstanding. "Not found" counts only a settle time later.
+    Column("doubt_from", DateTime(timezone=True)),
+    Column("claim_token", String(32)),  # recognises our own claim when a lost commit is retried
+    Column("cost_estimated", Boolean),  # confirmed by status, priced by this campaign's answers
+    Column("held", Text),  # JSON {e164: campaign} set aside: another campaign holds them (cap)
     # Covers the budget query, so a claim never reads the chunks' number lists.
     Index("ix_chunks_budget", "campaign_id", "state", "owner", "cost", "reserved_cost", "size"),
 )
@@ -114,6 +144,9 @@ texted = Table(
     Column("texted_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row: claims that reserve numbers under the frequency cap serialise on it, across campaigns.
+cap_lock = Table("cap_lock", metadata, Column("id", Integer, primary_key=True, autoincrement=False))
+
 
 # Statements of the fan-out's hot path, built once: SQLAlchemy then reuses their compiled form
 # instead of rebuilding and re-hashing them for every chunk.
@@ -121,8 +154,8 @@ _THIS_CHUNK = and_(
     chunks.c.campaign_id == bindparam("cid"), chunks.c.chunk_index == bindparam("idx")
 )
 _SELECT_CHUNK = select(chunks).where(_THIS_CHUNK)
-_SELECT_NUMBERS = select(chunks.c.numbers).where(_THIS_CHUNK)
 _UPDATE_CHUNK = update(chunks).where(_THIS_CHUNK)
+_UPDATE_CHUNK_RETURNING = _UPDATE_CHUNK.returning(*chunks.c)
 # A fresh claim in one statement: the chunk is taken only if it is still to send and the campaign
 # is not halted. Claims that need more (budget, a holder to judge, a halt to record) take the
 # campaign lock instead.
@@ -138,7 +171,9 @@ _CLAIM_FRESH = (
     .values(
         state=SENDING,
         owner=bindparam("new_owner"),
+        claim_token=bindparam("token"),
         claimed_at=bindparam("at"),
+        doubt_from=bindparam("doubt_from"),
         reserved_cost=chunks.c.size * bindparam("per_recipient"),
         attempts=chunks.c.attempts + 1,
         updated_at=bindparam("at"),
@@ -149,7 +184,13 @@ _CLAIM_FRESH = (
 _CLAIM_FRESH_RETURNING = _CLAIM_FRESH.returning(*chunks.c)
 _LOCK_CAMPAIGN = select(campaigns.c.halt_reason).where(campaigns.c.campaign_id == bindparam("cid"))
 _COMMITTED = func.coalesce(chunks.c.cost, chunks.c.reserved_cost, 0.0)
-_PRICED = and_(chunks.c.state == SENT, chunks.c.cost.is_not(None))
+# Prices observed in the gateway's own answers (chunks confirmed by status are estimates).
+_PRICED = and_(
+    chunks.c.state == SENT,
+    chunks.c.cost.is_not(None),
+    chunks.c.size > 0,
+    func.coalesce(chunks.c.cost_estimated, False).is_(False),
+)
 _BUDGET = select(
     func.coalesce(func.sum(_COMMITTED), 0.0),
     func.coalesce(
@@ -158,6 +199,60 @@ _BUDGET = select(
     func.sum(case((_PRICED, chunks.c.cost), else_=None)),
     func.sum(case((_PRICED, chunks.c.size), else_=None)),
 ).where(and_(chunks.c.campaign_id == bindparam("cid"), chunks.c.state.in_((SENDING, SENT))))
+_OBSERVED = select(
+    func.sum(chunks.c.cost), func.sum(chunks.c.nb_sms), func.sum(chunks.c.size)
+).where(and_(chunks.c.campaign_id == bindparam("cid"), _PRICED))
+_LOCK_CAP = select(cap_lock.c.id).where(cap_lock.c.id == 1)
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be reached within the outage bound: str() is one line."""
+
+
+class ClaimAction(StrEnum):
+    SEND = "send"  # nothing of this chunk is outstanding: send it
+    RECONCILE = "reconcile"  # an earlier send may have landed: settle it before sending
+    SKIP = "skip"  # final (sent, cancelled), or refused now (budget, halted campaign)
+    BUSY = "busy"  # another live run holds it: wait and ask again
+
+
+def decide_claim(state: str, *, same_claim: bool, holder_alive: bool, halted: bool) -> ClaimAction:
+    """What a claim of one chunk does, from the chunk's state and its holder (pure).
+
+    ``same_claim``: the chunk is held under this very claim's token (our commit was lost with
+    the connection and the claim is retried). ``holder_alive``: its holder's process still runs
+    and its lease has not run out. A halted campaign takes no new chunk, but a chunk that may have
+    landed is still reconciled.
+    """
+    if state in (SENT, CANCELLED):
+        return ClaimAction.SKIP
+    if state == SENDING:
+        if same_claim:
+            return ClaimAction.SEND
+        return ClaimAction.BUSY if holder_alive else ClaimAction.RECONCILE
+    if state == IN_DOUBT:
+        return ClaimAction.RECONCILE
+    return ClaimAction.SKIP if halted else ClaimAction.SEND
+
+
+def budget_refusal(
+    *,
+    spent: float,
+    mine: float,
+    reserve: float,
+    max_cost: float | None,
+    credits: float | None,
+) -> tuple[str, str] | None:
+    """(reason, detail) when sending ``reserve`` more would pass the cap or the credits (pure).
+
+    ``credits`` is what the account had when this run started: only this run's own commitments
+    (``mine``) count against it, since earlier runs' sends were already taken from it.
+    """
+    if max_cost is not None and spent + reserve > max_cost + 1e-9:
+        return BUDGET_EXCEEDED, f"projected cost {spent + reserve:.2f} > max_cost {max_cost:.2f}"
+    if credits is not None and mine + reserve > credits + 1e-9:
+        return INSUFFICIENT_CREDITS, f"projected cost {mine + reserve:.2f} > credits {credits:.2f}"
+    return None
 
 
 def chunk_tag(campaign_id: str, chunk_index: int) -> str:
@@ -216,6 +311,10 @@ class ChunkRow:
     cost: float | None
     currency: str | None
     attempts: int
+    doubt_from: datetime | None = None
+    cost_estimated: bool = False
+    held: dict[str, str] = field(default_factory=dict)
+    updated_at: datetime | None = None
 
     @property
     def size(self) -> int:
@@ -224,12 +323,11 @@ class ChunkRow:
 
 @dataclass(frozen=True)
 class Claim:
-    """What claim() decided for one chunk."""
+    """What claim() decided for one chunk, with the chunk as the claim left it."""
 
     chunk: ChunkRow
-    # "send"; "reconcile" (an earlier claim may have landed); "skip" (final, or refused by the
-    # budget); "busy" (another live run holds it: wait and ask again)
-    action: str
+    action: ClaimAction
+    reserved: bool = False  # the chunk's numbers were recorded for the frequency cap
 
 
 def _row(r: Any) -> ChunkRow:
@@ -250,10 +348,14 @@ def _row(r: Any) -> ChunkRow:
         cost=r.cost,
         currency=r.currency,
         attempts=r.attempts or 0,
+        doubt_from=_aware(r.doubt_from),
+        cost_estimated=bool(r.cost_estimated),
+        held=json.loads(r.held) if r.held else {},
+        updated_at=_aware(r.updated_at),
     )
 
 
-def _now() -> datetime:
+def _system_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -264,19 +366,130 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _ridden(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Retry a ledger operation through a short outage (see ``Ledger._ride``)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        ledger = args[0]
+        assert isinstance(ledger, Ledger)
+        return ledger._ride(lambda: method(*args, **kwargs))
+
+    return wrapper
+
+
+# Errors of a ledger that is not there for now (and may be back): everything else is final.
+_NOT_AN_OUTAGE = ("readonly", "read-only", "no such table", "malformed", "not a database")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "unreachable for now" (retry) rather than "wrong" (pure)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    text = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
+    return not any(mark in text for mark in _NOT_AN_OUTAGE)
+
+
+class _Outage:
+    """One log line when the ledger goes away and one when it is back, whatever the threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.since: float | None = None
+
+    def down(self, url: str, bound: float, exc: BaseException) -> float:
+        with self.lock:
+            if self.since is None:
+                self.since = time.monotonic()
+                log.warning(
+                    "the ledger (%s) is unreachable (%s); retrying for up to %g s",
+                    url,
+                    type(getattr(exc, "orig", exc)).__name__,
+                    bound,
+                )
+            return self.since
+
+    def up(self) -> None:
+        with self.lock:
+            if self.since is not None:
+                log.warning(
+                    "the ledger is reachable again after %.1f s", time.monotonic() - self.since
+                )
+                self.since = None
+
+
 class Ledger:
     """One database of campaigns, chunks and texted numbers."""
 
-    def __init__(self, url: str = DEFAULT_LEDGER_URL, *, lease: timedelta = timedelta(minutes=5)):
+    def __init__(
+        self,
+        url: str = DEFAULT_LEDGER_URL,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        outage: float = 120.0,
+        clock: Callable[[], datetime] = _system_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.url = url
         self.lease = lease
+        self.outage = outage
+        self.now = clock
+        self._sleep = sleep
+        self._outage = _Outage()
         self.engine = _make_engine(url)
         self._local_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self._update_returning = bool(self.engine.dialect.update_returning)
+        self._ride(self._set_up)
+
+    def _set_up(self) -> None:
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
+        with self._write() as conn:
+            if conn.execute(_LOCK_CAP).first() is None:
+                conn.execute(insert(cap_lock).values(id=1))
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - an unparsable URL is shown by its scheme only
+            return self.url.split(":", 1)[0] + "://…"
+
+    def _ride(self, op: Callable[[], _R]) -> _R:
+        """Run ``op``, retrying with backoff while the ledger is unreachable, up to the bound."""
+        delay = 0.2
+        since: float | None = None
+        while True:
+            try:
+                result = op()
+            except (OperationalError, InterfaceError, DBAPIError) as exc:
+                if not is_outage(exc):
+                    raise
+                since = self._outage.down(self.shown_url, self.outage, exc)
+                if time.monotonic() - since > self.outage:
+                    raise LedgerUnavailable(
+                        f"the ledger ({self.shown_url}) has been unreachable for more than "
+                        f"{self.outage:g} s; run the campaign again with the same id once it "
+                        "is back: nobody is texted twice"
+                    ) from None
+                self._sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+                delay = min(delay * 2, 5.0)
+                continue
+            if since is not None:
+                self._outage.up()
+            return result
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -300,8 +513,17 @@ class Ledger:
             halt = conn.execute(stmt, {"cid": campaign_id}).scalar()
             yield conn, halt
 
+    def _update(self, conn: Connection, key: dict[str, Any], values: dict[str, Any]) -> ChunkRow:
+        """Write ``values`` to one chunk and return the row as written."""
+        params = {**key, **values}
+        if self._update_returning:
+            return _row(conn.execute(_UPDATE_CHUNK_RETURNING, params).one())
+        conn.execute(_UPDATE_CHUNK, params)
+        return _row(conn.execute(_SELECT_CHUNK, key).one())
+
     # -- plan -------------------------------------------------------------------------------
 
+    @_ridden
     def campaign_exists(self, campaign_id: str) -> bool:
         with self.engine.connect() as conn:
             found = conn.execute(
@@ -309,14 +531,33 @@ class Ledger:
             ).first()
         return found is not None
 
-    def create_plan(self, campaign_id: str, survey_id: str, plan: Sequence[ChunkPlan]) -> bool:
+    @_ridden
+    def credits_before(self, campaign_id: str) -> float | None:
+        """The balance recorded before the campaign's first run."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(campaigns.c.credits_before).where(campaigns.c.campaign_id == campaign_id)
+            ).scalar()
+
+    @_ridden
+    def create_plan(
+        self,
+        campaign_id: str,
+        survey_id: str,
+        plan: Sequence[ChunkPlan],
+        *,
+        credits_before: float | None = None,
+    ) -> bool:
         """Write a campaign's chunks; False when another run created the campaign first."""
-        now = _now()
+        now = self.now()
         try:
             with self._write() as conn:
                 conn.execute(
                     insert(campaigns).values(
-                        campaign_id=campaign_id, survey_id=survey_id, created_at=now
+                        campaign_id=campaign_id,
+                        survey_id=survey_id,
+                        created_at=now,
+                        credits_before=credits_before,
                     )
                 )
                 self._insert_chunks(conn, campaign_id, plan, now)
@@ -324,11 +565,12 @@ class Ledger:
             return False
         return True
 
+    @_ridden
     def extend_plan(self, campaign_id: str, plan: Sequence[ChunkPlan]) -> None:
         """Add chunks for numbers a rerun found that no earlier run planned."""
         if plan:
             with self._campaign_lock(campaign_id) as (conn, _):
-                self._insert_chunks(conn, campaign_id, plan, _now())
+                self._insert_chunks(conn, campaign_id, plan, self.now())
 
     @staticmethod
     def _insert_chunks(
@@ -352,24 +594,22 @@ class Ledger:
         for start in range(0, len(rows), 1000):
             conn.execute(insert(chunks), rows[start : start + 1000])
 
-    def chunks(self, campaign_id: str) -> list[ChunkRow]:
+    @_ridden
+    def chunks(self, campaign_id: str, *, states: Sequence[str] = ()) -> list[ChunkRow]:
+        query = select(chunks).where(chunks.c.campaign_id == campaign_id)
+        if states:
+            query = query.where(chunks.c.state.in_(list(states)))
         with self.engine.connect() as conn:
-            result = conn.execute(
-                select(chunks)
-                .where(chunks.c.campaign_id == campaign_id)
-                .order_by(chunks.c.chunk_index)
-            )
+            result = conn.execute(query.order_by(chunks.c.chunk_index))
             return [_row(r) for r in result]
 
+    @_ridden
     def chunk(self, campaign_id: str, chunk_index: int) -> ChunkRow:
         with self.engine.connect() as conn:
-            r = conn.execute(
-                select(chunks).where(
-                    and_(chunks.c.campaign_id == campaign_id, chunks.c.chunk_index == chunk_index)
-                )
-            ).one()
+            r = conn.execute(_SELECT_CHUNK, {"cid": campaign_id, "idx": chunk_index}).one()
         return _row(r)
 
+    @_ridden
     def halt(self, campaign_id: str, reason: str) -> None:
         with self._write() as conn:
             conn.execute(
@@ -378,6 +618,7 @@ class Ledger:
                 .values(halt_reason=reason)
             )
 
+    @_ridden
     def clear_halt(self, campaign_id: str) -> None:
         with self._write() as conn:
             conn.execute(
@@ -397,99 +638,166 @@ class Ledger:
         cost_per_recipient: float,
         max_cost: float | None = None,
         credits: float | None = None,
+        cap_days: int = 0,
+        attempt_ends_within: timedelta = timedelta(minutes=2),
     ) -> Claim:
         """Take a chunk for sending, or say why not (already sent, held, over budget).
 
-        ``credits`` is what the account had when *this run* started: only this run's own
-        commitments count against it, since earlier runs' sends were already taken from it.
+        A chunk taken to send is recorded as possibly landing until ``attempt_ends_within``
+        from now (the longest a send can take), so a run that dies mid-call leaves the chunk to
+        be reconciled from that moment. Its numbers are reserved for the frequency cap
+        (``cap_days``; 0 records them without checking other campaigns' reservations).
         """
-        now = _now()
+        token = uuid.uuid4().hex
+        return self._ride(
+            lambda: self._claim(
+                campaign_id,
+                chunk_index,
+                owner,
+                token,
+                cost_per_recipient=cost_per_recipient,
+                max_cost=max_cost,
+                credits=credits,
+                cap_days=cap_days,
+                ends_within=attempt_ends_within,
+            )
+        )
+
+    def _claim(
+        self,
+        campaign_id: str,
+        chunk_index: int,
+        owner: str,
+        token: str,
+        *,
+        cost_per_recipient: float,
+        max_cost: float | None,
+        credits: float | None,
+        cap_days: int,
+        ends_within: timedelta,
+    ) -> Claim:
+        now = self.now()
         key = {"cid": campaign_id, "idx": chunk_index}
         if max_cost is None and credits is None:
-            fresh = self._claim_fresh(key, owner, cost_per_recipient, now)
-            if fresh is not None:
-                return Claim(fresh, "send")
+            values = {
+                **key,
+                "new_owner": owner,
+                "token": token,
+                "at": now,
+                "doubt_from": now + ends_within,
+                "per_recipient": cost_per_recipient,
+            }
+            with self._write() as conn:
+                if self._update_returning:
+                    found = conn.execute(_CLAIM_FRESH_RETURNING, values).first()
+                elif conn.execute(_CLAIM_FRESH, values).rowcount == 1:
+                    found = conn.execute(_SELECT_CHUNK, key).one()
+                else:
+                    found = None
+                if found is not None:
+                    row = self._reserve(conn, _row(found), cap_days, now)
+                    return Claim(row, ClaimAction.SEND, reserved=True)
         with self._campaign_lock(campaign_id) as (conn, halt):
             found = conn.execute(_SELECT_CHUNK, key).one()
             row = _row(found)
-            if row.state in (SENT, CANCELLED):
-                return Claim(row, "skip")
-            if row.state == SENDING and row.owner != owner:
-                claimed_at = _aware(found.claimed_at)
-                alive = not _owner_is_dead(row.owner) and (
-                    claimed_at is not None and now - claimed_at < self.lease
-                )
-                if alive:
-                    return Claim(row, "busy")
-            may_have_landed = row.state in (SENDING, IN_DOUBT)
-            values: dict[str, Any]
-            if halt and not may_have_landed:
-                values = {"state": FAILED, "reason": halt, "detail": "campaign halted"}
-                conn.execute(_UPDATE_CHUNK, {**key, "updated_at": now, **values})
-                return Claim(_replace(row, **values), "skip")
-            checked = not may_have_landed and (max_cost is not None or credits is not None)
-            spent, mine, per_recipient = (
-                _budget(conn, campaign_id, owner) if checked else (0.0, 0.0, None)
+            claimed_at = _aware(found.claimed_at)
+            alive = (  # another run holds it and still runs (ours: whatever we did may have landed)
+                row.owner is not None
+                and row.owner != owner
+                and not _owner_is_dead(row.owner)
+                and claimed_at is not None
+                and now - claimed_at < self.lease
             )
-            # The estimate holds until the gateway's own answers tell the real price.
-            reserve = row.size * (per_recipient or cost_per_recipient)
-            if checked:
-                refusal = None
-                if max_cost is not None and spent + reserve > max_cost + 1e-9:
-                    refusal = (
-                        "budget_exceeded",
-                        f"projected cost {spent + reserve:.2f} > max_cost {max_cost:.2f}",
-                    )
-                elif credits is not None and mine + reserve > credits + 1e-9:
-                    refusal = (
-                        "insufficient_credits",
-                        f"projected cost {mine + reserve:.2f} > credits {credits:.2f}",
-                    )
+            action = decide_claim(
+                row.state,
+                same_claim=found.claim_token == token,
+                holder_alive=alive,
+                halted=halt is not None,
+            )
+            if action is ClaimAction.BUSY:
+                return Claim(row, action)
+            if action is ClaimAction.SKIP:
+                if row.state in (PENDING, FAILED):  # a halted campaign: this chunk fails too
+                    failed = {"state": FAILED, "reason": halt, "detail": "campaign halted"}
+                    return Claim(self._update(conn, key, {**failed, "updated_at": now}), action)
+                return Claim(row, action)
+            if action is ClaimAction.SEND and found.claim_token == token:
+                return Claim(row, action, reserved=True)  # our own claim, committed before
+            reserve = row.size * cost_per_recipient
+            if action is ClaimAction.SEND and (max_cost is not None or credits is not None):
+                spent, mine, observed = _budget(conn, campaign_id, owner)
+                # The estimate holds until the gateway's own answers tell the real price.
+                reserve = row.size * (observed or cost_per_recipient)
+                refusal = budget_refusal(
+                    spent=spent, mine=mine, reserve=reserve, max_cost=max_cost, credits=credits
+                )
                 if refusal:
-                    values = {"state": FAILED, "reason": refusal[0], "detail": refusal[1]}
-                    conn.execute(_UPDATE_CHUNK, {**key, "updated_at": now, **values})
-                    return Claim(_replace(row, **values), "skip")
+                    failed = {"state": FAILED, "reason": refusal[0], "detail": refusal[1]}
+                    refused = self._update(conn, key, {**failed, "updated_at": now})
+                    return Claim(refused, ClaimAction.SKIP)
+            doubt_from = now + ends_within
+            if action is ClaimAction.RECONCILE:
+                # A send of an earlier claim may have landed: it ended when recorded, or at the
+                # latest when its holder would have given up; the oldest rows lack the column.
+                fallback = (claimed_at + ends_within) if claimed_at else row.updated_at or now
+                doubt_from = row.doubt_from or fallback
             values = {
                 "state": SENDING,
                 "owner": owner,
+                "claim_token": token,
                 "claimed_at": now,
+                "doubt_from": doubt_from,
                 "reserved_cost": reserve,
                 "attempts": row.attempts + 1,
                 "updated_at": now,
                 "reason": None,
                 "detail": None,
             }
-            conn.execute(_UPDATE_CHUNK, {**key, **values})
-            claimed = _replace(row, state=SENDING, owner=owner, attempts=row.attempts + 1)
-            return Claim(claimed, "reconcile" if may_have_landed else "send")
+            claimed = self._update(conn, key, values)
+            if action is ClaimAction.SEND:
+                return Claim(self._reserve(conn, claimed, cap_days, now), action, reserved=True)
+            return Claim(claimed, action)
 
-    def _claim_fresh(
-        self, key: dict[str, Any], owner: str, per_recipient: float, now: datetime
-    ) -> ChunkRow | None:
-        """The common claim, of a chunk never tried or failed, in one conditional update: the
-        database's row lock decides between two runs. None when the chunk is in any other state
-        or the campaign is halted: the locked path then decides."""
-        values = {**key, "new_owner": owner, "at": now, "per_recipient": per_recipient}
-        with self._write() as conn:
-            if self._update_returning:
-                row = conn.execute(_CLAIM_FRESH_RETURNING, values).first()
-            elif conn.execute(_CLAIM_FRESH, values).rowcount == 1:
-                row = conn.execute(_SELECT_CHUNK, key).one()
-            else:
-                row = None
-        return None if row is None else _row(row)
+    def _reserve(self, conn: Connection, row: ChunkRow, cap_days: int, now: datetime) -> ChunkRow:
+        """Record the chunk's numbers for the frequency cap, in the claim's transaction, after
+        setting aside those another campaign holds within ``cap_days``."""
+        numbers = list(row.numbers)
+        if not numbers:
+            return row
+        at = now
+        if row.slot and datetime.fromisoformat(row.slot) > now:
+            at = datetime.fromisoformat(row.slot).astimezone(UTC)
+        if cap_days > 0:
+            if self.engine.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already locks
+                conn.execute(_LOCK_CAP.with_for_update())
+            held = _held_elsewhere(conn, row.campaign_id, numbers, now - timedelta(days=cap_days))
+            if held:
+                numbers = [n for n in numbers if n not in held]
+                values = {
+                    "numbers": ",".join(numbers),
+                    "size": len(numbers),
+                    "held": json.dumps({**row.held, **held}),
+                    "updated_at": now,
+                }
+                row = self._update(conn, {"cid": row.campaign_id, "idx": row.chunk_index}, values)
+        _record_texted(conn, row.campaign_id, numbers, at)
+        return row
 
-    def update_chunk(self, campaign_id: str, chunk_index: int, **values: Any) -> None:
-        """Record anything about a chunk (slot, numbers after refusals, state)."""
+    # -- outcomes ---------------------------------------------------------------------------
+
+    @_ridden
+    def update_chunk(self, campaign_id: str, chunk_index: int, **values: Any) -> ChunkRow:
+        """Record anything about a chunk (slot, numbers after refusals, state); the row back."""
         if "numbers" in values and not isinstance(values["numbers"], str):
             values["size"] = len(values["numbers"])
             values["numbers"] = ",".join(values["numbers"])
         if "refused" in values and not isinstance(values["refused"], str):
             values["refused"] = json.dumps(values["refused"]) if values["refused"] else None
-        values["updated_at"] = _now()
+        values["updated_at"] = self.now()
         with self._write() as conn:
-            conn.execute(_UPDATE_CHUNK, {"cid": campaign_id, "idx": chunk_index, **values})
+            return self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
 
+    @_ridden
     def mark_sent(
         self,
         campaign_id: str,
@@ -502,64 +810,135 @@ class Ledger:
         texted_at: datetime,
         detail: str | None = None,
         numbers: Sequence[str] | None = None,
-    ) -> None:
+        estimated: bool = False,
+        reserved: bool = False,
+    ) -> ChunkRow:
         """The outcome and the per-recipient record, in one transaction.
 
-        ``numbers`` are the chunk's numbers as last recorded, when the caller has them at hand.
+        ``numbers`` are the chunk's numbers as last recorded, when the caller has them at hand;
+        ``reserved`` says the claim already recorded them for the frequency cap.
         """
         key = {"cid": campaign_id, "idx": chunk_index}
         values = {
-            **key,
             "state": SENT,
             "message_id": message_id,
             "nb_sms": nb_sms,
             "cost": cost,
             "currency": currency,
+            "cost_estimated": estimated,
+            "doubt_from": None,
             "reason": None,
             "detail": detail,
-            "updated_at": _now(),
+            "updated_at": self.now(),
         }
         with self._write() as conn:
-            if numbers is None:
-                numbers = (conn.execute(_SELECT_NUMBERS, key).scalar() or "").split(",")
-            conn.execute(_UPDATE_CHUNK, values)
-            _record_texted(conn, campaign_id, [n for n in numbers if n], texted_at)
+            row = self._update(conn, key, values)
+            wanted = [n for n in (row.numbers if numbers is None else numbers) if n]
+            if not reserved:
+                _record_texted(conn, campaign_id, wanted, texted_at)
+            elif row.slot is not None and wanted:
+                # Rescheduled after the claim reserved it: the cap counts from the delivery.
+                _retime_texted(conn, campaign_id, wanted, texted_at)
+        return row
 
-    def mark(
-        self, campaign_id: str, chunk_index: int, state: str, reason: str | None, detail: str | None
-    ) -> None:
-        self.update_chunk(campaign_id, chunk_index, state=state, reason=reason, detail=detail)
+    @_ridden
+    def mark_in_doubt(
+        self, campaign_id: str, chunk_index: int, *, doubt_from: datetime | None, detail: str
+    ) -> ChunkRow:
+        """The chunk may have landed; ``doubt_from`` (None: keep the recorded one) is when the
+        attempt ended. The claim is let go so any later run can settle it."""
+        values: dict[str, Any] = {
+            "state": IN_DOUBT,
+            "reason": IN_DOUBT,
+            "detail": detail[:500],
+            "owner": None,
+            "claim_token": None,
+            "updated_at": self.now(),
+        }
+        if doubt_from is not None:
+            values["doubt_from"] = doubt_from
+        with self._write() as conn:
+            return self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
 
-    def release(self, campaign_id: str, chunk_index: int) -> None:
+    @_ridden
+    def mark_failed(
+        self, campaign_id: str, chunk_index: int, reason: str, detail: str | None
+    ) -> ChunkRow:
+        """Nothing of the chunk landed: it fails, and its numbers leave the frequency cap."""
+        values = {
+            "state": FAILED,
+            "reason": reason,
+            "detail": (detail or "")[:500] or None,
+            "doubt_from": None,
+            "owner": None,
+            "claim_token": None,
+            "updated_at": self.now(),
+        }
+        with self._write() as conn:
+            row = self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
+            _forget_texted(conn, campaign_id, row.numbers)
+        return row
+
+    @_ridden
+    def set_aside(self, campaign_id: str, chunk_index: int, refused: dict[str, str]) -> ChunkRow:
+        """Numbers the gateway refused leave the chunk (kept with its message) and the cap."""
+        with self._write() as conn:
+            key = {"cid": campaign_id, "idx": chunk_index}
+            row = _row(conn.execute(_SELECT_CHUNK, key).one())
+            numbers = [n for n in row.numbers if n not in refused]
+            values = {
+                "numbers": ",".join(numbers),
+                "size": len(numbers),
+                "refused": json.dumps({**row.refused, **refused}),
+                "updated_at": self.now(),
+            }
+            row = self._update(conn, key, values)
+            _forget_texted(conn, campaign_id, list(refused))
+        return row
+
+    @_ridden
+    def release(self, campaign_id: str, chunk_index: int) -> ChunkRow:
         """Give a claim back untouched (nothing was sent), e.g. on an invalid key."""
-        self.update_chunk(campaign_id, chunk_index, state=PENDING, owner=None, reserved_cost=None)
+        values = {
+            "state": PENDING,
+            "owner": None,
+            "claim_token": None,
+            "reserved_cost": None,
+            "doubt_from": None,
+            "updated_at": self.now(),
+        }
+        with self._write() as conn:
+            row = self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
+            _forget_texted(conn, campaign_id, row.numbers)
+        return row
+
+    @_ridden
+    def observed_prices(self, campaign_id: str) -> tuple[float | None, float | None]:
+        """(cost, SMS) per recipient in the gateway's own answers to this campaign, or None."""
+        with self.engine.connect() as conn:
+            cost, nb_sms, size = conn.execute(_OBSERVED, {"cid": campaign_id}).one()
+        if not size:
+            return None, None
+        return float(cost) / int(size), (float(nb_sms) / int(size) if nb_sms else None)
 
     # -- frequency cap ----------------------------------------------------------------------
 
+    @_ridden
     def recently_texted(
         self, numbers: Iterable[str], *, since: datetime, exclude_campaign: str
     ) -> set[str]:
-        """Numbers texted by another campaign at or after ``since``."""
+        """Numbers texted (or reserved) by another campaign at or after ``since``."""
         since = since.astimezone(UTC)
         wanted = list(dict.fromkeys(numbers))
         found: set[str] = set()
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), 5000):
-                part = wanted[start : start + 5000]
                 found.update(
-                    r[0]
-                    for r in conn.execute(
-                        select(texted.c.e164).where(
-                            and_(
-                                texted.c.e164.in_(part),
-                                texted.c.texted_at >= since,
-                                texted.c.campaign_id != exclude_campaign,
-                            )
-                        )
-                    )
+                    _held_elsewhere(conn, exclude_campaign, wanted[start : start + 5000], since)
                 )
         return found
 
+    @_ridden
     def campaigns_texted_since(self, since: datetime) -> list[str]:
         """Campaigns that texted someone at or after ``since`` (for the daily follow-up)."""
         since = since.astimezone(UTC)
@@ -574,6 +953,7 @@ class Ledger:
 
     # -- cancellation -----------------------------------------------------------------------
 
+    @_ridden
     def mark_cancelled(
         self,
         campaign_id: str,
@@ -586,10 +966,10 @@ class Ledger:
         """Set a chunk ``cancelled`` if it is still in one of ``from_states``; False otherwise.
 
         The write is conditional on the state, so a chunk that a concurrent run claimed in
-        between is left alone (it is being sent; cancel it once it is). A chunk that
-        was sent leaves the frequency cap's record too: its recipients were never texted.
+        between is left alone (it is being sent; cancel it once it is). Its recipients leave the
+        frequency cap's record: they were never texted.
         """
-        now = _now()
+        now = self.now()
         with self._campaign_lock(campaign_id) as (conn, _):
             cond = and_(
                 chunks.c.campaign_id == campaign_id,
@@ -606,18 +986,67 @@ class Ledger:
             )
             if done.rowcount != 1:  # claimed in between by a run that does not take this lock
                 return False
-            if row.state == SENT:
-                numbers = [n for n in (row.numbers or "").split(",") if n]
-                for start in range(0, len(numbers), 500):
-                    conn.execute(
-                        texted.delete().where(
-                            and_(
-                                texted.c.campaign_id == campaign_id,
-                                texted.c.e164.in_(numbers[start : start + 500]),
-                            )
-                        )
-                    )
+            _forget_texted(conn, campaign_id, [n for n in (row.numbers or "").split(",") if n])
         return True
+
+
+def _held_elsewhere(
+    conn: Connection, campaign_id: str, numbers: Sequence[str], since: datetime
+) -> dict[str, str]:
+    """{number: campaign} for the numbers another campaign texted or reserved since ``since``."""
+    if not numbers:
+        return {}
+    found = conn.execute(
+        select(texted.c.e164, texted.c.campaign_id).where(
+            and_(
+                texted.c.e164.in_(list(numbers)),
+                texted.c.texted_at >= since.astimezone(UTC),
+                texted.c.campaign_id != campaign_id,
+            )
+        )
+    )
+    return {e164: other for e164, other in found}
+
+
+def _forget_texted(conn: Connection, campaign_id: str, numbers: Sequence[str]) -> None:
+    for start in range(0, len(numbers), 500):
+        conn.execute(
+            delete(texted).where(
+                and_(
+                    texted.c.campaign_id == campaign_id,
+                    texted.c.e164.in_(list(numbers[start : start + 500])),
+                )
+            )
+        )
+
+
+def _retime_texted(
+    conn: Connection, campaign_id: str, numbers: Sequence[str], texted_at: datetime
+) -> None:
+    for start in range(0, len(numbers), 500):
+        conn.execute(
+            update(texted)
+            .where(
+                and_(
+                    texted.c.campaign_id == campaign_id,
+                    texted.c.e164.in_(list(numbers[start : start + 500])),
+                )
+            )
+            .values(texted_at=texted_at.astimezone(UTC))
+        )
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Ledgers written by earlier versions lack the newer columns: add them (all nullable)."""
+    found = inspect(engine)
+    for table in (campaigns, chunks):
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
 def _record_texted(
@@ -654,11 +1083,6 @@ def _record_texted(
             f"{columns.replace('INTO', 'IGNORE INTO')} VALUES ({mark}, {mark}, {mark})",
             [(n, campaign_id, when) for n in numbers],
         )
-
-
-def _replace(row: ChunkRow, **values: Any) -> ChunkRow:
-    fields = {k: v for k, v in values.items() if k in ChunkRow.__dataclass_fields__}
-    return ChunkRow(**{**row.__dict__, **fields})
 
 
 def _budget(conn: Connection, campaign_id: str, owner: str) -> tuple[float, float, float | None]:
@@ -698,4 +1122,10 @@ def _make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if url.startswith("mysql"):
+        # InnoDB's default (repeatable read) would read the frequency cap's reservations from a
+        # snapshot taken before the cap lock was held: read what is committed, as PostgreSQL does.
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, isolation_level="READ COMMITTED"
+        )
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

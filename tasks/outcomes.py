@@ -33,6 +33,8 @@ GATEWAY_REJECTED: Final = "gateway_rejected"  # the gateway refused the number (
 INSUFFICIENT_CREDITS: Final = "insufficient_credits"
 BUDGET_EXCEEDED: Final = "budget_exceeded"
 GATEWAY_ERROR: Final = "gateway_error"
+GATEWAY_UNAVAILABLE: Final = "gateway_unavailable"  # nothing landed; the gateway never took it
+IN_DOUBT: Final = "in_doubt"  # may have landed; the gateway has not shown either way yet
 
 CLEANING_REASONS: Final = (EMPTY, NOT_A_NUMBER, MULTIPLE_NUMBERS, INVALID, NOT_MOBILE, FOREIGN)
 

@@ -110,6 +110,9 @@ def build_summary(
         **counts.as_dict(),
         "nb_sms": int(sum(c.nb_sms or 0 for c in sent_chunks)),
         "cost": round(sum(c.cost or 0.0 for c in sent_chunks), 4),
+        # True when some of that cost is an estimate: chunks confirmed through the status
+        # endpoint, priced at what the gateway charged this campaign elsewhere.
+        "cost_estimated": any(c.cost_estimated for c in sent_chunks),
         "currency": currency,
         "slots": slots,
         "sent_at_once": any(c.slot is None and c.state == lg.SENT for c in chunks),

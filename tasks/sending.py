@@ -1,17 +1,10 @@
-"""Sending one chunk exactly once: claim in the ledger, call the gateway, record the outcome.
+"""Sending one chunk exactly once: the executor of the send core's rules (``tasks/sendcore``).
 
-The retry policy lives here and only here for sends (the client never resends a POST that may
-have landed):
-
-- certainly not landed (connection refused, 429): the client already retried with backoff;
-  what still fails is retried here on the next attempt;
-- may have landed (read timeout, reset after sending, 5xx): the chunk's tag is looked up with
-  the status-by-tag endpoint before anything is resent;
-- code 9: numbers the gateway refused are set aside with its message, the rest is sent again;
-  a slot that became past is planned again;
-- codes 1/10: nothing more is sent; the claim is released and the campaign stops;
-- code 11: this chunk and every later one fail with ``insufficient_credits``;
-- anything else: the chunk fails with the gateway's code and message; the campaign goes on.
+The executor only carries out the steps ``sendcore.next_step`` decides: claim the chunk in the
+ledger, POST it, ask the status endpoint, wait, record. It owns the one retry policy of sends
+(the client never retries a POST). A send whose answer proved nothing leaves the chunk in doubt
+with the time the attempt ended; ``settle_deferred`` comes back to such chunks once a look can
+settle them, and a rerun or the daily follow-up does the same later.
 """
 
 from __future__ import annotations
@@ -19,27 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from smspartner import (
-    AuthError,
-    InsufficientCredits,
-    NotFound,
-    RateLimited,
-    Rejected,
-    ServerError,
-    SMSPartnerClient,
-    SMSPartnerError,
-    TransportError,
-)
+from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
-from tasks.numbers import parse_loose
-from tasks.outcomes import GATEWAY_ERROR, INSUFFICIENT_CREDITS
+from tasks import sendcore as sc
+from tasks.outcomes import GATEWAY_UNAVAILABLE, INSUFFICIENT_CREDITS, NO_SLOT
 from tasks.slots import PARIS, WindowPolicy, plan_slot, to_api_schedule
 
 log = logging.getLogger("survey.sending")
@@ -47,6 +30,7 @@ log = logging.getLogger("survey.sending")
 API_KEY_ENV = "SMSPARTNER_API_KEY"
 BASE_URL_ENV = "SMSPARTNER_BASE_URL"
 SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
+CONNECT_TIMEOUT = 5.0
 
 
 class CampaignStopped(Exception):
@@ -68,11 +52,16 @@ class SendSettings:
     policy: WindowPolicy = field(default_factory=WindowPolicy)
     lead: timedelta = timedelta(minutes=10)
     margin: timedelta = timedelta(minutes=15)
-    max_attempts: int = 5
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-    timeout: float = 30.0
+    send: sc.SendPolicy = field(default_factory=sc.SendPolicy)
+    timeout: float = 30.0  # read timeout of one send
+    cap_days: int = 0  # frequency cap: reserve the numbers against other campaigns
     ledger_lease: timedelta = timedelta(minutes=5)
+    ledger_outage: float = 120.0
+
+    @property
+    def call_deadline(self) -> timedelta:
+        """The longest one send can take, whatever the server does (the client's deadline)."""
+        return timedelta(seconds=CONNECT_TIMEOUT + 2 * self.timeout)
 
 
 @dataclass(frozen=True)
@@ -84,6 +73,7 @@ class ChunkResult:
     nb_sms: int = 0
     cost: float = 0.0
     stop_campaign: str | None = None  # a one-line message when the campaign must stop
+    deferred_until: datetime | None = None  # in doubt: a look can settle it from then
 
 
 def get_api_key(secret_block: str = SECRET_BLOCK) -> str:
@@ -119,49 +109,23 @@ def thread_client(base_url: str, timeout: float) -> SMSPartnerClient:
     _local.clients = cache
     if key not in cache:
         cache[key] = SMSPartnerClient(
-            get_api_key(), base_url, timeout=(5.0, timeout), max_retries=3
+            get_api_key(), base_url, timeout=(CONNECT_TIMEOUT, timeout), max_retries=3
         )
     return cache[key]
 
 
-_ledgers: dict[tuple[str, timedelta], lg.Ledger] = {}
+_ledgers: dict[tuple[str, timedelta, float], lg.Ledger] = {}
 _ledgers_lock = threading.Lock()
 
 
-def shared_ledger(url: str, lease: timedelta = timedelta(minutes=5)) -> lg.Ledger:
+def shared_ledger(
+    url: str, lease: timedelta = timedelta(minutes=5), outage: float = 120.0
+) -> lg.Ledger:
     """One engine (one connection pool) per ledger URL in this process."""
     with _ledgers_lock:
-        if (url, lease) not in _ledgers:
-            _ledgers[(url, lease)] = lg.Ledger(url, lease=lease)
-        return _ledgers[(url, lease)]
-
-
-def _numbers_in(message: str) -> list[str]:
-    candidates = re.findall(r"\+?\d[\d .\-]{5,}\d", message)
-    found = []
-    for c in candidates:
-        e164 = parse_loose(c)
-        if e164:
-            found.append(e164)
-    return found
-
-
-def _refusals(exc: Rejected, numbers: tuple[str, ...]) -> tuple[dict[str, str], bool, list[str]]:
-    """Split a code-9 answer: numbers refused, whether the slot was refused, other problems."""
-    wanted = set(numbers)
-    refused: dict[str, str] = {}
-    slot_refused = False
-    other: list[str] = []
-    for element, message in exc.errors:
-        hits = [n for n in _numbers_in(message) if n in wanted]
-        if hits:
-            for n in hits:
-                refused[n] = message
-        elif any(k in element for k in ("scheduledDeliveryDate", "[time]", "[minute]")):
-            slot_refused = True
-        else:
-            other.append(f"{element}: {message}")
-    return refused, slot_refused, other
+        if (url, lease, outage) not in _ledgers:
+            _ledgers[(url, lease, outage)] = lg.Ledger(url, lease=lease, outage=outage)
+        return _ledgers[(url, lease, outage)]
 
 
 def send_chunk_once(
@@ -172,50 +136,65 @@ def send_chunk_once(
     ledger: lg.Ledger,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
 ) -> ChunkResult:
-    """Bring one chunk to a final state (sent, failed, in doubt) without ever sending it twice."""
+    """Bring one chunk as far as this moment allows (sent, failed, or in doubt until a time)
+    without ever sending it twice. Raises ``LedgerUnavailable`` past the ledger's outage bound."""
     cid = settings.campaign_id
+    claim = _claim(settings, chunk_index, ledger, sleep)
+    row = claim.chunk
+    if claim.action is lg.ClaimAction.SKIP:
+        return _result(row)
+    outstanding = claim.action is lg.ClaimAction.RECONCILE
+    state = sc.ChunkState(
+        numbers=row.numbers,
+        slot=sc.Slot.from_ledger(row.slot),
+        doubt_from=row.doubt_from if outstanding else None,
+        refused=row.refused,
+    )
+    event: sc.Event = sc.Claimed()
     while True:
-        claim = ledger.claim(
-            cid,
-            chunk_index,
-            settings.owner,
-            cost_per_recipient=settings.cost_per_recipient,
-            max_cost=settings.max_cost,
-            credits=settings.credits,
-        )
-        if claim.action != "busy":
-            break
-        # Another run of this campaign is sending it right now: its outcome is ours to report.
-        sleep(0.5)
-    chunk = claim.chunk
-    if claim.action == "skip":
-        return _result(chunk)
-    numbers = chunk.numbers
-    refused = dict(chunk.refused)
-    slot = chunk.slot
-    last_problem = "gateway unavailable"
-    # True while an earlier call for this chunk may have landed: nothing is sent until the
-    # gateway, asked by tag, has said whether it did.
-    unconfirmed = claim.action == "reconcile"
-    for attempt in range(settings.max_attempts):
-        if attempt:
-            delay = min(settings.max_backoff, settings.backoff * 2 ** (attempt - 1))
-            pause = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not crypto
-            # A request that timed out may still be in progress at the gateway: give it time to
-            # finish before asking whether it landed.
-            sleep(max(pause, settings.backoff) if unconfirmed else pause)
-        if unconfirmed:
-            try:
-                if _landed(client, ledger, settings, ledger.chunk(cid, chunk_index), now):
-                    return _result(ledger.chunk(cid, chunk_index))
-                unconfirmed = False
-            except SMSPartnerError as exc:
-                last_problem = str(exc)
-                continue
-        if not numbers:
-            ledger.update_chunk(cid, chunk_index, numbers=numbers, refused=refused)
-            ledger.mark_sent(
+        step = sc.next_step(state, event, now(), settings.send, rng)
+        if isinstance(step, sc.Send):
+            slot = _current_slot(settings, row.territory, state.slot, now())
+            if isinstance(slot, sc.NoSlot):
+                return _result(ledger.mark_failed(cid, chunk_index, NO_SLOT, slot.why))
+            changes: dict[str, object] = {}
+            if slot != state.slot:
+                changes["slot"] = slot.to_ledger()
+            if state.sends:  # a retry: it may land until this one ends, should we die meanwhile
+                changes["doubt_from"] = now() + settings.call_deadline
+            if changes:
+                ledger.update_chunk(cid, chunk_index, **changes)
+            # A send is decided only once nothing of an earlier one is outstanding.
+            state = replace(state, slot=slot, sends=state.sends + 1, doubt_from=None)
+            schedule = to_api_schedule(slot.at) if slot.at else None
+            outcome = client.send_survey(
+                state.numbers, settings.survey_id, tag=row.tag, schedule=schedule
+            )
+            event = sc.Sent(outcome)
+        elif isinstance(step, sc.Look):
+            event = _look(client, row.tag)
+        elif isinstance(step, sc.Wait):
+            sleep(step.seconds)
+            event = sc.Claimed()
+        elif isinstance(step, sc.SetAside):
+            row = ledger.set_aside(cid, chunk_index, step.refused)
+            state = replace(state, numbers=row.numbers, refused=row.refused)
+            event = sc.Claimed()
+        elif isinstance(step, sc.Replan):
+            slot = _new_slot(settings, row.territory, now())
+            if isinstance(slot, sc.NoSlot):
+                return _result(ledger.mark_failed(cid, chunk_index, NO_SLOT, slot.why))
+            ledger.update_chunk(cid, chunk_index, slot=slot.to_ledger())
+            state = replace(state, slot=slot)
+            event = sc.Claimed()
+        elif isinstance(step, sc.RecordAccepted):
+            return _record_accepted(settings, chunk_index, ledger, state, step, claim, now())
+        elif isinstance(step, sc.RecordLanded):
+            return _record_landed(settings, chunk_index, ledger, state, step, claim, now())
+        elif isinstance(step, sc.NothingLeft):
+            sent = ledger.mark_sent(
                 cid,
                 chunk_index,
                 message_id=None,
@@ -224,123 +203,148 @@ def send_chunk_once(
                 currency="EUR",
                 texted_at=now(),
                 detail="every number refused by the gateway",
+                numbers=(),
+                reserved=True,
             )
-            return _result(ledger.chunk(cid, chunk_index))
-        slot = _current_slot(settings, chunk.territory, slot, now())
-        if slot == "none":
-            ledger.mark(cid, chunk_index, lg.FAILED, "no_slot", "no allowed slot within horizon")
-            return _result(ledger.chunk(cid, chunk_index))
-        if (slot, numbers, refused) != (chunk.slot, chunk.numbers, chunk.refused):
-            ledger.update_chunk(cid, chunk_index, slot=slot, numbers=numbers, refused=refused)
-        schedule = to_api_schedule(datetime.fromisoformat(slot)) if slot else None
-        try:
-            res = client.send_survey(numbers, settings.survey_id, tag=chunk.tag, schedule=schedule)
-        except AuthError as exc:
-            ledger.release(cid, chunk_index)
-            return ChunkResult(
-                chunk_index,
-                lg.PENDING,
-                chunk.size,
-                stop_campaign=f"the gateway refused the API key (code {exc.code})",
-            )
-        except InsufficientCredits:
+            return _result(sent)
+        elif isinstance(step, sc.Defer):
+            doubt_from = now() if step.new_attempt else None
+            held = ledger.mark_in_doubt(cid, chunk_index, doubt_from=doubt_from, detail=step.detail)
+            return replace(_result(held), deferred_until=step.until)
+        elif isinstance(step, sc.Fail):
+            return _result(ledger.mark_failed(cid, chunk_index, step.reason, step.detail))
+        elif isinstance(step, sc.Halt):
             ledger.halt(cid, INSUFFICIENT_CREDITS)
-            ledger.mark(cid, chunk_index, lg.FAILED, INSUFFICIENT_CREDITS, "gateway code 11")
-            return _result(ledger.chunk(cid, chunk_index))
-        except Rejected as exc:
-            new_refusals, slot_refused, other = _refusals(exc, numbers)
-            if new_refusals:
-                refused.update(new_refusals)
-                numbers = tuple(n for n in numbers if n not in new_refusals)
-                continue
-            if slot_refused:
-                slot = None if slot is None else "replan"
-                continue
-            detail = f"code {exc.code}: " + "; ".join(other or [str(exc)])
-            ledger.mark(cid, chunk_index, lg.FAILED, GATEWAY_ERROR, detail[:500])
-            return _result(ledger.chunk(cid, chunk_index))
-        except (TransportError, ServerError) as exc:
-            last_problem = str(exc)
-            unconfirmed = isinstance(exc, ServerError) or exc.may_have_landed
-            continue
-        except RateLimited as exc:
-            last_problem = str(exc)
-            if exc.retry_after:
-                sleep(min(exc.retry_after, settings.max_backoff))
-            continue
-        except SMSPartnerError as exc:
-            ledger.mark(cid, chunk_index, lg.FAILED, GATEWAY_ERROR, f"code {exc.code}: {exc}"[:500])
-            return _result(ledger.chunk(cid, chunk_index))
-        ledger.mark_sent(
-            cid,
+            return _result(ledger.mark_failed(cid, chunk_index, INSUFFICIENT_CREDITS, step.detail))
+        else:
+            assert isinstance(step, sc.StopCampaign)
+            released = ledger.release(cid, chunk_index)
+            return replace(_result(released), stop_campaign=step.message)
+
+
+def _claim(
+    settings: SendSettings, chunk_index: int, ledger: lg.Ledger, sleep: Callable[[float], None]
+) -> lg.Claim:
+    while True:
+        claim = ledger.claim(
+            settings.campaign_id,
             chunk_index,
-            message_id=res.message_id,
-            nb_sms=res.nb_sms,
-            cost=res.cost,
-            currency=res.currency,
-            texted_at=datetime.fromisoformat(slot).astimezone(UTC) if slot else now(),
-            numbers=numbers,
+            settings.owner,
+            cost_per_recipient=settings.cost_per_recipient,
+            max_cost=settings.max_cost,
+            credits=settings.credits,
+            cap_days=settings.cap_days,
+            attempt_ends_within=settings.call_deadline,
         )
-        return ChunkResult(chunk_index, lg.SENT, len(numbers), nb_sms=res.nb_sms, cost=res.cost)
-    if unconfirmed:  # cannot tell whether it landed: never resend blindly; a rerun will ask
-        ledger.mark(cid, chunk_index, lg.IN_DOUBT, "in_doubt", last_problem[:500])
-    else:
-        ledger.mark(cid, chunk_index, lg.FAILED, "gateway_unavailable", last_problem[:500])
-    return _result(ledger.chunk(cid, chunk_index))
+        if claim.action is not lg.ClaimAction.BUSY:
+            return claim
+        # Another run of this campaign is sending it right now: its outcome is ours to report.
+        sleep(0.5)
 
 
-def _landed(
-    client: SMSPartnerClient,
-    ledger: lg.Ledger,
-    settings: SendSettings,
-    chunk: lg.ChunkRow,
-    now: Callable[[], datetime],
-) -> bool:
-    """Ask the gateway whether a send with this chunk's tag was accepted; record it if so."""
+def _look(client: SMSPartnerClient, tag: str) -> sc.Looked:
     try:
-        entries = client.status_by_tag(chunk.tag)
-    except NotFound:
-        return False
-    if not entries:
-        return False
-    estimate = settings.cost_per_recipient * chunk.size
-    ledger.mark_sent(
+        entries = client.status_by_tag(tag)
+    except SMSPartnerError as exc:
+        return sc.Looked(sc.evidence(exc), detail=str(exc))
+    return sc.Looked(sc.evidence(entries), tuple(entries))
+
+
+def _record_accepted(
+    settings: SendSettings,
+    chunk_index: int,
+    ledger: lg.Ledger,
+    state: sc.ChunkState,
+    step: sc.RecordAccepted,
+    claim: lg.Claim,
+    now: datetime,
+) -> ChunkResult:
+    answer = step.outcome
+    size = len(state.numbers)
+    estimated = answer.cost is None or answer.nb_sms is None
+    cost, nb_sms = answer.cost, answer.nb_sms
+    if estimated:
+        per_recipient, sms_each = _prices(settings, ledger)
+        cost = size * per_recipient if cost is None else cost
+        nb_sms = round(size * sms_each) if nb_sms is None else nb_sms
+    assert cost is not None and nb_sms is not None
+    row = ledger.mark_sent(
         settings.campaign_id,
-        chunk.chunk_index,
-        message_id=entries[0].message_id,
-        nb_sms=chunk.size,
-        cost=estimate,
-        currency="EUR",
-        texted_at=datetime.fromisoformat(chunk.slot).astimezone(UTC) if chunk.slot else now(),
-        detail="confirmed by status-by-tag after a lost answer; cost estimated",
+        chunk_index,
+        message_id=answer.message_id,
+        nb_sms=nb_sms,
+        cost=cost,
+        currency=answer.currency or "EUR",
+        texted_at=(state.slot.at or now).astimezone(UTC),
+        numbers=state.numbers,
+        estimated=estimated,
+        reserved=claim.reserved,
+        detail="the answer gave no price; cost estimated" if estimated else None,
     )
-    return True
+    return _result(row)
+
+
+def _record_landed(
+    settings: SendSettings,
+    chunk_index: int,
+    ledger: lg.Ledger,
+    state: sc.ChunkState,
+    step: sc.RecordLanded,
+    claim: lg.Claim,
+    now: datetime,
+) -> ChunkResult:
+    per_recipient, sms_each = _prices(settings, ledger)
+    size = len(state.numbers)
+    message_ids = {e.message_id for e in step.entries if e.message_id is not None}
+    row = ledger.mark_sent(
+        settings.campaign_id,
+        chunk_index,
+        message_id=min(message_ids) if len(message_ids) == 1 else None,
+        nb_sms=round(size * sms_each),
+        cost=round(size * per_recipient, 6),
+        currency="EUR",
+        texted_at=(state.slot.at or now).astimezone(UTC),
+        numbers=state.numbers,
+        estimated=True,
+        reserved=claim.reserved,
+        detail="confirmed by status-by-tag after an answer that proved nothing; cost estimated",
+    )
+    return _result(row)
+
+
+def _prices(settings: SendSettings, ledger: lg.Ledger) -> tuple[float, float]:
+    """Cost and SMS per recipient: as the gateway's answers to this campaign priced them, else
+    the configured estimate (one SMS each)."""
+    per_recipient, sms_each = ledger.observed_prices(settings.campaign_id)
+    return per_recipient or settings.cost_per_recipient, sms_each or 1.0
 
 
 def _current_slot(
-    settings: SendSettings, territory: str, slot: str | None, now: datetime
-) -> str | None:
-    """The slot to send with now: the planned one while it is still ahead, else a new one.
+    settings: SendSettings, territory: str, slot: sc.Slot, now: datetime
+) -> sc.Slot | sc.NoSlot:
+    """The slot to send with now: the planned one while it is still ahead, else a new one (at
+    once only if the chunk was planned at once and the window still allows it)."""
+    if slot.at is not None and slot.at >= now + settings.lead / 2:
+        return slot
+    return _new_slot(settings, territory, now, allow_immediate=slot.at_once)
 
-    Returns an ISO string, None for "at once", or "none" when no slot exists in the horizon.
-    """
-    if slot not in (None, "replan"):
-        assert slot is not None
-        if datetime.fromisoformat(slot) >= now + settings.lead / 2:
-            return slot
+
+def _new_slot(
+    settings: SendSettings, territory: str, now: datetime, *, allow_immediate: bool = False
+) -> sc.Slot | sc.NoSlot:
     decision = plan_slot(
         now,
         territory,
         settings.policy,
         lead=settings.lead,
         margin=settings.margin,
-        allow_immediate=slot is None,
+        allow_immediate=allow_immediate,
     )
     if decision.at_once:
-        return None
+        return sc.AT_ONCE
     if decision.slot is None:
-        return "none"
-    return decision.slot.astimezone(PARIS).isoformat()
+        return sc.NoSlot(decision.explanation)
+    return sc.Slot(decision.slot.astimezone(PARIS))
 
 
 def _result(chunk: lg.ChunkRow) -> ChunkResult:
@@ -351,4 +355,85 @@ def _result(chunk: lg.ChunkRow) -> ChunkResult:
         reason=chunk.reason,
         nb_sms=chunk.nb_sms or 0,
         cost=chunk.cost or 0.0,
+    )
+
+
+def settle_deferred(
+    deferred: dict[int, datetime],
+    *,
+    drive: Callable[[int], ChunkResult],
+    until: datetime,
+    workers: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+    say: Callable[[str], None] = log.info,
+) -> list[ChunkResult]:
+    """Drive the chunks left in doubt again as each becomes due, until ``until``.
+
+    A chunk whose look cannot settle it before ``until`` stays in doubt for a rerun or the
+    follow-up. Returns the last result of every chunk driven.
+    """
+    waiting = dict(deferred)
+    results: dict[int, ChunkResult] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while waiting:
+            moment = now()
+            due = sorted(i for i, at in waiting.items() if at <= moment)
+            if not due:
+                first = min(waiting.values())
+                if first > until:
+                    break
+                seconds = (first - moment).total_seconds()
+                say(
+                    f"waiting {seconds:.0f} s for {len(waiting)} chunk(s) whose send may have "
+                    "landed, before asking the gateway again"
+                )
+                sleep(max(seconds, 0.0))
+                continue
+            for result in pool.map(drive, due):
+                results[result.chunk_index] = result
+                if result.deferred_until is None:
+                    waiting.pop(result.chunk_index, None)
+                else:
+                    waiting[result.chunk_index] = result.deferred_until
+                if result.stop_campaign:
+                    return list(results.values())
+    return list(results.values())
+
+
+def deferred_of(results: Iterable[ChunkResult]) -> dict[int, datetime]:
+    return {r.chunk_index: r.deferred_until for r in results if r.deferred_until is not None}
+
+
+def settle_only(
+    settings: SendSettings,
+    chunk_index: int,
+    *,
+    client: SMSPartnerClient,
+    ledger: lg.Ledger,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ChunkResult:
+    """Settle one chunk left in doubt without sending anything (the daily follow-up): found at
+    the gateway, it is sent; shown not to have landed, it fails so that a rerun sends it; else it
+    stays in doubt."""
+    claim = _claim(settings, chunk_index, ledger, time.sleep)
+    row = claim.chunk
+    if claim.action is lg.ClaimAction.SKIP:
+        return _result(row)
+    if claim.action is not lg.ClaimAction.RECONCILE:  # not in doubt any more: leave it be
+        return _result(ledger.release(settings.campaign_id, chunk_index))
+    state = sc.ChunkState(row.numbers, sc.Slot.from_ledger(row.slot), row.doubt_from)
+    step = sc.next_step(state, _look(client, row.tag), now(), settings.send)
+    if isinstance(step, sc.RecordLanded):
+        return _record_landed(settings, chunk_index, ledger, state, step, claim, now())
+    if isinstance(step, sc.Defer):
+        held = ledger.mark_in_doubt(
+            settings.campaign_id, chunk_index, doubt_from=None, detail=step.detail
+        )
+        return replace(_result(held), deferred_until=step.until)
+    detail = (
+        "the gateway shows no send with this tag a settle time after the attempt; a rerun sends it"
+    )
+    return _result(
+        ledger.mark_failed(settings.campaign_id, chunk_index, GATEWAY_UNAVAILABLE, detail)
     )

@@ -274,7 +274,7 @@ def test_a_chunk_in_doubt_the_gateway_never_got_is_cancelled_in_the_ledger(
     book = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite")
     slot = (NOW + timedelta(days=3650)).isoformat()
     assert book.create_plan("c", "s", [lg.ChunkPlan(0, "FR", slot, ("+33612345678",))])
-    book.mark("c", 0, lg.IN_DOUBT, "in_doubt", "connection lost")
+    book.mark_in_doubt("c", 0, doubt_from=NOW, detail="connection lost")
     with SMSPartnerClient(TEST_KEY, simulator.url) as client:
         done = cancel_chunk(client, book, book.chunk("c", 0), NOW)
     assert (done.outcome, done.changed) == ("not_sent_cancelled", True)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,10 +28,11 @@ from hypothesis import strategies as st
 from smspartner import (
     AuthError,
     CancelError,
-    InsufficientCredits,
+    Kind,
     NotFound,
     RateLimited,
-    Rejected,
+    Refusal,
+    SendOutcome,
     ServerError,
     SMSPartnerClient,
     SMSPartnerError,
@@ -242,6 +247,101 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
 def next_slot(hours: int = 24) -> datetime:
     """A delivery slot ``hours`` after the simulator's (fixed) time."""
     return T0 + timedelta(hours=hours)
+
+
+def quoted_values(outcome: SendOutcome, element: str = "phoneNumbers") -> list[str]:
+    """The values the validation messages about ``element`` quote in parentheses."""
+    found: list[str] = []
+    for element_id, text in outcome.errors:
+        if element in element_id:
+            found.extend(m.strip() for m in re.findall(r"\(([^()]*)\)", text))
+    return found
+
+
+def assert_outcome_has_no_key(outcome: SendOutcome) -> None:
+    texts = [outcome.reason, repr(outcome), str(outcome)]
+    texts += [f"{e} {m}" for e, m in outcome.errors]
+    for text in texts:
+        assert KEY not in text
+
+
+class LocalServer(ThreadingHTTPServer):
+    """A throwaway HTTP server on 127.0.0.1 for answers the simulator does not give."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.stop = threading.Event()
+        self.seen: list[dict[str, str]] = []  # headers of each request a handler served
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+@contextmanager
+def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[LocalServer]:
+    server = LocalServer(handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalServer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+        return
+
+    def take_request(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.seen.append(dict(self.headers))
+
+
+class DripBodyHandler(QuietHandler):
+    """Headers at once, then one byte of a 1000-byte body every 0.2 s."""
+
+    def drip(self) -> None:
+        self.take_request()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                if self.server.stop.wait(0.2):
+                    break
+                self.wfile.write(b" ")
+        except OSError:
+            pass  # the client gave up: what the test wants
+        self.close_connection = True
+
+    do_GET = do_POST = drip
+
+
+class PlainJSONHandler(QuietHandler):
+    """A plain-HTTP server (no TLS) answering every request with an accepted send."""
+
+    def answer(self) -> None:
+        self.take_request()
+        payload = json.dumps(fixture("send_sms.json")).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = answer
 
 
 # --- happy paths against the simulator -------------------------------------------------------
@@ -488,14 +588,19 @@ def test_fixture_copies_match_the_shared_folder() -> None:
 def test_fixture_send_sms(client: SMSPartnerClient, sim: SimulatorServer) -> None:
     sim.state.add_canned("sondage/to/send", fixture("send_sms.json"))
     result = client.send_survey(NUMBERS[:1], "S")
-    assert (result.message_id, result.nb_sms, result.cost, result.currency) == (
-        2270142,
-        1,
-        0.04,
-        "EUR",
+    assert result == SendOutcome(
+        Kind.ACCEPTED,
+        "accepted",
+        http_status=200,
+        message_id=2270142,
+        nb_sms=1,
+        cost=0.04,
+        currency="EUR",
+        scheduled="2018-08-18 20:00:00",
     )
-    assert result.scheduled == "2018-08-18 20:00:00"
-    assert result.raw == fixture("send_sms.json")
+    assert not hasattr(result, "raw")  # the outcome is what the answer proves, not the answer
+    assert len(v1_requests(sim)) == 1
+    assert sim.state.sends == []  # a canned answer: the simulator itself sent nothing
 
 
 def test_fixture_send_bulksms_counts_nbSMS(client: SMSPartnerClient, sim: SimulatorServer) -> None:
@@ -552,14 +657,15 @@ def test_fixture_cancel(client: SMSPartnerClient, sim: SimulatorServer) -> None:
 
 def test_fixture_validation_error_in_french(client: SMSPartnerClient, sim: SimulatorServer) -> None:
     sim.state.add_canned("sondage/to/send", fixture("send_sms_error.json"), status=400)
-    with pytest.raises(Rejected) as caught:
-        client.send_survey(NUMBERS[:1], "S")
-    error = caught.value
-    assert (error.code, error.http_status) == (9, 400)
-    assert len(error.errors) == 6
-    assert ("children[minute].data", "La minute est requise") in error.errors
-    assert error.rejected_values() == ["922264"]
-    assert "922264" not in str(error)  # numbers are masked in the message, kept in .errors
+    outcome = client.send_survey(NUMBERS[:1], "S")
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.CONTENT)
+    assert (outcome.code, outcome.http_status) == (9, 400)
+    assert (outcome.message_id, outcome.nb_sms, outcome.retry_after) == (None, None, None)
+    assert len(outcome.errors) == 6
+    assert ("children[minute].data", "La minute est requise") in outcome.errors
+    assert quoted_values(outcome) == ["922264"]  # kept as sent in the raw validation list
+    assert outcome.reason == "code 9; children[message].data: Le message est requis"
+    assert "\n" not in outcome.reason
     assert len(v1_requests(sim)) == 1  # a refusal is final: not retried
 
 
@@ -567,49 +673,69 @@ def test_fixture_validation_error_in_french(client: SMSPartnerClient, sim: Simul
 
 
 def test_wrong_key_is_auth_error(
-    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
 ) -> None:
     client = make_client(api_key="not-the-key")
-    for call in (client.credits, lambda: client.send_survey(NUMBERS, "S")):
-        with pytest.raises(AuthError) as caught:
-            call()
-        assert (caught.value.code, caught.value.http_status) == (10, 200)
-        assert caught.value.retryable is False
+    with pytest.raises(AuthError) as caught:
+        client.credits()
+    assert (caught.value.code, caught.value.http_status) == (10, 200)
+    assert caught.value.retryable is False
+
+    outcome = client.send_survey(NUMBERS, "S")
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.ACCOUNT)
+    assert (outcome.code, outcome.http_status, outcome.message_id) == (10, 200, None)
+    assert outcome.reason.startswith("code 10")
     assert len(v1_requests(sim)) == 2
+    assert waits == []
     assert sim.state.sends == []
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "expected_type", "code"),
+    ("status", "body", "kind", "refusal", "code"),
     [
-        (200, {"success": False, "code": 1, "message": "Clé API requise"}, AuthError, 1),
-        (400, {"success": False, "code": 2, "message": "Numéro requis"}, Rejected, 2),
+        (200, {"success": False, "code": 1, "message": "Clé API requise"}, "refused", "account", 1),
+        (400, {"success": False, "code": 2, "message": "Numéro requis"}, "refused", "content", 2),
+        (200, {"success": False, "code": 11, "message": "Crédits"}, "refused", "credits", 11),
+        (200, {"success": False, "code": 22, "message": "Hors créneau"}, "refused", "slot", 22),
+        (200, {"success": False, "code": 23, "message": "Jour interdit"}, "refused", "slot", 23),
         (
             200,
-            {"success": False, "code": 11, "message": "Crédits insuffisants"},
-            InsufficientCredits,
-            11,
+            {"success": False, "code": 96, "message": "IP non autorisée"},
+            "refused",
+            "account",
+            96,
         ),
-        (400, {"success": False, "code": 50, "message": "Maximum 500"}, Rejected, 50),
-        (401, "<html>Unauthorized</html>", AuthError, None),
-        (404, "<html>Not Found</html>", SMSPartnerError, None),
-        (302, "", SMSPartnerError, None),
+        (400, {"success": False, "code": 50, "message": "Maximum 500"}, "refused", "content", 50),
+        (400, {"success": False, "code": 77, "message": "?"}, "unknown", None, None),
+        (400, {"success": False, "message": "no code"}, "unknown", None, None),
+        (500, {"success": False, "code": 500, "message": "Erreur"}, "unknown", None, None),
+        (200, {"success": True, "code": 200, "nb_sms": 3}, "unknown", None, None),
+        (200, {"code": 200, "message_id": 5}, "unknown", None, None),
+        (200, "[1, 2]", "unknown", None, None),
+        (200, "", "unknown", None, None),
+        (401, "<html>Unauthorized</html>", "unknown", None, None),
+        (404, "<html>Not Found</html>", "unknown", None, None),
+        (302, "", "unknown", None, None),
     ],
 )
-def test_answers_map_to_error_types(
+def test_answers_map_to_outcomes(
     client: SMSPartnerClient,
     sim: SimulatorServer,
+    waits: list[float],
     status: int,
     body: object,
-    expected_type: type[SMSPartnerError],
+    kind: str,
+    refusal: str | None,
     code: int | None,
 ) -> None:
     sim.state.add_canned("sondage/to/send", body, status=status)
-    with pytest.raises(SMSPartnerError) as caught:
-        client.send_survey(NUMBERS, "S")
-    # A 404 page from a proxy must not read as "tag not found": only API code 4 is NotFound.
-    assert type(caught.value) is expected_type
-    assert (caught.value.code, caught.value.http_status) == (code, status)
+    outcome = client.send_survey(NUMBERS, "S")
+    # A 404 page from a proxy, a 401 HTML page or an undocumented code prove nothing: unknown.
+    assert (outcome.kind, outcome.refusal) == (Kind(kind), Refusal(refusal) if refusal else None)
+    assert (outcome.code, outcome.http_status, outcome.message_id) == (code, status, None)
+    assert outcome.reason and "\n" not in outcome.reason
+    assert len(v1_requests(sim, "sondage/to/send")) == 1
+    assert waits == []
 
 
 def test_errors_key_variant_is_read(client: SMSPartnerClient, sim: SimulatorServer) -> None:
@@ -621,30 +747,37 @@ def test_errors_key_variant_is_read(client: SMSPartnerClient, sim: SimulatorServ
         ],
     }
     sim.state.add_canned("sondage/to/send", body, status=400)
-    with pytest.raises(Rejected) as caught:
-        client.send_survey(NUMBERS, "S")
-    assert caught.value.rejected_values() == ["0600"]
+    outcome = client.send_survey(NUMBERS, "S")
+    assert (outcome.kind, outcome.refusal, outcome.code) == (Kind.REFUSED, Refusal.CONTENT, 9)
+    assert outcome.errors == (("children[phoneNumbers].data", "Invalid phone number (0600)"),)
+    assert quoted_values(outcome) == ["0600"]
 
 
 def test_simulator_validation_reaches_the_caller(
     client: SMSPartnerClient, sim: SimulatorServer
 ) -> None:
     sim.state.add_stop("+33698765432")
-    with pytest.raises(Rejected) as caught:
-        client.send_survey([*NUMBERS, "12ab"], "S")
-    assert caught.value.code == 9
-    assert sorted(caught.value.rejected_values()) == ["+33698765432", "12ab"]
+    outcome = client.send_survey([*NUMBERS, "12ab"], "S")
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.CONTENT)
+    assert (outcome.code, outcome.http_status) == (9, 400)
+    assert sorted(quoted_values(outcome)) == ["+33698765432", "12ab"]
+    assert "+33698765432" not in outcome.reason  # masked for people, kept in .errors
     assert sim.state.sends == []
+    assert len(v1_requests(sim, "sondage/to/send")) == 1
 
 
 def test_insufficient_credits_then_topped_up(make_client: Callable[..., SMSPartnerClient]) -> None:
     with run_simulator(api_keys=[KEY], credits=0.1) as poor:
         client = make_client(base_url=poor.url)
-        with pytest.raises(InsufficientCredits) as caught:
-            client.send_survey(NUMBERS, "S")
-        assert caught.value.code == 11
+        outcome = client.send_survey(NUMBERS, "S")
+        assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.CREDITS)
+        assert (outcome.code, outcome.http_status) == (11, 200)
+        assert poor.state.sends == []
         poor.state.credits = 1.0
-        assert client.send_survey(NUMBERS, "S").nb_sms == 3
+        accepted = client.send_survey(NUMBERS, "S")
+        assert (accepted.kind, accepted.nb_sms) == (Kind.ACCEPTED, 3)
+        [send] = poor.state.sends
+        assert send["message_id"] == accepted.message_id
 
 
 # --- retries: where, how often, how long ------------------------------------------------------
@@ -658,25 +791,38 @@ def test_429_on_get_honours_retry_after(
     assert waits == [2.5]
 
 
-def test_429_on_send_is_retried_because_it_did_not_land(
+def test_429_on_send_is_refused_once_and_left_to_the_caller(
     client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
 ) -> None:
     sim.state.add_canned("sondage/to/send", "", status=429, headers={"Retry-After": "1"}, times=2)
-    client.send_survey(NUMBERS, "S", tag="after-429")
-    assert waits == [1.0, 1.0]
+    for expected_requests in (1, 2):
+        outcome = client.send_survey(NUMBERS, "S", tag="after-429")
+        assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.RATE_LIMITED)
+        assert (outcome.http_status, outcome.retry_after, outcome.code) == (429, 1.0, None)
+        assert len(v1_requests(sim, "sondage/to/send")) == expected_requests
+        assert sim.state.sends == []
+    assert waits == []  # the client never sleeps for a send: the caller's scheduler does
+    # The caller's own retry goes through once the gateway lets it.
+    assert client.send_survey(NUMBERS, "S", tag="after-429").kind is Kind.ACCEPTED
     assert len(sim.state.sends) == 1
 
 
-def test_persistent_429_gives_up_after_max_retries(
+def test_persistent_429_one_request_for_a_send_max_retries_for_a_read(
     client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
 ) -> None:
     sim.state.faults = FaultConfig(rate_limit_rate=1.0, retry_after=0.25)
+    outcome = client.send_survey(NUMBERS, "S")
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.RATE_LIMITED)
+    assert (outcome.http_status, outcome.retry_after) == (429, 0.25)
+    assert waits == []
+    assert len(v1_requests(sim)) == 1
+    assert sim.state.sends == []
+
     with pytest.raises(RateLimited) as caught:
-        client.send_survey(NUMBERS, "S")
+        client.credits()
     assert caught.value.retry_after == 0.25
     assert waits == [0.25, 0.25, 0.25]
-    assert len(v1_requests(sim)) == 4
-    assert sim.state.sends == []
+    assert len(v1_requests(sim, "me")) == 4
 
 
 def test_long_retry_after_is_left_to_the_caller(
@@ -713,27 +859,36 @@ def test_5xx_html_page_gives_a_short_server_error(
     assert "<html>" not in str(caught.value) and len(str(caught.value)) < 120
 
 
-def test_5xx_on_send_is_not_retried(
+def test_5xx_on_send_is_unknown_and_not_retried(
     client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
 ) -> None:
     sim.state.faults = FaultConfig(error_5xx_rate=1.0, seed=1)
-    with pytest.raises(ServerError):
-        client.send_survey(NUMBERS, "S", tag="t5xx")
-    assert len(v1_requests(sim, "sondage/to/send")) == 1
+    for attempt in range(3):  # the three 5xx answers the simulator draws from
+        outcome = client.send_survey(NUMBERS, "S", tag="t5xx")
+        assert (outcome.kind, outcome.refusal, outcome.code) == (Kind.UNKNOWN, None, None)
+        assert outcome.http_status in (500, 502, 503)
+        assert outcome.reason == f"HTTP {outcome.http_status}"
+        assert len(v1_requests(sim, "sondage/to/send")) == attempt + 1
     assert waits == []
+    assert sim.state.sends == []
 
 
-def test_connection_refused_is_retried_then_raised_as_not_landed(
+def test_connection_refused_read_retried_send_refused_not_connected(
     make_client: Callable[..., SMSPartnerClient], waits: list[float]
 ) -> None:
     client = make_client(base_url=closed_port_url())
-    for call in (client.credits, lambda: client.send_survey(NUMBERS, "S")):
-        waits.clear()
-        with pytest.raises(TransportError) as caught:
-            call()
-        assert caught.value.may_have_landed is False
-        assert caught.value.retryable is True
-        assert len(waits) == 3  # the send too: a refused connection certainly did not land
+    with pytest.raises(TransportError) as caught:
+        client.credits()
+    assert caught.value.may_have_landed is False
+    assert caught.value.retryable is True
+    assert len(waits) == 3
+
+    waits.clear()
+    outcome = client.send_survey(NUMBERS, "S")
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.NOT_CONNECTED)
+    assert (outcome.http_status, outcome.code, outcome.message_id) == (None, None, None)
+    assert "could not connect" in outcome.reason
+    assert waits == []  # one attempt: the caller owns the retry of sends
 
 
 def test_connect_timeout_is_not_landed(
@@ -754,11 +909,16 @@ def test_connect_timeout_is_not_landed(
             client = make_client(
                 base_url=f"http://{host}:{port}/v1", timeout=(0.2, 1.0), max_retries=1
             )
+            outcome = client.send_survey(NUMBERS, "S")
+            sent_waits = list(waits)
             with pytest.raises(TransportError) as caught:
-                client.send_survey(NUMBERS, "S")
+                client.credits()
         finally:
             for filler in fillers:
                 filler.close()
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.NOT_CONNECTED)
+    assert "timeout" in outcome.reason
+    assert sent_waits == []
     assert caught.value.may_have_landed is False
     assert "timeout" in str(caught.value)
     assert len(waits) == 1
@@ -769,12 +929,14 @@ def test_read_timeout_on_send_may_have_landed_and_is_not_retried(
 ) -> None:
     client = make_client(timeout=(1.0, 0.2))
     sim.state.faults = FaultConfig(latency_ms=500)
-    with pytest.raises(TransportError) as caught:
-        client.send_survey(NUMBERS, "S", tag="slow")
-    assert caught.value.may_have_landed is True
+    outcome = client.send_survey(NUMBERS, "S", tag="slow")
+    assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+    assert (outcome.http_status, outcome.message_id) == (None, None)
+    assert outcome.reason == "POST sondage/to/send: no answer within 0.2s"
     assert waits == []
     # The gateway went on and accepted it: exactly why the caller must reconcile by tag.
     assert wait_for(lambda: len(sim.state.sends) == 1)
+    assert len(v1_requests(sim, "sondage/to/send")) == 1
     sim.state.faults = FaultConfig()
     assert len(client.status_by_tag("slow")) == 3
 
@@ -791,30 +953,31 @@ def test_read_timeout_on_get_is_retried(
     assert wait_for(lambda: len(v1_requests(sim, "me")) == 3)
 
 
-def test_reset_before_handling_raises_and_records_nothing(
+def test_reset_before_handling_is_unknown_and_records_nothing(
     client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
 ) -> None:
     sim.state.faults = FaultConfig(reset_rate=1.0)
-    with pytest.raises(TransportError) as caught:
-        client.send_survey(NUMBERS, "S", tag="reset")
+    outcome = client.send_survey(NUMBERS, "S", tag="reset")
     # From the client's side a lost connection may have landed; here it did not.
-    assert caught.value.may_have_landed is True
+    assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+    assert outcome.http_status is None
+    assert "connection lost" in outcome.reason
     assert waits == []
     assert sim.state.sends == []
     assert [r["status"] for r in v1_requests(sim)] == ["reset"]
 
 
-def test_drop_after_accept_is_reconciled_by_tag(
+def test_drop_after_accept_is_unknown_and_reconciled_by_tag(
     client: SMSPartnerClient, sim: SimulatorServer, waits: list[float]
 ) -> None:
     sim.state.faults = FaultConfig(drop_after_accept_rate=1.0)
-    with pytest.raises(TransportError) as caught:
-        client.send_survey(NUMBERS, "S", tag="dropped-1")
-    assert caught.value.may_have_landed is True
+    outcome = client.send_survey(NUMBERS, "S", tag="dropped-1")
+    assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+    assert (outcome.http_status, outcome.message_id) == (None, None)
     assert waits == []
     [send] = sim.state.sends
     assert send["tag"] == "dropped-1"
-    assert len(v1_requests(sim, "sondage/to/send")) == 1
+    assert [r["status"] for r in v1_requests(sim, "sondage/to/send")] == ["drop"]
 
     sim.state.faults = FaultConfig()
     landed = client.status_by_tag("dropped-1")
@@ -849,25 +1012,29 @@ def test_api_key_never_in_errors_nor_logs(
         {"success": False, "code": 9, "error": [{"elementId": KEY, "message": f"echo {KEY}"}]},
         status=400,
     )
+    sim.state.add_canned(
+        "sondage/to/send", {"success": False, "code": 30, "message": f"compte {KEY} bloqué"}
+    )
+    sim.state.add_canned("sondage/to/send", f"<html>proxy error for {KEY}</html>", status=502)
+    closed = make_client(base_url=closed_port_url(), max_retries=1)
     failing: list[Callable[[], object]] = [
         client.credits,
-        lambda: client.send_survey(NUMBERS, "S"),
         lambda: client.status_by_tag("unknown-tag"),
-        lambda: make_client(base_url=closed_port_url(), max_retries=1).credits(),
+        closed.credits,
     ]
 
-    def credits_under(faults: FaultConfig) -> Callable[[], object]:
-        def call() -> object:
+    def under(faults: FaultConfig, call: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
             sim.state.faults = faults
-            return client.credits()
+            return call()
 
-        return call
+        return run
 
     failing += [
-        credits_under(FaultConfig(error_5xx_rate=1.0)),
-        credits_under(FaultConfig(rate_limit_rate=1.0, retry_after=0)),
-        credits_under(FaultConfig(latency_ms=400)),
-        credits_under(FaultConfig(reset_rate=1.0)),
+        under(FaultConfig(error_5xx_rate=1.0), client.credits),
+        under(FaultConfig(rate_limit_rate=1.0, retry_after=0), client.credits),
+        under(FaultConfig(latency_ms=400), client.credits),
+        under(FaultConfig(reset_rate=1.0), client.credits),
     ]
     raised = 0
     for call in failing:
@@ -875,7 +1042,33 @@ def test_api_key_never_in_errors_nor_logs(
             call()
         assert_no_key(caught.value)
         raised += 1
-    assert raised == 8
+    assert raised == 7
+
+    def send() -> SendOutcome:
+        return client.send_survey(NUMBERS, "S", tag="secret")
+
+    sends: list[Callable[[], SendOutcome]] = [
+        under(FaultConfig(), send),  # canned code 9 echoing the key in the validation list
+        send,  # canned code 30 echoing it in the message
+        send,  # canned 502 page echoing it
+        lambda: closed.send_survey(NUMBERS, "S"),
+        under(FaultConfig(error_5xx_rate=1.0), send),
+        under(FaultConfig(rate_limit_rate=1.0, retry_after=0), send),
+        under(FaultConfig(latency_ms=400), send),
+        under(FaultConfig(reset_rate=1.0), send),
+        under(FaultConfig(drop_after_accept_rate=1.0), send),
+        under(FaultConfig(), send),
+    ]
+    outcomes = [call() for call in sends]
+    for outcome in outcomes:
+        assert_outcome_has_no_key(outcome)
+    assert outcomes[0].errors == (("***", "echo ***"),)
+    assert outcomes[0].reason == "code 9; ***: echo ***"
+    assert (outcomes[1].refusal, outcomes[1].reason) == (
+        Refusal.ACCOUNT,
+        "code 30: compte *** bloqué",
+    )
+    assert [o.kind for o in outcomes[2:3]] + [outcomes[-1].kind] == [Kind.UNKNOWN, Kind.ACCEPTED]
 
     urllib3_messages = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
     assert any("apiKey=***" in m for m in urllib3_messages), "urllib3 did not log the GET URL"
@@ -883,6 +1076,126 @@ def test_api_key_never_in_errors_nor_logs(
         assert KEY not in record.getMessage()
         assert KEY not in str(record.msg) and KEY not in str(record.args)
     assert any(r.name == "smspartner" and "GET me" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.name == "smspartner" and "sondage/to/send -> refused" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+# --- guards: body size, deadline, TLS, answers that prove nothing ----------------------------
+
+
+def padded_send_answer(size: int) -> dict:
+    """An accepted-send answer of exactly ``size`` bytes as the simulator encodes it."""
+    body = {"success": True, "code": 200, "message_id": 7, "nb_sms": 3, "pad": ""}
+    body["pad"] = "x" * (size - len(json.dumps(body, ensure_ascii=False).encode()))
+    assert len(json.dumps(body, ensure_ascii=False).encode()) == size
+    return body
+
+
+def test_send_answer_larger_than_max_body_is_unknown(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
+) -> None:
+    client = make_client(max_body=2048)
+    sim.state.add_canned("sondage/to/send", padded_send_answer(2048))
+    sim.state.add_canned("sondage/to/send", padded_send_answer(2049))
+
+    exact = client.send_survey(NUMBERS, "S")
+    assert (exact.kind, exact.message_id, exact.nb_sms) == (Kind.ACCEPTED, 7, 3)
+
+    outcome = client.send_survey(NUMBERS, "S")
+    assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+    assert (outcome.http_status, outcome.message_id) == (200, None)
+    assert outcome.reason == "POST sondage/to/send: answer larger than 2048 bytes"
+    assert len(v1_requests(sim, "sondage/to/send")) == 2
+    assert waits == []
+    # The connection was dropped mid-body; the next call still works.
+    assert client.send_survey(NUMBERS, "S").kind is Kind.ACCEPTED
+    assert len(sim.state.sends) == 1
+
+
+def test_read_answer_larger_than_max_body_is_a_retried_transport_error(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer, waits: list[float]
+) -> None:
+    client = make_client(max_body=512)
+    huge = {"success": True, "code": 200, "credits": {"balance": "1.0"}, "pad": "x" * 10_000}
+    sim.state.add_canned("me", huge, times=4)
+    with pytest.raises(TransportError) as caught:
+        client.credits()
+    assert caught.value.may_have_landed is True
+    assert str(caught.value) == "GET me: answer larger than 512 bytes"
+    assert len(v1_requests(sim, "me")) == 4
+    assert len(waits) == 3
+    assert client.credits().balance == pytest.approx(100.0)  # the canned answers are used up
+
+
+def test_a_dripping_body_ends_at_the_deadline(
+    make_client: Callable[..., SMSPartnerClient], waits: list[float]
+) -> None:
+    with local_server(DripBodyHandler) as server:
+        base_url = f"http://127.0.0.1:{server.port}/v1"
+        client = make_client(base_url=base_url, deadline=1.0, max_retries=0)
+        started = time.monotonic()
+        outcome = client.send_survey(NUMBERS, "S", tag="drip")
+        send_took = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            client.credits()
+        read_took = time.monotonic() - started
+    assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+    assert (outcome.http_status, outcome.message_id) == (200, None)
+    assert outcome.reason == "POST sondage/to/send: answer not complete within 1s"
+    assert 0.9 <= send_took < 1.5
+    assert str(caught.value) == "GET me: answer not complete within 1s"
+    assert caught.value.may_have_landed is True
+    assert read_took < 1.5
+    assert waits == []
+    assert len(server.seen) == 2
+    for headers in server.seen:  # no compression: max_body counts the bytes we decode
+        assert headers.get("Accept-Encoding") == "identity"
+
+
+@pytest.mark.parametrize(
+    ("path", "call"),
+    [
+        ("bulk-status-by-tag", lambda c: c.status_by_tag("some-tag")),
+        ("bulk-status", lambda c: c.status_by_message(2270142)),
+        ("multi-status", lambda c: c.multi_status([("+33612345678", 2270142)])),
+    ],
+)
+def test_status_answer_without_its_list_is_an_error_not_nobody(
+    client: SMSPartnerClient,
+    sim: SimulatorServer,
+    waits: list[float],
+    path: str,
+    call: Callable[[SMSPartnerClient], object],
+) -> None:
+    sim.state.add_canned(path, {"success": True})
+    with pytest.raises(SMSPartnerError) as caught:
+        call(client)
+    assert type(caught.value) is SMSPartnerError  # not NotFound: it proves nothing either way
+    assert "no status list" in str(caught.value)
+    assert len(v1_requests(sim, path)) == 1
+    assert waits == []
+
+
+def test_tls_handshake_failure_is_not_connected(
+    make_client: Callable[..., SMSPartnerClient], waits: list[float]
+) -> None:
+    # A plain-HTTP server behind an https:// URL: the handshake fails (WRONG_VERSION_NUMBER)
+    # before any byte of the request is sent.
+    with local_server(PlainJSONHandler) as server:
+        client = make_client(base_url=f"https://127.0.0.1:{server.port}/v1", max_retries=2)
+        outcome = client.send_survey(NUMBERS, "S")
+        sent_waits = list(waits)
+        with pytest.raises(TransportError) as caught:
+            client.credits()
+    assert server.seen == []  # no request ever reached a handler
+    assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.NOT_CONNECTED)
+    assert (outcome.http_status, outcome.message_id) == (None, None)
+    assert sent_waits == []
+    assert caught.value.may_have_landed is False
+    assert len(waits) == 2
 
 
 # --- pure parsing rules -----------------------------------------------------------------------

@@ -40,6 +40,9 @@ def run(path: Path, campaign_id: str, **limits: Any) -> Any:
     limits.setdefault("chunk_size", 100)
     limits.setdefault("retry_backoff", 0.05)
     limits.setdefault("max_attempts", 12)
+    # The simulator's status endpoints are up to date unless a test makes them lag.
+    limits.setdefault("settle_seconds", 1.0)
+    limits.setdefault("settle_wait_seconds", 30.0)
     return send_survey_campaign(
         survey_id="faults",
         recipients=RecipientSource(path=str(path)),
@@ -165,6 +168,7 @@ def _cli(campaign_env: Path, simulator: Any, csv: Path, campaign_id: str) -> sub
         campaign_env,
         *("--survey-id", "kill", "--recipients", str(csv), "--campaign-id", campaign_id),
         *("--chunk-size", "50", "--concurrency", "2", "--retry-backoff", "0.05"),
+        *("--settle-seconds", "1", "--settle-wait-seconds", "30"),
         SMSPARTNER_API_KEY=TEST_KEY,
         SMSPARTNER_BASE_URL=simulator.url,
         SURVEY_LEDGER_URL=f"sqlite:///{campaign_env}/ledger.sqlite",
@@ -230,7 +234,7 @@ def test_a_chunk_that_may_have_landed_is_never_resent_blindly(
     # every answer to a send is lost, and the gateway then stops answering status queries
     simulator.state.faults = FaultConfig(drop_after_accept_rate=1.0)
     simulator.state.add_canned("bulk-status-by-tag", "<html>502</html>", status=502, times=1000)
-    state = run(csv, "lost-answers", chunk_size=100, max_attempts=3)
+    state = run(csv, "lost-answers", chunk_size=100, max_attempts=3, settle_wait_seconds=3.0)
     summary = state.result()
     assert summary["sent"] == 0 and summary["failed_reasons"] == {"in_doubt": 300}
     assert len(simulator.state.sends) == 3  # each chunk reached the gateway once, and only once

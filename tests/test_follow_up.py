@@ -265,7 +265,11 @@ def test_a_chunk_without_message_id_is_followed_by_its_tag(
     # Every answer to a send is lost: the send flow confirms each chunk by its tag, which gives
     # no message id, so the follow-up can only ask by tag too.
     simulator.state.faults = FaultConfig(drop_after_accept_rate=1.0)
-    send(write_csv(campaign_env / "r.csv", numbers), "by-tag", limits=Limits(retry_backoff=0.01))
+    send(
+        write_csv(campaign_env / "r.csv", numbers),
+        "by-tag",
+        limits=Limits(retry_backoff=0.01, settle_seconds=1.0),
+    )
     simulator.state.faults = FaultConfig()
     chunks = lg.Ledger(os.environ["SURVEY_LEDGER_URL"]).chunks("by-tag")
     assert [c.message_id for c in chunks] == [None]

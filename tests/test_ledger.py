@@ -103,7 +103,7 @@ def test_a_halted_campaign_sends_no_further_chunk(ledger: lg.Ledger) -> None:
 def test_a_failed_chunk_is_sent_again_by_a_rerun(ledger: lg.Ledger) -> None:
     ledger.create_plan("again", "survey", plan(1))
     first = ledger.claim("again", 0, lg.owner_token("a"), cost_per_recipient=0.05)
-    ledger.mark("again", 0, lg.FAILED, "gateway_unavailable", "503")
+    ledger.mark_failed("again", 0, "gateway_unavailable", "503")
     second = ledger.claim("again", 0, lg.owner_token("b"), cost_per_recipient=0.05)
     assert (first.action, second.action) == ("send", "send")
     assert second.chunk.attempts == 2 and second.chunk.reason is None

@@ -10,10 +10,13 @@ import logging
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,11 @@ from hypothesis import strategies as st
 
 from smspartner.simulator import (
     DEFAULT_API_KEY,
+    GARBAGE_KINDS,
     FaultConfig,
     SimulatorServer,
     SimulatorState,
+    main,
     run_simulator,
     to_e164,
 )
@@ -630,6 +635,234 @@ def test_stop_closes_idle_keep_alive_connections(http: requests.Session) -> None
         http.get(f"{url}/me", timeout=1)
 
 
+# --- ambiguous faults -------------------------------------------------------------------------
+
+
+def status_codes(
+    http: requests.Session, sim: SimulatorServer, tag: str, message_id: int
+) -> list[int]:
+    """The code of by-tag, bulk-status, message-status and multi-status (200: the send is seen)."""
+    pair = {"phoneNumber": NUMBERS[0], "messageId": message_id}
+    multi = post(http, sim, "multi-status", SMSStatut_List=[pair]).json()
+    return [
+        get(http, sim, "bulk-status-by-tag", tag=tag).json()["code"],
+        get(http, sim, "bulk-status", messageId=message_id).json()["code"],
+        get(http, sim, "message-status", messageId=message_id, phoneNumber=NUMBERS[0]).json()[
+            "code"
+        ],
+        multi["StatutResponse_List"][0]["code"],
+    ]
+
+
+def test_status_lag_hides_a_send_from_the_status_endpoints_until_it_passes(
+    http: requests.Session, sim: SimulatorServer
+) -> None:
+    sim.state.faults = FaultConfig(status_lag_s=30)
+    message_id = send(http, sim, tag="lagged").json()["message_id"]
+    assert [s["tag"] for s in sim.state.sends] == ["lagged"]  # recorded and charged at once
+    assert len(sim.state.accepted_numbers()) == 3
+    assert sim.state.credits == pytest.approx(100 - 0.135)
+
+    unknown_message = {"success": False, "code": 4, "message": "Message introuvable"}
+    assert get(http, sim, "bulk-status-by-tag", tag="lagged").json() == {
+        "success": False,
+        "code": 4,
+        "message": "Tag introuvable",
+    }
+    assert get(http, sim, "bulk-status", messageId=message_id).json() == unknown_message
+    single = get(http, sim, "message-status", messageId=message_id, phoneNumber=NUMBERS[0])
+    assert single.json() == unknown_message
+    pair = {"phoneNumber": NUMBERS[0], "messageId": message_id}
+    multi = post(http, sim, "multi-status", SMSStatut_List=[pair]).json()
+    assert multi["StatutResponse_List"] == [
+        {"success": False, "code": 4, **pair, "status": "Numéro introuvable"}
+    ]
+    assert cancel(http, sim, message_id)["code"] == 7  # cancel is no status endpoint: it sees it
+
+    sim.state.advance(29.9)
+    assert status_codes(http, sim, "lagged", message_id) == [4, 4, 4, 4]
+    sim.state.advance(0.1)
+    assert status_codes(http, sim, "lagged", message_id) == [200, 200, 200, 200]
+    assert get(http, sim, "bulk-status-by-tag", tag="lagged").json()["total"] == 3
+
+
+def test_hide_scheduled_hides_a_scheduled_send_until_its_slot(
+    http: requests.Session, sim: SimulatorServer
+) -> None:
+    sim.state.faults = FaultConfig(hide_scheduled=True)
+    now_id = send(http, sim, tag="now").json()["message_id"]
+    later = send(http, sim, tag="later", scheduledDeliveryDate="04/03/2030", time=12, minute=0)
+    later_id = later.json()["message_id"]  # 12:00 Paris, an hour after T0
+    assert [s["tag"] for s in sim.state.sends] == ["now", "later"]
+    assert sim.state.credits == pytest.approx(100 - 2 * 0.135)
+
+    assert status_codes(http, sim, "now", now_id) == [200, 200, 200, 200]
+    assert status_codes(http, sim, "later", later_id) == [4, 4, 4, 4]
+    sim.state.advance(3600 - 1)
+    assert status_codes(http, sim, "later", later_id) == [4, 4, 4, 4]
+    sim.state.advance(1)
+    assert status_codes(http, sim, "later", later_id) == [200, 200, 200, 200]
+    entries = get(http, sim, "bulk-status-by-tag", tag="later").json()["StatutResponse_List"]
+    assert {e["status"] for e in entries} == {"Waiting"}
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_slow_send_outlasts_the_client_timeout_and_is_recorded_when_it_ends(
+    http: requests.Session, sim: SimulatorServer
+) -> None:
+    sim.state.faults = FaultConfig(slow_send_s=1.0, slow_send_rate=1.0)
+    body = {"apiKey": KEY, "phoneNumbers": ",".join(NUMBERS), "sondageIdent": "S", "tag": "slow"}
+    started = time.monotonic()
+    with pytest.raises(requests.ReadTimeout):
+        http.post(f"{sim.url}/sondage/to/send", json=body, timeout=(2, 0.3))
+    with requests.Session() as other:  # the rest of the gateway answers during the wait
+        assert get(other, sim, "me").status_code == 200
+        assert get(other, sim, "bulk-status-by-tag", tag="slow").json()["code"] == 4
+    assert sim.state.sends == []
+    sim.state.advance(60)  # the send is stamped when it is recorded, after the wait
+
+    wait_for(lambda: sim.state.sends)
+    assert time.monotonic() - started >= 1.0
+    [record] = sim.state.sends
+    assert record["tag"] == "slow"
+    assert record["received_at"] == (T0 + timedelta(seconds=60)).isoformat()
+    assert sim.state.credits == pytest.approx(100 - 0.135)
+    assert [(r["path"], r["status"]) for r in sim.state.requests][-1] == ("sondage/to/send", 200)
+
+
+def test_slow_send_answer_to_a_client_gone_is_quiet(
+    sim: SimulatorServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="smspartner.simulator")
+    sim.state.faults = FaultConfig(slow_send_s=0.5, slow_send_rate=1.0)
+    body = json.dumps({"apiKey": KEY, "phoneNumbers": NUMBERS[0], "sondageIdent": "S"}).encode()
+    request = (
+        f"POST /v1/sondage/to/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((sim.host, sim.port), timeout=0.3) as client:
+        client.sendall(request)
+        with pytest.raises(TimeoutError):
+            client.recv(1)
+        # Linger 0: close with a RST, so the server's write fails instead of being buffered.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_for(lambda: any("client gone" in r.getMessage() for r in caplog.records))
+    assert len(sim.state.sends) == 1
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+
+
+REAL_ANSWER = {"success": True, "code": 200, "nb_sms": 3, "cost": 0.135, "currency": "EUR"}
+
+
+def assert_garbage(answer: requests.Response, kind: str, message_id: int) -> None:
+    """``answer`` is the garbage ``kind`` in place of the real answer naming ``message_id``."""
+    real = {"success": True, "code": 200, "message_id": message_id, **REAL_ANSWER}
+    whole = json.dumps(real, ensure_ascii=False).encode()
+    status, content_type = (502, "text/html") if kind == "html502" else (200, "application/json")
+    if kind == "html200":
+        content_type = "text/html"
+    assert answer.status_code == status
+    assert answer.headers["Content-Type"] == f"{content_type}; charset=utf-8"
+    assert answer.headers["Content-Length"] == str(len(answer.content))
+    if kind == "html200":
+        assert answer.content.startswith(b"<html>") and answer.content.endswith(b"</html>")
+    elif kind == "html502":
+        assert answer.content == b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    elif kind == "empty":
+        assert answer.content == b""
+    elif kind == "truncated":
+        assert answer.content == whole[: len(whole) // 2]
+        with pytest.raises(ValueError):
+            json.loads(answer.content)
+    else:
+        assert answer.json() == REAL_ANSWER
+
+
+@pytest.mark.parametrize("kind", GARBAGE_KINDS)
+def test_garbage_after_accept_records_the_send(
+    http: requests.Session, sim: SimulatorServer, kind: str
+) -> None:
+    sim.state.faults = FaultConfig(garbage_rate=1.0, garbage_kinds=[kind])
+    answer = send(http, sim, tag="junk")
+    [record] = sim.state.sends
+    assert_garbage(answer, kind, record["message_id"])
+    assert record["tag"] == "junk"
+    assert len(sim.state.accepted_numbers()) == 3
+    assert sim.state.credits == pytest.approx(100 - 0.135)
+    assert get(http, sim, "bulk-status-by-tag", tag="junk").json()["total"] == 3
+
+
+@pytest.mark.parametrize("kind", GARBAGE_KINDS)
+def test_garbage_before_forwarding_records_nothing(
+    http: requests.Session, sim: SimulatorServer, kind: str
+) -> None:
+    sim.state.faults = FaultConfig(garbage_before_rate=1.0, garbage_kinds=[kind])
+    answer = send(http, sim, tag="junk")
+    assert (sim.state.sends, sim.state.accepted_numbers(), sim.state.credits) == ([], [], 100.0)
+    assert get(http, sim, "bulk-status-by-tag", tag="junk").json()["code"] == 4
+    sim.state.faults = FaultConfig()
+    message_id = send(http, sim).json()["message_id"]  # not even a message id was used up
+    assert_garbage(answer, kind, message_id)
+
+
+def test_garbage_only_for_sends_that_would_be_accepted(
+    http: requests.Session, sim: SimulatorServer
+) -> None:
+    for rates in ({"garbage_rate": 1.0}, {"garbage_before_rate": 1.0}):
+        sim.state.faults = FaultConfig(**rates, garbage_kinds=["html200"])
+        assert send(http, sim, sondageIdent="").json()["code"] == 9
+        assert post(http, sim, "sondage/to/send", apiKey="wrong").json()["code"] == 10
+        sim.state.credits = 0.1
+        assert send(http, sim).json()["code"] == 11
+        sim.state.credits = 100.0
+        assert get(http, sim, "me").json()["success"] is True
+    assert sim.state.sends == []
+
+
+def test_seeded_garbage_kinds_repeat(http: requests.Session) -> None:
+    def answers(seed: int) -> list[tuple[int, bytes]]:
+        faults = FaultConfig(garbage_rate=0.5, garbage_before_rate=0.3, seed=seed)
+        with run_simulator(api_keys=[KEY], clock=fixed_clock, faults=faults) as sim:
+            found = [send(http, sim, NUMBERS[:1]) for _ in range(30)]
+            return [(a.status_code, a.content) for a in found]
+
+    first = answers(5)
+    assert first == answers(5)
+    assert len({status for status, _ in first}) == 2 and len(set(first)) > 5
+
+
+def test_admin_faults_take_the_ambiguous_fields(
+    http: requests.Session, sim: SimulatorServer
+) -> None:
+    ambiguous: dict[str, Any] = {
+        "status_lag_s": 30,
+        "hide_scheduled": True,
+        "slow_send_s": 1.5,
+        "slow_send_rate": 0.1,
+        "garbage_rate": 0.2,
+        "garbage_kinds": ["empty", "truncated"],
+        "garbage_before_rate": 0.05,
+    }
+    assert admin(http, sim, "faults", **ambiguous).status_code == 200
+    assert sim.state.faults == FaultConfig(**ambiguous)
+    snapshot = http.get(f"{sim.admin_url}/state", timeout=5).json()["faults"]
+    assert {k: snapshot[k] for k in ambiguous} == ambiguous
+    for bad in (["empty", "gibberish"], [], "empty"):
+        answer = admin(http, sim, "faults", garbage_kinds=bad)
+        assert (answer.status_code, answer.json()["success"]) == (400, False), bad
+    assert "gibberish" in admin(http, sim, "faults", garbage_kinds=["gibberish"]).json()["message"]
+    assert sim.state.faults == FaultConfig(**ambiguous)
+    assert admin(http, sim, "faults").status_code == 200
+    assert sim.state.faults.garbage_kinds == list(GARBAGE_KINDS)
+
+
 # --- admin endpoints --------------------------------------------------------------------------
 
 
@@ -715,6 +948,52 @@ def test_cli_prints_its_url_and_stops_on_sigterm(given_key: str | None) -> None:
         assert given_key not in line + out + err
     else:
         assert DEFAULT_API_KEY in err and "default" in err
+
+
+@pytest.mark.slow
+def test_cli_sets_the_ambiguous_faults() -> None:
+    flags = "--status-lag-s 30 --hide-scheduled --slow-send-s 2.5 --slow-send-rate 0.25"
+    flags += " --garbage-rate 0.5 --garbage-kinds html502,empty --garbage-before-rate 0.125"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smspartner.simulator", "--port", "0", *flags.split()],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        match = re.fullmatch(
+            r"SMS Partner simulator listening on (http://127\.0\.0\.1:\d+)/v1", line
+        )
+        assert match, line
+        faults = requests.get(f"{match.group(1)}/_sim/state", timeout=5).json()["faults"]
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert faults == {
+        **asdict(FaultConfig()),
+        "status_lag_s": 30,
+        "hide_scheduled": True,
+        "slow_send_s": 2.5,
+        "slow_send_rate": 0.25,
+        "garbage_rate": 0.5,
+        "garbage_kinds": ["html502", "empty"],
+        "garbage_before_rate": 0.125,
+    }
+
+
+def test_cli_rejects_unknown_garbage_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0", "--garbage-kinds", "empty,bogus"])
+    assert exited.value.code == 2
+    assert "bogus" in capsys.readouterr().err
 
 
 def test_state_snapshot_is_json(sim: SimulatorServer) -> None:

@@ -1,0 +1,233 @@
+"""What one answer to a send proves: accepted, refused, or unknown (it may have landed).
+
+A POST that reached the gateway may have been acted on whatever came back, so an answer is
+evidence only for what it says for certain:
+
+- **accepted**: a well-formed JSON object with ``success`` true, no error code, and the
+  ``message_id`` the API documents for every accepted send;
+- **refused**: a well-formed JSON object with ``success`` false and a code the API documents,
+  an HTTP 429, or a connection that was never established (refused, DNS, connect timeout, TLS
+  handshake failure): nothing landed, it may be sent again;
+- **unknown**: everything else - a read timeout, a connection lost after the request went out,
+  any 5xx, a redirect, a body that is not the JSON the API documents (HTML, empty, truncated,
+  too large, not an object, ``success`` missing), an undocumented code, a success without its
+  message id. It may have landed: only the status endpoints, after a settle time, can say.
+
+``classify`` is the one place that decides; it is pure (an ``Exchange`` in, a ``SendOutcome``
+out) and tested as a table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from smspartner.errors import mask_phone_numbers
+
+__all__ = [
+    "ACCOUNT_CODES",
+    "SEND_CODES",
+    "Exchange",
+    "Kind",
+    "Refusal",
+    "SendOutcome",
+    "classify",
+]
+
+
+class Kind(StrEnum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+
+class Refusal(StrEnum):
+    """Why nothing landed, as far as the caller must act differently."""
+
+    ACCOUNT = "account"  # key missing/wrong, account disabled/blocked, API or IP not allowed
+    CREDITS = "credits"  # code 11
+    RATE_LIMITED = "rate_limited"  # HTTP 429
+    NOT_CONNECTED = "not_connected"  # the request never left this machine
+    SLOT = "slot"  # codes 22/23: the gateway refuses this hour or day
+    CONTENT = "content"  # code 9 and every other documented per-request code
+
+
+# smspartner-api.md section 12, "SMS sending" (992 is a stray line of the docs, kept: it
+# refuses the sender, it does not accept anything).
+SEND_CODES: Final = frozenset(
+    {1, 2, 4, 9, 10, 11, 13, 14, 15, 20, 22, 23, 30, 40, 42, 43, 44, 45, 46, 47, 48, 49, 50}
+    | {51, 52, 55, 90, 96, 500, 992}
+)
+# Codes after which no send of this account can succeed: the campaign stops.
+ACCOUNT_CODES: Final = frozenset({1, 10, 20, 30, 40, 96})
+_SLOT_CODES: Final = frozenset({22, 23})
+_MAX_REASON: Final = 200
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What one HTTP request produced, before any reading of its meaning.
+
+    ``status`` is None when no HTTP answer came; ``connected`` is False only when the request
+    certainly never left (no connection was established); ``failure`` says what went wrong on
+    the wire (timeout, reset, body too large or too slow), in one line without the key.
+    """
+
+    status: int | None
+    content: bytes = b""
+    retry_after: float | None = None
+    connected: bool = True
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    kind: Kind
+    reason: str  # one line for people: masked numbers, never the key
+    refusal: Refusal | None = None
+    code: int | None = None
+    http_status: int | None = None
+    message_id: int | None = None
+    nb_sms: int | None = None
+    cost: float | None = None
+    currency: str | None = None
+    scheduled: str | None = None
+    errors: tuple[tuple[str, str], ...] = ()  # the validation list, unmasked, for code 9
+    retry_after: float | None = None
+
+
+def classify(exchange: Exchange) -> SendOutcome:
+    """Decide what an answer to ``POST sondage/to/send`` proves."""
+    status = exchange.status
+    if status is None or exchange.failure:
+        if not exchange.connected:
+            return _refused(Refusal.NOT_CONNECTED, exchange.failure or "could not connect")
+        return _unknown(exchange.failure or "no answer", status)
+    if status == 429:
+        return SendOutcome(
+            Kind.REFUSED,
+            "HTTP 429, rate limited",
+            Refusal.RATE_LIMITED,
+            http_status=429,
+            retry_after=exchange.retry_after,
+        )
+    if status >= 500:
+        return _unknown(f"HTTP {status}", status)
+    if not 200 <= status < 500 or 300 <= status < 400:
+        return _unknown(f"HTTP {status}", status)
+    body = _json_object(exchange.content)
+    if body is None:
+        what = "an empty answer" if not exchange.content.strip() else "an answer that is not JSON"
+        return _unknown(f"HTTP {status} with {what}", status)
+    success = body.get("success")
+    code = _as_int(body.get("code"))
+    if success is True and 200 <= status < 300 and code in (None, 200):
+        message_id = _as_int(_first(body, "message_id", "messageId"))
+        if message_id is None or message_id <= 0:
+            return _unknown(f"HTTP {status}: success without a message id", status)
+        scheduled = body.get("scheduledDeliveryDate")
+        return SendOutcome(
+            Kind.ACCEPTED,
+            "accepted",
+            http_status=status,
+            message_id=message_id,
+            nb_sms=_as_int(_first(body, "nb_sms", "nbSMS", "nbSms")),
+            cost=_as_float(body.get("cost")),
+            currency=str(body["currency"]) if body.get("currency") else None,
+            scheduled=str(scheduled) if scheduled else None,
+        )
+    if success is not False or code is None or code not in SEND_CODES:
+        return _unknown(f"HTTP {status}: not an answer the API documents (code {code})", status)
+    errors = _error_list(body)
+    text = f"code {code}"
+    message = body.get("message")
+    if message:
+        text += f": {message}"
+    if errors:
+        text += f"; {errors[0][0]}: {errors[0][1]}"
+    if code in ACCOUNT_CODES:
+        refusal = Refusal.ACCOUNT
+    elif code == 11:
+        refusal = Refusal.CREDITS
+    elif code in _SLOT_CODES:
+        refusal = Refusal.SLOT
+    else:
+        refusal = Refusal.CONTENT
+    return SendOutcome(
+        Kind.REFUSED, _line(text), refusal, code=code, http_status=status, errors=tuple(errors)
+    )
+
+
+def _refused(refusal: Refusal, reason: str) -> SendOutcome:
+    return SendOutcome(Kind.REFUSED, _line(reason), refusal)
+
+
+def _unknown(reason: str, status: int | None) -> SendOutcome:
+    return SendOutcome(Kind.UNKNOWN, _line(reason), http_status=status)
+
+
+def _line(text: str) -> str:
+    text = mask_phone_numbers(" ".join(str(text).split()))
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(content.decode("utf-8-sig")) if content.strip() else None
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: not an answer
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if mapping.get(key) is not None:
+            return mapping[key]
+    return None
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.lstrip("-").isdigit():
+        return int(text)
+    return None
+
+
+def _as_float(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().replace(",", "."))
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _error_list(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    raw = _first(body, "error", "errors")
+    if isinstance(raw, Mapping):
+        return [(str(k), str(v)) for k, v in raw.items()]
+    if not isinstance(raw, list):
+        return []
+    found: list[tuple[str, str]] = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            found.append((str(item.get("elementId", "")), str(item.get("message", ""))))
+        elif item is not None:
+            found.append(("", str(item)))
+    return found
