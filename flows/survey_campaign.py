@@ -297,8 +297,8 @@ def prepare_task(
         if isinstance(found, Problem):
             return found
         global_limit_is_rate = found
-    ledger = shared_ledger(ledger_url, outage=limits.ledger_outage_seconds)
     try:
+        ledger = shared_ledger(ledger_url, outage=limits.ledger_outage_seconds)
         for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
             existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
             planned, plan, decisions = _plan(

@@ -359,6 +359,14 @@ def _system_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _not_before(moment: datetime) -> datetime:
+    """``moment`` rounded up to the second: MariaDB keeps whole seconds, and a doubt must never
+    be recorded as starting earlier than it did."""
+    if moment.microsecond == 0:
+        return moment
+    return moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes even for timezone=True columns; we only store UTC.
     if value is not None and value.tzinfo is None:
@@ -684,7 +692,7 @@ class Ledger:
                 "new_owner": owner,
                 "token": token,
                 "at": now,
-                "doubt_from": now + ends_within,
+                "doubt_from": _not_before(now + ends_within),
                 "per_recipient": cost_per_recipient,
             }
             with self._write() as conn:
@@ -735,7 +743,7 @@ class Ledger:
                     failed = {"state": FAILED, "reason": refusal[0], "detail": refusal[1]}
                     refused = self._update(conn, key, {**failed, "updated_at": now})
                     return Claim(refused, ClaimAction.SKIP)
-            doubt_from = now + ends_within
+            doubt_from = _not_before(now + ends_within)
             if action is ClaimAction.RECONCILE:
                 # A send of an earlier claim may have landed: it ended when recorded, or at the
                 # latest when its holder would have given up; the oldest rows lack the column.
@@ -793,6 +801,8 @@ class Ledger:
             values["numbers"] = ",".join(values["numbers"])
         if "refused" in values and not isinstance(values["refused"], str):
             values["refused"] = json.dumps(values["refused"]) if values["refused"] else None
+        if values.get("doubt_from") is not None:
+            values["doubt_from"] = _not_before(values["doubt_from"])
         values["updated_at"] = self.now()
         with self._write() as conn:
             return self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
@@ -856,7 +866,7 @@ class Ledger:
             "updated_at": self.now(),
         }
         if doubt_from is not None:
-            values["doubt_from"] = doubt_from
+            values["doubt_from"] = _not_before(doubt_from)
         with self._write() as conn:
             return self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
 

@@ -378,6 +378,8 @@ def settle_deferred(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while waiting:
             moment = now()
+            if moment > until:
+                break
             due = sorted(i for i, at in waiting.items() if at <= moment)
             if not due:
                 first = min(waiting.values())

@@ -213,6 +213,7 @@ def test_two_campaigns_started_together_text_a_shared_person_once(
     shared = mobiles(1500)
     lists = {"left": shared + mobiles(500, 5000), "right": mobiles(500, 8000) + shared}
     simulator.state.faults = FaultConfig(latency_ms=20)
+    simulator.state.stop_rate = 0.0  # no STOP replies: a reply would opt a shared person out
     csvs = {cid: csv_of(campaign_env / f"{cid}.csv", nums) for cid, nums in lists.items()}
     procs = {cid: _cli(campaign_env, simulator, csvs[cid], cid, ledger_url) for cid in lists}
     summaries = {}
