@@ -313,7 +313,8 @@ def prepare_task(
         # The report covers the campaign as a whole: credits as they were before its first run.
         first_credits = credits.balance
         if existing:
-            first_credits = ledger.credits_before(campaign_id) or credits.balance
+            recorded = ledger.credits_before(campaign_id)
+            first_credits = credits.balance if recorded is None else recorded
             if not dry_run:
                 ledger.extend_plan(campaign_id, plan)
                 ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may be back)

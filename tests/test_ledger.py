@@ -231,3 +231,161 @@ def test_the_frequency_cap_compares_instants_whatever_the_time_zone(ledger: lg.L
     assert ledger.recently_texted([number], since=just_before, exclude_campaign="x") == {number}
     assert ledger.recently_texted([number], since=just_after, exclude_campaign="x") == set()
     assert ledger.campaigns_texted_since(just_before) == ["tz"]
+
+
+# -- the claim decision, as a table ---------------------------------------------------------------
+
+A = lg.ClaimAction
+
+
+@pytest.mark.parametrize(
+    ("state", "same_claim", "holder_alive", "halted", "expected"),
+    [
+        (lg.SENT, False, False, False, A.SKIP),
+        (lg.SENT, False, False, True, A.SKIP),
+        (lg.CANCELLED, False, True, False, A.SKIP),
+        (lg.SENDING, True, True, False, A.SEND),  # our own claim, its commit lost, retried
+        (lg.SENDING, False, True, False, A.BUSY),  # another live run holds it
+        (lg.SENDING, False, False, False, A.RECONCILE),  # its holder died: it may have landed
+        (lg.SENDING, False, False, True, A.RECONCILE),  # halted, but it may have landed
+        (lg.IN_DOUBT, False, False, False, A.RECONCILE),
+        (lg.IN_DOUBT, False, False, True, A.RECONCILE),
+        (lg.PENDING, False, False, False, A.SEND),
+        (lg.FAILED, False, False, False, A.SEND),  # nothing landed: a rerun sends it
+        (lg.PENDING, False, False, True, A.SKIP),  # a halted campaign takes no new chunk
+        (lg.FAILED, False, False, True, A.SKIP),
+    ],
+)
+def test_decide_claim_over_every_state(
+    state: str, same_claim: bool, holder_alive: bool, halted: bool, expected: lg.ClaimAction
+) -> None:
+    got = lg.decide_claim(state, same_claim=same_claim, holder_alive=holder_alive, halted=halted)
+    assert got is expected
+
+
+@pytest.mark.parametrize(
+    ("spent", "mine", "reserve", "max_cost", "credits", "reason"),
+    [
+        (0.0, 0.0, 1.0, None, None, None),
+        (1.0, 0.0, 1.0, 2.0, None, None),  # exactly at the cap is allowed
+        (1.5, 0.0, 1.0, 2.0, None, "budget_exceeded"),
+        (0.0, 4.0, 1.0, None, 5.0, None),
+        (0.0, 4.5, 1.0, None, 5.0, "insufficient_credits"),
+        (9.0, 0.5, 1.0, 20.0, 5.0, None),  # earlier runs' spending is not this run's credits
+        (19.5, 4.5, 1.0, 20.0, 5.0, "budget_exceeded"),  # the cap is said first
+    ],
+)
+def test_budget_refusal_table(
+    spent: float,
+    mine: float,
+    reserve: float,
+    max_cost: float | None,
+    credits: float | None,
+    reason: str | None,
+) -> None:
+    got = lg.budget_refusal(
+        spent=spent, mine=mine, reserve=reserve, max_cost=max_cost, credits=credits
+    )
+    assert (got[0] if got else None) == reason
+
+
+def _db_error(kind: type[Exception], text: str, invalidated: bool = False) -> Exception:
+    from sqlalchemy.exc import DBAPIError
+
+    error = kind("SELECT 1", {}, Exception(text))
+    if isinstance(error, DBAPIError):
+        error.connection_invalidated = invalidated
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        ("operational: connection refused", True),
+        ("operational: server closed the connection unexpectedly", True),
+        ("operational: database is locked", True),
+        ("interface: connection already closed", True),
+        ("dbapi invalidated", True),
+        ("operational: attempt to write a readonly database", False),
+        ("operational: no such table: chunks", False),
+        ("database: file is not a database", False),
+        ("integrity: duplicate key", False),
+        ("programming: syntax error", False),
+        ("value error", False),
+    ],
+)
+def test_is_outage_table(error: str, outage: bool) -> None:
+    from sqlalchemy import exc
+
+    kind, _, text = error.partition(": ")
+    built: Exception = {
+        "operational": lambda: _db_error(exc.OperationalError, text),
+        "interface": lambda: _db_error(exc.InterfaceError, text),
+        "dbapi invalidated": lambda: _db_error(exc.DBAPIError, "gone", invalidated=True),
+        "database": lambda: _db_error(exc.DatabaseError, text),
+        "integrity": lambda: _db_error(exc.IntegrityError, text),
+        "programming": lambda: _db_error(exc.ProgrammingError, text),
+        "value error": lambda: ValueError("x"),
+    }[kind]()
+    assert lg.is_outage(built) is outage
+
+
+def test_a_retried_claim_whose_commit_was_lost_is_recognised_as_ours(ledger: lg.Ledger) -> None:
+    ledger.create_plan("token", "survey", plan(1))
+    owner = lg.owner_token("t")
+    kwargs = {
+        "cost_per_recipient": 0.05,
+        "max_cost": 10.0,  # the locked path
+        "credits": None,
+        "cap_days": 0,
+        "ends_within": timedelta(minutes=2),
+    }
+    first = ledger._claim("token", 0, owner, "tok-1", **kwargs)  # type: ignore[arg-type]
+    again = ledger._claim("token", 0, owner, "tok-1", **kwargs)  # type: ignore[arg-type]
+    other = ledger._claim("token", 0, owner, "tok-2", **kwargs)  # type: ignore[arg-type]
+    assert (first.action, again.action, other.action) == (A.SEND, A.SEND, A.RECONCILE)
+
+
+def test_the_cap_is_reserved_at_claim_and_given_back_when_nothing_landed(
+    ledger: lg.Ledger,
+) -> None:
+    shared = ("+33611000001", "+33611000002")
+    ledger.create_plan("first", "s", [lg.ChunkPlan(0, "FR", None, (*shared, "+33611000003"))])
+    ledger.create_plan("second", "s", [lg.ChunkPlan(0, "FR", None, (*shared, "+33611000004"))])
+    one = ledger.claim("first", 0, lg.owner_token("a"), cost_per_recipient=0.05, cap_days=30)
+    assert one.chunk.numbers == (*shared, "+33611000003") and one.reserved
+    # the first campaign has not even sent yet: its reservation holds the shared people
+    two = ledger.claim("second", 0, lg.owner_token("b"), cost_per_recipient=0.05, cap_days=30)
+    assert two.chunk.numbers == ("+33611000004",)
+    assert set(two.chunk.held) == set(shared) and set(two.chunk.held.values()) == {"first"}
+    # the first campaign's chunk certainly did not land: the people are free again
+    ledger.mark_failed("first", 0, "gateway_error", "code 9: survey unknown")
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert ledger.recently_texted(shared, since=since, exclude_campaign="third") == set()
+    assert ledger.recently_texted(["+33611000004"], since=since, exclude_campaign="x") == {
+        "+33611000004"
+    }
+
+
+def test_an_old_ledger_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # the chunks table as the previous version created it
+        db.execute(
+            "CREATE TABLE chunks (campaign_id VARCHAR(120), chunk_index INTEGER, tag VARCHAR(20),"
+            " territory VARCHAR(16), slot VARCHAR(40), numbers TEXT, refused TEXT, size INTEGER,"
+            " state VARCHAR(16), reason VARCHAR(64), detail TEXT, owner VARCHAR(200),"
+            " claimed_at DATETIME, reserved_cost FLOAT, message_id BIGINT, nb_sms INTEGER,"
+            " cost FLOAT, currency VARCHAR(8), attempts INTEGER, updated_at DATETIME,"
+            " PRIMARY KEY (campaign_id, chunk_index))"
+        )
+        db.execute(
+            "INSERT INTO chunks VALUES ('old', 0, 'abc-000000', 'FR', NULL, '+33611000001', NULL,"
+            " 1, 'in_doubt', 'in_doubt', 'lost', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1,"
+            " '2026-11-30 10:00:00')"
+        )
+    led = lg.Ledger(f"sqlite:///{path}")
+    (row,) = led.chunks("old")
+    assert row.state == lg.IN_DOUBT and row.doubt_from is None and row.held == {}
+    led.close()
