@@ -40,8 +40,10 @@ from tasks.outcomes import (
     CANCEL_OUTCOMES,
     CANCEL_TOO_LATE,
 )
+from tasks.sendcore import SendPolicy, Slot, evidence_after
 
 NOTICE = timedelta(minutes=5)
+SETTLE = SendPolicy().settle  # "not found" proves "never landed" only this long after
 
 # Actions of ``decide`` that still need the gateway or the ledger.
 ASK_GATEWAY = "ask_gateway"
@@ -115,10 +117,14 @@ def cancel_chunk(
     chunk: lg.ChunkRow,
     now: datetime,
     notice: timedelta = NOTICE,
+    settle: timedelta = SETTLE,
 ) -> ChunkCancel:
     """Decide, ask the gateway when it can still help, and record the result in the ledger.
 
     NotFound and CancelError are outcomes; any other gateway error propagates (key, network).
+    A chunk in doubt that the gateway does not show is cancelled in the ledger only once "not
+    found" proves it never landed (a settle time after its attempt, or after its slot): before
+    that it may still go out, and the ledger must not say otherwise.
     """
     decision = decide(chunk, now, notice)
     action, detail = decision.action, decision.detail
@@ -147,6 +153,13 @@ def cancel_chunk(
             entries = client.status_by_tag(chunk.tag)
         except NotFound:
             entries = []
+        doubt_from = chunk.doubt_from or chunk.updated_at or now
+        settled = now >= evidence_after(doubt_from, Slot.from_ledger(chunk.slot), settle)
+        if not entries and chunk.state == lg.IN_DOUBT and not settled:
+            return result(
+                CANCEL_NOT_FOUND,
+                "not visible at the gateway yet: it may still go out; run the cancel again later",
+            )
         if not entries:
             if chunk.state == lg.IN_DOUBT and ledger.mark_cancelled(
                 chunk.campaign_id,

@@ -272,12 +272,19 @@ def test_a_chunk_in_doubt_the_gateway_never_got_is_cancelled_in_the_ledger(
     from tasks.cancellation import cancel_chunk
 
     book = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite")
-    slot = (NOW + timedelta(days=3650)).isoformat()
+    slot = (NOW + timedelta(hours=2)).isoformat()
     assert book.create_plan("c", "s", [lg.ChunkPlan(0, "FR", slot, ("+33612345678",))])
     book.mark_in_doubt("c", 0, doubt_from=NOW, detail="connection lost")
     with SMSPartnerClient(TEST_KEY, simulator.url) as client:
-        done = cancel_chunk(client, book, book.chunk("c", 0), NOW)
+        # Before its slot, "not found" proves nothing: a scheduled send may be invisible until
+        # then, so the ledger must not say it was never sent.
+        early = cancel_chunk(client, book, book.chunk("c", 0), NOW)
+        assert (early.outcome, early.changed) == ("not_found", False)
+        assert book.chunk("c", 0).state == lg.IN_DOUBT
+        # A settle time after its slot, the gateway's "not found" shows it never landed.
+        late = NOW + timedelta(hours=2, minutes=6)
+        done = cancel_chunk(client, book, book.chunk("c", 0), late, settle=timedelta(minutes=5))
     assert (done.outcome, done.changed) == ("not_sent_cancelled", True)
     assert book.chunk("c", 0).state == lg.CANCELLED
-    assert [r["path"] for r in simulator.state.requests] == ["bulk-status-by-tag"]
+    assert [r["path"] for r in simulator.state.requests] == ["bulk-status-by-tag"] * 2
     book.close()
