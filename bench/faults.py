@@ -131,6 +131,7 @@ def main() -> None:
                     "recipients": args.recipients,
                     "first_run": "ok" if first != "failed" else "failed",
                     "texted_twice_after_first": sum(c > 1 for c in after_first.values()),
+                    "missing_after_first": sum(1 for n in numbers if n not in after_first),
                     "texted_twice_after_rerun": sum(c > 1 for c in after_rerun.values()),
                     "missing_after_rerun": sum(1 for n in numbers if n not in after_rerun),
                     "in_doubt_chunks_after_first": doubt_first,

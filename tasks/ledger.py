@@ -875,19 +875,8 @@ class Ledger:
         self, campaign_id: str, chunk_index: int, reason: str, detail: str | None
     ) -> ChunkRow:
         """Nothing of the chunk landed: it fails, and its numbers leave the frequency cap."""
-        values = {
-            "state": FAILED,
-            "reason": reason,
-            "detail": (detail or "")[:500] or None,
-            "doubt_from": None,
-            "owner": None,
-            "claim_token": None,
-            "updated_at": self.now(),
-        }
-        with self._write() as conn:
-            row = self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
-            _forget_texted(conn, campaign_id, row.numbers)
-        return row
+        detail = (detail or "")[:500] or None
+        return self._give_back(campaign_id, chunk_index, state=FAILED, reason=reason, detail=detail)
 
     @_ridden
     def set_aside(self, campaign_id: str, chunk_index: int, refused: dict[str, str]) -> ChunkRow:
@@ -909,14 +898,11 @@ class Ledger:
     @_ridden
     def release(self, campaign_id: str, chunk_index: int) -> ChunkRow:
         """Give a claim back untouched (nothing was sent), e.g. on an invalid key."""
-        values = {
-            "state": PENDING,
-            "owner": None,
-            "claim_token": None,
-            "reserved_cost": None,
-            "doubt_from": None,
-            "updated_at": self.now(),
-        }
+        return self._give_back(campaign_id, chunk_index, state=PENDING, reserved_cost=None)
+
+    def _give_back(self, campaign_id: str, chunk_index: int, **values: Any) -> ChunkRow:
+        """Nothing of the chunk landed: let the claim go and the numbers leave the cap."""
+        values.update(doubt_from=None, owner=None, claim_token=None, updated_at=self.now())
         with self._write() as conn:
             row = self._update(conn, {"cid": campaign_id, "idx": chunk_index}, values)
             _forget_texted(conn, campaign_id, row.numbers)

@@ -258,18 +258,35 @@ def _cut_when(
     return thread
 
 
+def _run_through_a_cut(
+    env_dir: Path,
+    simulator: Any,
+    pg: tuple[TcpProxy, str],
+    csv: Path,
+    cid: str,
+    *,
+    cut: float,
+    bound: float,
+) -> tuple[Any, str, str]:
+    """Run a campaign whose ledger connection is cut for ``cut`` seconds mid fan-out."""
+    proxy, url = pg
+    simulator.state.faults = FaultConfig(latency_ms=60)
+    cutter = _cut_when(simulator, proxy, after_sends=8, seconds=cut)
+    proc = _cli(env_dir, simulator, csv, cid, url, "--ledger-outage-seconds", str(bound))
+    out, err = proc.communicate(timeout=300)
+    cutter.join()
+    return proc, out, err
+
+
 @pytest.mark.slow
 def test_a_ledger_outage_of_seconds_is_ridden_through(
     campaign_env: Path, simulator: Any, pg_behind_a_proxy: tuple[TcpProxy, str]
 ) -> None:
-    proxy, url = pg_behind_a_proxy
     numbers = mobiles(4000)
     csv = csv_of(campaign_env / "r.csv", numbers)
-    simulator.state.faults = FaultConfig(latency_ms=60)
-    cutter = _cut_when(simulator, proxy, after_sends=8, seconds=4.0)
-    proc = _cli(campaign_env, simulator, csv, "outage", url, "--ledger-outage-seconds", "60")
-    out, err = proc.communicate(timeout=300)
-    cutter.join()
+    proc, out, err = _run_through_a_cut(
+        campaign_env, simulator, pg_behind_a_proxy, csv, "outage", cut=4.0, bound=60.0
+    )
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err
     assert "unreachable" in err  # one line said so
@@ -282,20 +299,17 @@ def test_a_ledger_outage_of_seconds_is_ridden_through(
 def test_a_ledger_outage_past_the_bound_stops_cleanly_and_the_rerun_texts_once(
     campaign_env: Path, simulator: Any, pg_behind_a_proxy: tuple[TcpProxy, str]
 ) -> None:
-    proxy, url = pg_behind_a_proxy
     numbers = mobiles(4000)
     csv = csv_of(campaign_env / "r.csv", numbers)
-    simulator.state.faults = FaultConfig(latency_ms=60)
-    cutter = _cut_when(simulator, proxy, after_sends=8, seconds=8.0)
-    proc = _cli(campaign_env, simulator, csv, "outage-long", url, "--ledger-outage-seconds", "2")
-    out, err = proc.communicate(timeout=300)
-    cutter.join()
+    proc, out, err = _run_through_a_cut(
+        campaign_env, simulator, pg_behind_a_proxy, csv, "outage-long", cut=8.0, bound=2.0
+    )
     assert proc.returncode != 0
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and "unreachable" in last
     assert max(texted(simulator).values()) == 1
-    rerun = _cli(campaign_env, simulator, csv, "outage-long", url)
+    rerun = _cli(campaign_env, simulator, csv, "outage-long", pg_behind_a_proxy[1])
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-3000:]
     assert json.loads(out.strip().splitlines()[-1])["sent"] == 4000
