@@ -162,7 +162,9 @@ def send_chunk_once(
             changes: dict[str, object] = {}
             if slot != state.slot:
                 changes["slot"] = slot.to_ledger()
-            if state.sends:  # a retry: it may land until this one ends, should we die meanwhile
+            if state.sends or outstanding:
+                # The ledger's doubt time is the claim's, or an earlier attempt's: this send may
+                # land until it ends, should we die meanwhile.
                 changes["doubt_from"] = now() + settings.call_deadline
             if changes:
                 ledger.update_chunk(cid, chunk_index, **changes)
