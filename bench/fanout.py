@@ -100,6 +100,12 @@ def main() -> int:
         help="the ledger's SQLAlchemy URL (default: a new SQLite file in a temporary folder)",
     )
     p.add_argument("--sequential-sample", type=int, default=50, help="chunks timed sequentially")
+    p.add_argument(
+        "--frequency-cap-days",
+        type=int,
+        default=0,
+        help="the campaign's frequency cap (0: off; on, every claim reserves under one lock)",
+    )
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
@@ -136,7 +142,7 @@ def main() -> int:
             campaign_id=f"bench-fanout-{work.name[-8:].lower()}",
             # the bench measures throughput whatever the clock says: no hold, schedule or cap
             window=DeliveryWindow(preset="af2m_2026", gateway_hold=False, allow_immediate=True),
-            limits=Limits(concurrency=args.concurrency, frequency_cap_days=0),
+            limits=Limits(concurrency=args.concurrency, frequency_cap_days=args.frequency_cap_days),
             return_state=True,
         )
         total = time.perf_counter() - started
