@@ -72,7 +72,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from tasks.outcomes import BUDGET_EXCEEDED, INSUFFICIENT_CREDITS
 
@@ -456,11 +462,20 @@ class Ledger:
         self._ride(self._set_up)
 
     def _set_up(self) -> None:
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
-        with self._write() as conn:
-            if conn.execute(_LOCK_CAP).first() is None:
-                conn.execute(insert(cap_lock).values(id=1))
+        """Tables, columns and the cap's lock row. Several workers may open a new ledger at the
+        same moment: what another one created meanwhile is not an error."""
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine)
+                _add_missing_columns(self.engine)
+                with self._write() as conn:
+                    if conn.execute(_LOCK_CAP).first() is None:
+                        conn.execute(insert(cap_lock).values(id=1))
+                return
+            except (IntegrityError, ProgrammingError):
+                if attempt == 4:
+                    raise
+                self._sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -282,7 +282,7 @@ def _run_through_a_cut(
 def test_a_ledger_outage_of_seconds_is_ridden_through(
     campaign_env: Path, simulator: Any, pg_behind_a_proxy: tuple[TcpProxy, str]
 ) -> None:
-    numbers = mobiles(4000)
+    numbers = mobiles(2500)
     csv = csv_of(campaign_env / "r.csv", numbers)
     proc, out, err = _run_through_a_cut(
         campaign_env, simulator, pg_behind_a_proxy, csv, "outage", cut=4.0, bound=60.0
@@ -291,7 +291,7 @@ def test_a_ledger_outage_of_seconds_is_ridden_through(
     assert "Traceback" not in err
     assert "unreachable" in err  # one line said so
     summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["sent"] == 4000
+    assert summary["sent"] == len(numbers)
     assert Counter(texted(simulator)) == Counter(numbers)
 
 
@@ -299,7 +299,7 @@ def test_a_ledger_outage_of_seconds_is_ridden_through(
 def test_a_ledger_outage_past_the_bound_stops_cleanly_and_the_rerun_texts_once(
     campaign_env: Path, simulator: Any, pg_behind_a_proxy: tuple[TcpProxy, str]
 ) -> None:
-    numbers = mobiles(4000)
+    numbers = mobiles(2500)
     csv = csv_of(campaign_env / "r.csv", numbers)
     proc, out, err = _run_through_a_cut(
         campaign_env, simulator, pg_behind_a_proxy, csv, "outage-long", cut=8.0, bound=2.0
@@ -312,5 +312,5 @@ def test_a_ledger_outage_past_the_bound_stops_cleanly_and_the_rerun_texts_once(
     rerun = _cli(campaign_env, simulator, csv, "outage-long", pg_behind_a_proxy[1])
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-3000:]
-    assert json.loads(out.strip().splitlines()[-1])["sent"] == 4000
+    assert json.loads(out.strip().splitlines()[-1])["sent"] == len(numbers)
     assert Counter(texted(simulator)) == Counter(numbers)
