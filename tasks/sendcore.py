@@ -20,7 +20,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from smspartner import Kind, NotFound, Refusal, SendOutcome, SMSPartnerError, StatusEntry
+from smspartner import (
+    Kind,
+    NotFound,
+    Refusal,
+    SendOutcome,
+    SMSPartnerError,
+    StatusEntry,
+    mask_phone_numbers,
+)
 from tasks.numbers import parse_loose
 from tasks.outcomes import GATEWAY_ERROR, GATEWAY_UNAVAILABLE, NO_SLOT
 
@@ -295,7 +303,8 @@ def _after_send(
         return SetAside(refused)
     if slot_refused and state.sends < policy.max_attempts:
         return Replan()
-    detail = f"code {outcome.code}: " + "; ".join(other or [outcome.reason])
+    # The chunk's detail reaches the UI (chunk table): numbers the gateway quoted are masked.
+    detail = mask_phone_numbers(f"code {outcome.code}: " + "; ".join(other or [outcome.reason]))
     return Fail(GATEWAY_ERROR, detail[:500])
 
 

@@ -623,3 +623,17 @@ def test_split_refusals(
     errors: list[tuple[str, str]], expected: tuple[dict[str, str], bool, list[str]]
 ) -> None:
     assert split_refusals(errors, NUMBERS) == expected
+
+
+def test_a_failed_chunk_s_detail_masks_the_numbers_the_gateway_quoted() -> None:
+    outcome = SendOutcome(
+        Kind.REFUSED,
+        "code 9",
+        Refusal.CONTENT,
+        code=9,
+        errors=(("children[sondageIdent].data", "unknown survey for +33699887766"),),
+    )
+    state = ChunkState(numbers=("+33611111111",), slot=AT_ONCE)
+    step = next_step(state, Sent(outcome), NOW, POLICY)
+    assert isinstance(step, Fail) and step.reason == "gateway_error"
+    assert "+33699887766" not in step.detail and "unknown survey" in step.detail
