@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 KEY = "bench-key"
 
+from bench.fanout import free_port  # noqa: E402 - after the import path is set
+
 FAULTS: dict[str, list[str]] = {
     "status lags behind lost answers": ["--drop-after-accept-rate", "0.3", "--status-lag-s", "2"],
     "slower than the read timeout": ["--slow-send-s", "2", "--slow-send-rate", "0.3"],
@@ -40,14 +42,6 @@ FAULTS: dict[str, list[str]] = {
         *("--rate-limit-rate", "0.05", "--retry-after", "0.05", "--reset-rate", "0.05"),
     ],
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def simulator(port: int, faults: list[str], recipients: int) -> subprocess.Popen[str]:

@@ -507,7 +507,7 @@ class SMSPartnerClient:
             raise ValueError("phone_number is empty")
         body = {"apiKey": self._key.get(), "phoneNumber": phone_number.strip()}
         try:
-            answer = self._call("POST", "stop-sms/add", body=body, idempotent=True)
+            answer = self._call("POST", "stop-sms/add", body=body)
         except Rejected as exc:
             if exc.code == 3:  # "already in the stop list": the state we wanted
                 return None
@@ -578,7 +578,7 @@ class SMSPartnerClient:
         if not 1 <= len(items) <= MAX_NUMBERS_PER_SEND:
             raise ValueError(f"multi_status takes 1 to {MAX_NUMBERS_PER_SEND} pairs")
         body = {"apiKey": self._key.get(), "SMSStatut_List": items}
-        return _parse_status_list(self._call("POST", "multi-status", body=body, idempotent=True))
+        return _parse_status_list(self._call("POST", "multi-status", body=body))
 
     def cancel(self, message_id: int) -> None:
         """Cancel a scheduled send (``GET message-cancel``).
@@ -597,7 +597,6 @@ class SMSPartnerClient:
         *,
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
-        idempotent: bool = True,
         cancel: bool = False,
     ) -> dict[str, Any]:
         attempt = 0
@@ -605,7 +604,7 @@ class SMSPartnerClient:
             outcome = self._attempt(method, path, params, body, cancel)
             if isinstance(outcome, dict):
                 return outcome
-            wait = self._retry_wait(outcome, attempt, idempotent)
+            wait = self._retry_wait(outcome, attempt)
             if wait is None or attempt >= self.max_retries:
                 raise outcome
             attempt += 1
@@ -620,7 +619,7 @@ class SMSPartnerClient:
             )
             self._sleep(wait)
 
-    def _retry_wait(self, error: SMSPartnerError, attempt: int, idempotent: bool) -> float | None:
+    def _retry_wait(self, error: SMSPartnerError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when this failure must not be retried here."""
         jitter = self._rng.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
         if isinstance(error, RateLimited):
@@ -628,9 +627,9 @@ class SMSPartnerClient:
                 return jitter
             return error.retry_after if error.retry_after <= self.max_backoff else None
         if isinstance(error, TransportError):
-            return jitter if idempotent or not error.may_have_landed else None
+            return jitter  # every call through here is a read: retrying it sends nothing
         if isinstance(error, ServerError):
-            return jitter if idempotent else None
+            return jitter
         return None
 
     def _attempt(

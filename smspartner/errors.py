@@ -142,15 +142,3 @@ class CancelError(SMSPartnerError):
 
 class Rejected(SMSPartnerError):
     """The gateway refused the request's content (code 9 and other per-request codes)."""
-
-    def rejected_values(self, element: str = "phoneNumbers") -> list[str]:
-        """The values quoted in parentheses by the validation messages about ``element``.
-
-        SMS Partner names the culprit like ``Invalid phone number (0612)``; this returns
-        ``["0612"]`` so the caller can drop those numbers and resend the rest.
-        """
-        found: list[str] = []
-        for element_id, text in self.errors:
-            if element in element_id:
-                found.extend(m.strip() for m in re.findall(r"\(([^()]*)\)", text))
-        return found

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY, need_server, start_cli
 from tcp_proxy import TcpProxy
+from test_faults import csv_of, mobiles
 
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
 from smspartner.simulator import FaultConfig
@@ -27,15 +28,6 @@ from tasks import ledger as lg
 
 N = 10_000
 SETTLE = 4.0  # every lag and delay below stays under it: the settle time's assumption
-
-
-def mobiles(n: int, start: int = 0) -> list[str]:
-    return [f"+3367{i:07d}" for i in range(start, start + n)]
-
-
-def csv_of(path: Path, numbers: list[str]) -> Path:
-    path.write_text("phone\n" + "\n".join(numbers) + "\n")
-    return path
 
 
 def run(

@@ -26,8 +26,8 @@ from smspartner.simulator import FaultConfig
 N = 3000
 
 
-def mobiles(n: int) -> list[str]:
-    return [f"+3367{i:07d}" for i in range(n)]
+def mobiles(n: int, start: int = 0) -> list[str]:
+    return [f"+3367{i:07d}" for i in range(start, start + n)]
 
 
 def csv_of(path: Path, numbers: list[str], extra: list[str] = ()) -> Path:  # type: ignore[assignment]
