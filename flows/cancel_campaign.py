@@ -29,17 +29,24 @@ from pydantic import Field
 from flows.follow_up import quiet_console
 from flows.survey_campaign import LEDGER_URL_ENV, Problem
 from smspartner import SMSPartnerClient, SMSPartnerError
+from smspartner.client import public_url
 from tasks import campaign as cp
 from tasks import cancellation as cx
+from tasks import i18n
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.followup import gateway_problem
+from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import CANCEL_OUTCOMES
-from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger
+from tasks.runs import masked_errors, name_this_run
+from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger, unusable_ledger
 
 
 @task(name="cancel-chunks", cache_policy=NO_CACHE)
-def cancel_task(campaign_id: str, ledger_url: str) -> list[cx.ChunkCancel] | Problem:
+@masked_errors
+def cancel_task(
+    campaign_id: str, ledger_url: str, key_block: str | None = None
+) -> list[cx.ChunkCancel] | Problem:
     """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger."""
     ledger = shared_ledger(ledger_url)
     if not ledger.campaign_exists(campaign_id):
@@ -47,13 +54,13 @@ def cancel_task(campaign_id: str, ledger_url: str) -> list[cx.ChunkCancel] | Pro
     chunks = ledger.chunks(campaign_id)
     base_url = gateway_url()
     try:
-        with SMSPartnerClient(get_api_key(), base_url) as client:
+        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             results = cx.cancel_chunks(client, ledger, chunks, datetime.now(UTC))
     except SMSPartnerError as exc:
         done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
         return Problem(
-            message=f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} chunks are "
-            "cancelled so far, run the cancel again"
+            message=f"{gateway_problem(exc, public_url(base_url))}; {done} of {len(chunks)} "
+            "chunks are cancelled so far, run the cancel again"
         )
     except CampaignStopped as exc:
         return Problem(message=str(exc))
@@ -61,15 +68,18 @@ def cancel_task(campaign_id: str, ledger_url: str) -> list[cx.ChunkCancel] | Pro
 
 
 @task(name="report-cancel", cache_policy=NO_CACHE)
-def report_task(campaign_id: str, results: list[cx.ChunkCancel]) -> dict[str, Any]:
+@masked_errors
+def report_task(
+    campaign_id: str, results: list[cx.ChunkCancel], lang: Lang = DEFAULT_LANG
+) -> dict[str, Any]:
     """cancel.json and the markdown artifact."""
     at = datetime.now(UTC)
     counts = cx.count(campaign_id, results)
     cx.write_cancel(cp.REPORTS_DIR / campaign_id, counts, results, at)
     create_markdown_artifact(
         key=rp.artifact_key(campaign_id, "cancel"),
-        markdown=cx.markdown_cancel(counts, results, at),
-        description="What cancelling the campaign did",
+        markdown=cx.markdown_cancel(counts, results, at, lang=lang),
+        description=i18n.text(lang, "artifact.cancel"),
     )
     return counts
 
@@ -79,6 +89,17 @@ def cancel_campaign(
     campaign_id: Annotated[
         str, Field(title="Campaign id", description="The campaign to call off.")
     ],
+    api_key_block: Annotated[
+        str | None,
+        Field(
+            title="SMS Partner key (Secret block)",
+            description="Name of the Prefect Secret block holding the account's API key; "
+            "empty: the worker's SMSPARTNER_API_KEY, else the default block.",
+        ),
+    ] = None,
+    lang: Annotated[
+        Lang, Field(title="Langue / Language", description="fr: français ; en: English.")
+    ] = DEFAULT_LANG,
 ) -> dict[str, Any]:
     """Cancel every scheduled chunk of a campaign that can still be cancelled."""
     logger = get_run_logger()
@@ -87,17 +108,24 @@ def cancel_campaign(
     except cp.CampaignError as exc:
         logger.error(str(exc))
         return Failed(message=str(exc))  # type: ignore[return-value]
+    name_this_run(campaign_id, "cancel")
     ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
-    results = cancel_task(campaign_id, ledger_url)
+    if broken := unusable_ledger(ledger_url):  # one line, not a traceback
+        logger.error(broken)
+        return Failed(message=broken)  # type: ignore[return-value]
+    results = cancel_task(campaign_id, ledger_url, api_key_block)
     if isinstance(results, Problem):
         logger.error(results.message)
         return Failed(message=results.message)  # type: ignore[return-value]
-    counts = report_task(campaign_id, results)
+    counts = report_task(campaign_id, results, lang)
     logger.info(
-        "cancelled %d, already cancelled %d, too late %d, already sent %d, not found %d, "
-        "never sent %d, in progress %d; %d recipients spared",
-        *(counts[o] for o in CANCEL_OUTCOMES),
-        counts["recipients_cancelled"],
+        i18n.text(
+            lang,
+            "log.cancel_summary",
+            cancelled=sum(counts[o] for o in CANCEL_OUTCOMES if o not in cx.NOT_CANCELLED),
+            not_cancelled=sum(counts[o] for o in cx.NOT_CANCELLED),
+            spared=counts["recipients_cancelled"],
+        )
     )
     return counts
 
@@ -111,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Cancel the scheduled sends of a campaign that can still be cancelled.",
     )
     parser.add_argument("--campaign-id", required=True, help="the campaign to call off")
+    parser.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
     args = parser.parse_args(argv)
     if not args.verbose:
@@ -120,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except cp.CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    state = cancel_campaign(campaign_id=args.campaign_id, return_state=True)
+    state = cancel_campaign(
+        campaign_id=args.campaign_id, api_key_block=args.api_key_block, return_state=True
+    )
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0

@@ -39,11 +39,15 @@ from flows.survey_campaign import (
     Problem,
 )
 from smspartner import SMSPartnerClient, SMSPartnerError
+from smspartner.client import public_url
 from tasks import campaign as cp
 from tasks import followup as fu
+from tasks import i18n
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.html_report import write_html_report
+from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.runs import masked_errors, name_this_run
 from tasks.sendcore import SendPolicy
 from tasks.sending import (
     CampaignStopped,
@@ -52,12 +56,14 @@ from tasks.sending import (
     get_api_key,
     settle_only,
     shared_ledger,
+    unusable_ledger,
 )
 
 
 @task(name="settle-in-doubt", cache_policy=NO_CACHE)
+@masked_errors
 def settle_in_doubt_task(
-    campaign_id: str, ledger_url: str, settle_seconds: float
+    campaign_id: str, ledger_url: str, settle_seconds: float, key_block: str | None = None
 ) -> dict[str, int] | Problem:
     """Settle the chunks a send run left in doubt, where the gateway can now tell."""
     ledger = shared_ledger(ledger_url)
@@ -79,7 +85,7 @@ def settle_in_doubt_task(
         send=SendPolicy(settle=timedelta(seconds=settle_seconds)),
     )
     try:
-        with SMSPartnerClient(get_api_key(), base_url) as client:
+        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             for chunk in doubtful:
                 result = settle_only(settings, chunk.chunk_index, client=client, ledger=ledger)
                 bucket = {lg.SENT: "confirmed_sent", lg.FAILED: "not_sent"}.get(
@@ -100,7 +106,10 @@ def settle_in_doubt_task(
 
 
 @task(name="check-delivery", cache_policy=NO_CACHE)
-def check_delivery_task(campaign_id: str, ledger_url: str) -> list[fu.ChunkDelivery] | Problem:
+@masked_errors
+def check_delivery_task(
+    campaign_id: str, ledger_url: str, key_block: str | None = None
+) -> list[fu.ChunkDelivery] | Problem:
     """Ask the gateway for the statuses of every sent chunk of the campaign."""
     ledger = shared_ledger(ledger_url)
     if not ledger.campaign_exists(campaign_id):
@@ -108,10 +117,10 @@ def check_delivery_task(campaign_id: str, ledger_url: str) -> list[fu.ChunkDeliv
     chunks = fu.chunks_to_check(ledger.chunks(campaign_id))
     base_url = gateway_url()
     try:
-        with SMSPartnerClient(get_api_key(), base_url) as client:
+        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             deliveries = fu.check_chunks(client, chunks)
     except SMSPartnerError as exc:
-        return Problem(message=fu.gateway_problem(exc, base_url))
+        return Problem(message=fu.gateway_problem(exc, public_url(base_url)))
     except CampaignStopped as exc:
         return Problem(message=str(exc))
     get_run_logger().info("%d sent chunks checked", len(deliveries))
@@ -119,6 +128,7 @@ def check_delivery_task(campaign_id: str, ledger_url: str) -> list[fu.ChunkDeliv
 
 
 @task(name="record-stops", cache_policy=NO_CACHE)
+@masked_errors
 def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
     """Add the STOP replies to the local suppression list; how many were new."""
     try:
@@ -132,32 +142,38 @@ def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
 
 
 @task(name="publish-delivery", cache_policy=NO_CACHE)
-def publish_task(result: fu.FollowUp, deliveries: list[fu.ChunkDelivery], ledger_url: str) -> str:
+@masked_errors
+def publish_task(
+    result: fu.FollowUp,
+    deliveries: list[fu.ChunkDelivery],
+    ledger_url: str,
+    lang: Lang = DEFAULT_LANG,
+) -> str:
     """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
     cid = result.campaign_id
     report_dir = cp.REPORTS_DIR / cid
     fu.write_follow_up(report_dir, result, deliveries)
     summary = fu.read_summary(report_dir, cid)
-    page = write_html_report(report_dir, summary, result.as_dict())
-    delivery_md = fu.markdown_delivery(result)
+    page = write_html_report(report_dir, summary, result.as_dict(), lang=lang)
+    delivery_md = fu.markdown_delivery(result, lang=lang)
     create_markdown_artifact(
         key=rp.artifact_key(cid, "delivery"),
         markdown=delivery_md,
-        description="Delivery statuses by territory",
+        description=i18n.text(lang, "artifact.delivery"),
     )
     if "loaded" in summary:
         rows = _rows(cid, shared_ledger(ledger_url).chunks(cid), bool(summary.get("dry_run")))
         create_markdown_artifact(
             key=rp.artifact_key(cid, "summary"),
-            markdown=rp.markdown_summary(summary, rows)
+            markdown=rp.markdown_summary(summary, rows, lang=lang)
             + "\n\n"
             + delivery_md.replace("# ", "## ", 1),
-            description="Survey campaign summary, with delivery",
+            description=i18n.text(lang, "artifact.summary_delivery"),
         )
     create_link_artifact(
         key=rp.artifact_key(cid, "report"),
         link=page.resolve().as_uri(),
-        link_text=f"Report {page}",
+        link_text=i18n.text(lang, "artifact.report_link", page=page),
     )
     return str(page)
 
@@ -197,6 +213,17 @@ def follow_up_campaign(
             "last attempt (after its slot when scheduled) and when the gateway does not know it.",
         ),
     ] = 300.0,
+    api_key_block: Annotated[
+        str | None,
+        Field(
+            title="SMS Partner key (Secret block)",
+            description="Name of the Prefect Secret block holding the account's API key; "
+            "empty: the worker's SMSPARTNER_API_KEY, else the default block.",
+        ),
+    ] = None,
+    lang: Annotated[
+        Lang, Field(title="Langue / Language", description="fr: français ; en: English.")
+    ] = DEFAULT_LANG,
 ) -> dict[str, Any]:
     """Read delivery statuses for sent campaigns, report them and suppress STOP replies.
 
@@ -207,8 +234,12 @@ def follow_up_campaign(
     """
     logger = get_run_logger()
     ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    if broken := unusable_ledger(ledger_url):  # one line, not a traceback
+        logger.error(broken)
+        return Failed(message=broken)  # type: ignore[return-value]
     if campaign_id:
-        outcome = _follow_one(campaign_id, ledger_url, settle_seconds)
+        name_this_run(campaign_id, "follow-up")
+        outcome = _follow_one(campaign_id, ledger_url, settle_seconds, api_key_block, lang)
         if isinstance(outcome, Problem):
             logger.error(outcome.message)
             return Failed(message=outcome.message)  # type: ignore[return-value]
@@ -218,7 +249,7 @@ def follow_up_campaign(
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for cid in campaigns:  # one campaign's failure must not hide the others' statuses
-        outcome = _follow_one(cid, ledger_url, settle_seconds)
+        outcome = _follow_one(cid, ledger_url, settle_seconds, api_key_block, lang)
         if isinstance(outcome, Problem):
             logger.error("%s: %s", cid, outcome.message)
             problems[cid] = outcome.message
@@ -233,7 +264,11 @@ def follow_up_campaign(
 
 
 def _follow_one(
-    campaign_id: str, ledger_url: str, settle_seconds: float
+    campaign_id: str,
+    ledger_url: str,
+    settle_seconds: float,
+    key_block: str | None = None,
+    lang: Lang = DEFAULT_LANG,
 ) -> dict[str, Any] | Problem:
     """One campaign: chunks in doubt, statuses, STOP replies, new report and artifacts."""
     logger = get_run_logger()
@@ -243,10 +278,10 @@ def _follow_one(
         return Problem(message=str(exc))
     if not shared_ledger(ledger_url).campaign_exists(campaign_id):
         return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
-    doubt = settle_in_doubt_task(campaign_id, ledger_url, settle_seconds)
+    doubt = settle_in_doubt_task(campaign_id, ledger_url, settle_seconds, key_block)
     if isinstance(doubt, Problem):
         return doubt
-    deliveries = check_delivery_task(campaign_id, ledger_url)
+    deliveries = check_delivery_task(campaign_id, ledger_url, key_block)
     if isinstance(deliveries, Problem):
         return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
@@ -256,16 +291,19 @@ def _follow_one(
     if isinstance(added, Problem):
         return added
     result.stop_added = added
-    publish_task(result, deliveries, ledger_url)
+    publish_task(result, deliveries, ledger_url, lang)
     counts = result.as_counts()
     logger.info(
-        "%s: delivered %d, not delivered %d, waiting %d, other %d; %d STOP added",
-        campaign_id,
-        counts["delivered"],
-        counts["not_delivered"],
-        counts["waiting"],
-        counts["other"],
-        added,
+        i18n.text(
+            lang,
+            "log.follow_up_summary",
+            campaign=campaign_id,
+            delivered=counts["delivered"],
+            not_delivered=counts["not_delivered"],
+            waiting=counts["waiting"],
+            other=counts["other"],
+            stops=added,
+        )
     )
     return counts
 
@@ -290,12 +328,14 @@ def main(argv: list[str] | None = None) -> int:
         default=300.0,
         help="a chunk in doubt counts as not sent only this long after its last attempt",
     )
+    parser.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
+    parser.add_argument("--lang", choices=["fr", "en"], default="fr", help="report language")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_console()
     try:
-        if args.campaign_id:
+        if args.campaign_id is not None:  # an empty id is a mistake, not "a new campaign"
             cp.validate_campaign_id(args.campaign_id)
         if not 1 <= args.since_days <= 60:
             raise cp.CampaignError("--since-days must be between 1 and 60")
@@ -306,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         campaign_id=args.campaign_id,
         since_days=args.since_days,
         settle_seconds=args.settle_seconds,
+        api_key_block=args.api_key_block,
+        lang=args.lang,
         return_state=True,
     )
     if state.is_completed():

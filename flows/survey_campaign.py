@@ -37,18 +37,31 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.runtime import task_run
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
+from smspartner.client import public_url
+from smspartner.errors import mask_phone_numbers
+from tasks import approval as approve
 from tasks import campaign as cp
+from tasks import dburl, i18n
 from tasks import ledger as lg
 from tasks import reporting as rp
+from tasks.alerts import emit_campaign_outcome
 from tasks.html_report import write_html_report
-from tasks.recipients import RecipientsError, find_phone_column, load_number_list, load_recipients
+from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.recipients import (
+    RecipientsError,
+    find_phone_column,
+    load_recipients,
+    load_suppression_list,
+)
+from tasks.runs import cancel_link, masked_errors, name_this_run
 from tasks.sendcore import SendPolicy
 from tasks.sending import (
+    SECRET_BLOCK,
     CampaignStopped,
     ChunkResult,
     SendSettings,
@@ -63,6 +76,14 @@ from tasks.sending import (
 from tasks.slots import WindowPolicy
 
 DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
+# Secrets a command-line run took out of --db-url, for its own process only (never a parameter).
+DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # noqa: S105 - a variable name
+# The form refuses a URL with a password before Prefect stores it: "user:pass@" or "?password=".
+_URL_WITHOUT_CREDENTIALS = (
+    r"^(?![^?#]*://[^/?#@]*:[^/?#@]*@)"
+    r"(?!.*[?&;]([Pp][Aa][Ss][Ss]([Ww]([Oo][Rr])?[Dd])?|[Pp][Ww][Dd]|[Ss][Ss][Ll][Pp][Aa][Ss][Ss]"
+    r"[Ww][Oo][Rr][Dd]|[Ss][Ee][Cc][Rr][Ee][Tt])=)"
+)
 LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
 SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
 DEFAULT_SUPPRESSION = "data/state/suppression.csv"
@@ -76,6 +97,9 @@ class SourceKind(StrEnum):
 
 class RecipientSource(BaseModel):
     """Where the recipients come from."""
+
+    # A rejected URL must not be echoed into the run's state message (it may hold a password).
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kind: SourceKind = Field(
         SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database."
@@ -91,8 +115,16 @@ class RecipientSource(BaseModel):
     db_url: str | None = Field(
         None,
         title="Database URL",
-        description="SQLAlchemy URL without password (sql), e.g. postgresql://user@host/db. "
-        f"The password comes from the worker's {DB_PASSWORD_ENV} environment variable.",
+        description="SQLAlchemy URL WITHOUT password (sql), e.g. postgresql://user@host/db. "
+        "The password comes from the Secret block named below, else from the worker's "
+        f"{DB_PASSWORD_ENV} environment variable. A URL holding a password is refused.",
+        json_schema_extra={"pattern": _URL_WITHOUT_CREDENTIALS},
+    )
+    credentials_block: str | None = Field(
+        None,
+        title="Database password (Secret block)",
+        description="Name of a Prefect Secret block holding the database password (sql); "
+        f"empty: the worker's {DB_PASSWORD_ENV}.",
     )
     query: str | None = Field(
         None, title="SQL query or table", description="A SELECT statement or a table name (sql)."
@@ -100,6 +132,20 @@ class RecipientSource(BaseModel):
     phone_column: str | None = Field(
         None, title="Phone column", description="Column holding the numbers; empty to detect it."
     )
+
+    @field_validator("db_url")
+    @classmethod
+    def _no_secret_in_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        public, secrets = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
+        if secrets:
+            raise ValueError(
+                f"the database URL holds a password ({dburl.mask(value)}): Prefect would store "
+                "and show it; put it in a Secret block (credentials_block) or the worker's "
+                f"{DB_PASSWORD_ENV}"
+            )
+        return public
 
 
 class WindowPreset(StrEnum):
@@ -249,11 +295,12 @@ def _gateway_problem(exc: SMSPartnerError, base_url: str) -> Problem:
     if isinstance(exc, AuthError):
         return Problem(message=f"the gateway refused the API key (code {exc.code})")
     if isinstance(exc, TransportError):
-        return Problem(message=f"gateway unreachable at {base_url}: {exc}")
+        return Problem(message=f"gateway unreachable at {public_url(base_url)}: {exc}")
     return Problem(message=f"gateway error: {exc}")
 
 
 @task(name="prepare-campaign", cache_policy=NO_CACHE)
+@masked_errors
 def prepare_task(
     campaign_id: str,
     survey_id: str,
@@ -263,8 +310,13 @@ def prepare_task(
     ledger_url: str,
     suppression_list: str | None,
     dry_run: bool,
+    approval: tuple[float | None, int | None] | None = None,
+    key_block: str | None = None,
+    resume_changed_input: bool = False,
+    run: str = "",
 ) -> cp.Prepared | Problem:
-    """Load, clean, suppress and plan; write the plan to the ledger (not in a dry run)."""
+    """Load, clean, suppress and plan; write the plan to the ledger (not in a dry run, nor when
+    the plan passes an ``approval`` threshold (cost, recipients): then nothing is written)."""
     logger = get_run_logger()
     now = datetime.now(UTC)
     base_url = gateway_url()
@@ -278,12 +330,23 @@ def prepare_task(
         df = _load(source)
         column = find_phone_column(list(df.columns), source.phone_column)
         rows = cp.clean_rows(df, column, allow_foreign=window.allow_foreign)
-        local = cp.normalise_list(load_number_list(suppression_list)) if suppression_list else set()
+        fingerprint = cp.input_fingerprint(df)
+        listed = load_suppression_list(suppression_list) if suppression_list else None
     except (RecipientsError, cp.CampaignError) as exc:
         return Problem(message=str(exc))
+    local: set[str] = set(listed.numbers) if listed else set()
+    if listed:
+        logger.info(
+            "suppression list %s: %d entries read, %d used, %d unreadable (column %s)",
+            suppression_list,
+            listed.read,
+            listed.used,
+            listed.unreadable,
+            listed.column or "-",
+        )
     logger.info("loaded %d rows; phone column %r", len(rows), column)
     try:
-        with SMSPartnerClient(get_api_key(), base_url) as client:
+        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             credits = client.credits()
             stop = cp.normalise_list(e.phone_number for e in client.stop_list())
     except SMSPartnerError as exc:
@@ -291,22 +354,47 @@ def prepare_task(
     except CampaignStopped as exc:
         return Problem(message=str(exc))
 
+    for folder in (cp.REPORTS_DIR / campaign_id, cp.state_dir(campaign_id)):
+        if why := cp.unwritable(folder):
+            return Problem(message=f"{why}; nothing was sent")
     global_limit_is_rate = False
     if limits.global_limit:
         found = _global_limit(limits.global_limit)
         if isinstance(found, Problem):
             return found
         global_limit_is_rate = found
+    held: list[str] = []
     try:
         ledger = shared_ledger(ledger_url, outage=limits.ledger_outage_seconds)
+        refused = cp.binding_problem(
+            campaign_id,
+            ledger.binding(campaign_id),
+            survey_id,
+            fingerprint,
+            resume_changed_input,
+        )
+        if refused:
+            return Problem(message=refused)
         for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
             existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
             planned, plan, decisions = _plan(
                 rows.copy(), existing, stop | local, ledger, campaign_id, window, limits, now
             )
-            if dry_run or existing:
+            if approval and not dry_run:
+                held = approve.reasons(
+                    _left_to_send(existing, plan),
+                    _left_to_send(existing, plan) * limits.cost_per_sms,
+                    *approval,
+                )
+            if dry_run or held or existing:
                 break
-            if ledger.create_plan(campaign_id, survey_id, plan, credits_before=credits.balance):
+            if ledger.create_plan(
+                campaign_id,
+                survey_id,
+                plan,
+                credits_before=credits.balance,
+                fingerprint=fingerprint,
+            ):
                 break
         else:
             return Problem(message="could not write the campaign's plan to the ledger")
@@ -315,9 +403,10 @@ def prepare_task(
         if existing:
             recorded = ledger.credits_before(campaign_id)
             first_credits = credits.balance if recorded is None else recorded
-            if not dry_run:
+            if not dry_run and not held:
                 ledger.extend_plan(campaign_id, plan)
                 ledger.clear_halt(campaign_id)  # a rerun is a new chance (credits may be back)
+                ledger.bind_input(campaign_id, fingerprint)
     except lg.LedgerUnavailable as exc:
         return Problem(message=str(exc))
     explanations = {t: d.explanation for t, d in decisions.items()}
@@ -325,18 +414,24 @@ def prepare_task(
         logger.info("%s: %s", t, why)
     prepared = cp.Prepared(
         campaign_id=campaign_id,
-        rows_path=cp.save_rows(planned, campaign_id),
+        rows_path=cp.save_rows(planned, campaign_id, run),
         source_columns=list(df.columns),
         chunk_indices=[],
         decisions=explanations,
         credits_before=first_credits,
         credits_now=credits.balance,
         currency=credits.currency or "EUR",
-        dry_run=dry_run,
+        dry_run=dry_run or bool(held),
         global_limit_is_rate=global_limit_is_rate,
+        approval_reasons=held,
     )
-    if dry_run:
+    if dry_run or held:
+        # What would be sent: the chunks planned now and those earlier runs left unsent.
         prepared.dry_plan = [
+            {"index": c.chunk_index, "territory": c.territory, "slot": c.slot, "size": c.size}
+            for c in existing
+            if held and c.state not in (lg.SENT, lg.CANCELLED)
+        ] + [
             {
                 "index": c.chunk_index,
                 "territory": c.territory,
@@ -345,6 +440,7 @@ def prepare_task(
             }
             for c in plan
         ]
+        prepared.to_send = _left_to_send(existing, plan)
         return prepared
     # What is left to send: earlier runs' unfinished chunks and the ones planned now (no need to
     # read every chunk's numbers back from the ledger).
@@ -354,6 +450,11 @@ def prepare_task(
     prepared.to_send = sum(size for _, size in left)
     logger.info("%d chunks to send", len(prepared.chunk_indices))
     return prepared
+
+
+def _left_to_send(existing: list[lg.ChunkRow], plan: list[lg.ChunkPlan]) -> int:
+    unsent = sum(c.size for c in existing if c.state not in (lg.SENT, lg.CANCELLED))
+    return unsent + sum(len(c.numbers) for c in plan)
 
 
 def _plan(
@@ -367,6 +468,8 @@ def _plan(
     now: datetime,
 ) -> tuple[Any, list[lg.ChunkPlan], dict[str, Any]]:
     """Suppress and plan the rows that no earlier run of this campaign planned."""
+    # A purged campaign's chunks hold pseudonyms: give back the numbers of this input.
+    existing = ledger.reidentify(existing, rows[cp.E164])
     # Numbers an earlier run planned keep that run's plan and outcome.
     known = {n for c in existing for n in (*c.numbers, *c.refused)}
 
@@ -425,26 +528,30 @@ def _load(source: RecipientSource) -> Any:
     if source.kind == SourceKind.sql:
         if not source.db_url or not source.query:
             raise cp.CampaignError("an SQL source needs a database URL and a query")
-        return load_recipients(db_url=_with_password(source.db_url), query=source.query)
+        return load_recipients(db_url=_with_password(source), query=source.query)
     if not source.path:
         raise cp.CampaignError("a file source needs a path")
     return load_recipients(path=source.path, sheet=source.sheet)
 
 
-def _with_password(url: str) -> str:
-    """Put the password back from the environment: it is never a flow parameter."""
-    password = os.environ.get(DB_PASSWORD_ENV)
-    if not password:
-        return url
-    from sqlalchemy.engine import make_url
+def _with_password(source: RecipientSource) -> str:
+    """The URL with its secrets put back, from the Secret block or this process: they are never
+    a flow parameter."""
+    url = str(source.db_url)
+    if source.credentials_block:
+        from prefect.blocks.system import Secret
 
-    try:
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - the loader reports a bad URL clearly
-        return url
-    if parsed.password:
-        return url
-    return parsed.set(password=password).render_as_string(hide_password=False)
+        try:
+            password = str(Secret.load(source.credentials_block).get())  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - any failure means "no password", said plainly
+            raise cp.CampaignError(
+                f"cannot read the Secret block {source.credentials_block!r} ({type(exc).__name__})"
+            ) from None
+        return dburl.join(url, dburl.Credentials(password=password))
+    # A password typed in --db-url (this process's own) wins over the worker's variable.
+    secrets = dburl.Credentials.from_json(os.environ.get(DB_SECRETS_ENV, "{}"))
+    fallback = secrets.password or os.environ.get(DB_PASSWORD_ENV)
+    return dburl.join(url, dburl.Credentials(password=fallback, query=secrets.query))
 
 
 def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: datetime) -> Any:
@@ -464,6 +571,7 @@ def _batch_name() -> str:
 
 
 @task(name="send-chunks", task_run_name=_batch_name, cache_policy=NO_CACHE)
+@masked_errors
 def send_chunks_task(
     settings: SendSettings,
     chunk_indices: list[int],
@@ -472,7 +580,7 @@ def send_chunks_task(
 ) -> list[ChunkResult]:
     """Send a group of chunks, one API call each, every one exactly once."""
     logger = get_run_logger()
-    client = thread_client(settings.base_url, settings.timeout)
+    client = thread_client(settings.base_url, settings.timeout, settings.key_block)
     ledger = shared_ledger(settings.ledger_url, settings.ledger_lease, settings.ledger_outage)
     results = []
     for chunk_index in chunk_indices:
@@ -517,6 +625,7 @@ def _send_one(
 
 
 @task(name="settle-in-doubt", cache_policy=NO_CACHE)
+@masked_errors
 def settle_task(
     settings: SendSettings,
     deferred: dict[int, datetime],
@@ -538,7 +647,7 @@ def settle_task(
     )
 
     def drive(index: int) -> ChunkResult:
-        client = thread_client(settings.base_url, settings.timeout)
+        client = thread_client(settings.base_url, settings.timeout, settings.key_block)
         return _send_one(
             settings, index, client, ledger, global_limit, rate_limited, logger.warning
         )
@@ -555,6 +664,7 @@ def settle_task(
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
+@masked_errors
 def report_task(
     prepared: cp.Prepared,
     survey_id: str,
@@ -564,13 +674,15 @@ def report_task(
     cost_per_sms: float,
     send_seconds: float,
     ledger_outage: float = 120.0,
+    lang: Lang = DEFAULT_LANG,
 ) -> dict[str, Any] | Problem:
     """Outcome per row, summary, files and artifacts."""
     rows = cp.load_rows(prepared.rows_path)
     chunks: list[lg.ChunkRow] = []
     if not prepared.dry_run:
         try:
-            chunks = shared_ledger(ledger_url, outage=ledger_outage).chunks(prepared.campaign_id)
+            ledger = shared_ledger(ledger_url, outage=ledger_outage)
+            chunks = ledger.reidentify(ledger.chunks(prepared.campaign_id), rows[cp.E164])
         except lg.LedgerUnavailable as exc:
             return Problem(message=str(exc))
     rows = cp.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
@@ -597,32 +709,45 @@ def report_task(
     summary["send_seconds"] = round(send_seconds, 3)
     if prepared.dry_run:
         summary["plan"] = prepared.dry_plan
-    rp.write_files(report_dir, summary, chunks, rows, prepared.source_columns)
-    page = write_html_report(report_dir, summary)
+    try:
+        with cp.folder_lock(report_dir):
+            rp.write_files(report_dir, summary, chunks, rows, prepared.source_columns)
+            page = write_html_report(report_dir, summary, lang=lang)
+    except OSError as exc:
+        return Problem(message=f"cannot write the report in {report_dir}: {exc.strerror or exc}")
+    cp.drop_run_rows(prepared.rows_path)
     cid = prepared.campaign_id
+    markdown = rp.markdown_summary(summary, rows, lang=lang)
+    if not prepared.dry_run and (link := cancel_link(cid)):
+        markdown += (
+            f"\n\n[Annuler la campagne / Cancel the campaign]({link}) : Run, "
+            f"campaign id = `{cid}` (the chunks still scheduled are called off)\n"
+        )
     create_markdown_artifact(
         key=rp.artifact_key(cid, "summary"),
-        markdown=rp.markdown_summary(summary, rows),
-        description="Survey campaign summary",
+        markdown=markdown,
+        description=i18n.text(lang, "artifact.summary"),
     )
     create_table_artifact(
         key=rp.artifact_key(cid, "chunks"),
-        table=rp.chunk_records(chunks) or [{"index": "-", "state": "nothing sent"}],
-        description="One row per API call",
+        table=rp.chunk_records(chunks)
+        or [{"index": "-", "state": i18n.text(lang, "artifact.nothing_sent")}],
+        description=i18n.text(lang, "artifact.chunks"),
     )
     create_link_artifact(
         key=rp.artifact_key(cid, "report"),
         link=page.resolve().as_uri(),
-        link_text=f"Report {page} (summary.json, chunks.csv, rejects.csv beside it)",
+        link_text=i18n.text(lang, "artifact.report_link", page=page),
     )
     return summary
 
 
 @task(name="read-credits", cache_policy=NO_CACHE)
-def credits_task(base_url: str) -> float | None:
+@masked_errors
+def credits_task(base_url: str, key_block: str | None = None) -> float | None:
     """Credits after sending, for the report (None when the gateway cannot tell now)."""
     try:
-        with SMSPartnerClient(get_api_key(), base_url) as client:
+        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             return client.credits().balance
     except (SMSPartnerError, CampaignStopped):
         return None
@@ -660,6 +785,65 @@ def send_survey_campaign(
             description="CSV of numbers never to text; empty for the default file.",
         ),
     ] = None,
+    approve_above_cost: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            title="Approval above this cost (EUR)",
+            description="Pause before any send for a person's approval when the estimated cost "
+            "passes this amount; empty: never ask for the cost.",
+        ),
+    ] = None,
+    approve_above_recipients: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            title="Approval above this many recipients",
+            description="Pause before any send for a person's approval when more recipients "
+            "would be texted; empty: never ask for the size.",
+        ),
+    ] = None,
+    approval_timeout_hours: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=24 * 14,
+            title="Wait for approval (hours)",
+            description="Past this, an unanswered approval ends the campaign: nothing is sent.",
+        ),
+    ] = 24.0,
+    approval_mode: Annotated[
+        approve.ApprovalMode,
+        Field(
+            title="When approval is needed",
+            description="pause: ask in the Prefect UI; stop: stop before any send (nobody to "
+            "ask); approved: approved in advance.",
+        ),
+    ] = approve.ApprovalMode.pause,
+    lang: Annotated[
+        Lang,
+        Field(
+            title="Langue des rapports / Report language",
+            description="fr: français (par défaut) ; en: English. The JSON summary, files' "
+            "column names and reason codes stay as they are.",
+        ),
+    ] = DEFAULT_LANG,
+    resume_changed_input: Annotated[
+        bool,
+        Field(
+            title="Resume on a changed input",
+            description="Resuming a campaign id on recipients that changed since its first run "
+            "is refused; tick to add the new rows to it (nobody is texted twice).",
+        ),
+    ] = False,
+    api_key_block: Annotated[
+        str | None,
+        Field(
+            title="SMS Partner key (Secret block)",
+            description="Name of the Prefect Secret block holding this account's API key; "
+            f"empty: the worker's SMSPARTNER_API_KEY, else the block '{SECRET_BLOCK}'.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once.
 
@@ -672,22 +856,62 @@ def send_survey_campaign(
         window: Sending hours, in each recipient's own time zone.
         limits: Budget cap, cost estimate, speed and frequency cap.
         suppression_list: A CSV of numbers never to text; empty for the default list.
+        approve_above_cost: Ask a person before sending when the estimated cost passes this.
+        approve_above_recipients: Ask a person before sending above this many recipients.
+        approval_timeout_hours: How long an approval is waited for.
+        approval_mode: Ask in the UI, stop (command line), or approved in advance.
+        lang: The language of the reports and artifacts (fr or en).
+        resume_changed_input: Let a resumed campaign take a changed input (new rows added).
+        api_key_block: The Secret block of this deployment's SMS Partner account.
     """
     started = time.monotonic()
     logger = get_run_logger()
-    cid = cp.validate_campaign_id(campaign_id) if campaign_id else _campaign_id(survey_id)
+    try:
+        cid = cp.validate_campaign_id(campaign_id) if campaign_id else _campaign_id(survey_id)
+    except cp.CampaignError as exc:
+        logger.error(str(exc))
+        return Failed(message=str(exc))  # type: ignore[return-value]
+    name_this_run(cid)
     ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
-    suppression: str | None = (
-        suppression_list or os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
-    )
-    if not suppression_list and not Path(str(suppression)).exists():
-        suppression = None  # the default list is optional; one that was asked for is not
-    prepared = prepare_task(
-        cid, survey_id, recipients, window, limits, ledger_url, suppression, dry_run
-    )
+    named = suppression_list or os.environ.get(SUPPRESSION_ENV, "").strip() or None
+    suppression: str | None = named or DEFAULT_SUPPRESSION
+    if not named and not Path(DEFAULT_SUPPRESSION).exists():
+        suppression = None  # the default list is optional; one that was named is not
+    run = uuid.uuid4().hex[:12]  # this run's own state files
+    thresholds = (approve_above_cost, approve_above_recipients)
+    asks = approval_mode != approve.ApprovalMode.approved and any(t is not None for t in thresholds)
+
+    def prepare(hold: bool) -> cp.Prepared | Problem:
+        return prepare_task(
+            cid,
+            survey_id,
+            recipients,
+            window,
+            limits,
+            ledger_url,
+            suppression,
+            dry_run,
+            approval=thresholds if hold else None,
+            key_block=api_key_block,
+            resume_changed_input=resume_changed_input,
+            run=run,
+        )
+
+    prepared = prepare(asks)
+    verdict = approve.Verdict(approve.Decision.not_needed)
+    asked_for: list[str] = []
+    if not isinstance(prepared, Problem) and prepared.approval_reasons:
+        asked_for = prepared.approval_reasons
+        verdict = _approval(
+            prepared, limits, approval_mode, approval_timeout_hours, thresholds, lang
+        )
+        if verdict.decision == approve.Decision.approved:
+            logger.info("approved%s", f": {verdict.comment}" if verdict.comment else "")
+            prepared = prepare(False)  # planned again: time passed while it waited
     if isinstance(prepared, Problem):
-        logger.error(prepared.message)
-        return Failed(message=prepared.message)  # type: ignore[return-value]
+        message = mask_phone_numbers(prepared.message)
+        logger.error(message)
+        return Failed(message=message)  # type: ignore[return-value]
     base_url = gateway_url()
     settings = SendSettings(
         campaign_id=cid,
@@ -710,6 +934,7 @@ def send_survey_campaign(
         timeout=limits.read_timeout,
         cap_days=limits.frequency_cap_days,
         ledger_outage=limits.ledger_outage_seconds,
+        key_block=api_key_block,
     )
     fan_out_started = time.monotonic()
     stop, deferred = _fan_out(
@@ -730,7 +955,9 @@ def send_survey_campaign(
         )
         stop = next((r.stop_campaign for r in settled if r.stop_campaign), None)
     send_seconds = time.monotonic() - fan_out_started
-    credits_after = prepared.credits_now if dry_run else credits_task(base_url)
+    credits_after = (
+        prepared.credits_now if prepared.dry_run else credits_task(base_url, api_key_block)
+    )
     summary = report_task(
         prepared,
         survey_id,
@@ -740,15 +967,95 @@ def send_survey_campaign(
         limits.cost_per_sms,
         send_seconds,
         limits.ledger_outage_seconds,
+        lang,
     )
     if isinstance(summary, Problem):
-        message = stop or summary.message
+        message = mask_phone_numbers(stop or summary.message)
         logger.error(message)
         return Failed(message=message)  # type: ignore[return-value]
+    if verdict.decision != approve.Decision.not_needed:
+        summary["approval"] = verdict.as_dict(asked_for)
+    if verdict.decision not in (approve.Decision.not_needed, approve.Decision.approved):
+        return _not_approved(verdict, prepared, approval_timeout_hours, summary)
     if stop:
         logger.error(stop)
         return Failed(message=stop, data=summary)  # type: ignore[return-value]
+    logger.info(
+        i18n.text(
+            lang,
+            "log.campaign_summary",
+            campaign=cid,
+            sent=summary["sent"],
+            failed=summary["failed"],
+            rejected=sum(summary["rejected"].values()),
+            cost=i18n.money(summary.get("cost"), str(summary.get("currency") or "EUR"), lang),
+        )
+    )
+    emit_campaign_outcome(summary)  # failed or in-doubt chunks: the operator's automation hears
     return summary
+
+
+def _approval(
+    prepared: cp.Prepared,
+    limits: Limits,
+    mode: approve.ApprovalMode,
+    timeout_hours: float,
+    thresholds: tuple[float | None, int | None],
+    lang: Lang,
+) -> approve.Verdict:
+    """Ask a person (a paused run in the UI), or stop when nobody can be asked."""
+    logger = get_run_logger()
+    why = "; ".join(prepared.approval_reasons)
+    if mode == approve.ApprovalMode.stop:
+        return approve.Verdict(approve.Decision.stopped)
+    logger.warning("waiting for approval (%s): open the flow run in the Prefect UI", why)
+    description = approve.describe(
+        campaign_id=prepared.campaign_id,
+        recipients=prepared.to_send,
+        cost=prepared.to_send * limits.cost_per_sms,
+        currency=prepared.currency,
+        credits=prepared.credits_now,
+        max_cost=limits.max_cost,
+        above_cost=thresholds[0],
+        above_recipients=thresholds[1],
+        plan=prepared.dry_plan,
+        timeout_hours=timeout_hours,
+        lang=lang,
+    )
+    create_markdown_artifact(
+        key=rp.artifact_key(prepared.campaign_id, "approval"),
+        markdown=description,
+        description=i18n.text(lang, "artifact.approval"),
+    )
+    verdict = approve.ask(description, int(timeout_hours * 3600))
+    return approve.Verdict(verdict.decision, mask_phone_numbers(verdict.comment))
+
+
+def _not_approved(
+    verdict: approve.Verdict,
+    prepared: cp.Prepared,
+    timeout_hours: float,
+    summary: dict[str, Any],
+) -> Any:
+    """The campaign's own end when nobody said yes: nothing was sent."""
+    logger = get_run_logger()
+    why = "; ".join(prepared.approval_reasons)
+    if verdict.decision == approve.Decision.stopped:
+        message = (
+            f"approval needed before sending ({why}): nothing sent; rerun with --yes to send, "
+            "or raise --approve-above-cost / --approve-above-recipients"
+        )
+        logger.error(message)
+        return Failed(message=message, data=summary)
+    if verdict.decision == approve.Decision.refused:
+        comment = f": {verdict.comment}" if verdict.comment else ""
+        message = f"refused by the operator{comment} ({why}): nothing sent"
+        name = "Refused"
+    else:
+        message = f"not approved within {timeout_hours:g} h ({why}): nothing sent"
+        name = "NotApproved"
+    logger.warning(message)
+    return Cancelled(message=message, name=name, data=summary)
 
 
 def _credits_to_check(prepared: cp.Prepared, limits: Limits) -> float | None:
@@ -835,6 +1142,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--recipients", help="CSV or .xlsx file of recipients")
     src.add_argument("--db-url", help="SQLAlchemy database URL (with --query)")
     p.add_argument("--query", help="SELECT statement or table name (with --db-url)")
+    p.add_argument(
+        "--db-credentials-block",
+        help="Prefect Secret block holding the database password (default: the URL's own "
+        f"password, else {DB_PASSWORD_ENV})",
+    )
     p.add_argument("--sheet", help="Excel sheet name (default: the first)")
     p.add_argument("--phone-column", help="column holding the numbers (default: detected)")
     p.add_argument("--campaign-id", help="reuse to resume a campaign; new id by default")
@@ -870,6 +1182,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how long to retry while the ledger database is unreachable",
     )
     p.add_argument("--suppression-list", help="CSV of numbers never to text")
+    p.add_argument(
+        "--approve-above-cost",
+        type=float,
+        metavar="EUR",
+        help="stop before any send when the estimated cost passes this (unless --yes)",
+    )
+    p.add_argument(
+        "--approve-above-recipients",
+        type=int,
+        metavar="N",
+        help="stop before any send above this many recipients (unless --yes)",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="approve in advance: send past the thresholds"
+    )
+    p.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
+    p.add_argument(
+        "--lang", choices=["fr", "en"], default="fr", help="language of the reports (fr, en)"
+    )
+    p.add_argument(
+        "--resume-changed-input",
+        action="store_true",
+        help="resume a campaign id on recipients that changed since (new rows are added)",
+    )
     p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
     p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
     p.add_argument("--alsace-moselle", action="store_true", help="add Alsace-Moselle holidays")
@@ -887,22 +1223,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _source(args: argparse.Namespace) -> RecipientSource:
-    if args.db_url:
-        url = args.db_url
-        try:
-            from sqlalchemy.engine import make_url
-
-            parsed = make_url(url)
-            if parsed.password:
-                # Keep the password out of the flow's parameters (stored and shown by Prefect).
-                os.environ[DB_PASSWORD_ENV] = str(parsed.password)
-                url = parsed.set(password=None).render_as_string(hide_password=False)
-        except Exception:  # noqa: BLE001, S110 - the loader reports a malformed URL
-            pass
+    if args.db_url is not None:
+        # Secrets leave the URL here, before the flow run (and its stored parameters) exists;
+        # they reach the loader through this process's environment only.
+        url, secrets = dburl.split(args.db_url)
+        if secrets:
+            os.environ[DB_SECRETS_ENV] = secrets.to_json()
         return RecipientSource(
             kind=SourceKind.sql,
             path=None,
             db_url=url,
+            credentials_block=args.db_credentials_block,
             query=args.query,
             phone_column=args.phone_column,
         )
@@ -919,7 +1250,7 @@ def _source(args: argparse.Namespace) -> RecipientSource:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.campaign_id:
+        if args.campaign_id is not None:  # an empty id is a mistake, not "a new campaign"
             cp.validate_campaign_id(args.campaign_id)
         window = DeliveryWindow(
             preset=WindowPreset(args.window),
@@ -950,7 +1281,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"error: invalid option: {problems}", file=sys.stderr)
         return 2
-    except (cp.CampaignError, ValueError) as exc:
+    except (cp.CampaignError, ValueError) as exc:  # dburl.DbUrlError is a ValueError
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     if args.recipients and not Path(args.recipients).is_file():
@@ -964,12 +1295,25 @@ def main(argv: list[str] | None = None) -> int:
         window=window,
         limits=limits,
         suppression_list=args.suppression_list,
+        approve_above_cost=args.approve_above_cost,
+        approve_above_recipients=args.approve_above_recipients,
+        approval_mode=approve.ApprovalMode.approved if args.yes else approve.ApprovalMode.stop,
+        api_key_block=args.api_key_block,
+        resume_changed_input=args.resume_changed_input,
+        lang=args.lang,
         return_state=True,
     )
     if state.is_completed():
         summary = state.result()
         print(json.dumps(summary, ensure_ascii=False), flush=True)
         return 0
+    data = (
+        state.result(raise_on_failure=False)
+        if (state.is_failed() or state.is_cancelled())
+        else None
+    )
+    if isinstance(data, dict):  # what was done (or would have been sent) before it stopped
+        print(json.dumps(data, ensure_ascii=False), flush=True)
     print(f"error: {_one_line(state.message or 'campaign failed')}", file=sys.stderr)
     return 1
 

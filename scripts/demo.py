@@ -103,7 +103,10 @@ def main() -> int:
     print(f"  slots    {', '.join(summary['slots']) or 'sent at once'}")
     for territory, why in summary["slot_explanations"].items():
         print(f"    {territory}: {why}")
-    print(f"  report   {summary['report_dir']}/ (summary.json, chunks.csv, rejects.csv)")
+    print(
+        f"  report   {summary['report_dir']}/ "
+        "(summary.json, report.html, chunks.csv/.xlsx, rejects.csv/.xlsx)"
+    )
     print()
     print(last)
     return 0

@@ -134,6 +134,9 @@ class StackConfig:
     api_key: str = field(default_factory=lambda: "sim-" + secrets.token_hex(8))
     use_secret_block: bool = True  # else the key is in the workers' environment
     poll_seconds: int = 2  # how often a worker asks for runs (Prefect's default is 10)
+    # How often flow runs send heartbeats: deployments/automations.yaml crashes a deployment
+    # run silent for 90 s, and Prefect's default (180 s) would crash every healthy long run.
+    heartbeat_seconds: int = 30
     simulator_args: Sequence[str] = ()
     start_timeout: float = 120.0
 
@@ -179,14 +182,17 @@ class LocalStack:
 
     def worker_env(self) -> dict[str, str]:
         env = self.cli_env()
+        suppression = self.config.suppression_list or self.config.home / "suppression.csv"
+        if not suppression.exists():  # a named list must exist: an empty one, STOPs come later
+            suppression.parent.mkdir(parents=True, exist_ok=True)
+            suppression.write_text("phone\n", encoding="utf-8")
         env.update(
             {
                 BASE_URL_ENV: self.simulator_url,
                 LEDGER_URL_ENV: self.ledger_url,
-                SUPPRESSION_ENV: str(
-                    self.config.suppression_list or self.config.home / "suppression.csv"
-                ),
+                SUPPRESSION_ENV: str(suppression),
                 "PREFECT_WORKER_QUERY_SECONDS": str(self.config.poll_seconds),
+                "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(self.config.heartbeat_seconds),
             }
         )
         if not self.config.use_secret_block:

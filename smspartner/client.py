@@ -26,11 +26,14 @@ Unix timestamps, ids and amounts as strings, ``nb_sms``/``nbSMS``, ``error``/``e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,11 +41,14 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from smspartner.errors import (
     AuthError,
@@ -130,6 +136,86 @@ class RedactApiKey(logging.Filter):
             record.msg = _APIKEY_IN_TEXT.sub(r"\1***", text)
             record.args = None
         return True
+
+
+def public_url(url: str) -> str:
+    """The URL without any user or password in it, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        if ":" in (parts.hostname or ""):
+            netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "<gateway URL>"
+
+
+class _Watch:
+    """The whole-call deadline: a timer that shuts the call's socket down when it passes, so a
+    server dripping its status line or headers a byte at a time (each within the read timeout)
+    cannot hold a worker past the deadline."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.expired = False
+        self._timer: threading.Timer | None = None
+
+    def arm(self, sock: socket.socket | None) -> None:
+        if sock is None or self._timer is not None:
+            return
+
+        def expire() -> None:
+            self.expired = True
+            with contextlib.suppress(OSError):  # already closed: nothing left to stop
+                sock.shutdown(socket.SHUT_RDWR)
+
+        self._timer = threading.Timer(max(0.0, self.until - time.monotonic()), expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+_calls = threading.local()  # the current call's _Watch, per worker thread
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:  # type: ignore[override]
+        watch = getattr(_calls, "watch", None)
+        if watch is not None:
+            watch.arm(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:  # type: ignore[override]
+        watch = getattr(_calls, "watch", None)
+        if watch is not None:
+            watch.arm(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """Requests' adapter with connections that honour the whole-call deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
 
 def install_log_redaction() -> None:
@@ -390,7 +476,10 @@ class SMSPartnerClient:
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("timeouts must be positive: the client never waits forever")
         self._key = _Secret(api_key)
-        self.base_url = base_url.rstrip("/")
+        # Credentials in the URL (a proxy's or a gateway's basic auth) become the session's auth
+        # and leave the URL, which messages, logs and repr show.
+        split = urlsplit(base_url)
+        self.base_url = public_url(base_url).rstrip("/")
         self.timeout = (float(connect_timeout), float(read_timeout))
         # A server that drips a byte per read timeout would otherwise hold a call for ever.
         self.deadline = float(deadline) if deadline else connect_timeout + 2 * read_timeout
@@ -408,6 +497,8 @@ class SMSPartnerClient:
             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         )
         self._session.trust_env = False
+        if split.username or split.password:
+            self._session.auth = (split.username or "", split.password or "")
         self._session.headers.update(
             {
                 "Accept": "application/json",
@@ -417,7 +508,7 @@ class SMSPartnerClient:
             }
         )
         # urllib3 must not retry on its own: retrying lives in _call, in one layer.
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         install_log_redaction()
@@ -657,6 +748,28 @@ class SMSPartnerClient:
         where = f"{method} {path}"
         query = {"apiKey": self._key.get(), **(params or {})} if method == "GET" else None
         started = time.monotonic()
+        watch = _calls.watch = _Watch(started + self.deadline)
+        try:
+            exchange = self._exchange_within(where, method, path, query, body, started)
+        finally:
+            watch.cancel()
+            _calls.watch = None
+        if watch.expired:  # the request went out: what it did is unknown
+            failure = f"{where}: answer not complete within {self.deadline:g}s"
+            exchange = replace(exchange, connected=True, failure=failure)
+        elapsed = time.monotonic() - started
+        log.debug("%s %s -> %s in %.3fs", method, path, exchange.status, elapsed)
+        return exchange
+
+    def _exchange_within(
+        self,
+        where: str,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        started: float,
+    ) -> Exchange:
         try:
             response = self._session.request(
                 method,
@@ -679,8 +792,6 @@ class SMSPartnerClient:
             exchange = Exchange(None, failure=f"{where}: {type(exc).__name__}")
         else:
             exchange = self._read(where, response, started)
-        elapsed = time.monotonic() - started
-        log.debug("%s %s -> %s in %.3fs", method, path, exchange.status, elapsed)
         return exchange
 
     def _read(self, where: str, response: requests.Response, started: float) -> Exchange:

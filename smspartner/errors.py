@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # A run of 7+ digits (optionally with a leading + and separators) is treated as a phone number.
-_PHONE_RE = re.compile(r"\+?\d[\d .\-]{5,}\d")
+_PHONE_RE = re.compile(r"\+?\d(?:[\s.\-/()\u2010-\u2015\u2212]*\d){6,}")
 _MAX_MESSAGE = 300
 
 

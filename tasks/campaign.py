@@ -8,14 +8,18 @@ Every row that enters leaves with exactly one outcome; ``check_identity`` enforc
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
 import os
 import pickle
 import re
 import secrets
+import shutil
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,7 +45,7 @@ DRY_RUN = "dry_run"  # reason of rows a dry run would have sent: they were not s
 STATE_DIR = Path("data/state")
 REPORTS_DIR = Path("data/reports")
 
-_CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
 
 # Columns the pipeline adds to the source's own (prefixed so they never clash with them).
 E164, TERRITORY, REASON, DETAIL, OUTCOME, ROW = (
@@ -59,12 +63,47 @@ class CampaignError(Exception):
 
 
 def validate_campaign_id(campaign_id: str) -> str:
-    if not _CAMPAIGN_ID.match(campaign_id):
+    # fullmatch: with match, "$" also matches before a trailing newline ("id\n" passed and made
+    # a folder with a newline in its name).
+    if not isinstance(campaign_id, str) or not _CAMPAIGN_ID.fullmatch(campaign_id):
         raise CampaignError(
             "campaign id must be 1-120 characters: letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return campaign_id
+
+
+def input_fingerprint(df: pd.DataFrame) -> str:
+    """A digest of a source's rows and columns: a resumed campaign must get the same input
+    (a changed list or query result is refused unless asked for)."""
+    digest = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def binding_problem(
+    campaign_id: str,
+    bound: tuple[str, str | None] | None,
+    survey_id: str,
+    fingerprint: str,
+    allow_changed_input: bool,
+) -> str | None:
+    """Why this run may not resume the campaign (None: it may). A campaign is bound to the
+    survey it started with, and to its input unless the operator says the change is meant."""
+    if bound is None:
+        return None
+    bound_survey, bound_input = bound
+    if bound_survey != survey_id:
+        return (
+            f"campaign {campaign_id} was started with survey {bound_survey!r}, not "
+            f"{survey_id!r}: use a new campaign id to send another survey"
+        )
+    if bound_input and bound_input != fingerprint and not allow_changed_input:
+        return (
+            f"campaign {campaign_id} was started on another input (the recipients changed "
+            "since): use a new campaign id, or --resume-changed-input to add the new rows to it"
+        )
+    return None
 
 
 def new_campaign_id(survey_id: str, now: datetime) -> str:
@@ -259,20 +298,66 @@ class Prepared:
     global_limit_is_rate: bool = False
     to_send: int = 0  # recipients in the chunks left to send
     source_columns: list[str] = field(default_factory=list)  # the source's own, for rejects.csv
+    approval_reasons: list[str] = field(
+        default_factory=list
+    )  # why it waits for a yes; nothing written
 
 
 def state_dir(campaign_id: str) -> Path:
     return STATE_DIR / campaign_id
 
 
-def save_rows(rows: pd.DataFrame, campaign_id: str) -> str:
-    path = state_dir(campaign_id) / "rows.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Two runs of one campaign on one machine: never let one read the other's half-written file.
+def save_rows(rows: pd.DataFrame, campaign_id: str, run: str = "") -> str:
+    """Write this run's rows (``rows.<run>.pkl``: two runs of one campaign never report each
+    other's rows) and publish them as the campaign's latest ``rows.pkl`` (the follow-up's), by a
+    hard link where the file system allows it."""
+    folder = state_dir(campaign_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    latest = folder / "rows.pkl"
+    path = folder / f"rows.{run}.pkl" if run else latest
+    # Never let a reader see a half-written file: write aside, then rename.
     partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     rows.to_pickle(partial)
     os.replace(partial, path)
+    if path != latest:
+        link = latest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.link")
+        try:
+            os.link(path, link)
+        except OSError:
+            shutil.copyfile(path, link)
+        os.replace(link, latest)
     return str(path)
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why a folder the campaign writes to cannot take a file (None: it can). Checked before
+    the first send: a report that cannot be written after sending hides what was sent."""
+    probe = folder / f".probe.{os.getpid()}.{threading.get_ident()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write to {folder}: {exc.strerror or type(exc).__name__}"
+    return None
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time for a campaign's report folder: two runs' files never mix."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def drop_run_rows(path: str) -> None:
+    """A run's own rows, once reported (``rows.pkl`` keeps the latest for the follow-up)."""
+    if Path(path).name != "rows.pkl":
+        Path(path).unlink(missing_ok=True)
 
 
 def load_rows(path: str) -> pd.DataFrame:
@@ -350,5 +435,6 @@ __all__ = [
     "recently_texted",
     "row_outcomes",
     "save_rows",
+    "drop_run_rows",
     "validate_campaign_id",
 ]

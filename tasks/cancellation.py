@@ -19,7 +19,6 @@ The gateway cancels a scheduled send only until five minutes before its time (co
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -29,6 +28,8 @@ from typing import Any
 
 from smspartner import CancelError, NotFound, SMSPartnerClient
 from tasks import ledger as lg
+from tasks.files import write_text_atomic
+from tasks.i18n import DEFAULT_LANG, Lang, label, number, territory_name, text, when
 from tasks.outcomes import (
     CAMPAIGN_CANCELLED,
     CANCEL_ALREADY,
@@ -245,48 +246,53 @@ def count(campaign_id: str, results: Iterable[ChunkCancel]) -> dict[str, Any]:
     return counts
 
 
-_WHY = {
-    CANCEL_DONE: "cancelled at the gateway",
-    CANCEL_ALREADY: "already cancelled",
-    CANCEL_TOO_LATE: "too late (5 minutes or less before the slot)",
-    CANCEL_ALREADY_SENT: "already sent",
-    CANCEL_NOT_FOUND: "not found at the gateway",
-    CANCEL_NOT_SENT: "never sent: cancelled in the ledger",
-    CANCEL_IN_PROGRESS: "being sent by another run",
-}
+# What may still be sent or was: the operator has to look at these.
+NOT_CANCELLED = (CANCEL_TOO_LATE, CANCEL_ALREADY_SENT, CANCEL_NOT_FOUND, CANCEL_IN_PROGRESS)
 
 
-def markdown_cancel(counts: dict[str, Any], results: Sequence[ChunkCancel], at: datetime) -> str:
+def markdown_cancel(
+    counts: dict[str, Any],
+    results: Sequence[ChunkCancel],
+    at: datetime,
+    *,
+    lang: Lang = DEFAULT_LANG,
+) -> str:
     """What the UI shows: counts, and the chunks that could not be cancelled and why."""
+
+    def t(key: str, **values: object) -> str:
+        return text(lang, f"cancel.{key}", **values)
+
     lines = [
-        f"# Cancelling campaign `{counts['campaign_id']}`",
+        f"# {t('title', campaign=counts['campaign_id'])}",
         "",
-        f"At {at.isoformat()} (UTC): {counts['recipients_cancelled']} recipients will not be "
-        "texted because of this cancellation.",
+        t(
+            "spared",
+            at=when(at, "Europe/Paris", lang),
+            n=number(counts["recipients_cancelled"], lang),
+        ),
         "",
-        "| outcome | chunks |",
+        f"| {t('outcome')} | {t('chunks')} |",
         "|---|---:|",
     ]
-    lines += [f"| {_WHY[o]} | {counts[o]} |" for o in CANCEL_OUTCOMES]
-    kept = [
-        r
-        for r in results
-        if r.outcome in (CANCEL_TOO_LATE, CANCEL_ALREADY_SENT, CANCEL_NOT_FOUND, CANCEL_IN_PROGRESS)
+    lines += [
+        f"| {label(lang, 'cancel', o)} | {number(counts[o], lang)} |" for o in CANCEL_OUTCOMES
     ]
+    kept = [r for r in results if r.outcome in NOT_CANCELLED]
     if kept:
         lines += [
             "",
-            "## Not cancelled",
+            f"## {t('kept')}",
             "",
-            "| chunk | territory | slot | recipients | why |",
+            f"| {t('chunk')} | {t('territory')} | {t('slot')} | {t('recipients')} | {t('why')} |",
             "|---:|---|---|---:|---|",
         ]
         lines += [
-            f"| {r.chunk_index} | {r.territory} | {r.slot or 'at once'} | {r.size} | {r.detail} |"
+            f"| {r.chunk_index} | {territory_name(r.territory, lang)} | {r.slot or t('at_once')} "
+            f"| {number(r.size, lang)} | {r.detail} |"
             for r in kept[:50]
         ]
         if len(kept) > 50:
-            lines.append(f"| ... | | | | {len(kept) - 50} more in cancel.json |")
+            lines.append(f"| ... | | | | {t('more', n=len(kept) - 50)} |")
     return "\n".join(lines)
 
 
@@ -296,10 +302,9 @@ def write_cancel(
     """``cancel.json``: the counts and one line per chunk (no phone number in it)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / "cancel.json"
-    tmp = path.with_suffix(".json.tmp")
     data = {**counts, "at": at.isoformat(), "chunks": [asdict(r) for r in results]}
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # A unique temporary name: two cancels at once never publish each other's half-written file.
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -35,6 +35,8 @@ from smspartner import (
     normalise_status,
 )
 from tasks import ledger as lg
+from tasks.files import write_text_atomic
+from tasks.i18n import DEFAULT_LANG, Lang, label, number, percent, territory_cell, text, when
 from tasks.numbers import mask_number, parse_loose
 from tasks.outcomes import (
     DELIVERED,
@@ -43,6 +45,7 @@ from tasks.outcomes import (
     OTHER_STATUS,
     WAITING,
 )
+from tasks.spreadsheet import write_table
 
 # Spellings folded to lowercase ASCII with single spaces (see _fold).
 _BUCKETS: dict[str, str] = {
@@ -222,56 +225,75 @@ def stop_numbers(deliveries: Iterable[ChunkDelivery]) -> list[str]:
     return sorted({n for d in deliveries for n in d.stops})
 
 
-_LABELS = {
-    DELIVERED: "delivered",
-    NOT_DELIVERED: "not delivered",
-    WAITING: "waiting",
-    OTHER_STATUS: "other / no status",
-}
+def _moment(value: str | None, lang: Lang) -> str | None:
+    """An ISO 8601 instant in Paris time words; as given if it is not one."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return when(moment, "Europe/Paris", lang) if moment.tzinfo else value
 
 
-def markdown_delivery(result: FollowUp) -> str:
+def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
     """What the UI shows: aggregates and masked numbers only."""
     total = sum(result.counts.values())
 
-    def share(n: int) -> str:
-        return f"{100 * n / total:.1f} %" if total else "-"
+    def n(value: int) -> str:
+        return number(value, lang)
+
+    def share(value: int) -> str:
+        return percent(value / total, lang) if total else "-"
+
+    def row(*cells: str) -> str:
+        return "| " + " | ".join(cells) + " |"
 
     lines = [
-        f"# Delivery of campaign `{result.campaign_id}`",
+        "# " + text(lang, "delivery.title", campaign=f"`{result.campaign_id}`"),
         "",
-        f"{result.chunks_checked} sent chunks checked at {result.checked_at} (UTC); "
-        f"latest status from the gateway: {result.last_status_at or 'none yet'}.",
+        text(
+            lang,
+            "delivery.checked",
+            chunks=n(result.chunks_checked),
+            checked=_moment(result.checked_at, lang) or text(lang, "unknown"),
+            latest=_moment(result.last_status_at, lang) or text(lang, "none_yet"),
+        ),
         "",
-        "| status | recipients | share |",
+        row(text(lang, "col.status"), text(lang, "col.recipients"), text(lang, "col.share")),
         "|---|---:|---:|",
     ]
     lines += [
-        f"| {_LABELS[b]} | {result.counts[b]} | {share(result.counts[b])} |"
+        row(label(lang, "status", b), n(result.counts[b]), share(result.counts[b]))
         for b in DELIVERY_STATUSES
     ]
     lines += [
         "",
-        "| territory | delivered | not delivered | waiting | other |",
+        row(text(lang, "col.territory"), *(label(lang, "status", b) for b in DELIVERY_STATUSES)),
         "|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {t} | {c[DELIVERED]} | {c[NOT_DELIVERED]} | {c[WAITING]} | {c[OTHER_STATUS]} |"
+        row(territory_cell(t, lang), *(n(c[b]) for b in DELIVERY_STATUSES))
         for t, c in result.by_territory.items()
     ]
-    lines += ["", "## STOP replies", ""]
+    lines += ["", "## " + text(lang, "delivery.stops_heading"), ""]
     if result.stops_masked:
         lines.append(
-            f"{len(result.stops_masked)} recipients replied STOP; {result.stop_added} were new "
-            "to the local suppression list and were added to it."
+            text(
+                lang,
+                "delivery.stops",
+                stops=n(len(result.stops_masked)),
+                added=n(result.stop_added),
+            )
         )
         lines += [""] + [f"- {m}" for m in result.stops_masked[:20]]
         if len(result.stops_masked) > 20:
-            lines.append(f"- ... and {len(result.stops_masked) - 20} more")
+            lines.append("- " + text(lang, "stops.more", n=n(len(result.stops_masked) - 20)))
     else:
-        lines.append("No recipient replied STOP.")
+        lines.append(text(lang, "delivery.no_stops"))
     if result.problems:
-        lines += ["", "## Problems", ""] + [f"- {p}" for p in result.problems[:20]]
+        lines += ["", "## " + text(lang, "delivery.problems"), ""]
+        lines += [f"- {p}" for p in result.problems[:20]]
     return "\n".join(lines)
 
 
@@ -385,10 +407,23 @@ def add_to_suppression(path: Path, numbers: Iterable[str]) -> list[str]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+DELIVERY_COLUMNS = (
+    "chunk",
+    "territory",
+    "size",
+    *DELIVERY_STATUSES,
+    "stops",
+    "source",
+    "last_status_at",
+    "problem",
+)
+
+
 def write_follow_up(
     report_dir: Path, result: FollowUp, deliveries: Sequence[ChunkDelivery]
 ) -> Path:
-    """``follow_up.json``: the totals and one line per chunk, STOP numbers masked."""
+    """``follow_up.json`` (the totals and one line per chunk, STOP numbers masked) and the same
+    chunks as ``delivery.csv`` / ``delivery.xlsx`` for a spreadsheet."""
     report_dir.mkdir(parents=True, exist_ok=True)
     data = result.as_dict()
     data["chunks"] = [
@@ -398,10 +433,26 @@ def write_follow_up(
         }
         for d in deliveries
     ]
-    path = report_dir / "follow_up.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    path = write_text_atomic(
+        report_dir / "follow_up.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    )
+    write_table(
+        report_dir / "delivery",
+        DELIVERY_COLUMNS,
+        (
+            [
+                d.chunk_index,
+                d.territory,
+                d.size,
+                *(d.counts.get(b, 0) for b in DELIVERY_STATUSES),
+                len(d.stops),
+                d.source,
+                d.last_status_at,
+                d.problem,
+            ]
+            for d in deliveries
+        ),
+    )
     return path
 
 
@@ -415,6 +466,7 @@ def read_summary(report_dir: Path, campaign_id: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "DELIVERY_COLUMNS",
     "ChunkDelivery",
     "FollowUp",
     "SuppressionError",

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -39,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -67,6 +69,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -105,6 +108,12 @@ campaigns = Table(
     Column("halt_reason", String(64)),
     # The account's balance before the campaign's first run: the report covers every run.
     Column("credits_before", Float),
+    # What the campaign is bound to: a rerun with another input is refused unless asked for.
+    Column("input_fingerprint", String(64)),
+    # Set when some of its numbers were replaced by pseudonyms (purge, erasure): a rerun's new
+    # chunks are then checked against them (see ``extend_plan``).
+    Column("pseudonymised_at", DateTime(timezone=True)),
+    Column("purged_at", DateTime(timezone=True)),  # the retention purge's last pass
 )
 
 chunks = Table(
@@ -152,6 +161,15 @@ texted = Table(
 
 # One row: claims that reserve numbers under the frequency cap serialise on it, across campaigns.
 cap_lock = Table("cap_lock", metadata, Column("id", Integer, primary_key=True, autoincrement=False))
+
+# The id of the key that made the ledger's pseudonyms (one row, written by the first purge or
+# erasure): a process with another key would silently stop recognising those people.
+pseudonym_keys = Table(
+    "pseudonym_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 
 # Statements of the fan-out's hot path, built once: SQLAlchemy then reuses their compiled form
@@ -215,6 +233,10 @@ class LedgerUnavailable(Exception):
     """The ledger could not be reached within the outage bound: str() is one line."""
 
 
+class _Reclaimed(Exception):
+    """A chunk changed state under a purge (a rerun claimed it): the purge is rolled back."""
+
+
 class ClaimAction(StrEnum):
     SEND = "send"  # nothing of this chunk is outstanding: send it
     RECONCILE = "reconcile"  # an earlier send may have landed: settle it before sending
@@ -265,6 +287,66 @@ def chunk_tag(campaign_id: str, chunk_index: int) -> str:
     """Gateway tag of a chunk: <= 20 chars, lowercase, no spaces, unique across campaigns."""
     digest = hashlib.sha256(campaign_id.encode()).hexdigest()[:12]
     return f"{digest}-{chunk_index:06d}"
+
+
+# -- pseudonyms ---------------------------------------------------------------------------------
+# After the retention period (or an erasure request) the ledger keeps a keyed hash instead of a
+# number: still the same person for exactly-once and the frequency cap, no longer a phone number.
+# Short enough for ``texted.e164`` (String(20)); 76 bits, so two people of any realistic ledger
+# never share one; never starts with "+", so it is never taken for a number.
+
+PSEUDONYM_KEY_ENV = "SURVEY_PSEUDONYM_KEY"
+PSEUDONYM_KEY_PATH = Path("data/state/pseudonym.key")
+_PSEUDONYM_HEX = 19
+ALREADY_PLANNED = "already_planned"  # reason of a rerun's chunk whose numbers were planned before
+ERASED = "erased on request"  # what a chunk that was not sent keeps for an erased number
+
+
+class PseudonymKeyError(LedgerUnavailable):
+    """The pseudonym key is missing, malformed or not the ledger's: str() is one line. A kind of
+    LedgerUnavailable, so a run stops on it in one line as it does on an outage."""
+
+
+def pseudonym(e164: str, key: bytes) -> str:
+    """The keyed hash that stands for a number once it may no longer be kept (pure)."""
+    digest = hmac.new(key, e164.encode(), hashlib.sha256).hexdigest()
+    return "h" + digest[:_PSEUDONYM_HEX]
+
+
+def is_pseudonym(value: str) -> bool:
+    return (
+        len(value) == _PSEUDONYM_HEX + 1
+        and value[0] == "h"
+        and all(c in "0123456789abcdef" for c in value[1:])
+    )
+
+
+def key_id(key: bytes) -> str:
+    """Names a key without revealing it, to tell whether the ledger's pseudonyms are ours."""
+    return hmac.new(key, b"survey-pseudonym-key-id", hashlib.sha256).hexdigest()[:16]
+
+
+def load_pseudonym_key(path: Path = PSEUDONYM_KEY_PATH) -> bytes:
+    """The key: ``SURVEY_PSEUDONYM_KEY`` (the same on every worker that shares a ledger), else
+    the file ``path``, created on first use (32 random bytes in hex, mode 0600)."""
+    raw = os.environ.get(PSEUDONYM_KEY_ENV, "").strip()
+    if not raw:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raw = path.read_text(encoding="ascii").strip()
+        else:
+            raw = os.urandom(32).hex()
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(raw + "\n")
+    if len(raw) < 32:
+        where = PSEUDONYM_KEY_ENV if os.environ.get(PSEUDONYM_KEY_ENV) else str(path)
+        raise PseudonymKeyError(f"the pseudonym key in {where} is too short (32 characters min)")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        return raw.encode()
 
 
 def owner_token(run_id: str) -> str:
@@ -325,6 +407,16 @@ class ChunkRow:
     @property
     def size(self) -> int:
         return len(self.numbers)
+
+
+@dataclass
+class PurgeScan:
+    """The campaigns of a ledger as the retention purge sees them (see ``Ledger.purge_scan``)."""
+
+    due: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    recent: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -449,8 +541,12 @@ class Ledger:
         outage: float = 120.0,
         clock: Callable[[], datetime] = _system_now,
         sleep: Callable[[float], None] = time.sleep,
+        pseudonym_key: bytes | None = None,
     ):
         self.url = url
+        self._pseudonym_key = pseudonym_key  # None: ``load_pseudonym_key()`` when first needed
+        self._pseudonyms_seen = False  # the ledger holds pseudonyms made with our key
+        self._pseudonyms_looked = -math.inf  # when we last found it held none
         self.lease = lease
         self.outage = outage
         self.now = clock
@@ -483,12 +579,9 @@ class Ledger:
     @property
     def shown_url(self) -> str:
         """The URL with any password masked, for messages."""
-        from sqlalchemy.engine import make_url
+        from tasks.dburl import mask
 
-        try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL is shown by its scheme only
-            return self.url.split(":", 1)[0] + "://…"
+        return mask(self.url)  # the query string's secrets too (?password=...)
 
     def _ride(self, op: Callable[[], _R]) -> _R:
         """Run ``op``, retrying with backoff while the ledger is unreachable, up to the bound."""
@@ -563,6 +656,27 @@ class Ledger:
             ).scalar()
 
     @_ridden
+    def binding(self, campaign_id: str) -> tuple[str, str | None] | None:
+        """(survey id, input fingerprint) the campaign was started with; None if unknown."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(campaigns.c.survey_id, campaigns.c.input_fingerprint).where(
+                    campaigns.c.campaign_id == campaign_id
+                )
+            ).first()
+        return None if row is None else (str(row[0]), row[1])
+
+    @_ridden
+    def bind_input(self, campaign_id: str, fingerprint: str) -> None:
+        """A rerun allowed to change the input binds the campaign to its new input."""
+        with self._write() as conn:
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.campaign_id == campaign_id)
+                .values(input_fingerprint=fingerprint)
+            )
+
+    @_ridden
     def create_plan(
         self,
         campaign_id: str,
@@ -570,6 +684,7 @@ class Ledger:
         plan: Sequence[ChunkPlan],
         *,
         credits_before: float | None = None,
+        fingerprint: str | None = None,
     ) -> bool:
         """Write a campaign's chunks; False when another run created the campaign first."""
         now = self.now()
@@ -581,6 +696,7 @@ class Ledger:
                         survey_id=survey_id,
                         created_at=now,
                         credits_before=credits_before,
+                        input_fingerprint=fingerprint,
                     )
                 )
                 self._insert_chunks(conn, campaign_id, plan, now)
@@ -590,10 +706,44 @@ class Ledger:
 
     @_ridden
     def extend_plan(self, campaign_id: str, plan: Sequence[ChunkPlan]) -> None:
-        """Add chunks for numbers a rerun found that no earlier run planned."""
+        """Add chunks for numbers a rerun found that no earlier run planned.
+
+        Once a campaign's numbers were pseudonymised (purge, erasure), a caller that did not
+        ``reidentify`` its chunks takes those people for new ones: the numbers the campaign
+        already planned are left out here, and a chunk left empty is recorded ``cancelled``
+        (``already_planned``), so nobody is texted twice whatever the caller did.
+        """
         if plan:
             with self._campaign_lock(campaign_id) as (conn, _):
+                marked = conn.execute(
+                    select(campaigns.c.pseudonymised_at).where(
+                        campaigns.c.campaign_id == campaign_id
+                    )
+                ).scalar()
+                if marked is not None:
+                    plan = self._not_yet_planned(conn, campaign_id, plan)
                 self._insert_chunks(conn, campaign_id, plan, self.now())
+
+    def _not_yet_planned(
+        self, conn: Connection, campaign_id: str, plan: Sequence[ChunkPlan]
+    ) -> list[ChunkPlan]:
+        planned: set[str] = set()
+        found = conn.execute(
+            select(chunks.c.numbers, chunks.c.refused).where(chunks.c.campaign_id == campaign_id)
+        )
+        for numbers, refused in found:
+            planned.update((numbers or "").split(","))
+            planned.update(json.loads(refused) if refused else {})
+        key = self._key()
+        return [
+            replace(
+                c,
+                numbers=tuple(
+                    n for n in c.numbers if n not in planned and pseudonym(n, key) not in planned
+                ),
+            )
+            for c in plan
+        ]
 
     @staticmethod
     def _insert_chunks(
@@ -608,7 +758,9 @@ class Ledger:
                 "slot": c.slot,
                 "numbers": ",".join(c.numbers),
                 "size": len(c.numbers),
-                "state": PENDING,
+                # Only ``extend_plan`` makes empty chunks: numbers planned before, nothing to send.
+                "state": PENDING if c.numbers else CANCELLED,
+                "reason": None if c.numbers else ALREADY_PLANNED,
                 "attempts": 0,
                 "updated_at": now,
             }
@@ -793,7 +945,13 @@ class Ledger:
         if cap_days > 0:
             if self.engine.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already locks
                 conn.execute(_LOCK_CAP.with_for_update())
-            held = _held_elsewhere(conn, row.campaign_id, numbers, now - timedelta(days=cap_days))
+            held = _held_elsewhere(
+                conn,
+                row.campaign_id,
+                numbers,
+                now - timedelta(days=cap_days),
+                self._aliases(conn, numbers),
+            )
             if held:
                 numbers = [n for n in numbers if n not in held]
                 values = {
@@ -944,9 +1102,9 @@ class Ledger:
         found: set[str] = set()
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), 5000):
-                found.update(
-                    _held_elsewhere(conn, exclude_campaign, wanted[start : start + 5000], since)
-                )
+                part = wanted[start : start + 5000]
+                aliases = self._aliases(conn, part, fresh=start == 0)
+                found.update(_held_elsewhere(conn, exclude_campaign, part, since, aliases))
         return found
 
     @_ridden
@@ -1000,23 +1158,359 @@ class Ledger:
             _forget_texted(conn, campaign_id, [n for n in (row.numbers or "").split(",") if n])
         return True
 
+    # -- pseudonyms: the frequency cap, reruns, the retention purge and erasure ----------------
+
+    def _key(self) -> bytes:
+        if self._pseudonym_key is None:
+            self._pseudonym_key = load_pseudonym_key()
+        return self._pseudonym_key
+
+    def _aliases(
+        self, conn: Connection, numbers: Sequence[str], *, fresh: bool = False
+    ) -> dict[str, str]:
+        """{pseudonym: number} for ``numbers`` when the ledger holds pseudonyms, else {}.
+
+        Whether it does is looked up again at most once a minute (``fresh``: now); once it does,
+        it always will. So a ledger that never purged needs no key and the claims pay nothing.
+        """
+        if not self._pseudonyms_seen:
+            if not fresh and time.monotonic() - self._pseudonyms_looked < 60:
+                return {}
+            ids = set(conn.execute(select(pseudonym_keys.c.key_id)).scalars())
+            self._pseudonyms_looked = time.monotonic()
+            if not ids:
+                return {}
+            self._check_key(ids)
+            self._pseudonyms_seen = True
+        key = self._key()
+        return {pseudonym(n, key): n for n in numbers if n.startswith("+")}
+
+    def _check_key(self, ids: set[str]) -> None:
+        if ids and key_id(self._key()) not in ids:
+            raise PseudonymKeyError(
+                f"the pseudonym key of this machine is not the one the ledger's pseudonyms were "
+                f"made with (set {PSEUDONYM_KEY_ENV} to the same key on every worker of the "
+                f"ledger): people already purged or erased would not be recognised"
+            )
+
+    def _adopt_key(self, conn: Connection) -> bytes:
+        """The key, checked against the ledger's and recorded as its key, before writing any
+        pseudonym."""
+        key = self._key()
+        ids = set(conn.execute(select(pseudonym_keys.c.key_id)).scalars())
+        self._check_key(ids)
+        if not ids:
+            conn.execute(insert(pseudonym_keys).values(key_id=key_id(key), created_at=self.now()))
+        self._pseudonyms_seen = True
+        return key
+
+    def reidentify(self, rows: Sequence[ChunkRow], numbers: Iterable[str]) -> list[ChunkRow]:
+        """The chunks with each pseudonym of one of ``numbers`` (the input at hand, E.164) put
+        back as that number, so a rerun of a purged campaign matches its people to the chunks
+        that already planned them. Chunks without pseudonyms come back as they are."""
+        rows = list(rows)
+        if not any(is_pseudonym(n) for c in rows for n in (*c.numbers, *c.refused, *c.held)):
+            return rows
+        key = self._key()
+        back = {pseudonym(n, key): n for n in set(numbers) if isinstance(n, str) and n}
+        return [
+            replace(
+                c,
+                numbers=tuple(back.get(n, n) for n in c.numbers),
+                refused={back.get(n, n): m for n, m in c.refused.items()},
+                held={back.get(n, n): o for n, o in c.held.items()},
+            )
+            for c in rows
+        ]
+
+    @_ridden
+    def purge_scan(self, cutoff: datetime) -> PurgeScan:
+        """Which campaigns the retention purge concerns, by their last activity: ``due`` (every
+        chunk final, no activity since ``cutoff``, not purged since its last change),
+        ``unfinished`` (as old, but a chunk may still be sent or settled: kept), ``purged``
+        (done before), ``recent``."""
+        open_chunks = func.sum(case((chunks.c.state.in_((SENT, FAILED, CANCELLED)), 0), else_=1))
+        query = (
+            select(
+                campaigns.c.campaign_id,
+                campaigns.c.created_at,
+                campaigns.c.purged_at,
+                func.max(chunks.c.updated_at),
+                open_chunks,
+            )
+            .select_from(
+                campaigns.outerjoin(chunks, chunks.c.campaign_id == campaigns.c.campaign_id)
+            )
+            .group_by(campaigns.c.campaign_id, campaigns.c.created_at, campaigns.c.purged_at)
+            .order_by(campaigns.c.campaign_id)
+        )
+        scan = PurgeScan()
+        with self.engine.connect() as conn:
+            for cid, created, purged, updated, still_open in conn.execute(query):
+                last = max(d for d in (_aware(created), _aware(updated)) if d is not None)
+                purged_at = _aware(purged)
+                if last >= cutoff:
+                    scan.recent.append(cid)
+                elif still_open:
+                    scan.unfinished.append(cid)
+                elif purged_at is None or purged_at < last:
+                    scan.due.append(cid)
+                else:
+                    scan.purged.append(cid)
+        return scan
+
+    @_ridden
+    def campaign_numbers(self, campaign_id: str) -> set[str]:
+        """Every full number the ledger holds for a campaign (numbers, refused, set aside)."""
+        found: set[str] = set()
+        for c in self.chunks(campaign_id):
+            found.update(n for n in (*c.numbers, *c.refused, *c.held) if n.startswith("+"))
+        return found
+
+    @_ridden
+    def purge_campaign(
+        self, campaign_id: str, cutoff: datetime, scrub: Callable[[str], str]
+    ) -> dict[str, int] | None:
+        """Replace every number of a finished campaign by its pseudonym; None when it is not
+        (or no longer) purgeable: a chunk not final, or activity since ``cutoff``.
+
+        Chunks keep their state, tag, counts and costs, with one exception: a ``failed`` chunk
+        could be sent again by a rerun, and its numbers are gone, so it becomes ``cancelled``
+        (its reason kept, its detail saying why). ``scrub`` masks numbers in free texts (the
+        gateway's messages, details). Each write is conditional on the state read, so a chunk
+        claimed meanwhile rolls the campaign back for a later purge.
+        """
+        try:
+            return self._purge_campaign(campaign_id, cutoff, scrub)
+        except _Reclaimed:
+            return None
+
+    def _purge_campaign(
+        self, campaign_id: str, cutoff: datetime, scrub: Callable[[str], str]
+    ) -> dict[str, int] | None:
+        now = self.now()
+        with self._campaign_lock(campaign_id) as (conn, _):
+            created = conn.execute(
+                select(campaigns.c.created_at).where(campaigns.c.campaign_id == campaign_id)
+            ).scalar()
+            found = [
+                _row(r)
+                for r in conn.execute(select(chunks).where(chunks.c.campaign_id == campaign_id))
+            ]
+            last = max(
+                d for d in (_aware(created), *(c.updated_at for c in found)) if d is not None
+            )
+            if last >= cutoff or any(c.state not in (SENT, FAILED, CANCELLED) for c in found):
+                return None
+            key = self._adopt_key(conn)
+            replaced: set[str] = set()
+
+            def alias(n: str) -> str:
+                if not n.startswith("+"):
+                    return n
+                replaced.add(n)
+                return pseudonym(n, key)
+
+            changed = 0
+            for c in found:
+                values: dict[str, Any] = {
+                    "numbers": ",".join(alias(n) for n in c.numbers),
+                    "refused": json.dumps({alias(n): scrub(m) for n, m in c.refused.items()})
+                    if c.refused
+                    else None,
+                    "held": json.dumps({alias(n): o for n, o in c.held.items()})
+                    if c.held
+                    else None,
+                    "detail": scrub(c.detail) if c.detail else c.detail,
+                }
+                if c.state == FAILED:
+                    values["state"] = CANCELLED
+                    values["detail"] = (
+                        f"failed ({c.reason or 'unknown'}) and purged after the retention "
+                        "period: its numbers are pseudonymised, a rerun cannot send it"
+                    )
+                if (
+                    values["numbers"] == ",".join(c.numbers)
+                    and values["detail"] == c.detail
+                    and "state" not in values
+                    and (values["refused"] is None) == (not c.refused)
+                    and not any(n.startswith("+") for n in (*c.refused, *c.held))
+                ):
+                    continue
+                done = conn.execute(
+                    update(chunks)
+                    .where(
+                        chunks.c.campaign_id == campaign_id,
+                        chunks.c.chunk_index == c.chunk_index,
+                        chunks.c.state == c.state,
+                    )
+                    .values(**values)
+                )
+                if done.rowcount != 1:
+                    raise _Reclaimed
+                changed += 1
+            texted_rows = self._pseudonymise_texted(conn, campaign_id, key, replaced)
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.campaign_id == campaign_id)
+                .values(
+                    purged_at=now,
+                    pseudonymised_at=func.coalesce(campaigns.c.pseudonymised_at, now),
+                )
+            )
+        return {"chunks": changed, "numbers": len(replaced), "texted": texted_rows}
+
+    def _pseudonymise_texted(
+        self, conn: Connection, campaign_id: str, key: bytes, replaced: set[str]
+    ) -> int:
+        """The campaign's frequency-cap rows under pseudonyms, with their times kept."""
+        found = conn.execute(
+            select(texted.c.e164, texted.c.texted_at).where(
+                texted.c.campaign_id == campaign_id, texted.c.e164.like("+%")
+            )
+        ).all()
+        for start in range(0, len(found), 500):
+            part = found[start : start + 500]
+            conn.execute(
+                delete(texted).where(
+                    texted.c.campaign_id == campaign_id,
+                    texted.c.e164.in_([e164 for e164, _ in part]),
+                )
+            )
+            conn.execute(
+                insert(texted),
+                [
+                    {"e164": pseudonym(e164, key), "campaign_id": campaign_id, "texted_at": at}
+                    for e164, at in part
+                ],
+            )
+        replaced.update(e164 for e164, _ in found)
+        return len(found)
+
+    @_ridden
+    def erase_number(self, e164: str, scrub: Callable[[str], str]) -> dict[str, int]:
+        """Replace one person's number by its pseudonym everywhere in the ledger.
+
+        In a sent or cancelled chunk the pseudonym stands where the number was (what the gateway
+        got, the cost and counts stay); from a chunk that could still be sent (pending, failed,
+        in doubt, being sent) the number leaves the list for ``refused`` (``erased on
+        request``), so no send ever carries it. Set-aside and refused entries and the frequency
+        cap's rows take the pseudonym; ``scrub`` masks the person in free texts.
+        """
+        now = self.now()
+        with self._write() as conn:
+            key = self._adopt_key(conn)
+            alias = pseudonym(e164, key)
+            candidates = conn.execute(
+                select(chunks).where(
+                    or_(
+                        chunks.c.numbers.like(f"%{e164}%"),
+                        chunks.c.held.like(f"%{e164}%"),
+                        chunks.c.refused.is_not(None),
+                        chunks.c.detail.is_not(None),
+                    )
+                )
+            )
+            touched: set[str] = set()
+            changed = 0
+            for c in (_row(r) for r in candidates):
+                numbers = list(c.numbers)
+                refused = {n: scrub(m) for n, m in c.refused.items()}
+                if e164 in refused:
+                    refused[alias] = refused.pop(e164)
+                if e164 in numbers:
+                    if c.state in (SENT, CANCELLED):
+                        numbers = [alias if n == e164 else n for n in numbers]
+                    else:
+                        numbers = [n for n in numbers if n != e164]
+                        refused[alias] = ERASED
+                held = {(alias if n == e164 else n): o for n, o in c.held.items()}
+                detail = scrub(c.detail) if c.detail else c.detail
+                if (numbers, refused, held, detail) == (
+                    list(c.numbers),
+                    c.refused,
+                    c.held,
+                    c.detail,
+                ):
+                    continue
+                self._update(
+                    conn,
+                    {"cid": c.campaign_id, "idx": c.chunk_index},
+                    {
+                        "numbers": ",".join(numbers),
+                        "size": len(numbers),
+                        "refused": json.dumps(refused) if refused else None,
+                        "held": json.dumps(held) if held else None,
+                        "detail": detail,
+                    },
+                )
+                touched.add(c.campaign_id)
+                changed += 1
+            rows = conn.execute(select(texted.c.campaign_id).where(texted.c.e164 == e164)).all()
+            for (cid,) in rows:
+                twin = and_(texted.c.e164 == alias, texted.c.campaign_id == cid)
+                mine = and_(texted.c.e164 == e164, texted.c.campaign_id == cid)
+                if conn.execute(select(texted.c.e164).where(twin)).first() is None:
+                    conn.execute(update(texted).where(mine).values(e164=alias))
+                else:
+                    conn.execute(delete(texted).where(mine))
+                touched.add(cid)
+            if touched:
+                conn.execute(
+                    update(campaigns)
+                    .where(campaigns.c.campaign_id.in_(sorted(touched)))
+                    .values(pseudonymised_at=func.coalesce(campaigns.c.pseudonymised_at, now))
+                )
+        return {"chunks": changed, "campaigns": len(touched), "texted": len(rows)}
+
+    def compact(self) -> bool:
+        """Rewrite the database so that replaced values do not linger in free pages or the
+        write-ahead log (SQLite: VACUUM and a truncating checkpoint; PostgreSQL: VACUUM, which
+        frees dead rows for reuse without zeroing them). False when it could not be done now."""
+        dialect = self.engine.dialect.name
+        try:
+            if dialect == "sqlite":
+                raw = self.engine.raw_connection()
+                try:
+                    sqlite = raw.driver_connection
+                    assert sqlite is not None
+                    sqlite.execute("VACUUM")
+                    busy = sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    raw.close()
+                return bool(busy) and busy[0] == 0
+            if dialect == "postgresql":
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                    c.exec_driver_sql("VACUUM chunks")
+                    c.exec_driver_sql("VACUUM texted")
+                return True
+        except (OperationalError, DBAPIError):
+            return False
+        return False
+
 
 def _held_elsewhere(
-    conn: Connection, campaign_id: str, numbers: Sequence[str], since: datetime
+    conn: Connection,
+    campaign_id: str,
+    numbers: Sequence[str],
+    since: datetime,
+    aliases: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """{number: campaign} for the numbers another campaign texted or reserved since ``since``."""
+    """{number: campaign} for the numbers another campaign texted or reserved since ``since``,
+    under their own E.164 or under a pseudonym (``aliases``: {pseudonym: number})."""
     if not numbers:
         return {}
+    aliases = aliases or {}
     found = conn.execute(
         select(texted.c.e164, texted.c.campaign_id).where(
             and_(
-                texted.c.e164.in_(list(numbers)),
+                texted.c.e164.in_([*numbers, *aliases]),
                 texted.c.texted_at >= since.astimezone(UTC),
                 texted.c.campaign_id != campaign_id,
             )
         )
     )
-    return {e164: other for e164, other in found}
+    return {aliases.get(e164, e164): other for e164, other in found}
 
 
 def _forget_texted(conn: Connection, campaign_id: str, numbers: Sequence[str]) -> None:

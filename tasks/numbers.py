@@ -697,3 +697,102 @@ def mask_number(e164: str) -> str:
     if cc in _SHOWN_WITH_PREFIX and len(nsn) == _FR_NSN_LENGTH:
         return f"+{cc} {nsn[:3]} •• •• {nsn[-2:]}"
     return f"+{cc} •• •• {nsn[-2:]}"
+
+
+# --- Opt-out entries -------------------------------------------------------------------------
+
+
+def numbers_in_entry(raw: object) -> tuple[str, ...]:
+    """E.164 of every valid number (any type, any region) in one entry of an opt-out list.
+
+    An opt-out must never be narrower than the send: the cell is first read exactly as a
+    recipient cell is (``parse_loose``); what that refuses is read again for what people write
+    around numbers in such lists. Two numbers in one cell are both kept, and trailing notes
+    (``(STOP)``, ``ext 1``, ``poste 12``) are dropped: phonenumbers' matcher finds numbers in
+    text and reads extensions, which do not change which line a number reaches.
+    """
+    whole = parse_loose(raw)
+    if whole is not None:
+        return (whole,)
+    text = _as_text(raw)
+    if isinstance(text, Parsed):
+        return ()
+    text = _repaired(_normalized(text))
+    if len(_DIGIT.findall(text)) < _DIGITS_OF_A_NUMBER:
+        return ()
+    found: list[str] = []
+    for fragment in _LIST_SPLIT.split(text):
+        one = parse_loose(fragment)
+        if one is not None:
+            found.append(one)
+        elif len(_DIGIT.findall(fragment)) >= _DIGITS_OF_A_NUMBER:
+            found.extend(_numbers_in_text(fragment))
+    if not found:  # a separator of the list split one number ("06/12/34/56/78 (STOP)")
+        found = _numbers_in_text(text)
+    return tuple(dict.fromkeys(found))
+
+
+def _numbers_in_text(text: str) -> list[str]:
+    """Valid numbers phonenumbers' matcher finds in free text, extensions dropped."""
+    found = []
+    for match in phonenumbers.PhoneNumberMatcher(
+        text, "FR", leniency=phonenumbers.Leniency.POSSIBLE
+    ):
+        number = PhoneNumber(
+            country_code=match.number.country_code,
+            national_number=match.number.national_number,
+            italian_leading_zero=match.number.italian_leading_zero,
+            number_of_leading_zeros=match.number.number_of_leading_zeros,
+        )
+        resolved = _resolved(number)
+        if isinstance(resolved, PhoneNumber):
+            found.append(phonenumbers.format_number(resolved, PhoneNumberFormat.E164))
+    return found
+
+
+def numbers_in_entries(raw: pd.Series) -> list[tuple[str, ...]]:
+    """``numbers_in_entry`` of every value, the usual shapes through the fast path."""
+    cleaned = clean_numbers(raw, allow_foreign=True)["e164"].tolist()
+    slow: dict[object, tuple[str, ...]] = {}
+    out: list[tuple[str, ...]] = []
+    for value, e164 in zip(raw.tolist(), cleaned, strict=True):
+        if isinstance(e164, str):
+            out.append((e164,))
+            continue
+        key = value if isinstance(value, str) else repr(value)
+        if key not in slow:
+            slow[key] = numbers_in_entry(value)
+        out.append(slow[key])
+    return out
+
+
+# Digits with what people put between them (spaces of every kind, dots, dashes, slashes,
+# parentheses): a phone number as it may appear in a database's or a library's message.
+_NUMBER_IN_TEXT = re.compile(r"\+?\d(?:[\s.\-/()\u2010-\u2015\u2212]*\d)+")
+_MASKED_FROM = 7  # digits; shorter runs are counts, line numbers, years
+_KEPT_HEAD, _KEPT_TAIL = 2, 2
+# A database host in a connection error ("10.123.45.67") is no number of 4 groups of 1-3.
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+
+
+def mask_numbers_in_text(text: str) -> str:
+    """``text`` with the middle digits of every run of 7+ digits (separators allowed between
+    them) replaced by "•": '... "06 12 34 50 12"' -> '... "06 •• •• •• 12"'. At most the
+    first two digits (three after a "+") and the last two of a number survive."""
+
+    def mask(match: re.Match[str]) -> str:
+        value = match.group(0)
+        digits = sum(ch.isdigit() for ch in value)
+        if digits < _MASKED_FROM or _IPV4.fullmatch(value):
+            return value
+        head = _KEPT_HEAD + value.startswith("+")
+        out, seen = [], 0
+        for ch in value:
+            if ch.isdigit():
+                seen += 1
+                out.append(ch if seen <= head or seen > digits - _KEPT_TAIL else "•")
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    return _NUMBER_IN_TEXT.sub(mask, text)

@@ -8,11 +8,24 @@ the raw text to explain each reject.
 
 Every problem an operator can fix (missing file, unreadable encoding, bad query, database down...)
 raises :class:`RecipientsError`, whose message is one line that is safe to show: database URLs
-have their password masked, and neither passwords nor phone numbers are quoted.
+have their password masked, no password is quoted, and every phone number in it is masked (a
+database or a library may quote the value it choked on).
+
+Inputs are bounded before they are read in full: at most ``MAX_COLUMNS`` columns and
+``MAX_CELLS`` cells, and a workbook's declared size and zip members are checked before openpyxl
+inflates anything, so a hostile or careless file fails in seconds rather than after minutes of
+CPU or gigabytes of memory.
 
 Databases are only read: a query must be a single SELECT (or WITH ... SELECT) statement or a bare
-table name, and PostgreSQL, MariaDB/MySQL and SQLite connections are also put in read-only mode,
-so a statement that slips past the check (``SELECT nextval(...)``) is refused by the server.
+table name, as read by a small tokenizer of each server's lexical rules (``sql_refusal``) that
+refuses whatever it cannot read for certain (MySQL's executable comments, ``#``, unclosed quotes,
+stray ``$``...). PostgreSQL, MariaDB/MySQL and SQLite connections are also put in read-only
+mode, so a statement that slips past the check (``SELECT nextval(...)``) is refused by the
+server, and the query runs under a statement timeout.
+
+A local opt-out list is read by ``load_suppression_list``, which finds its column of numbers
+with or without a header and refuses a list it cannot mostly read: a suppression list that
+silently suppresses nobody is the failure it exists to prevent.
 """
 
 from __future__ import annotations
@@ -21,11 +34,14 @@ import codecs
 import csv
 import datetime as dt
 import io
+import math
 import re
+import time
 import unicodedata
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,10 +55,17 @@ from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
+from tasks.numbers import mask_numbers_in_text, numbers_in_entries, numbers_in_entry
+
 
 class RecipientsError(Exception):
     """Bad input or source: str(exc) is ONE clear line for the operator (no traceback needed,
-    no password)."""
+    no password, phone numbers masked)."""
+
+    def __init__(self, message: str) -> None:
+        # Masked here, once, so no message can forget it: driver errors quote values, and
+        # paths or cells may be numbers.
+        super().__init__(mask_numbers_in_text(message))
 
 
 # Usual headers of a phone column, most specific first: when a file has both "Téléphone" (often a
@@ -91,6 +114,17 @@ CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt", ".tsv")
 EXCEL_SUFFIXES: tuple[str, ...] = (".xlsx", ".xlsm")
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_S = 300.0
+
+# Past these, a file is refused before it is read in full. A million recipients with twenty
+# columns fit; a one-line list of 200,000 numbers, or a workbook declaring 17 billion cells, not.
+MAX_COLUMNS = 1_000
+MAX_CELLS = 20_000_000
+# Uncompressed bytes of a workbook's members, and how much one large member may inflate: Excel's
+# XML deflates 5-40 times; a zip bomb, up to a thousand.
+MAX_XLSX_BYTES = 1 << 30
+MAX_XLSX_RATIO = 200
+_RATIO_CHECKED_FROM = 8 << 20
 
 # Enough lines to sniff a delimiter; reading more would only slow down million-row files.
 _SAMPLE_BYTES = 64 * 1024
@@ -123,19 +157,12 @@ _SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword")
 _IDENT = r"[^\W\d]\w*"
 _TABLE_NAME = re.compile(rf"({_IDENT})(?:\.({_IDENT}))?")
 _LEADING_WORD = re.compile(r"[\s(]*(\w+)")
-# Writes that can hide inside a statement that starts with SELECT or WITH.
+# Writes that can hide inside a statement that starts with SELECT or WITH; INTO also writes
+# (SELECT ... INTO OUTFILE / DUMPFILE / @variable / new_table).
 _WRITE_WORDS = re.compile(
-    r"\b(INSERT|UPDATE|DELETE|MERGE|UPSERT|DROP|ALTER|CREATE|TRUNCATE|GRANT|REVOKE|RENAME|CALL"
-    r"|EXEC|EXECUTE|COPY|VACUUM|REINDEX|ATTACH|DETACH|PRAGMA|INTO)\b",
+    r"\b(INSERT|UPDATE|DELETE|MERGE|UPSERT|DROP|ALTER|CREATE|TRUNCATE|GRANT|REVOKE"
+    r"|RENAME|CALL|EXEC|EXECUTE|COPY|VACUUM|REINDEX|ATTACH|DETACH|PRAGMA|INTO|OUTFILE|DUMPFILE)\b",
     re.IGNORECASE,
-)
-# Two ways to skip quoted text: PostgreSQL treats a backslash as an ordinary character, MySQL as an
-# escape. A query is checked under both readings, so quoting cannot hide a write from either.
-_LITERALS_STANDARD = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL
-)
-_LITERALS_BACKSLASH = re.compile(
-    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.DOTALL
 )
 
 
@@ -151,11 +178,13 @@ def load_recipients(
     query: str | None = None,
     sheet: str | None = None,
     chunksize: int = 50_000,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
 ) -> pd.DataFrame:
     """Exactly one of path (CSV / .xlsx) or db_url (+ query: a SELECT or a bare table name).
     Every column kept with its original name, every value as a string (object or pandas string
-    dtype; missing -> "" ), row order preserved, index = RangeIndex. Raises RecipientsError for
-    bad input."""
+    dtype; missing -> "" ), row order preserved, index = RangeIndex. A blank line between rows
+    is a row of empty cells (trailing ones are not rows). A query running longer than
+    ``statement_timeout_s`` is stopped by the server. Raises RecipientsError for bad input."""
     # Blank form fields arrive as "" from the Prefect UI: treat them as "not given".
     has_path = path is not None and str(path).strip() != ""
     has_db = db_url is not None and db_url.strip() != ""
@@ -178,7 +207,16 @@ def load_recipients(
             f"a query is needed with the database {mask_db_url(db_url)}: "
             "a SELECT statement or a table name"
         )
-    return _load_sql(db_url, query, chunksize)
+    if (
+        isinstance(statement_timeout_s, bool)
+        or not isinstance(statement_timeout_s, int | float)
+        or not math.isfinite(statement_timeout_s)
+        or statement_timeout_s <= 0
+    ):
+        raise RecipientsError(
+            f"statement_timeout_s must be a positive number of seconds, got {statement_timeout_s!r}"
+        )
+    return _load_sql(db_url, query, chunksize, float(statement_timeout_s))
 
 
 def find_phone_column(columns: Sequence[str], preferred: str | None = None) -> str:
@@ -211,25 +249,52 @@ def find_phone_column(columns: Sequence[str], preferred: str | None = None) -> s
 
 def load_number_list(path: str | Path) -> list[str]:
     """A local suppression list: CSV (or one number per line, any delimiter, with or without
-    header) of numbers in any format -> the raw strings (normalisation is done elsewhere).
-    Missing file -> RecipientsError."""
+    header) of numbers in any format -> the raw strings of its column of numbers (found as
+    ``load_suppression_list`` finds it; normalisation is done elsewhere). Missing file ->
+    RecipientsError."""
+    return _read_number_list(Path(path))[0]
+
+
+@dataclass(frozen=True)
+class SuppressionList:
+    """A local opt-out list as read: its numbers, and what the reading made of its entries."""
+
+    numbers: frozenset[str]  # E.164
+    read: int  # non-empty entries (cells) read
+    used: int  # entries that gave at least one number
+    unreadable: int  # entries that gave none
+    column: str  # the column used (header name, or "column N"); "" for an empty file
+
+
+def load_suppression_list(path: str | Path) -> SuppressionList:
+    """The numbers never to text, from a CSV (any delimiter and encoding) or .xlsx list, with or
+    without a header. Each entry is read like a recipient cell, foreign numbers and landlines
+    included, plus what people add in such lists (two numbers in a cell, ``(STOP)``, ``ext 1``).
+    RecipientsError (one line, numbers masked) for a missing or unreadable file, a file with no
+    column of numbers, or one whose entries are mostly unreadable. An empty file is an empty
+    list."""
     file = Path(path)
-    _check_file(file, allow_empty=True)
-    if file.stat().st_size == 0:
-        return []
-    suffix = file.suffix.lower()
-    if suffix in EXCEL_SUFFIXES:
-        rows = _excel_rows(file, sheet=None)
-    elif suffix == ".xls":
-        raise _xls_error(file)
-    else:
-        rows = _text_rows(file)
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        return []
-    column, first_data_row = _number_column(rows, file)
-    numbers = (row[column].strip() for row in rows[first_data_row:] if column < len(row))
-    return [number for number in numbers if number]
+    entries, column = _read_number_list(file)
+    found = numbers_in_entries(pd.Series(entries, dtype=object))
+    used = sum(1 for numbers in found if numbers)
+    unreadable = len(entries) - used
+    if not suppression_list_is_usable(len(entries), unreadable):
+        raise RecipientsError(
+            f"{file}: {unreadable:,} of {len(entries):,} entries (column: {column}) hold no "
+            "phone number; refusing a suppression list that would suppress almost nobody (fix the "
+            "list, or give one number per line)"
+        )
+    numbers = frozenset(n for group in found for n in group)
+    return SuppressionList(numbers, len(entries), used, unreadable, column)
+
+
+def suppression_list_is_usable(read: int, unreadable: int) -> bool:
+    """Whether a list (or a column) of ``read`` entries, ``unreadable`` of which gave no number,
+    can be trusted: an empty one can; otherwise some entry must give a number and at most half
+    may not. A column holds phone numbers by the same rule."""
+    if read == 0:
+        return True
+    return unreadable < read and 2 * unreadable <= read
 
 
 def mask_db_url(url: str) -> str:
@@ -403,22 +468,50 @@ def _read_csv(path: Path) -> pd.DataFrame:
         head = handle.read(_SAMPLE_BYTES)
     encoding, text = _detect_encoding(head, path)
     delimiter = _detect_delimiter(text)
+    # Before pandas: its naming of duplicate headers is quadratic (a one-line list of 200,000
+    # numbers took minutes), and its frame costs memory per cell.
+    leading, width = _csv_header_shape(path, encoding, delimiter)
+    max_rows = MAX_CELLS // width
     try:
-        frame = _pandas_read_csv(path, encoding, delimiter)
+        frame = _pandas_read_csv(path, encoding, delimiter, leading, max_rows)
     except UnicodeDecodeError as exc:
         # The sample was plain ASCII and a Windows-1252 accent came later: retry once as such.
         if encoding != "utf-8" or not text.isascii():
             raise _decode_error(path, exc, encoding) from None
         encoding = "cp1252"
         try:
-            frame = _pandas_read_csv(path, encoding, delimiter)
+            frame = _pandas_read_csv(path, encoding, delimiter, leading, max_rows)
         except UnicodeDecodeError as again:
             raise _decode_error(path, again, encoding) from None
+    if len(frame) > max_rows:
+        raise _too_many_cells(path)
     return _tidy_frame(frame, path)
 
 
-def _pandas_read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
-    """The file read by pandas' C parser, every value a string as written."""
+def _csv_header_shape(path: Path, encoding: str, delimiter: str) -> tuple[int, int]:
+    """Lines before the header (blank ones), and the header's field count, within bounds."""
+    # Only delimiters are counted here: a byte the encoding cannot read is pandas' to report.
+    try:
+        with path.open(encoding=encoding, errors="replace", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            before = 0
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    _check_width(len(row), path, before + 1)
+                    return before, len(row)
+                before = reader.line_num
+    except csv.Error as exc:
+        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+    except OSError as exc:
+        raise RecipientsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raise RecipientsError(f"{path} is empty (no header line)")
+
+
+def _pandas_read_csv(
+    path: Path, encoding: str, delimiter: str, leading: int, max_rows: int
+) -> pd.DataFrame:
+    """The file read by pandas' C parser, every value a string as written, at most
+    ``max_rows + 1`` data rows (one more than allowed, to tell)."""
     options: dict[str, Any] = {
         "sep": delimiter,
         "encoding": encoding,
@@ -427,7 +520,11 @@ def _pandas_read_csv(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
         "na_filter": False,
         # Without this, a trailing delimiter on data lines turns column 1 into the index.
         "index_col": False,
-        "skip_blank_lines": True,
+        # A blank line between rows is a row (a recipient whose cell is empty must be counted
+        # and reported); the blank lines before the header are skipped here.
+        "skip_blank_lines": False,
+        "skiprows": leading,
+        "nrows": max_rows + 1,
         "quotechar": '"',
         "engine": "c",
     }
@@ -513,8 +610,11 @@ def _tidy_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         frame = frame.drop(columns=empty_unnamed)
     if frame.shape[1] == 0:
         raise RecipientsError(f"{path} has no named columns")
-    # Lines of bare delimiters (";;;") or spaces are blank lines to a person.
-    frame = frame[~_blank_rows(frame)]
+    # Lines of bare delimiters (";;;") or spaces are blank lines to a person: rows with empty
+    # cells between rows, nothing at the end of the file.
+    blank = _blank_rows(frame)
+    filled = np.flatnonzero(~blank)
+    frame = frame.iloc[: filled[-1] + 1 if filled.size else 0]
     if frame.empty:
         raise RecipientsError(f"{path} has a header but no data rows")
     return frame.reset_index(drop=True)
@@ -547,7 +647,11 @@ def _dedupe(names: Iterable[str]) -> list[str]:
 
 
 def _text_rows(path: Path) -> list[list[str]]:
-    raw = path.read_bytes()
+    """Every record of a small text file (a suppression list), within the size bounds."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecipientsError(f"cannot read {path}: {exc.strerror or exc}") from None
     encoding, head_text = _detect_encoding(raw[:_SAMPLE_BYTES], path)
     try:
         text = raw.decode(encoding)
@@ -559,37 +663,104 @@ def _text_rows(path: Path) -> list[list[str]]:
         except UnicodeDecodeError as again:
             raise _decode_error(path, again, "cp1252") from None
     delimiter = _detect_delimiter(head_text)
+    rows: list[list[str]] = []
+    cells = 0
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
-        return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+        for row in reader:
+            _check_width(len(row), path, reader.line_num)
+            cells += len(row)
+            if cells > MAX_CELLS:
+                raise _too_many_cells(path)
+            rows.append(row)
     except csv.Error as exc:
         raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+    return rows
+
+
+def _check_width(width: int, path: Path, line: int) -> None:
+    if width > MAX_COLUMNS:
+        raise RecipientsError(
+            f"{path}: line {line:,} has {width:,} fields, more than the {MAX_COLUMNS:,} columns "
+            "a list may have (numbers all on one line? give one per line)"
+        )
+
+
+def _too_many_cells(path: Path) -> RecipientsError:
+    return RecipientsError(
+        f"{path} has more than {MAX_CELLS:,} cells: split it, or keep only the columns needed"
+    )
 
 
 def _looks_like_number(cell: str) -> bool:
     return sum(ch.isdigit() for ch in cell) >= 6
 
 
-def _number_column(rows: list[list[str]], path: Path) -> tuple[int, int]:
-    """Which column holds the numbers, and the index of the first data row."""
-    first = [cell.strip() for cell in rows[0]]
-    has_header = not any(_looks_like_number(cell) for cell in first)
-    start = 1 if has_header else 0
+# Rows read to find a headerless list's column of numbers: enough to tell, cheap on wide files.
+_DETECTION_ROWS = 500
+
+
+def _read_number_list(path: Path) -> tuple[list[str], str]:
+    """The non-empty entries of a number list's column of numbers, and that column's name.
+
+    With a header (a first line without a number), a usual phone header names the column.
+    Otherwise the column is the one whose cells mostly give numbers, read as the entries
+    themselves will be: not "the first with six digits", which picks a customer id.
+    """
+    _check_file(path, allow_empty=True)
+    try:
+        if path.stat().st_size == 0:
+            return [], ""
+    except OSError as exc:
+        raise RecipientsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    suffix = path.suffix.lower()
+    if suffix in EXCEL_SUFFIXES:
+        rows = _excel_rows(path, sheet=None)
+    elif suffix == ".xls":
+        raise _xls_error(path)
+    else:
+        rows = _text_rows(path)
+    rows = [[cell.strip() for cell in row] for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        return [], ""
+    first = rows[0]
+    has_header = not any(numbers_in_entry(cell) for cell in first)
+    data = rows[1:] if has_header else rows
+    index: int | None = None
     if has_header:
         try:
-            return first.index(find_phone_column(first)), start
+            index = first.index(find_phone_column(first))
         except RecipientsError:
-            pass
-    width = max(len(row) for row in rows)
-    if width == 1:
-        return 0, start
-    counts = [
-        sum(1 for row in rows[start:] if i < len(row) and _looks_like_number(row[i]))
-        for i in range(width)
-    ]
-    best = max(range(width), key=lambda i: (counts[i], -i))
-    if counts[best] == 0:
-        raise RecipientsError(f"{path}: no column of phone numbers found")
-    return best, start
+            index = None
+    if index is None:
+        index = _column_of_numbers(data[:_DETECTION_ROWS])
+    if index is None:
+        if not data and has_header:  # a header alone: an empty list
+            return [], first[0] if len(first) == 1 else ""
+        raise RecipientsError(
+            f"no column of {path} holds phone numbers (a list needs a column whose cells are "
+            "mostly numbers, or a header such as phone or Téléphone)"
+        )
+    name = first[index] if has_header and index < len(first) and first[index] else ""
+    column = name or f"column {index + 1}"
+    entries = [row[index] for row in data if index < len(row) and row[index]]
+    return entries, column
+
+
+def _column_of_numbers(rows: list[list[str]]) -> int | None:
+    """The column whose non-empty cells most often give a number, if they mostly do."""
+    width = max((len(row) for row in rows), default=0)
+    best: tuple[float, int] | None = None
+    for i in range(width):
+        cells = [row[i] for row in rows if i < len(row) and row[i]]
+        if not cells:
+            continue
+        used = sum(1 for found in numbers_in_entries(pd.Series(cells, dtype=object)) if found)
+        if used and suppression_list_is_usable(len(cells), len(cells) - used):
+            share = used / len(cells)
+            if best is None or share > best[0]:
+                best = (share, i)
+    return None if best is None else best[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -607,6 +778,7 @@ def _excel_rows(path: Path, sheet: str | None) -> list[list[str]]:
         if kind is None:
             kind = "text, perhaps a CSV file" if _is_texty(head) else "not a zip container"
         raise RecipientsError(f"{path} is not a valid .xlsx workbook ({kind})")
+    _check_workbook_size(path)
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, ParseError, ValueError) as exc:
@@ -615,23 +787,82 @@ def _excel_rows(path: Path, sheet: str | None) -> list[list[str]]:
         ) from None
     try:
         worksheet = _pick_sheet(workbook, sheet, path)
-        rows: list[list[str]] = []
-        started = False
-        for values in worksheet.iter_rows(values_only=True):
-            row = [_excel_value_to_str(value) for value in values]
-            while row and row[-1] == "":
-                row.pop()
-            if not started and not row:
-                continue
-            started = True
-            rows.append(row)
-        return rows
+        _check_declared_size(worksheet, path)
+        # Rows as stored: read-only openpyxl pads every row to the declared width otherwise.
+        worksheet.reset_dimensions()
+        return _sheet_rows(worksheet.iter_rows(values_only=True), path)
     except (KeyError, ParseError, ValueError, zipfile.BadZipFile) as exc:
         raise RecipientsError(
             f"{path}: cannot read the workbook ({_first_line(exc) or type(exc).__name__})"
         ) from None
     finally:
         workbook.close()
+
+
+def _sheet_rows(sheet: Iterable[Sequence[Any]], path: Path) -> list[list[str]]:
+    """Rows as strings from the first non-blank one (the header) to the last non-blank one:
+    blank rows in between are rows, trailing ones are not."""
+    rows: list[list[str]] = []
+    blank: list[list[str]] = []
+    width = 0
+    for number, values in enumerate(sheet, start=1):
+        row = [_excel_value_to_str(value) for value in values]
+        while row and row[-1] == "":
+            row.pop()
+        if not any(cell.strip() for cell in row):
+            if rows:
+                blank.append(row)
+            continue
+        rows.extend(blank)
+        blank.clear()
+        rows.append(row)
+        if len(row) > width:
+            width = len(row)
+            _check_width(width, path, number)
+        if len(rows) * width > MAX_CELLS:
+            raise _too_many_cells(path)
+    return rows
+
+
+def xlsx_size_problem(members: Sequence[tuple[str, int, int]]) -> str | None:
+    """Why a workbook whose zip members are (name, uncompressed, compressed bytes) is refused
+    before openpyxl inflates it, or None. Sizes are those the zip declares; Python's zipfile
+    never inflates a member past its declared size, so they bound what reading can cost."""
+    total = sum(size for _, size, _ in members)
+    if total > MAX_XLSX_BYTES:
+        return (
+            f"it inflates to {total / 2**20:,.0f} MiB, more than {MAX_XLSX_BYTES / 2**20:,.0f} "
+            "MiB: save a smaller workbook or a CSV"
+        )
+    for name, size, compressed in members:
+        if size > _RATIO_CHECKED_FROM and size > MAX_XLSX_RATIO * max(compressed, 1):
+            return (
+                f"its member {name} inflates {size // max(compressed, 1):,} times "
+                f"(to {size / 2**20:,.0f} MiB): not a workbook a spreadsheet program saves"
+            )
+    return None
+
+
+def _check_workbook_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [(i.filename, i.file_size, i.compress_size) for i in archive.infolist()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise RecipientsError(
+            f"{path} is not a valid .xlsx workbook ({_first_line(exc) or type(exc).__name__})"
+        ) from None
+    problem = xlsx_size_problem(members)
+    if problem is not None:
+        raise RecipientsError(f"{path} is refused: {problem}")
+
+
+def _check_declared_size(worksheet: Any, path: Path) -> None:
+    rows, columns = worksheet.max_row, worksheet.max_column
+    if rows and columns and rows * columns > MAX_CELLS:
+        raise RecipientsError(
+            f"{path}: sheet {worksheet.title!r} declares {rows:,} rows x {columns:,} columns, "
+            f"more than {MAX_CELLS:,} cells: delete the unused rows and columns, or save a CSV"
+        )
 
 
 def _pick_sheet(workbook: Any, sheet: str | None, path: Path) -> Any:
@@ -694,10 +925,10 @@ def _rows_to_frame(rows: list[list[str]], path: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_sql(db_url: str, query: str, chunksize: int) -> pd.DataFrame:
+def _load_sql(db_url: str, query: str, chunksize: int, timeout_s: float) -> pd.DataFrame:
     shown = mask_db_url(db_url)
     url = _parse_db_url(db_url, shown)
-    statement = _read_statement(query)
+    statement = _read_statement(query, url.get_backend_name())
     _check_sqlite_file(url, shown)
     try:
         engine = sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url))
@@ -715,8 +946,15 @@ def _load_sql(db_url: str, query: str, chunksize: int) -> pd.DataFrame:
         with connection:
             try:
                 _make_read_only(connection)
-                names, columns = _fetch(connection, statement, chunksize)
-            except sa.exc.SQLAlchemyError as exc:
+                deadline = _set_statement_timeout(connection, timeout_s)
+                names, columns = _fetch(connection, statement, chunksize, deadline)
+            except (sa.exc.SQLAlchemyError, _Overtime) as exc:
+                if isinstance(exc, _Overtime) or _timed_out(exc):
+                    raise RecipientsError(
+                        f"the recipients query ran longer than {timeout_s:g} s on {shown}: "
+                        "make it faster (an index, fewer rows) or allow it more time "
+                        "(statement_timeout_s)"
+                    ) from None
                 raise RecipientsError(
                     f"the query failed on {shown}: {_db_error_line(exc, url)}"
                 ) from None
@@ -761,30 +999,159 @@ def _check_sqlite_file(url: URL, shown: str) -> None:
         raise RecipientsError(f"SQLite database file not found: {shown}")
 
 
-def _read_statement(query: str) -> str | sa.Select[Any]:
+def _read_statement(query: str, dialect: str) -> str | sa.Select[Any]:
     """A bare table name as a quoted SELECT, or the user's statement once it is known to read."""
     text = query.strip().rstrip(";").strip()
     table = _TABLE_NAME.fullmatch(text)
     if table is not None:
         schema, name = (table[1], table[2]) if table[2] else (None, table[1])
         return sa.select(sa.literal_column("*")).select_from(sa.table(name, schema=schema))
-    for literals in (_LITERALS_STANDARD, _LITERALS_BACKSLASH):
-        code = literals.sub(" ", text)
+    refusal = sql_refusal(text, dialect)
+    if refusal is not None:
+        raise RecipientsError(refusal)
+    return text
+
+
+class SQLUnreadable(ValueError):
+    """Text the guard cannot read for certain as the server would: str() says what."""
+
+
+@dataclass(frozen=True)
+class _Lexicon:
+    """How a server's SQL lexer treats the characters around literals and comments."""
+
+    refused: str  # characters outside literals whose reading depends on the server
+    dollar_quotes: bool  # PostgreSQL: $$...$$ and $tag$...$tag$ are strings
+    brackets: bool  # SQLite: [name] is a quoted identifier
+    dash_needs_space: bool  # MySQL: "--" opens a comment only before a space
+
+
+_LEXICONS = {
+    "postgresql": _Lexicon("", dollar_quotes=True, brackets=False, dash_needs_space=False),
+    # "#" opens a comment on MySQL: it could hide a quote from the guard, or the guard one.
+    "mysql": _Lexicon("#", dollar_quotes=False, brackets=False, dash_needs_space=True),
+    "mariadb": _Lexicon("#", dollar_quotes=False, brackets=False, dash_needs_space=True),
+    # SQLite reads "$name(...)" (and @, #, :) as one parameter token that may swallow a quote.
+    "sqlite": _Lexicon("$@#:", dollar_quotes=False, brackets=True, dash_needs_space=False),
+}
+# Another server: refuse every character some server reads in a way of its own.
+_ANY_LEXICON = _Lexicon("#$@:[", dollar_quotes=False, brackets=False, dash_needs_space=True)
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_QUOTE_NAMES = {"'": "string", '"': "quoted name", "`": "quoted name", "[": "[name]"}
+
+
+def sql_code(query: str, dialect: str, *, backslash_escapes: bool) -> str:
+    """``query`` with each literal, quoted name and comment replaced by one space, as the
+    server of ``dialect`` reads it, backslashes escaping quotes or not (MySQL by default, a
+    PostgreSQL E'' string). SQLUnreadable for what the guard cannot read for certain: MySQL's
+    executable comments (``/*! */``, ``/*M! */``), optimizer hints, nested or unclosed comments
+    and quotes, and characters whose meaning depends on the server (``#`` on MySQL, a stray
+    ``$`` on PostgreSQL)."""
+    lexicon = _LEXICONS.get(dialect, _ANY_LEXICON)
+    code: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in "'\"`" or (ch == "[" and lexicon.brackets):
+            i = _quoted_end(query, i, backslash_escapes and ch in "'\"")
+            code.append(" ")
+        elif query.startswith("--", i):
+            if lexicon.dash_needs_space and i + 2 < n and not query[i + 2].isspace():
+                raise SQLUnreadable("'--' without a space after it (MySQL reads two minus signs)")
+            newline = query.find("\n", i)
+            i = n if newline < 0 else newline
+            code.append(" ")
+        elif query.startswith("/*", i):
+            i = _comment_end(query, i)
+            code.append(" ")
+        elif ch == "$" and lexicon.dollar_quotes:
+            i = _dollar_end(query, i, code)
+        elif ch in lexicon.refused:
+            raise SQLUnreadable(f"{ch!r} outside a literal")
+        elif ch == "\x00":
+            raise SQLUnreadable("a NUL character")
+        else:
+            code.append(ch)
+            i += 1
+    return "".join(code)
+
+
+def _quoted_end(query: str, start: int, backslash_escapes: bool) -> int:
+    """The index after the literal or quoted name opened at ``start``."""
+    opening = query[start]
+    closing = "]" if opening == "[" else opening
+    i, n = start + 1, len(query)
+    while i < n:
+        ch = query[i]
+        if backslash_escapes and ch == "\\":
+            i += 2
+        elif ch != closing:
+            i += 1
+        elif closing != "]" and query.startswith(closing, i + 1):  # a doubled quote
+            i += 2
+        else:
+            return i + 1
+    raise SQLUnreadable(f"an unclosed {_QUOTE_NAMES[opening]} ({opening}...)")
+
+
+def _comment_end(query: str, start: int) -> int:
+    """The index after the comment opened at ``start`` ("/*")."""
+    if query.startswith(("/*!", "/*M!", "/*+"), start):
+        # MySQL/MariaDB run what is inside /*! */ and /*M! */; /*+ */ hints can lift limits.
+        raise SQLUnreadable(f"an executable comment or hint ({query[start : start + 4]}...*/)")
+    end = query.find("*/", start + 2)
+    if end < 0:
+        raise SQLUnreadable("an unclosed comment (/*...)")
+    if "/*" in query[start + 2 : end]:
+        # PostgreSQL nests comments, MySQL does not: they would end in different places.
+        raise SQLUnreadable("a comment inside a comment")
+    return end + 2
+
+
+def _dollar_end(query: str, start: int, code: list[str]) -> int:
+    """PostgreSQL: the index after the dollar quote (or the $1 parameter) at ``start``."""
+    before = query[start - 1] if start else " "
+    if before.isalnum() or before in "_$" or ord(before) > 0x7F:
+        # Inside a name "$" is a letter, after a number it may open a quote: not for certain.
+        raise SQLUnreadable("a '$' inside a word")
+    tag = _DOLLAR_TAG.match(query, start)
+    if tag is None:
+        if query[start + 1 : start + 2].isdigit():
+            code.append("$")
+            return start + 1
+        raise SQLUnreadable("a '$' that opens no dollar quote")
+    end = query.find(tag[0], tag.end())
+    if end < 0:
+        raise SQLUnreadable(f"an unclosed dollar quote ({tag[0]}...)")
+    code.append(" ")
+    return end + len(tag[0])
+
+
+def sql_refusal(query: str, dialect: str) -> str | None:
+    """Why the recipients query is refused on ``dialect`` (one line starting "refusing"), or
+    None when it is one statement that only reads: read under both backslash conventions, it
+    starts with SELECT or WITH and has no write keyword nor INTO outside literals."""
+    for backslash_escapes in (False, True):
+        try:
+            code = sql_code(query, dialect, backslash_escapes=backslash_escapes)
+        except SQLUnreadable as exc:
+            return (
+                f"refusing a query the guard cannot read for certain: {exc}; "
+                "recipients are only read, so give a plain SELECT"
+            )
         if ";" in code:
-            raise RecipientsError("refusing several statements: give a single SELECT statement")
+            return "refusing several statements: give a single SELECT statement"
         first = _LEADING_WORD.match(code)
         word = first[1].upper() if first else ""
         if word not in ("SELECT", "WITH"):
-            raise RecipientsError(
+            return (
                 f"refusing a query that starts with {word or 'no keyword'}: give a table name "
                 "or a SELECT (or WITH ... SELECT) statement, recipients are only read"
             )
         write = _WRITE_WORDS.search(code)
         if write is not None:
-            raise RecipientsError(
-                f"refusing a query that contains {write[1].upper()}: recipients are only read"
-            )
-    return text
+            return f"refusing a query that contains {write[1].upper()}: recipients are only read"
+    return None
 
 
 def _make_read_only(connection: Connection) -> None:
@@ -800,8 +1167,49 @@ def _make_read_only(connection: Connection) -> None:
         connection.exec_driver_sql("PRAGMA query_only = ON")
 
 
+class _Overtime(Exception):
+    """The query's rows were still coming at its deadline."""
+
+
+def _set_statement_timeout(connection: Connection, seconds: float) -> float:
+    """Have the server stop the query after ``seconds``; returns the deadline (monotonic
+    clock) past which the fetch gives up too, on servers without a timeout of their own."""
+    deadline = time.monotonic() + seconds
+    ms = max(1, min(math.ceil(seconds * 1000), 2**31 - 1))
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # LOCAL: this transaction only, so a pooled connection never keeps it.
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+    elif dialect in ("mysql", "mariadb"):
+        if getattr(connection.dialect, "is_mariadb", False):
+            connection.exec_driver_sql(f"SET SESSION max_statement_time = {ms / 1000:.3f}")
+        else:  # MySQL's own variable, for SELECT statements
+            connection.exec_driver_sql(f"SET SESSION max_execution_time = {ms}")
+    elif dialect == "sqlite":
+        # No server to stop it: SQLite calls this every few thousand steps and aborts the
+        # statement ("interrupted") once it returns true.
+        driver = connection.connection.driver_connection
+        if driver is not None:
+            driver.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    return deadline
+
+
+def _timed_out(exc: sa.exc.SQLAlchemyError) -> bool:
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == "57014":  # PostgreSQL query_canceled
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    # MariaDB's max_statement_time exceeded, MySQL's max_execution_time exceeded.
+    if args and args[0] in (1969, 3024):
+        return True
+    return type(orig).__module__ == "sqlite3" and "interrupted" in str(orig)
+
+
 def _fetch(
-    connection: Connection, statement: str | sa.Select[Any], chunksize: int
+    connection: Connection,
+    statement: str | sa.Select[Any],
+    chunksize: int,
+    deadline: float = math.inf,
 ) -> tuple[list[str], list[list[str]]]:
     """Column names and string columns, read chunk by chunk through a server-side cursor."""
     streaming = connection.execution_options(stream_results=True, yield_per=chunksize)
@@ -820,6 +1228,8 @@ def _fetch(
         for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
             # Most cells are already str: skip the function call for them.
             column.extend([v if type(v) is str else _sql_value_to_str(v) for v in values])
+        if time.monotonic() > deadline:  # a server times each FETCH, not the whole read
+            raise _Overtime
     return names, columns
 
 

@@ -1,20 +1,20 @@
 """The campaign report: files for the operator, Prefect artifacts for the UI.
 
 Files under ``data/reports/<campaign>/`` keep full numbers where the operator needs them
-(``rejects.csv``, to fix the source); everything the Prefect UI shows is aggregated or masked.
-CSV cells that a spreadsheet would read as a formula are neutralised.
+(``rejects.csv`` / ``rejects.xlsx``, to fix the source); everything the Prefect UI shows is
+aggregated or masked. Tables are written by :func:`tasks.spreadsheet.write_table`, which makes
+them open cleanly in a French Excel and never lets a cell run as a formula.
+
+What people read (the markdown summary) is French by default, English with ``lang="en"``;
+summary keys, JSON, CSV column names and reason codes stay as they are (machine contracts).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import string
-import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +22,38 @@ import pandas as pd
 
 from tasks import ledger as lg
 from tasks.campaign import DETAIL, E164, OUTCOME, REASON, ROW, TERRITORY, Counts
+from tasks.files import atomic_path, write_text_atomic
+from tasks.i18n import (
+    DEFAULT_LANG,
+    Lang,
+    label,
+    money,
+    number,
+    territory_cell,
+    territory_name,
+    text,
+    when,
+)
 from tasks.numbers import mask_number
 from tasks.outcomes import FAILED, REJECTED, SENT
+from tasks.slots import TERRITORY_ZONES
+from tasks.spreadsheet import write_table
 
-_KEY_CHARS = frozenset(string.ascii_lowercase + string.digits)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: object) -> object:
-    """Stop a spreadsheet from running a cell as a formula (OWASP's CSV injection advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it once written: a reader (another run, a
-    browser) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([neutralise(h) for h in header])
-        for row in rows:
-            writer.writerow([neutralise("" if v is None else v) for v in row])
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_PARIS = "Europe/Paris"
+CHUNK_COLUMNS = (
+    "index",
+    "size",
+    "territory",
+    "slot",
+    "tag",
+    "message_id",
+    "nb_sms",
+    "cost",
+    "state",
+    "reason",
+    "refused",
+)
 
 
 def territory_table(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -119,6 +118,7 @@ def build_summary(
         "chunks": dict(sorted(Counter(c.state for c in chunks).items())),
         "territories": territory_table(rows),
         "slot_explanations": dict(decisions),
+        "slot_plan": slot_plan((c.territory, c.slot, c.state) for c in chunks),
         "credits_before": credits_before,
         "credits_after": credits_after,
         "dry_run": dry_run,
@@ -131,6 +131,89 @@ def build_summary(
     return summary
 
 
+def slot_plan(
+    chunks: Iterable[tuple[str, str | None, str | None]],
+) -> dict[str, dict[str, Any]]:
+    """How each territory's chunks go out, from (territory, slot, state) triples: at once
+    (slot None), at which slots (ISO 8601), and whether some were cancelled.
+
+    The structured twin of ``slot_explanations``, from which the reports word their sentences
+    in any language. Also works on a dry run's ``plan`` (no state).
+    """
+    plan: dict[str, dict[str, Any]] = {}
+    for territory, slot, state in chunks:
+        entry = plan.setdefault(str(territory), {"at_once": False, "slots": [], "cancelled": False})
+        if state == lg.CANCELLED:
+            entry["cancelled"] = True
+        elif slot is None:
+            entry["at_once"] = True
+        elif slot not in entry["slots"]:
+            entry["slots"].append(slot)
+    for entry in plan.values():
+        entry["slots"].sort()
+    return dict(sorted(plan.items()))
+
+
+def _plan_of(summary: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The summary's slot plan (a dry run's from its ``plan``); territories that were planned
+    but have no chunk map to None: they had no slot."""
+    plan: dict[str, dict[str, Any] | None] = dict(summary.get("slot_plan") or {})
+    if not plan and summary.get("plan"):
+        plan.update(
+            slot_plan((str(p.get("territory")), p.get("slot"), None) for p in summary["plan"])
+        )
+    for territory in summary.get("slot_explanations") or {}:
+        plan.setdefault(territory, None)
+    return dict(sorted(plan.items()))
+
+
+def _slot_time(slot: str, zone: str, lang: Lang) -> str:
+    moment = datetime.fromisoformat(slot)
+    local = when(moment, zone, lang)
+    if zone == _PARIS:
+        return local
+    # Overseas: the recipient's clock first, then the gateway's (the one the API is given).
+    return text(lang, "slot.paris_too", local=local, paris=when(moment, _PARIS, lang))
+
+
+def slot_sentence(territory: str, entry: Mapping[str, Any] | None, lang: Lang) -> str:
+    """How one territory is sent, from its slot plan entry ("envoi programmé mardi 7 janvier
+    13:00 (heure de La Réunion), soit mardi 7 janvier 10:00 (heure de Paris)")."""
+    zones = TERRITORY_ZONES.get(territory)
+    parts: list[str] = []
+    if zones is None and len(territory) == 2 and territory.isupper():
+        parts.append(text(lang, "slot.foreign", code=territory))
+    if entry is None:
+        return text(lang, "sep.list").join([*parts, text(lang, "slot.none")])
+    zone = zones[0] if zones else _PARIS
+    sent: list[str] = []
+    if entry.get("at_once"):
+        sent.append(text(lang, "slot.at_once"))
+    for slot in entry.get("slots") or []:
+        try:
+            sent.append(text(lang, "slot.scheduled", when=_slot_time(str(slot), zone, lang)))
+        except (TypeError, ValueError):
+            sent.append(text(lang, "slot.scheduled", when=str(slot)))
+    if not sent:
+        sent.append(text(lang, "slot.cancelled" if entry.get("cancelled") else "slot.none"))
+    return text(lang, "sep.list").join([*parts, *sent])
+
+
+def slot_sentences(summary: Mapping[str, Any], lang: Lang = DEFAULT_LANG) -> dict[str, str]:
+    """Territory name -> how it is sent. In English the slot planner's own explanation (it also
+    says why) wins where there is one; other languages are worded from the slot plan."""
+    explanations: Mapping[str, Any] = summary.get("slot_explanations") or {}
+    if "slot_plan" not in summary and not summary.get("plan"):
+        # A summary written before slot_plan existed: the planner's words are all there is.
+        return {territory_name(t, lang): str(why) for t, why in explanations.items()}
+    out: dict[str, str] = {}
+    for territory, entry in _plan_of(summary).items():
+        name = territory_name(territory, lang)
+        why = explanations.get(territory)
+        out[name] = str(why) if lang == "en" and why else slot_sentence(territory, entry, lang)
+    return out
+
+
 def write_files(
     report_dir: Path,
     summary: Mapping[str, Any],
@@ -138,37 +221,18 @@ def write_files(
     rows: pd.DataFrame,
     source_columns: Sequence[str],
 ) -> dict[str, Path]:
-    """summary.json, chunks.csv, rejects.csv (original row + reason, full numbers)."""
+    """summary.json; chunks and rejects (original row + reason, full numbers) as .csv + .xlsx."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "summary": report_dir / "summary.json",
-        "chunks": report_dir / "chunks.csv",
-        "rejects": report_dir / "rejects.csv",
-    }
-    with atomic_path(paths["summary"]) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    paths = {"summary": report_dir / "summary.json"}
+    write_text_atomic(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     records = chunk_records(chunks)
-    header = (
-        list(records[0])
-        if records
-        else [
-            "index",
-            "size",
-            "territory",
-            "slot",
-            "tag",
-            "message_id",
-            "nb_sms",
-            "cost",
-            "state",
-            "reason",
-            "refused",
-        ]
+    header = list(records[0]) if records else list(CHUNK_COLUMNS)
+    paths["chunks"], paths["chunks_xlsx"] = write_table(
+        report_dir / "chunks", header, ([r[h] for h in header] for r in records)
     )
-    write_csv(paths["chunks"], header, ([r[h] for h in header] for r in records))
     not_sent = rows[rows[OUTCOME] != SENT]
-    write_csv(
-        paths["rejects"],
+    paths["rejects"], paths["rejects_xlsx"] = write_table(
+        report_dir / "rejects",
         ["row", *source_columns, "outcome", "reason", "detail", "e164"],
         (
             [r[ROW], *(r[c] for c in source_columns), r[OUTCOME], r[REASON], r[DETAIL], r[E164]]
@@ -178,67 +242,122 @@ def write_files(
     return paths
 
 
-def markdown_summary(summary: Mapping[str, Any], rows: pd.DataFrame) -> str:
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _reason_cell(code: str, lang: Lang) -> str:
+    words = label(lang, "reason", code)
+    return code if words == code else f"{words} (`{code}`)"
+
+
+def markdown_summary(
+    summary: Mapping[str, Any], rows: pd.DataFrame, *, lang: Lang = DEFAULT_LANG
+) -> str:
     """What the run's page in the Prefect UI shows: aggregates only, numbers masked."""
+    currency = str(summary.get("currency") or "EUR")
+
+    def n(value: float | int) -> str:
+        return number(value, lang)
+
+    title = text(lang, "campaign.title", campaign=f"`{summary['campaign_id']}`")
     lines = [
-        f"# Survey campaign `{summary['campaign_id']}`"
-        + (" (dry run)" if summary["dry_run"] else ""),
+        "# " + title + (text(lang, "campaign.dry_run") if summary["dry_run"] else ""),
         "",
-        f"Survey `{summary['survey_id']}` - {summary['loaded']} rows loaded in "
-        f"{summary['duration_seconds']:.1f} s.",
+        text(
+            lang,
+            "campaign.loaded",
+            survey=f"`{summary['survey_id']}`",
+            rows=n(summary["loaded"]),
+            seconds=number(round(float(summary["duration_seconds"]), 1), lang),
+        ),
         "",
-        "| outcome | rows |",
+        _row(text(lang, "col.outcome"), text(lang, "col.rows")),
         "|---|---:|",
-        f"| sent | {summary['sent']} |",
-        f"| failed | {summary['failed']} |",
-        f"| rejected | {sum(summary['rejected'].values())} |",
+        _row(label(lang, "outcome", SENT), n(summary["sent"])),
+        _row(label(lang, "outcome", FAILED), n(summary["failed"])),
+        _row(label(lang, "outcome", REJECTED), n(sum(summary["rejected"].values()))),
         "",
     ]
-    if summary["rejected"]:
-        lines += ["| rejected because | rows |", "|---|---:|"]
-        lines += [f"| {k} | {v} |" for k, v in summary["rejected"].items()]
-        lines.append("")
-    if summary["failed_reasons"]:
-        lines += ["| failed because | rows |", "|---|---:|"]
-        lines += [f"| {k} | {v} |" for k, v in summary["failed_reasons"].items()]
-        lines.append("")
-    lines += ["| territory | sent | failed | rejected |", "|---|---:|---:|---:|"]
+    for key, column in (
+        ("rejected", "col.rejected_because"),
+        ("failed_reasons", "col.failed_because"),
+    ):
+        if summary[key]:
+            lines += [_row(text(lang, column), text(lang, "col.rows")), "|---|---:|"]
+            lines += [_row(_reason_cell(k, lang), n(v)) for k, v in summary[key].items()]
+            lines.append("")
     lines += [
-        f"| {t} | {c.get(SENT, 0)} | {c.get(FAILED, 0)} | {c.get(REJECTED, 0)} |"
+        _row(
+            text(lang, "col.territory"),
+            *(label(lang, "outcome", o) for o in (SENT, FAILED, REJECTED)),
+        ),
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        _row(
+            territory_cell(t, lang),
+            *(n(c.get(o, 0)) for o in (SENT, FAILED, REJECTED)),
+        )
         for t, c in summary["territories"].items()
     ]
-    lines += ["", "## Delivery slots", ""]
-    if summary["slot_explanations"]:
-        lines += [f"- **{t}**: {why}" for t, why in summary["slot_explanations"].items()]
+    lines += ["", "## " + text(lang, "slots.heading"), ""]
+    colon = text(lang, "sep.colon")
+    sentences = slot_sentences(summary, lang)
+    if sentences:
+        lines += [f"- **{name}**{colon}{why}" for name, why in sentences.items()]
     else:
-        lines.append("- nothing to plan")
+        lines.append("- " + text(lang, "slots.nothing"))
+    cost = money(summary["cost"], currency, lang)
+    if summary.get("cost_estimated"):
+        cost += text(lang, "cost.partly_estimated")
     lines += [
         "",
-        "## Cost",
+        "## " + text(lang, "cost.heading"),
         "",
-        f"- SMS: {summary['nb_sms']}, cost: {summary['cost']:.3f} {summary['currency']}",
+        "- " + text(lang, "cost.line", sms=n(summary["nb_sms"]), cost=cost),
     ]
     if summary.get("estimated_cost") is not None:
         lines.append(
-            f"- estimated cost if sent: {summary['estimated_cost']:.3f} {summary['currency']}"
+            "- "
+            + text(lang, "cost.estimated", cost=money(summary["estimated_cost"], currency, lang))
         )
     lines.append(
-        f"- credits before: {_money(summary['credits_before'])}, after: "
-        f"{_money(summary['credits_after'])} {summary['currency']}"
+        "- "
+        + text(
+            lang,
+            "cost.credits",
+            before=money(summary["credits_before"], currency, lang),
+            after=money(summary["credits_after"], currency, lang),
+        )
     )
     examples = rows.loc[rows[OUTCOME] == REJECTED, [E164, REASON]].dropna().head(5)
     if len(examples):
-        lines += ["", "Examples of rejected numbers (masked):", ""]
-        lines += [f"- {mask_number(str(e))}: {r}" for e, r in examples.itertuples(index=False)]
-    lines += ["", f"Full report: `{summary['report_dir']}`"]
+        lines += ["", text(lang, "rejects.examples"), ""]
+        lines += [
+            f"- {mask_number(str(e))}{colon}{_reason_cell(str(r), lang)}"
+            for e, r in examples.itertuples(index=False)
+        ]
+    lines += ["", text(lang, "report.full", path=f"`{summary['report_dir']}`")]
     return "\n".join(lines)
-
-
-def _money(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def artifact_key(campaign_id: str, suffix: str) -> str:
     """Artifact keys allow lowercase letters, digits and dashes only."""
     base = "".join(ch if ch in _KEY_CHARS else "-" for ch in campaign_id.lower()).strip("-")
     return f"{base[:60].strip('-')}-{suffix}"
+
+
+__all__ = [
+    "CHUNK_COLUMNS",
+    "artifact_key",
+    "atomic_path",
+    "build_summary",
+    "chunk_records",
+    "markdown_summary",
+    "slot_plan",
+    "slot_sentence",
+    "slot_sentences",
+    "territory_table",
+    "write_files",
+]

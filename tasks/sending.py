@@ -57,6 +57,7 @@ class SendSettings:
     cap_days: int = 0  # frequency cap: reserve the numbers against other campaigns
     ledger_lease: timedelta = timedelta(minutes=5)
     ledger_outage: float = 120.0
+    key_block: str | None = None  # the Secret block of this deployment's account (its name)
 
     @property
     def call_deadline(self) -> timedelta:
@@ -76,20 +77,22 @@ class ChunkResult:
     deferred_until: datetime | None = None  # in doubt: a look can settle it from then
 
 
-def get_api_key(secret_block: str = SECRET_BLOCK) -> str:
-    """The gateway key: the environment first, else the Prefect Secret block."""
-    key = os.environ.get(API_KEY_ENV, "").strip()
+def get_api_key(secret_block: str | None = None) -> str:
+    """The gateway key: the named Secret block when a deployment names one (an agency may run
+    several accounts from one worker); else the environment, else the default block."""
+    key = "" if secret_block else os.environ.get(API_KEY_ENV, "").strip()
     if key:
         return key
+    block = secret_block or SECRET_BLOCK
     try:
         from prefect.blocks.system import Secret
 
-        value = Secret.load(secret_block).get()  # type: ignore[union-attr]
+        value = Secret.load(block).get()  # type: ignore[union-attr]
     except Exception as exc:  # noqa: BLE001 - any failure means "no key", said plainly
-        raise CampaignStopped(
-            f"no API key: set {API_KEY_ENV} or create the Prefect Secret block "
-            f"'{secret_block}' ({type(exc).__name__})"
-        ) from None
+        where = f"the Prefect Secret block {block!r}"
+        if not secret_block:
+            where = f"{API_KEY_ENV} or {where}"
+        raise CampaignStopped(f"no API key: cannot read {where} ({type(exc).__name__})") from None
     return str(value)
 
 
@@ -100,16 +103,16 @@ def gateway_url() -> str:
 _local = threading.local()
 
 
-def thread_client(base_url: str, timeout: float) -> SMSPartnerClient:
+def thread_client(base_url: str, timeout: float, key_block: str | None = None) -> SMSPartnerClient:
     """One client (one Session, one connection pool) per worker thread, reused across chunks."""
     # The env key is part of the cache key so a changed key is picked up; a Secret block is
     # read once per thread rather than once per chunk.
-    key = (base_url, timeout, os.environ.get(API_KEY_ENV, ""))
+    key = (base_url, timeout, key_block or os.environ.get(API_KEY_ENV, ""))
     cache: dict[tuple[str, float, str], SMSPartnerClient] = getattr(_local, "clients", {})
     _local.clients = cache
     if key not in cache:
         cache[key] = SMSPartnerClient(
-            get_api_key(), base_url, timeout=(CONNECT_TIMEOUT, timeout), max_retries=3
+            get_api_key(key_block), base_url, timeout=(CONNECT_TIMEOUT, timeout), max_retries=3
         )
     return cache[key]
 
@@ -121,11 +124,42 @@ _ledgers_lock = threading.Lock()
 def shared_ledger(
     url: str, lease: timedelta = timedelta(minutes=5), outage: float = 120.0
 ) -> lg.Ledger:
-    """One engine (one connection pool) per ledger URL in this process."""
+    """One engine (one connection pool) per ledger URL in this process. A ledger that cannot
+    be opened at all (a URL that does not parse, a file that is not a database, a folder that
+    cannot be written) is ``LedgerUnavailable`` too, said in one line."""
     with _ledgers_lock:
         if (url, lease, outage) not in _ledgers:
-            _ledgers[(url, lease, outage)] = lg.Ledger(url, lease=lease, outage=outage)
+            try:
+                _ledgers[(url, lease, outage)] = lg.Ledger(url, lease=lease, outage=outage)
+            except lg.LedgerUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the run stops in one line
+                raise lg.LedgerUnavailable(ledger_problem(url, exc)) from None
         return _ledgers[(url, lease, outage)]
+
+
+def unusable_ledger(url: str) -> str | None:
+    """Why the ledger cannot be used (None: it can), said in one line, before a flow starts."""
+    try:
+        shared_ledger(url)
+    except lg.LedgerUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def ledger_problem(url: str, exc: BaseException) -> str:
+    """One line on a ledger that cannot be opened, without its password."""
+    from tasks.dburl import mask
+
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    # SQLAlchemy's messages may quote the URL it was given: never echo its secrets.
+    first = first.replace(url, mask(url))
+    return (
+        f"the ledger {mask(url)} cannot be opened ({type(exc).__name__}: {first}); check "
+        "SURVEY_LEDGER_URL (a SQLAlchemy URL such as sqlite:///data/state/ledger.sqlite or "
+        "postgresql://user@host/db) and that the file is a ledger this tool wrote"
+    )
 
 
 def send_chunk_once(

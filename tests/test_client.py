@@ -42,6 +42,7 @@ from smspartner import (
     parse_gateway_date,
     schedule_at,
 )
+from smspartner.client import public_url
 from smspartner.simulator import FaultConfig, SimulatorServer, run_simulator
 
 KEY = "sk-live-7Qw9-SECRET-zz81"
@@ -322,6 +323,26 @@ class DripBodyHandler(QuietHandler):
                 if self.server.stop.wait(0.2):
                     break
                 self.wfile.write(b" ")
+        except OSError:
+            pass  # the client gave up: what the test wants
+        self.close_connection = True
+
+    do_GET = do_POST = drip
+
+
+class DripHeadersHandler(QuietHandler):
+    """The status line and headers one byte every 0.2 s: each read is within the read timeout,
+    only a deadline on the whole call stops it."""
+
+    def drip(self) -> None:
+        self.take_request()
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Pad: " + b"x" * 200
+        try:
+            for byte in head:
+                if self.server.stop.wait(0.2):
+                    break
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
         except OSError:
             pass  # the client gave up: what the test wants
         self.close_connection = True
@@ -1245,3 +1266,28 @@ def test_status_spellings_normalise(status: str, case: Callable[[str], str], pad
 def test_unknown_status_text_is_kept() -> None:
     assert normalise_status("Numéro introuvable") == "Numéro introuvable"
     assert normalise_status(None) == ""
+
+
+def test_headers_dripped_a_byte_at_a_time_end_at_the_deadline(
+    make_client: Callable[..., SMSPartnerClient],
+) -> None:
+    with local_server(DripHeadersHandler) as server:
+        base_url = f"http://127.0.0.1:{server.port}/v1"
+        client = make_client(base_url=base_url, deadline=1.0, max_retries=0)
+        started = time.monotonic()
+        outcome = client.send_survey(NUMBERS, "S", tag="dripheads")
+        took = time.monotonic() - started
+    # The request went out: whether it landed is unknown, never "not sent".
+    assert outcome.kind is Kind.UNKNOWN
+    assert outcome.reason == "POST sondage/to/send: answer not complete within 1s"
+    assert 0.9 <= took < 1.6
+
+
+def test_credentials_in_the_gateway_url_are_sent_as_auth_and_shown_nowhere(
+    make_client: Callable[..., SMSPartnerClient], sim: SimulatorServer
+) -> None:
+    port = sim.url.split(":")[2].split("/")[0]
+    client = make_client(base_url=f"http://proxyuser:Pr0xyS3cret@127.0.0.1:{port}/v1")
+    assert client.credits().balance > 0
+    assert "Pr0xyS3cret" not in repr(client) and "Pr0xyS3cret" not in client.base_url
+    assert public_url("https://u:pw@gw.example:8443/v1?x=1") == "https://gw.example:8443/v1"

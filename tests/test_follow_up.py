@@ -403,10 +403,12 @@ def test_artifacts_and_logs_show_counts_but_no_number_and_no_key(
     by_key = {a.key: a for a in artifacts if a.flow_run_id == runs[1]}
     assert {"show-me-1-delivery", "show-me-1-summary", "show-me-1-report"} <= set(by_key)
     delivery = str(by_key["show-me-1-delivery"].data)
-    assert f"| delivered | {counts['delivered']} |" in delivery
-    assert f"| FR | {counts['by_territory']['FR']['delivered']} |" in delivery
+    assert f"| délivrés | {counts['delivered']} |" in delivery  # French by default
+    assert (
+        f"| France métropolitaine (FR) | {counts['by_territory']['FR']['delivered']} |" in delivery
+    )
     assert "+33 6 •• •• ••" in delivery  # the STOP replies, masked
-    assert "## Delivery" in str(by_key["show-me-1-summary"].data)
+    assert "## Remise des SMS" in str(by_key["show-me-1-summary"].data)
     assert "report.html" in str(by_key["show-me-1-report"].data)
     assert len(logs) > 5
     text = json.dumps([a.data for a in artifacts], default=str, ensure_ascii=False)

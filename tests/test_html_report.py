@@ -144,7 +144,41 @@ def test_text_is_escaped_numbers_masked_and_nothing_is_fetched() -> None:
 
 def test_a_summary_with_missing_keys_still_renders() -> None:
     page = render_html({"campaign_id": "bare"}, {"delivered": 3})
+    assert "Rien à représenter" in page and 'id="chart-delivery"' in page
+    page = render_html({"campaign_id": "bare"}, {"delivered": 3}, lang="en")
     assert "Nothing to chart" in page and 'id="chart-delivery"' in page
+
+
+def test_the_page_is_in_french_and_in_english_on_demand() -> None:
+    summary = {
+        **SUMMARY,
+        "loaded": 12345,
+        "slot_plan": {
+            "FR": {"at_once": False, "slots": ["2025-03-04T10:00:00+01:00"], "cancelled": False},
+            "GP": {"at_once": True, "slots": [], "cancelled": False},
+        },
+    }
+    page = render_html(summary, FOLLOW_UP)
+    assert '<html lang="fr">' in page
+    assert "<title>Campagne d&#x27;enquête spring-2025</title>" in page
+    assert "<dt>Lignes chargées</dt><dd>12\u202f345</dd>" in page
+    assert "<dt>Coût</dt><dd>36,00\u00a0€</dd>" in page
+    assert "100,00\u00a0€ / 64,00\u00a0€" in page
+    assert "programmé : mardi 4 mars 10:00 (heure de Paris)" in page
+    assert "<td>FR · France métropolitaine</td>" in page and "<td>inconnu</td>" in page
+    assert (
+        "<li><strong>France métropolitaine</strong> : envoi programmé mardi 4 mars 10:00 "
+        "(heure de Paris)</li>"
+    ) in page
+    assert "<strong>Guadeloupe</strong> : envoi immédiat" in page
+    assert "pas un mobile (not_mobile)" in page and "<td class=n>87,5\u202f%</td>" in page
+    assert "vérifiés le mercredi 5 mars 10:00 (heure de Paris)" in page
+    assert "2 destinataires ont répondu STOP" in page
+    en = render_html(summary, FOLLOW_UP, lang="en")
+    assert '<html lang="en">' in en and "<title>Survey campaign spring-2025</title>" in en
+    assert "<dt>Cost</dt><dd>€36.00</dd>" in en and "<dt>Rows loaded</dt><dd>12,345</dd>" in en
+    assert "<strong>Metropolitan France</strong>: window open until 20:00 (Paris)" in en
+    assert "checked on Wednesday 5 March 10:00 (Paris time)" in en and "87.5%" in en
 
 
 def test_the_file_is_written_in_place(tmp_path: Path) -> None:
@@ -189,7 +223,7 @@ def test_the_report_draws_its_charts_in_headless_chromium(tmp_path: Path) -> Non
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("request", lambda r: requested.append(r.url))
             page.goto(path.as_uri(), wait_until="load")
-            assert page.title() == "Survey campaign spring-2025"
+            assert page.title() == "Campagne d'enquête spring-2025"
             for chart in CHARTS:
                 svg = page.locator(f"svg#{chart}")
                 box = svg.bounding_box()

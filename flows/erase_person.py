@@ -1,0 +1,127 @@
+"""Erasure on request (RGPD art. 17): one person out of every local file and table.
+
+    python -m flows.erase_person --phone NUMBER      # any format: 06 12 34 56 78, +33612345678…
+
+The ledger keeps the person's chunks with a keyed hash in place of the number (exactly-once and
+the frequency cap still hold), their rows leave every table under ``data/state`` and
+``data/reports``, their number is masked in every text file there, and the number is added to
+the local suppression list (E.164), the one place it stays, so that nobody texts it again.
+What was found is printed with the number masked; the last line on stdout is a JSON object of
+counts. The full number never reaches a log, an artifact or the output.
+
+The number and Prefect: a flow run's parameters are stored in Prefect's database and shown in
+its UI. ``phone`` is a secret string, so a run started here (in-process) is stored with
+``**********``; a run started from the deployment's form is stored with what was typed until it
+starts, when the flow replaces its own stored parameter by the masked number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Annotated, Any
+from uuid import UUID
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+from pydantic import Field, SecretStr
+
+from tasks import ledger as lg
+from tasks import privacy as pv
+from tasks.numbers import mask_number, parse_loose
+
+LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
+SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
+DEFAULT_SUPPRESSION = "data/state/suppression.csv"
+
+
+def _mask_own_parameter(phone: SecretStr) -> None:
+    """Replace this run's stored ``phone`` by the masked number (see the module docstring)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    e164 = parse_loose(phone.get_secret_value())
+    run_id = flow_run.id
+    if not run_id:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(
+            UUID(str(run_id)), parameters={"phone": mask_number(e164) if e164 else "•••"}
+        )
+
+
+@flow(name="erase-person", log_prints=False, persist_result=False)
+def erase_person(
+    phone: Annotated[
+        SecretStr,
+        Field(
+            title="Phone number",
+            description="The number to erase, in any format. It is added to the local "
+            "suppression list; everywhere else it is removed or masked.",
+        ),
+    ],
+) -> dict[str, Any]:
+    """Erase one person's number from the ledger and every local file; suppress it for good."""
+    logger = get_run_logger()
+    _mask_own_parameter(phone)
+    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    suppression = os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
+    result = pv.erase_task(phone, ledger_url, suppression)
+    if isinstance(result, pv.Problem):
+        logger.error(result.message)
+        return Failed(message=result.message)  # type: ignore[return-value]
+    return result
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    """What the command prints: the places, then the JSON counts (number masked)."""
+    lines = [
+        f"number: {result['number']}",
+        f"ledger: {result['ledger_chunks']} chunk(s) in {result['ledger_campaigns']} "
+        f"campaign(s) and {result['texted_rows']} frequency-cap row(s) now under a pseudonym"
+        + ("" if result["ledger_compacted"] else " (database not compacted: run again later)"),
+    ]
+    lines += [f"rewritten: {p}" for p in result["files_rewritten"]]
+    lines += [f"removed: {p}" for p in result["files_removed"]]
+    lines.append(
+        f"suppression list {result['suppression_list']}: "
+        + ("added" if result["suppression_added"] else "already there")
+    )
+    counts = {
+        "number": result["number"],
+        "ledger_chunks": result["ledger_chunks"],
+        "ledger_campaigns": result["ledger_campaigns"],
+        "texted_rows": result["texted_rows"],
+        "rows_removed": result["rows_removed"],
+        "files_rewritten": len(result["files_rewritten"]),
+        "files_removed": len(result["files_removed"]),
+        "suppression_added": result["suppression_added"],
+    }
+    return [*lines, json.dumps(counts, ensure_ascii=False)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.erase_person",
+        description="Erase one phone number from the ledger and every local file, and add it "
+        "to the local suppression list.",
+    )
+    parser.add_argument("--phone", required=True, help="the number, in any format")
+    args = parser.parse_args(argv)
+    if parse_loose(args.phone) is None:
+        print("error: --phone cannot be read as a phone number", file=sys.stderr)
+        return 2
+    state = erase_person(phone=SecretStr(args.phone), return_state=True)
+    if state.is_completed():
+        for line in report_lines(state.result()):
+            print(line, flush=True)
+        return 0
+    lines = (state.message or "erasure failed").strip().splitlines()
+    print(f"error: {lines[0] if lines else 'erasure failed'}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Retention: full phone numbers older than the retention period leave the ledger and the files.
+
+    python -m flows.purge_personal_data [--older-than-days N]    # default 90
+
+For every campaign whose chunks are all final and that saw no activity for N days, the ledger
+keeps its chunks (state, tag, counts, costs) with the numbers replaced by keyed hashes, so
+nobody is texted twice and the frequency cap still holds; its state folder is removed and its
+report folder keeps only the aggregates (see ``tasks/privacy.py``). The suppression list is not
+touched. Idempotent: a second run changes nothing. The last line on stdout is a JSON object of
+counts; on an error, one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+from pydantic import Field
+
+from tasks import ledger as lg
+from tasks import privacy as pv
+
+LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
+DEFAULT_RETENTION_DAYS = 90
+
+
+@flow(name="purge-personal-data", log_prints=False, persist_result=False)
+def purge_personal_data(
+    older_than_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=3650,
+            title="Retention (days)",
+            description="Full numbers of campaigns with no activity for this many days are "
+            "replaced by pseudonyms in the ledger and removed from the files.",
+        ),
+    ] = DEFAULT_RETENTION_DAYS,
+) -> dict[str, Any]:
+    """Remove full phone numbers older than the retention period (RGPD), keeping aggregates."""
+    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    result = pv.purge_task(ledger_url, older_than_days)
+    if isinstance(result, pv.Problem):
+        get_run_logger().error(result.message)
+        return Failed(message=result.message)  # type: ignore[return-value]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.purge_personal_data",
+        description="Replace full phone numbers older than the retention period by pseudonyms "
+        "in the ledger and remove them from the campaign files.",
+    )
+    parser.add_argument(
+        "--older-than-days",
+        type=int,
+        default=DEFAULT_RETENTION_DAYS,
+        help=f"retention period in days (default {DEFAULT_RETENTION_DAYS}; 0: every finished "
+        "campaign)",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.older_than_days <= 3650:
+        print("error: --older-than-days must be between 0 and 3650", file=sys.stderr)
+        return 2
+    state = purge_personal_data(older_than_days=args.older_than_days, return_state=True)
+    if state.is_completed():
+        print(json.dumps(state.result(), ensure_ascii=False), flush=True)
+        return 0
+    lines = (state.message or "purge failed").strip().splitlines()
+    print(f"error: {lines[0] if lines else 'purge failed'}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,561 @@
+"""Retention and erasure (RGPD): full numbers kept no longer than needed, one person on request.
+
+What stays, and why:
+
+- **the ledger**: every chunk keeps its state, tag, counts and costs; its numbers become keyed
+  hashes (``ledger.pseudonym``), so exactly-once and the frequency cap still know the person,
+  and nobody can read a number back without the key (``data/state/pseudonym.key`` or
+  ``SURVEY_PSEUDONYM_KEY``). A purged ``failed`` chunk becomes ``cancelled``: a rerun would
+  otherwise send the pseudonyms;
+- **the reports' aggregates**: ``summary.json``, ``report.html``, ``chunks.*``,
+  ``follow_up.json``, ``cancel.json`` hold counts and masked numbers; a number found in such a
+  text file anyway is masked in place;
+- **the suppression list**: the one place a number stays in full, so that nobody who asked
+  is texted again.
+
+What goes:
+
+- after the retention period (``purge``), for campaigns whose chunks are all final: the state
+  folder (``data/state/<campaign>/``: working copies of the rows, rebuilt by a rerun from its
+  input) and every row-level table of the report folder (``rejects.csv``/``.xlsx``: a table
+  that holds a phone number, in any format, or an ``e164`` column). Folders of dry runs, which
+  the ledger never saw, go by their files' age;
+- on an erasure request (``erase``): the person's rows in every table and rows file, their
+  number masked in every text file, under ``data/state`` and ``data/reports``.
+
+Pure rules first (patterns, maskers, what a file is), then the file I/O, then the two tasks.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import os
+import re
+import shutil
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
+
+from tasks import campaign as cp
+from tasks import ledger as lg
+from tasks.files import atomic_path
+from tasks.numbers import mask_number, parse_loose
+
+TEXT_SUFFIXES = frozenset({".json", ".html", ".htm", ".md", ".txt", ".log"})
+TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".xlsm", ".pkl", ".parquet", ".xls"})
+# Separators people (and our own spreadsheet guard, U+200B) put between a number's digits.
+_SEP = r"[\s.\-()/\u00a0\u202f\u200b]*"
+# A run of digits and separators long enough to be a phone number.
+_RUN = re.compile(r"(?<![\w])\+?\d[\d\s.\-()/\u00a0\u202f]{6,}\d(?![\w])")
+_DECIMAL = re.compile(r"\d+\.\d+")
+# Territories people also write under +33 (compliance.md section 5).
+_ALSO_33 = frozenset({262, 508, 590, 594, 596, 681, 687, 689})
+
+
+# -- pure rules ------------------------------------------------------------------------------
+
+
+def _digits(value: str) -> str:
+    return _SEP.join(re.escape(d) for d in value)
+
+
+def person_pattern(e164: str) -> re.Pattern[str]:
+    """Every way one number is written: ``+33612345678``, ``0033 6…``, ``33612345678``,
+    ``+33 (0)6…``, ``06 12 34 56 78``, ``06.12.34.56.78``, ``612345678`` (pure)."""
+    parsed = phonenumbers.parse(e164, None)
+    cc, nsn = str(parsed.country_code), str(parsed.national_number)
+    codes = [cc, "33"] if parsed.country_code in _ALSO_33 else [cc]
+    international = "|".join(_digits(c) for c in codes)
+    prefix = rf"(?:(?:\+|00)?{_SEP}(?:{international}){_SEP}(?:\(?0\)?)?{_SEP}|0{_SEP})?"
+    return re.compile(rf"(?<!\d){prefix}{_digits(nsn)}(?!\d)")
+
+
+def scrubber(e164: str) -> Callable[[str], str]:
+    """A function that masks one person's number wherever it is in a text (pure)."""
+    pattern, masked = person_pattern(e164), mask_number(e164)
+    return lambda text: pattern.sub(masked, text)
+
+
+def number_forms(numbers: Iterable[str]) -> frozenset[str]:
+    """The digits of each number as people write it (international, 00, national, bare)."""
+    forms: set[str] = set()
+    for e164 in numbers:
+        try:
+            parsed = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            continue
+        cc, nsn = str(parsed.country_code), str(parsed.national_number)
+        forms.update({cc + nsn, "00" + cc + nsn, "0" + nsn, nsn, cc + "0" + nsn})
+    return frozenset(forms)
+
+
+def mask_numbers(text: str, known: frozenset[str] = frozenset()) -> str:
+    """``text`` with every phone number masked: any digit run written like a number (a ``+`` or
+    a leading 0) that is a valid number, or whose digits are one of ``known`` (pure). Decimals
+    (``0.123456789``) are left alone."""
+
+    def mask(match: re.Match[str]) -> str:
+        run = match.group(0)
+        digits = re.sub(r"\D", "", run)
+        if not 8 <= len(digits) <= 15 or _DECIMAL.fullmatch(run):
+            return run
+        if digits not in known and not run.startswith(("+", "0")):
+            return run
+        e164 = parse_loose(run)
+        if e164 is None and digits in known:
+            return "•••"
+        return run if e164 is None else mask_number(e164)
+
+    return _RUN.sub(mask, text)
+
+
+def has_number(text: str, known: frozenset[str] = frozenset()) -> bool:
+    return mask_numbers(text, known) != text
+
+
+def _walk(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` (parsed JSON) with ``fn`` applied to every string, keys included."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_walk(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {fn(k): _walk(v, fn) for k, v in value.items()}
+    return value
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FileCounts:
+    rewritten: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rows_removed: int = 0
+
+    def merge(self, other: FileCounts) -> None:
+        self.rewritten += other.rewritten
+        self.removed += other.removed
+        self.rows_removed += other.rows_removed
+
+
+def _read_text(path: Path) -> str | None:
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        return None
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+
+
+def _mask_text_file(path: Path, fn: Callable[[str], str]) -> bool:
+    """Apply ``fn`` to a text file's strings (a JSON file's string values only, so numbers and
+    structure stay); True when it changed."""
+    text = _read_text(path)
+    if text is None:
+        return False
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            new = fn(text)
+        else:
+            masked = _walk(data, fn)
+            if masked == data:
+                return False
+            new = json.dumps(masked, indent=2, ensure_ascii=False) + "\n"
+    else:
+        new = fn(text)
+    if new == text:
+        return False
+    _write_bytes(path, new.encode("utf-8"))
+    return True
+
+
+def _csv_dialect(text: str) -> tuple[str, bool]:
+    head = text[:4096]
+    try:
+        delimiter = csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    return delimiter, "\r\n" in head
+
+
+def _drop_csv_rows(path: Path, hit: Callable[[str], bool]) -> int:
+    """Remove the rows of a CSV where a cell holds the person; the header always stays."""
+    raw = path.read_bytes()
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    text = _read_text(path) or ""
+    delimiter, crlf = _csv_dialect(text)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    kept = rows[:1] + [r for r in rows[1:] if not any(hit(cell) for cell in r)]
+    if len(kept) == len(rows):
+        return 0
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n" if crlf else "\n").writerows(kept)
+    _write_bytes(path, (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode("utf-8"))
+    return len(rows) - len(kept)
+
+
+def _drop_xlsx_rows(path: Path, hit: Callable[[str], bool]) -> int:
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    dropped = 0
+    for sheet in book.worksheets:
+        for index in range(sheet.max_row, 1, -1):
+            cells = next(sheet.iter_rows(min_row=index, max_row=index, values_only=True))
+            if any(isinstance(v, str | int) and hit(str(v)) for v in cells):
+                sheet.delete_rows(index)
+                dropped += 1
+    if dropped:
+        with atomic_path(path) as tmp:
+            book.save(tmp)
+    return dropped
+
+
+def _drop_pickle_rows(path: Path, hit: Callable[[str], bool]) -> int | None:
+    """Rows of a pickled DataFrame (the campaign's rows file) without the person; None when the
+    file is not a DataFrame."""
+    try:
+        frame = cp.load_rows(str(path))
+    except (AssertionError, OSError, ValueError, EOFError, ImportError, AttributeError):
+        return None
+    mask = pd.Series(False, index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object:
+            mask |= values.map(lambda v: isinstance(v, str) and hit(v)).astype(bool)
+    if not mask.any():
+        return 0
+    with atomic_path(path) as tmp:
+        frame.loc[~mask].to_pickle(tmp)
+    return int(mask.sum())
+
+
+def _xlsx_text(path: Path) -> str:
+    """The text inside a workbook (its XML parts), to look for numbers without opening it."""
+    try:
+        with zipfile.ZipFile(path) as book:
+            return "\n".join(
+                book.read(name).decode("utf-8", "replace")
+                for name in book.namelist()
+                if name.endswith(".xml")
+            )
+    except zipfile.BadZipFile:
+        return path.read_bytes().decode("latin-1")
+
+
+def erase_from_file(path: Path, pattern: re.Pattern[str], fn: Callable[[str], str]) -> FileCounts:
+    """Take one person out of one file: their rows out of tables and rows files, their number
+    masked in texts; a file that holds them in a form we cannot edit is removed."""
+    counts = FileCounts()
+    suffix = path.suffix.lower()
+    hit = lambda text: pattern.search(text) is not None  # noqa: E731 - a one-line predicate
+    if suffix in (".csv", ".tsv"):
+        dropped = _drop_csv_rows(path, hit)
+        if dropped:
+            counts.rows_removed += dropped
+            counts.rewritten.append(str(path))
+        if _mask_text_file(path, fn) and str(path) not in counts.rewritten:  # a header, say
+            counts.rewritten.append(str(path))
+        return counts
+    if suffix in (".xlsx", ".xlsm"):
+        if hit(_xlsx_text(path)):
+            counts.rows_removed += _drop_xlsx_rows(path, hit)
+            if hit(_xlsx_text(path)):  # not in a row (a sheet name...): the file goes
+                path.unlink()
+                counts.removed.append(str(path))
+            else:
+                counts.rewritten.append(str(path))
+        return counts
+    if suffix == ".pkl":
+        frame_rows = _drop_pickle_rows(path, hit)
+        if frame_rows:
+            counts.rows_removed += frame_rows
+            counts.rewritten.append(str(path))
+        if frame_rows is not None:
+            return counts
+    text = _read_text(path)
+    if text is not None and suffix not in TABLE_SUFFIXES:
+        if _mask_text_file(path, fn):
+            counts.rewritten.append(str(path))
+        return counts
+    if hit(path.read_bytes().decode("latin-1")):
+        path.unlink()
+        counts.removed.append(str(path))
+    return counts
+
+
+def _is_row_level(path: Path, known: frozenset[str]) -> bool:
+    """A table whose rows are people: it holds a phone number, or an ``e164`` column."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        text = _xlsx_text(path)
+    elif suffix in (".pkl", ".parquet", ".xls"):
+        return True  # binary tables are only ever rows (the pipeline writes none of its own)
+    else:
+        text = _read_text(path) or ""
+    if re.search(r"(?<![\w])e164(?![\w])", text[:65536]):
+        return True
+    return has_number(text, known)
+
+
+def purge_folder(folder: Path, known: frozenset[str]) -> FileCounts:
+    """A report folder after its retention period: row-level tables removed, numbers masked in
+    the text files that keep the aggregates, anything else holding a number removed."""
+    counts = FileCounts()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        suffix = path.suffix.lower()
+        if suffix in TABLE_SUFFIXES:
+            if _is_row_level(path, known):
+                path.unlink()
+                counts.removed.append(str(path))
+            continue
+        text = _read_text(path)
+        if text is None:
+            if has_number(path.read_bytes().decode("latin-1"), known):
+                path.unlink()
+                counts.removed.append(str(path))
+            continue
+        if _mask_text_file(path, lambda t: mask_numbers(t, known)):
+            counts.rewritten.append(str(path))
+    return counts
+
+
+def remove_folder(folder: Path) -> FileCounts:
+    """A campaign's state folder: working copies only (a rerun rebuilds them): all removed."""
+    counts = FileCounts()
+    if folder.is_dir():
+        counts.removed = sorted(str(p) for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+    return counts
+
+
+def rows_numbers(state: Path) -> set[str]:
+    """The E.164 numbers of a campaign's rows file, when there is one."""
+    path = state / "rows.pkl"
+    try:
+        frame = cp.load_rows(str(path))
+        return {n for n in frame[cp.E164].dropna() if isinstance(n, str)}
+    except (OSError, AssertionError, ValueError, KeyError, EOFError, ImportError):
+        return set()
+
+
+def newest_change(folder: Path) -> float:
+    times = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()]
+    return max(times, default=folder.stat().st_mtime)
+
+
+def local_files(exclude: Iterable[Path]) -> Iterator[Path]:
+    """Every file under the state and report folders, but for ``exclude`` (the suppression list,
+    the ledger's own files, the key) and the Prefect server's database kept there by
+    ``scripts/server.py``."""
+    skip = {p.resolve() for p in exclude}
+    server = (cp.STATE_DIR / "prefect-server").resolve()
+    for root in (cp.STATE_DIR, cp.REPORTS_DIR):
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            real = path.resolve()
+            if path.is_file() and real not in skip and not real.is_relative_to(server):
+                yield path
+
+
+def ledger_files(ledger_url: str) -> list[Path]:
+    """A SQLite ledger's files (the database, its journal and write-ahead log)."""
+    if not ledger_url.startswith("sqlite:///"):
+        return []
+    base = Path(ledger_url[len("sqlite:///") :])
+    return [base.with_name(base.name + s) for s in ("", "-wal", "-shm", "-journal")]
+
+
+# -- tasks -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An expected failure, said in one line."""
+
+    message: str
+
+
+@task(name="purge-personal-data", cache_policy=NO_CACHE)
+def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any] | Problem:
+    """Numbers older than the retention period out of the ledger (pseudonyms) and the files."""
+    logger = get_run_logger()
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(days=older_than_days)
+    counts: dict[str, Any] = {
+        "older_than_days": older_than_days,
+        "campaigns_purged": 0,
+        "campaigns_kept_unfinished": 0,
+        "chunks": 0,
+        "numbers_pseudonymised": 0,
+        "texted_rows": 0,
+        "files_rewritten": 0,
+        "files_removed": 0,
+    }
+    files = FileCounts()
+    try:
+        ledger = lg.Ledger(ledger_url)
+        try:
+            scan = ledger.purge_scan(cutoff)
+            counts["campaigns_kept_unfinished"] = len(scan.unfinished)
+            if scan.unfinished:
+                logger.warning(
+                    "%d campaign(s) past the retention period still have chunks to send or to "
+                    "settle (a rerun or the follow-up finishes them); kept: %s",
+                    len(scan.unfinished),
+                    ", ".join(scan.unfinished[:10]),
+                )
+            for cid in scan.due:
+                known = number_forms(ledger.campaign_numbers(cid) | rows_numbers(cp.state_dir(cid)))
+                result = ledger.purge_campaign(
+                    cid, cutoff, functools.partial(mask_numbers, known=known)
+                )
+                if result is None:  # a rerun took it up meanwhile
+                    continue
+                files.merge(_purge_campaign_files(cid, known))
+                counts["campaigns_purged"] += 1
+                counts["chunks"] += result["chunks"]
+                counts["numbers_pseudonymised"] += result["numbers"]
+                counts["texted_rows"] += result["texted"]
+        finally:
+            ledger.close()
+    except lg.LedgerUnavailable as exc:
+        return Problem(str(exc))
+    # Purged before: their folders again (idempotent), in case a purge stopped between the
+    # ledger and the files, or a rerun wrote them anew.
+    for cid in scan.purged:
+        files.merge(_purge_campaign_files(cid, number_forms(rows_numbers(cp.state_dir(cid)))))
+    in_ledger = {*scan.due, *scan.unfinished, *scan.purged, *scan.recent}
+    files.merge(_purge_orphans(in_ledger, cutoff.timestamp()))
+    counts["files_rewritten"] = len(files.rewritten)
+    counts["files_removed"] = len(files.removed)
+    logger.info(
+        "purged %d campaign(s): %d numbers pseudonymised, %d files rewritten, %d removed",
+        counts["campaigns_purged"],
+        counts["numbers_pseudonymised"],
+        counts["files_rewritten"],
+        counts["files_removed"],
+    )
+    return counts
+
+
+def _purge_campaign_files(campaign_id: str, known: frozenset[str]) -> FileCounts:
+    counts = remove_folder(cp.state_dir(campaign_id))
+    report = cp.REPORTS_DIR / campaign_id
+    if report.is_dir():
+        counts.merge(purge_folder(report, known))
+    return counts
+
+
+def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
+    """Folders of campaigns the ledger never saw (dry runs), by the age of their files."""
+    counts = FileCounts()
+    for root in (cp.STATE_DIR, cp.REPORTS_DIR):
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if folder.name in ledger_ids or folder.name == "prefect-server":
+                continue
+            if newest_change(folder) >= cutoff:
+                continue
+            if root == cp.STATE_DIR:
+                if (folder / "rows.pkl").exists():  # a campaign's state folder, nothing else
+                    counts.merge(remove_folder(folder))
+            else:
+                known = number_forms(rows_numbers(cp.state_dir(folder.name)))
+                counts.merge(purge_folder(folder, known))
+    return counts
+
+
+@task(name="erase-person", cache_policy=NO_CACHE)
+def erase_task(phone: SecretStr, ledger_url: str, suppression: str) -> dict[str, Any] | Problem:
+    """One person out of the ledger (pseudonym), every local file, and onto the suppression list."""
+    from tasks.followup import SuppressionError, add_to_suppression
+
+    logger = get_run_logger()
+    e164 = parse_loose(phone.get_secret_value())
+    if e164 is None:
+        return Problem("the phone number given cannot be read as a phone number")
+    masked = mask_number(e164)
+    started = time.monotonic()
+    try:
+        ledger = lg.Ledger(ledger_url)
+        try:
+            found = ledger.erase_number(e164, scrubber(e164))
+            compacted = ledger.compact()
+        finally:
+            ledger.close()
+    except lg.LedgerUnavailable as exc:
+        return Problem(str(exc))
+    pattern, fn = person_pattern(e164), scrubber(e164)
+    files = FileCounts()
+    exclude = [Path(suppression), lg.PSEUDONYM_KEY_PATH, *ledger_files(ledger_url)]
+    for path in local_files(exclude):
+        files.merge(erase_from_file(path, pattern, fn))
+    try:
+        added = bool(add_to_suppression(Path(suppression), [e164]))
+    except (SuppressionError, OSError) as exc:
+        return Problem(f"erased everywhere but could not add the number to {suppression}: {exc}")
+    logger.info(
+        "%s erased: %d chunk(s) in %d campaign(s), %d file(s) rewritten, %d removed",
+        masked,
+        found["chunks"],
+        found["campaigns"],
+        len(files.rewritten),
+        len(files.removed),
+    )
+    return {
+        "number": masked,
+        "ledger_chunks": found["chunks"],
+        "ledger_campaigns": found["campaigns"],
+        "texted_rows": found["texted"],
+        "ledger_compacted": compacted,
+        "rows_removed": files.rows_removed,
+        "files_rewritten": files.rewritten,
+        "files_removed": files.removed,
+        "suppression_list": suppression,
+        "suppression_added": added,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+__all__ = [
+    "FileCounts",
+    "Problem",
+    "erase_from_file",
+    "erase_task",
+    "has_number",
+    "local_files",
+    "mask_numbers",
+    "number_forms",
+    "person_pattern",
+    "purge_folder",
+    "purge_task",
+    "scrubber",
+]

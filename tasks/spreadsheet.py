@@ -1,0 +1,185 @@
+"""Tables for people to open by a double-click: a CSV for any tool and an .xlsx beside it.
+
+What a French Excel (and LibreOffice) needs from a CSV opened by a double-click:
+
+* UTF-8 **with a BOM**, or accents come out as ``HÃ©lÃ¨ne``;
+* ``;`` between values (the list separator of a French Windows; a comma there is the decimal
+  separator) and a decimal comma in numbers, so that a cost is a number there;
+* nothing it would run as a formula (OWASP "CSV injection"), and nothing it would silently turn
+  into another value (``+33612345678`` shown as ``3,36E+10``, ``0612345678`` losing its 0).
+
+A cell at risk gets one invisible ZERO WIDTH SPACE (U+200B) in front, where OWASP suggests a
+``'``: a French Excel shows that quote in front of every ``+33`` number, while U+200B is not
+shown, makes the cell text (neither a formula nor a number), and is not trimmed away by
+spreadsheets or ``str.strip()`` the way a tab or a space is. A cell is at risk when it starts
+with ``=``, ``+``, ``-``, ``@`` (or their full-width forms) once leading blanks and quotes are
+skipped, when it starts with a control character (tab, CR, LF), or when it is made of digits
+that Excel would read as a number and show differently (a leading zero, more than 15 digits).
+:func:`read_table` takes the mark off again.
+
+A CSV cannot say "this cell is text", so :func:`write_table` also writes an ``.xlsx`` where
+each value keeps its type: numbers are numbers, everything else is a string cell (``t="s"``
+with the ``@`` text format), even a string that starts with ``=`` (openpyxl would otherwise
+store it as a formula).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import numbers
+import re
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+
+from tasks.files import atomic_path
+
+DELIMITER = ";"
+GUARD = "\u200b"  # ZERO WIDTH SPACE: invisible, makes the cell text
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")  # and full-width = + - @
+_LEADING = re.compile(r"[\s\"'\u201c\u201d\u00ab\u00bb\u2018\u2019]*")  # blanks and quotes
+_DIGITS = re.compile(r"[0-9][0-9 .\u00a0\u202f]*")
+_EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number
+_XLSX_MAX_ROWS = 1_048_576
+_XLSX_MAX_CHARS = 32_767
+
+
+def needs_guard(value: str) -> bool:
+    """Whether a spreadsheet would run ``value`` as a formula or show it as another value."""
+    if not value:
+        return False
+    if value[0] == GUARD or value[0] < " ":  # our own mark, tab, CR, LF, other controls
+        return True
+    skipped = _LEADING.match(value)
+    start = skipped.end() if skipped else 0
+    if value[start : start + 1] in _FORMULA_START:
+        return True
+    if _DIGITS.fullmatch(value):
+        digits = sum(ch.isdigit() for ch in value)
+        return (value[0] == "0" and digits > 1) or digits > _EXCEL_DIGITS
+    return False
+
+
+def csv_cell(value: object) -> str:
+    """One value as written in the CSV: text guarded when needed, a decimal comma in numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        whole = str(int(value))
+        # Excel keeps 15 digits: a longer id would come back as 1,23457E+17.
+        return GUARD + whole if len(whole.lstrip("-")) > _EXCEL_DIGITS else whole
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number):
+            return ""  # a cell pandas read as missing
+        text = repr(number) if math.isfinite(number) else str(number)
+        return text.replace(".", ",")
+    text = str(value)
+    return GUARD + text if needs_guard(text) else text
+
+
+def _xlsx_value(value: object) -> tuple[object, bool]:
+    """(value, is_text) for an xlsx cell: real numbers stay numbers, the rest becomes text."""
+    if value is None:
+        return None, False
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if len(str(abs(int(value)))) <= _EXCEL_DIGITS:
+            return int(value), False
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        if math.isnan(number):
+            return None, False
+        if math.isfinite(number):
+            return number, False
+    # XML cannot hold most control characters; an over-long cell would make Excel "repair" it.
+    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))[:_XLSX_MAX_CHARS]
+    return (text, True) if text else (None, False)
+
+
+def _xlsx_row(sheet: object, values: Sequence[object], font: Font | None = None) -> list[object]:
+    row = []
+    for raw in values:
+        value, is_text = _xlsx_value(raw)
+        cell = WriteOnlyCell(sheet, value=value)
+        if is_text:
+            # Set after the value: openpyxl makes any str starting with "=" a formula.
+            cell.data_type = "s"
+            cell.number_format = "@"
+        if font is not None:
+            cell.font = font
+        row.append(cell)
+    return row
+
+
+def write_table(
+    path_without_suffix: Path, header: Sequence[str], rows: Iterable[Sequence[object]]
+) -> list[Path]:
+    """``<path>.csv`` and ``<path>.xlsx`` with the same table; both replaced atomically.
+
+    The rows are read once (they may be a generator over a million rows). An .xlsx holds at most
+    1,048,576 rows: beyond that, its last row says how many more are in the CSV.
+    """
+    csv_path = path_without_suffix.with_name(path_without_suffix.name + ".csv")
+    xlsx_path = path_without_suffix.with_name(path_without_suffix.name + ".xlsx")
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(path_without_suffix.name[:31] or "table")
+    sheet.freeze_panes = "A2"
+    sheet.append(_xlsx_row(sheet, header, Font(bold=True)))
+    room = _XLSX_MAX_ROWS - 2  # the header, and a last row for the note
+    left_out = 0
+    with ExitStack() as stack:
+        csv_tmp = stack.enter_context(atomic_path(csv_path))
+        xlsx_tmp = stack.enter_context(atomic_path(xlsx_path))
+        fh = stack.enter_context(csv_tmp.open("w", newline="", encoding="utf-8-sig"))
+        writer = csv.writer(fh, delimiter=DELIMITER, lineterminator="\r\n")
+        writer.writerow([csv_cell(h) for h in header])
+        for row in rows:
+            writer.writerow([csv_cell(v) for v in row])
+            if room > 0:
+                sheet.append(_xlsx_row(sheet, row))
+                room -= 1
+            else:
+                left_out += 1
+        if left_out:
+            sheet.append(_xlsx_row(sheet, [f"... {left_out} more rows in {csv_path.name}"]))
+        fh.close()
+        book.save(xlsx_tmp)
+    return [csv_path, xlsx_path]
+
+
+def unguard(cell: str) -> str:
+    """A CSV cell as it was before :func:`csv_cell` guarded it."""
+    return cell[1:] if cell.startswith(GUARD) else cell
+
+
+def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV written by :func:`write_table`, or by the older writer (UTF-8
+    without BOM, comma-separated): BOM and guards taken off, the delimiter found."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # a CR inside a cell stays a CR
+        text = fh.read()
+    first = text.split("\n", 1)[0]
+    delimiter = DELIMITER if first.count(DELIMITER) >= first.count(",") else ","
+    table = [
+        [unguard(c) for c in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)
+    ]
+    return (table[0], table[1:]) if table else ([], [])
+
+
+__all__ = [
+    "DELIMITER",
+    "GUARD",
+    "csv_cell",
+    "needs_guard",
+    "read_table",
+    "unguard",
+    "write_table",
+]

@@ -1,0 +1,464 @@
+"""What a careless or hostile operator tries at the flow's edge: passwords in URLs, odd campaign
+ids, a campaign larger than planned (approval), and how runs are named in the Prefect UI."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import sqlalchemy as sa
+from conftest import TEST_KEY, need_server
+from hypothesis import given
+from hypothesis import strategies as st
+from test_cli import cli, one_clear_line
+from test_flow import mobiles, texted, write_csv
+
+from flows.survey_campaign import RecipientSource, send_survey_campaign
+from tasks import approval as approve
+from tasks import campaign as cp
+from tasks import dburl
+
+
+@pytest.fixture
+def env(campaign_env: Path, simulator: Any) -> dict[str, str]:
+    return {
+        "SMSPARTNER_API_KEY": TEST_KEY,
+        "SMSPARTNER_BASE_URL": simulator.url,
+        "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
+    }
+
+
+PASSWORD = "Sup3rS3cretPw"  # noqa: S105 - a test value the flow must never store
+QUERY_SECRET = "Qu3rySecretPw"  # noqa: S105
+
+
+def flow_runs_mentioning(text: str) -> list[Any]:
+    """Every flow run of the harness's server whose parameters, name or state message hold text."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200)
+    return [
+        r
+        for r in runs
+        if text in json.dumps(r.parameters, default=str)
+        or text in (r.name or "")
+        or text in str(r.state.message if r.state else "")
+    ]
+
+
+def logs_of(run_id: UUID) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return "\n".join(log.message for log in logs)
+
+
+def read_run(run_id: UUID) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+# -- database URLs: no credential in what Prefect stores -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "public", "password", "query"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u@h/db", "pw", {}),
+        ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?sslmode=require",
+         None, {"password": "pw"}),
+        ("mysql+pymysql://root:p%40ss@h:3306/d?PWD=x", "mysql+pymysql://root@h:3306/d", "p@ss",
+         {"PWD": "x"}),
+        ("postgres://u:pw@h/db", "postgresql://u@h/db", "pw", {}),
+        ("sqlite:///data/x.db", "sqlite:///data/x.db", None, {}),
+    ],
+)  # fmt: skip
+def test_split_takes_every_secret_out_and_join_puts_it_back(
+    url: str, public: str, password: str | None, query: dict[str, str]
+) -> None:
+    got, creds = dburl.split(url)
+    assert got == public
+    assert (creds.password, creds.query) == (password, query)
+    again, none = dburl.split(dburl.join(got, creds))
+    assert again == public and (none.password, none.query) == (password, query)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30))
+def test_a_password_never_survives_split_nor_mask(password: str) -> None:
+    from urllib.parse import quote
+
+    secret = quote(password, safe="")
+    url = f"postgresql://reader:{secret}@db.example/crm?sslpassword=zz{secret}"
+    public, creds = dburl.split(url)
+    assert creds.password == password and creds.query == {"sslpassword": f"zz{password}"}
+    assert public == "postgresql://reader@db.example/crm"
+    assert dburl.mask(url) == "postgresql://reader:***@db.example/crm?sslpassword=***"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:p@h:notaport/db", "://nothing", "", "postgresql://u:p@h/d\nb"]
+)
+def test_an_unreadable_url_is_one_line_that_never_echoes_the_password(url: str) -> None:
+    with pytest.raises(dburl.DbUrlError) as caught:
+        dburl.split(url)
+    text = str(caught.value)
+    assert "\n" not in text and ":p@" not in text
+
+
+def test_a_password_typed_into_the_cli_url_reaches_no_flow_run_nor_log(
+    campaign_env: Path, env: dict[str, str], simulator: Any
+) -> None:
+    need_server("127.0.0.1", 5432, "PostgreSQL")
+    table = f"customers_{secrets.token_hex(4)}"
+    engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    with engine.begin() as db:
+        db.execute(sa.text(f"CREATE TABLE {table} (id int, mobile text)"))
+        for i, number in enumerate(mobiles(3, start=7100)):
+            db.execute(sa.text(f"INSERT INTO {table} VALUES (:i, :m)"), {"i": i, "m": number})
+    try:
+        # Trust auth: any password connects, so the run goes through while carrying secrets.
+        url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test?password={QUERY_SECRET}"
+        done = cli(
+            campaign_env, "--survey-id", "s1", "--db-url", url, "--query", table,
+            "--campaign-id", f"pw-{table}", **env,
+        )  # fmt: skip
+    finally:
+        with engine.begin() as db:
+            db.execute(sa.text(f"DROP TABLE {table}"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["sent"] == 3
+    assert PASSWORD not in done.stdout + done.stderr
+    for secret in (PASSWORD, QUERY_SECRET):
+        assert flow_runs_mentioning(secret) == []
+    run = next(r for r in flow_runs_mentioning(f"pw-{table}"))
+    assert run.parameters["recipients"]["db_url"] == "postgresql://postgres@127.0.0.1:5432/test"
+    shown = logs_of(run.id)
+    assert PASSWORD not in shown and QUERY_SECRET not in shown
+    for path in (campaign_env / "data").rglob("*"):
+        if path.is_file() and path.suffix != ".pkl":
+            body = path.read_bytes()
+            assert PASSWORD.encode() not in body and QUERY_SECRET.encode() not in body, path
+
+
+def test_an_unreadable_db_url_is_refused_before_any_flow_run(
+    campaign_env: Path, env: dict[str, str]
+) -> None:
+    url = f"postgresql://u:{PASSWORD}@host:notaport/db"
+    done = cli(campaign_env, "--survey-id", "s1", "--db-url", url, "--query", "t", **env)
+    one_clear_line(done, "database URL")
+    assert done.returncode == 2 and PASSWORD not in done.stderr + done.stdout
+    assert flow_runs_mentioning(PASSWORD) == []
+
+
+def test_a_flow_run_given_a_url_with_a_password_fails_without_echoing_it(
+    campaign_env: Path, simulator: Any
+) -> None:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - Prefect wraps the validation error
+        RecipientSource(kind="sql", path=None, db_url=f"postgresql://u:{PASSWORD}@h/db", query="t")
+    assert PASSWORD not in str(caught.value) and "Secret block" in str(caught.value)
+    state = send_survey_campaign(
+        survey_id="s1",
+        recipients={"kind": "sql", "db_url": f"postgresql://u@h/db?pwd={PASSWORD}", "query": "t"},
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert PASSWORD not in str(state.message)
+    assert texted(simulator) == {}
+
+
+# -- campaign ids ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["abc\n", "abc\r\n", "", " ", "-abc", "a/b", "x" * 121, "é"])
+def test_campaign_ids_that_would_make_odd_folders_are_refused(bad: str) -> None:
+    with pytest.raises(cp.CampaignError):
+        cp.validate_campaign_id(bad)
+
+
+@pytest.mark.parametrize("good", ["a", "Q4-2026_survey.1", "x" * 120])
+def test_plain_campaign_ids_are_kept(good: str) -> None:
+    assert cp.validate_campaign_id(good) == good
+
+
+def test_an_empty_campaign_id_on_the_command_line_is_an_error_not_a_new_campaign(
+    campaign_env: Path, env: dict[str, str], simulator: Any
+) -> None:
+    path = write_csv(campaign_env / "r.csv", mobiles(2, start=7200))
+    for bad in ("", "abc\n"):
+        done = cli(campaign_env, "--survey-id", "s1", "--recipients", str(path),
+                   "--campaign-id", bad, **env)  # fmt: skip
+        one_clear_line(done, "campaign id")
+    assert texted(simulator) == {}
+    assert not (campaign_env / "data" / "state").exists() or not any(
+        "\n" in p.name for p in (campaign_env / "data" / "state").iterdir()
+    )
+
+
+# -- names and tags --------------------------------------------------------------------------
+
+
+def test_a_campaign_run_is_named_and_tagged_after_its_campaign(
+    campaign_env: Path, simulator: Any
+) -> None:
+    path = write_csv(campaign_env / "r.csv", mobiles(2, start=7300))
+    state = send_survey_campaign(
+        survey_id="s1", recipients=RecipientSource(path=str(path)), campaign_id="named-1",
+        return_state=True,
+    )  # fmt: skip
+    assert state.is_completed(), state.message
+    run = read_run(state.state_details.flow_run_id)
+    assert run.name == "named-1"
+    assert "campaign:named-1" in run.tags
+
+
+# -- approval ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recipients", "cost", "above_cost", "above_recipients", "why"),
+    [
+        (10, 0.45, None, None, 0),
+        (10, 0.45, 0.45, 10, 0),  # at the threshold: no question
+        (11, 0.50, 0.45, None, 1),
+        (11, 0.40, None, 10, 1),
+        (11, 0.50, 0.45, 10, 2),
+        (0, 0.0, 0.0, 0, 0),
+    ],
+)
+def test_approval_is_asked_only_above_a_threshold(
+    recipients: int, cost: float, above_cost: float | None, above_recipients: int | None, why: int
+) -> None:
+    assert len(approve.reasons(recipients, cost, above_cost, above_recipients)) == why
+
+
+def test_the_command_line_stops_above_a_threshold_unless_yes(
+    campaign_env: Path, env: dict[str, str], simulator: Any
+) -> None:
+    path = write_csv(campaign_env / "r.csv", mobiles(5, start=7400))
+    args = ("--survey-id", "s1", "--recipients", str(path), "--campaign-id", "big-1")
+    done = cli(campaign_env, *args, "--approve-above-recipients", "4", **env)
+    one_clear_line(done, "approval needed", "--yes")
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["approval"]["decision"] == "stopped"
+    assert summary["rejected"].get("dry_run") == 5 and summary["sent"] == 0
+    assert texted(simulator) == {}
+    done = cli(campaign_env, *args, "--approve-above-cost", "0.01", "--yes", **env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1])["sent"] == 5
+    assert sum(texted(simulator).values()) == 5
+
+
+@pytest.fixture
+def paused_campaign(campaign_env: Path, simulator: Any) -> Iterator[dict[str, Any]]:
+    """A campaign started in a thread that pauses for approval; yields its run id and state."""
+    path = write_csv(campaign_env / "r.csv", mobiles(4, start=7500))
+    out: dict[str, Any] = {}
+
+    def start() -> None:
+        out["state"] = send_survey_campaign(
+            survey_id="s1", recipients=RecipientSource(path=str(path)), campaign_id="paused-1",
+            approve_above_recipients=3, return_state=True,
+        )  # fmt: skip
+
+    worker = threading.Thread(target=start, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = flow_runs_mentioning("paused-1")
+        paused = [r for r in runs if r.state and r.state.is_paused()]
+        if paused:
+            out["run_id"] = paused[0].id
+            break
+        time.sleep(0.5)
+    assert "run_id" in out, "the run never paused for approval"
+    out["thread"] = worker
+    yield out
+    worker.join(timeout=5)
+
+
+def test_a_paused_campaign_sends_nothing_until_approved_then_sends(
+    paused_campaign: dict[str, Any], simulator: Any
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    time.sleep(1)
+    assert texted(simulator) == {}  # paused: nothing has left
+    resume_flow_run(paused_campaign["run_id"], run_input={"approve": True, "comment": "ok"})
+    paused_campaign["thread"].join(timeout=60)
+    state = paused_campaign["state"]
+    assert state.is_completed(), state.message
+    assert state.result()["approval"] == {
+        "decision": "approved", "reasons": ["4 recipients above 3"], "comment": "ok",
+    }  # fmt: skip
+    assert sum(texted(simulator).values()) == 4
+
+
+def test_a_refused_campaign_sends_nothing_and_ends_in_its_own_state(
+    paused_campaign: dict[str, Any], simulator: Any
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(
+        paused_campaign["run_id"], run_input={"approve": False, "comment": "trop cher 0612345678"}
+    )
+    paused_campaign["thread"].join(timeout=60)
+    state = paused_campaign["state"]
+    assert state.is_cancelled() and state.name == "Refused"
+    assert "refused by the operator" in state.message and "nothing sent" in state.message
+    assert "0612345678" not in state.message  # a number typed in the comment is masked
+    assert texted(simulator) == {}
+
+
+# -- numbers in error texts ------------------------------------------------------------------
+
+
+def test_an_unexpected_error_quoting_a_number_leaves_a_task_masked() -> None:
+    from tasks.runs import MaskedError, masked_errors
+
+    @masked_errors
+    def choke(value: str) -> None:
+        raise ValueError(f'invalid input syntax for type bigint: "{value}"')
+
+    with pytest.raises(MaskedError) as caught:
+        choke("06 12 34 50 12")
+    assert "06 12 34 50 12" not in str(caught.value) and "bigint" in str(caught.value)
+    with pytest.raises(KeyError):  # nothing to mask: the error is left as it was
+        masked_errors(lambda: {}["missing"])()
+
+
+def test_a_database_error_quoting_a_number_reaches_no_state_nor_log(
+    campaign_env: Path, simulator: Any
+) -> None:
+    need_server("127.0.0.1", 5432, "PostgreSQL")
+    query = "SELECT CAST(mobile AS bigint) AS mobile FROM (SELECT '06 12 34 50 12' AS mobile) AS t"
+    state = send_survey_campaign(
+        survey_id="s1",
+        recipients=RecipientSource(
+            kind="sql", path=None, db_url="postgresql://postgres@127.0.0.1:5432/test", query=query
+        ),
+        campaign_id="db-error-1",
+        return_state=True,
+    )
+    assert state.is_failed()
+    run_id = state.state_details.flow_run_id
+    said = str(state.message) + logs_of(run_id)
+    assert "06 12 34 50 12" not in said and "0612345012" not in said
+    assert texted(simulator) == {}
+
+
+# -- unusable state: one line, before any send ------------------------------------------------
+
+
+@pytest.mark.parametrize("ledger", ["corrupt", "notaurl", "foo://x/y", "under-a-file", "secret"])
+def test_an_unusable_ledger_is_one_line_without_its_password(tmp_path: Path, ledger: str) -> None:
+    from tasks import ledger as lg
+    from tasks.sending import shared_ledger
+
+    (tmp_path / "bad.sqlite").write_bytes(b"this is not a database" * 100)
+    (tmp_path / "plain-file").write_text("x")
+    url = {
+        "corrupt": f"sqlite:///{tmp_path}/bad.sqlite",
+        "under-a-file": f"sqlite:///{tmp_path}/plain-file/ledger.sqlite",
+        "secret": f"postgresql://u:{PASSWORD}@127.0.0.1:notaport/db",
+    }.get(ledger, ledger)
+    with pytest.raises(lg.LedgerUnavailable) as caught:
+        shared_ledger(url, outage=0.5).campaign_exists("x")
+    text = str(caught.value)
+    assert "\n" not in text and "ledger" in text and PASSWORD not in text
+
+
+def test_a_corrupt_ledger_on_the_command_line_is_one_clear_line(
+    campaign_env: Path, env: dict[str, str], simulator: Any
+) -> None:
+    (campaign_env / "bad.sqlite").write_bytes(b"this is not a database" * 100)
+    path = write_csv(campaign_env / "r.csv", mobiles(2, start=7600))
+    done = cli(campaign_env, "--survey-id", "s1", "--recipients", str(path),
+               **{**env, "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/bad.sqlite"})  # fmt: skip
+    one_clear_line(done, "ledger", "not a database")
+    assert texted(simulator) == {}
+
+
+@pytest.mark.parametrize("blocked", ["data/reports", "data/state"])
+def test_a_folder_that_cannot_be_written_stops_the_campaign_before_any_send(
+    campaign_env: Path, simulator: Any, blocked: str
+) -> None:
+    # Root ignores permissions: a plain file where the folder should be blocks it for anyone.
+    (campaign_env / "data").mkdir(exist_ok=True)
+    (campaign_env / blocked).write_text("not a folder")
+    path = write_csv(campaign_env / "r.csv", mobiles(2, start=7700))
+    state = send_survey_campaign(
+        survey_id="s1", recipients=RecipientSource(path=str(path)), return_state=True
+    )
+    assert state.is_failed()
+    assert "cannot write" in str(state.message) and "nothing was sent" in str(state.message)
+    assert texted(simulator) == {}
+
+
+# -- a campaign id is bound to its survey and its input ----------------------------------------
+
+
+def test_a_campaign_resumed_with_another_survey_or_input_is_refused(
+    campaign_env: Path, simulator: Any
+) -> None:
+    first = write_csv(campaign_env / "r.csv", mobiles(3, start=7800))
+    grown = write_csv(campaign_env / "r2.csv", mobiles(5, start=7800))
+
+    def run(path: Path, survey: str, **kwargs: Any) -> Any:
+        return send_survey_campaign(
+            survey_id=survey, recipients=RecipientSource(path=str(path)), campaign_id="bound-1",
+            return_state=True, **kwargs,
+        )  # fmt: skip
+
+    assert run(first, "s1").is_completed()
+    other = run(first, "s2")
+    assert other.is_failed() and "started with survey 's1'" in str(other.message)
+    changed = run(grown, "s1")
+    assert changed.is_failed() and "--resume-changed-input" in str(changed.message)
+    assert sum(texted(simulator).values()) == 3  # neither refused run sent anything
+    resumed = run(grown, "s1", resume_changed_input=True)
+    assert resumed.is_completed(), resumed.message
+    assert texted(simulator) == dict.fromkeys(mobiles(5, start=7800), 1)  # the 2 new, once
+    assert run(grown, "s1").is_completed()  # now bound to the grown input
+    assert sum(texted(simulator).values()) == 5
+
+
+def test_two_runs_of_one_campaign_keep_their_own_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    mine = cp.save_rows(pd.DataFrame({"mobile": ["a"]}), "twice-1", "run1")
+    theirs = cp.save_rows(pd.DataFrame({"mobile": ["b", "c"]}), "twice-1", "run2")
+    assert cp.load_rows(mine)["mobile"].tolist() == ["a"]  # not overwritten by the other run
+    assert cp.load_rows(theirs)["mobile"].tolist() == ["b", "c"]
+    latest = str(cp.state_dir("twice-1") / "rows.pkl")
+    assert cp.load_rows(latest)["mobile"].tolist() == ["b", "c"]  # the follow-up's view
+    cp.drop_run_rows(mine)
+    cp.drop_run_rows(latest)  # the latest is never dropped
+    assert not Path(mine).exists() and Path(latest).exists()
+
+
+def test_a_named_suppression_list_that_does_not_exist_stops_the_campaign(
+    campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sending anyway would text the people who said STOP: the list named must be there.
+    monkeypatch.setenv("SURVEY_SUPPRESSION_LIST", str(campaign_env / "no-such-list.csv"))
+    path = write_csv(campaign_env / "r.csv", mobiles(2, start=7900))
+    state = send_survey_campaign(
+        survey_id="s1", recipients=RecipientSource(path=str(path)), return_state=True
+    )
+    assert state.is_failed() and "no-such-list.csv" in str(state.message)
+    assert texted(simulator) == {}
