@@ -675,6 +675,7 @@ def report_task(
     send_seconds: float,
     ledger_outage: float = 120.0,
     lang: Lang = DEFAULT_LANG,
+    approval: dict[str, Any] | None = None,
 ) -> dict[str, Any] | Problem:
     """Outcome per row, summary, files and artifacts."""
     rows = cp.load_rows(prepared.rows_path)
@@ -709,6 +710,8 @@ def report_task(
     summary["send_seconds"] = round(send_seconds, 3)
     if prepared.dry_run:
         summary["plan"] = prepared.dry_plan
+    if approval:
+        summary["approval"] = approval  # who said what is kept with the campaign's report
     try:
         with cp.folder_lock(report_dir):
             rp.write_files(report_dir, summary, chunks, rows, prepared.source_columns)
@@ -718,6 +721,10 @@ def report_task(
     cp.drop_run_rows(prepared.rows_path)
     cid = prepared.campaign_id
     markdown = rp.markdown_summary(summary, rows, lang=lang)
+    if approval:
+        comment = f" : « {approval['comment']} »" if approval.get("comment") else ""
+        decision = i18n.text(lang, f"approval.decision_{approval['decision']}")
+        markdown += f"\n\n{i18n.text(lang, 'approval.heading')}{decision}{comment}\n"
     if not prepared.dry_run and (link := cancel_link(cid)):
         markdown += (
             f"\n\n[Annuler la campagne / Cancel the campaign]({link}) : Run, "
@@ -968,13 +975,12 @@ def send_survey_campaign(
         send_seconds,
         limits.ledger_outage_seconds,
         lang,
+        None if verdict.decision == approve.Decision.not_needed else verdict.as_dict(asked_for),
     )
     if isinstance(summary, Problem):
         message = mask_phone_numbers(stop or summary.message)
         logger.error(message)
         return Failed(message=message)  # type: ignore[return-value]
-    if verdict.decision != approve.Decision.not_needed:
-        summary["approval"] = verdict.as_dict(asked_for)
     if verdict.decision not in (approve.Decision.not_needed, approve.Decision.approved):
         return _not_approved(verdict, prepared, approval_timeout_hours, summary)
     if stop:

@@ -228,6 +228,20 @@ CATALOG: dict[str, dict[str, str]] = {
     "approval.slot": {"fr": "Créneau", "en": "Slot"},
     "approval.now": {"fr": "tout de suite", "en": "at once"},
     "approval.none": {"fr": "aucun", "en": "none"},
+    "approval.heading": {"fr": "**Approbation** : ", "en": "**Approval**: "},
+    "approval.decision_approved": {"fr": "approuvée", "en": "approved"},
+    "approval.decision_refused": {
+        "fr": "refusée, rien n'a été envoyé",
+        "en": "refused, nothing sent",
+    },
+    "approval.decision_timed_out": {
+        "fr": "sans réponse dans le délai, rien n'a été envoyé",
+        "en": "not answered in time, nothing sent",
+    },
+    "approval.decision_stopped": {
+        "fr": "requise (ligne de commande sans --yes), rien n'a été envoyé",
+        "en": "needed (command line without --yes), nothing sent",
+    },
     "approval.over_cost": {
         "fr": "coût estimé {cost}, au-dessus de {limit}",
         "en": "estimated cost {cost}, above {limit}",
