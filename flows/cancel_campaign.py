@@ -27,6 +27,7 @@ from prefect.states import Failed
 from pydantic import Field
 
 from flows.follow_up import quiet_console
+from flows.parameters import ApiKeyBlock, Language
 from flows.survey_campaign import LEDGER_URL_ENV, Problem
 from smspartner import SMSPartnerClient, SMSPartnerError
 from smspartner.client import public_url
@@ -89,17 +90,8 @@ def cancel_campaign(
     campaign_id: Annotated[
         str, Field(title="Campaign id", description="The campaign to call off.")
     ],
-    api_key_block: Annotated[
-        str | None,
-        Field(
-            title="SMS Partner key (Secret block)",
-            description="Name of the Prefect Secret block holding the account's API key; "
-            "empty: the worker's SMSPARTNER_API_KEY, else the default block.",
-        ),
-    ] = None,
-    lang: Annotated[
-        Lang, Field(title="Langue / Language", description="fr: français ; en: English.")
-    ] = DEFAULT_LANG,
+    api_key_block: ApiKeyBlock = None,
+    lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any]:
     """Cancel every scheduled chunk of a campaign that can still be cancelled."""
     logger = get_run_logger()

@@ -31,6 +31,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field
 
+from flows.parameters import ApiKeyBlock, Language
 from flows.survey_campaign import (
     DEFAULT_SUPPRESSION,
     LEDGER_URL_ENV,
@@ -213,17 +214,8 @@ def follow_up_campaign(
             "last attempt (after its slot when scheduled) and when the gateway does not know it.",
         ),
     ] = 300.0,
-    api_key_block: Annotated[
-        str | None,
-        Field(
-            title="SMS Partner key (Secret block)",
-            description="Name of the Prefect Secret block holding the account's API key; "
-            "empty: the worker's SMSPARTNER_API_KEY, else the default block.",
-        ),
-    ] = None,
-    lang: Annotated[
-        Lang, Field(title="Langue / Language", description="fr: français ; en: English.")
-    ] = DEFAULT_LANG,
+    api_key_block: ApiKeyBlock = None,
+    lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any]:
     """Read delivery statuses for sent campaigns, report them and suppress STOP replies.
 

@@ -41,6 +41,7 @@ from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flows.parameters import ApiKeyBlock, Language
 from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
 from smspartner.client import public_url
 from smspartner.errors import mask_phone_numbers
@@ -61,7 +62,6 @@ from tasks.recipients import (
 from tasks.runs import cancel_link, masked_errors, name_this_run
 from tasks.sendcore import SendPolicy
 from tasks.sending import (
-    SECRET_BLOCK,
     CampaignStopped,
     ChunkResult,
     SendSettings,
@@ -827,14 +827,7 @@ def send_survey_campaign(
             "ask); approved: approved in advance.",
         ),
     ] = approve.ApprovalMode.pause,
-    lang: Annotated[
-        Lang,
-        Field(
-            title="Langue des rapports / Report language",
-            description="fr: français (par défaut) ; en: English. The JSON summary, files' "
-            "column names and reason codes stay as they are.",
-        ),
-    ] = DEFAULT_LANG,
+    lang: Language = DEFAULT_LANG,
     resume_changed_input: Annotated[
         bool,
         Field(
@@ -843,14 +836,7 @@ def send_survey_campaign(
             "is refused; tick to add the new rows to it (nobody is texted twice).",
         ),
     ] = False,
-    api_key_block: Annotated[
-        str | None,
-        Field(
-            title="SMS Partner key (Secret block)",
-            description="Name of the Prefect Secret block holding this account's API key; "
-            f"empty: the worker's SMSPARTNER_API_KEY, else the block '{SECRET_BLOCK}'.",
-        ),
-    ] = None,
+    api_key_block: ApiKeyBlock = None,
 ) -> dict[str, Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once.
 

@@ -183,20 +183,24 @@ class _Watch:
 _calls = threading.local()  # the current call's _Watch, per worker thread
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self) -> Any:  # type: ignore[override]
+class _Watched:
+    """Arms the current call's watch once the request is out, before the answer is read."""
+
+    sock: socket.socket | None
+
+    def getresponse(self) -> Any:
         watch = getattr(_calls, "watch", None)
         if watch is not None:
             watch.arm(self.sock)
-        return super().getresponse()
+        return super().getresponse()  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> Any:  # type: ignore[override]
-        watch = getattr(_calls, "watch", None)
-        if watch is not None:
-            watch.arm(self.sock)
-        return super().getresponse()
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

@@ -55,6 +55,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
+from tasks import dburl
 from tasks.numbers import mask_numbers_in_text, numbers_in_entries, numbers_in_entry
 
 
@@ -152,7 +153,6 @@ _DRIVER_REWRITES = {
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
 }
-_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword")
 
 _IDENT = r"[^\W\d]\w*"
 _TABLE_NAME = re.compile(rf"({_IDENT})(?:\.({_IDENT}))?")
@@ -298,20 +298,8 @@ def suppression_list_is_usable(read: int, unreadable: int) -> bool:
 
 
 def mask_db_url(url: str) -> str:
-    """URL with the password replaced by '***' (use
-    sqlalchemy.engine.make_url(...).render_as_string(hide_password=True)); never raises."""
-    try:
-        parsed = make_url(str(url))
-        secrets = [key for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS]
-        if secrets:
-            parsed = parsed.update_query_dict(dict.fromkeys(secrets, "***"))
-        return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
-    except Exception:
-        try:
-            # Not a URL SQLAlchemy understands: still hide whatever sits between "user:" and "@".
-            return re.sub(r"^([^:/?#]*://[^:/@?#]*:)[^@]*@", r"\1***@", str(url))
-        except Exception:
-            return "<database URL>"
+    """URL with every secret (password, ``?password=``...) shown as '***'; never raises."""
+    return dburl.mask(url)
 
 
 # --------------------------------------------------------------------------------------------

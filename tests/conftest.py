@@ -96,3 +96,13 @@ def campaign_env(
     monkeypatch.setenv("SURVEY_LEDGER_URL", f"sqlite:///{tmp_path}/ledger.sqlite")
     monkeypatch.delenv("SURVEY_SUPPRESSION_LIST", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def env(campaign_env: Path, simulator: object) -> dict[str, str]:
+    """The same environment for a command-line subprocess (see ``cli_env``)."""
+    return {
+        "SMSPARTNER_API_KEY": TEST_KEY,
+        "SMSPARTNER_BASE_URL": simulator.url,  # type: ignore[attr-defined]
+        "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
+    }

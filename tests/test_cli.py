@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import SAMPLES, TEST_KEY, cli_env
 
 
@@ -24,15 +23,6 @@ def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
-
-
-@pytest.fixture
-def env(campaign_env: Path, simulator: Any) -> dict[str, str]:
-    return {
-        "SMSPARTNER_API_KEY": TEST_KEY,
-        "SMSPARTNER_BASE_URL": simulator.url,
-        "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
-    }
 
 
 def one_clear_line(done: subprocess.CompletedProcess[str], *words: str) -> None:

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
-from conftest import TEST_KEY, need_server
+from conftest import need_server
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import cli, one_clear_line
@@ -24,16 +24,6 @@ from flows.survey_campaign import RecipientSource, send_survey_campaign
 from tasks import approval as approve
 from tasks import campaign as cp
 from tasks import dburl
-
-
-@pytest.fixture
-def env(campaign_env: Path, simulator: Any) -> dict[str, str]:
-    return {
-        "SMSPARTNER_API_KEY": TEST_KEY,
-        "SMSPARTNER_BASE_URL": simulator.url,
-        "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
-    }
-
 
 PASSWORD = "Sup3rS3cretPw"  # noqa: S105 - a test value the flow must never store
 QUERY_SECRET = "Qu3rySecretPw"  # noqa: S105
