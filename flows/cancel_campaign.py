@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,19 +25,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field
 
-from flows.follow_up import quiet_console
+from flows.cli import one_line, quiet_console
 from flows.parameters import ApiKeyBlock, Language
-from flows.survey_campaign import LEDGER_URL_ENV, Problem
 from smspartner import SMSPartnerClient, SMSPartnerError
 from smspartner.client import public_url
 from tasks import campaign as cp
 from tasks import cancellation as cx
-from tasks import i18n
+from tasks import i18n, runtime
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.followup import gateway_problem
 from tasks.i18n import DEFAULT_LANG, Lang
-from tasks.outcomes import CANCEL_OUTCOMES
+from tasks.outcomes import CANCEL_OUTCOMES, Problem
 from tasks.runs import masked_errors, name_this_run
 from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger, unusable_ledger
 
@@ -101,7 +99,7 @@ def cancel_campaign(
         logger.error(str(exc))
         return Failed(message=str(exc))  # type: ignore[return-value]
     name_this_run(campaign_id, "cancel")
-    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    ledger_url = runtime.ledger_url()
     if broken := unusable_ledger(ledger_url):  # one line, not a traceback
         logger.error(broken)
         return Failed(message=broken)  # type: ignore[return-value]
@@ -147,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0
-    text = (state.message or "cancel failed").strip().splitlines()
-    print(f"error: {text[0] if text else 'cancel failed'}", file=sys.stderr)
+    print(f"error: {one_line(state.message or 'cancel failed')}", file=sys.stderr)
     return 1
 
 

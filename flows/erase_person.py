@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Annotated, Any
 from uuid import UUID
@@ -28,13 +27,9 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import Field, SecretStr
 
-from tasks import ledger as lg
 from tasks import privacy as pv
+from tasks import runtime
 from tasks.numbers import mask_number, parse_loose
-
-LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
-SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
-DEFAULT_SUPPRESSION = "data/state/suppression.csv"
 
 
 def _mask_own_parameter(phone: SecretStr) -> None:
@@ -66,8 +61,8 @@ def erase_person(
     """Erase one person's number from the ledger and every local file; suppress it for good."""
     logger = get_run_logger()
     _mask_own_parameter(phone)
-    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
-    suppression = os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
+    ledger_url = runtime.ledger_url()
+    suppression = runtime.suppression_target()
     result = pv.erase_task(phone, ledger_url, suppression)
     if isinstance(result, pv.Problem):
         logger.error(result.message)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,23 +29,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field
 
-from flows.parameters import ApiKeyBlock, Language
-from flows.survey_campaign import (
-    DEFAULT_SUPPRESSION,
-    LEDGER_URL_ENV,
-    SUPPRESSION_ENV,
-    Limits,
-    Problem,
-)
+from flows.cli import one_line, quiet_console
+from flows.parameters import ApiKeyBlock, Language, Limits
 from smspartner import SMSPartnerClient, SMSPartnerError
 from smspartner.client import public_url
 from tasks import campaign as cp
 from tasks import followup as fu
-from tasks import i18n
+from tasks import i18n, runtime
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.outcomes import Problem
 from tasks.runs import masked_errors, name_this_run
 from tasks.sendcore import SendPolicy
 from tasks.sending import (
@@ -188,16 +181,6 @@ def _rows(campaign_id: str, chunks: list[lg.ChunkRow], dry_run: bool) -> pd.Data
         return pd.DataFrame(columns=[cp.OUTCOME, cp.E164, cp.REASON])
 
 
-def quiet_console() -> None:
-    """Keep the run's log lines off the terminal: they stay in the Prefect UI, and the command's
-    stderr is the one line that says what went wrong."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler):
-            handler.setLevel(logging.CRITICAL + 1)
-
-
 @flow(name="follow-up-campaign", log_prints=False, persist_result=False)
 def follow_up_campaign(
     campaign_id: Annotated[
@@ -225,7 +208,7 @@ def follow_up_campaign(
         since_days: How far back an empty campaign id looks.
     """
     logger = get_run_logger()
-    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    ledger_url = runtime.ledger_url()
     if broken := unusable_ledger(ledger_url):  # one line, not a traceback
         logger.error(broken)
         return Failed(message=broken)  # type: ignore[return-value]
@@ -278,7 +261,7 @@ def _follow_one(
         return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
     result.doubt = doubt
-    suppression = os.environ.get(SUPPRESSION_ENV) or DEFAULT_SUPPRESSION
+    suppression = runtime.suppression_target()
     added = record_stops_task(suppression, fu.stop_numbers(deliveries))
     if isinstance(added, Problem):
         return added
@@ -345,13 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0
-    print(f"error: {_one_line(state.message or 'follow-up failed')}", file=sys.stderr)
+    print(f"error: {one_line(state.message or 'follow-up failed')}", file=sys.stderr)
     return 1
-
-
-def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0] if lines else "failed"
 
 
 if __name__ == "__main__":

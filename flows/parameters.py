@@ -1,14 +1,19 @@
-"""Form fields shared by the flows: one title, description and default each (the Prefect UI
-builds each flow's Run form from them)."""
+"""The flows' form models and shared fields: one title, description and default each (the
+Prefect UI builds each flow's Run form from them), each model turning itself into the plain
+values the rules take."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import time as dtime
+from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tasks import dburl, runtime
 from tasks.i18n import Lang
-from tasks.sending import API_KEY_ENV, SECRET_BLOCK
+from tasks.runtime import API_KEY_ENV, SECRET_BLOCK
+from tasks.slots import WindowPolicy
 
 ApiKeyBlock = Annotated[
     str | None,
@@ -27,3 +32,204 @@ Language = Annotated[
         "names and reason codes stay as they are.",
     ),
 ]
+
+
+# The form refuses a URL with a password before Prefect stores it: "user:pass@" or "?password=".
+_URL_WITHOUT_CREDENTIALS = (
+    r"^(?![^?#]*://[^/?#@]*:[^/?#@]*@)"
+    r"(?!.*[?&;]([Pp][Aa][Ss][Ss]([Ww]([Oo][Rr])?[Dd])?|[Pp][Ww][Dd]|[Ss][Ss][Ll][Pp][Aa][Ss][Ss]"
+    r"[Ww][Oo][Rr][Dd]|[Ss][Ee][Cc][Rr][Ee][Tt])=)"
+)
+
+
+class SourceKind(StrEnum):
+    csv = "csv"
+    excel = "excel"
+    sql = "sql"
+
+
+class RecipientSource(BaseModel):
+    """Where the recipients come from."""
+
+    # A rejected URL must not be echoed into the run's state message (it may hold a password).
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    kind: SourceKind = Field(
+        SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database."
+    )
+    path: str | None = Field(
+        "data/samples/recipients.csv",
+        title="File path",
+        description="CSV or .xlsx file, relative to the repository root (csv / excel).",
+    )
+    sheet: str | None = Field(
+        None, title="Excel sheet", description="Sheet name; empty for the first sheet."
+    )
+    db_url: str | None = Field(
+        None,
+        title="Database URL",
+        description="SQLAlchemy URL WITHOUT password (sql), e.g. postgresql://user@host/db. "
+        "The password comes from the Secret block named below, else from the worker's "
+        f"{runtime.DB_PASSWORD_ENV} environment variable. A URL holding a password is refused.",
+        json_schema_extra={"pattern": _URL_WITHOUT_CREDENTIALS},
+    )
+    credentials_block: str | None = Field(
+        None,
+        title="Database password (Secret block)",
+        description="Name of a Prefect Secret block holding the database password (sql); "
+        f"empty: the worker's {runtime.DB_PASSWORD_ENV}.",
+    )
+    query: str | None = Field(
+        None, title="SQL query or table", description="A SELECT statement or a table name (sql)."
+    )
+    phone_column: str | None = Field(
+        None, title="Phone column", description="Column holding the numbers; empty to detect it."
+    )
+
+    @field_validator("db_url")
+    @classmethod
+    def _no_secret_in_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        public, secrets = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
+        if secrets:
+            raise ValueError(
+                f"the database URL holds a password ({dburl.mask(value)}): Prefect would store "
+                "and show it; put it in a Secret block (credentials_block) or the worker's "
+                f"{runtime.DB_PASSWORD_ENV}"
+            )
+        return public
+
+
+class WindowPreset(StrEnum):
+    strict = "strict"  # SMS Partner's hold: Mon-Sat 08:00-20:00, no holidays
+    af2m_2024 = "af2m_2024"  # operators' charter 2024: Mon-Sat 08:00-22:00
+    af2m_2026 = "af2m_2026"  # operators' charter 2026: every day 08:00-21:30
+
+
+PRESETS: dict[WindowPreset, dict[str, Any]] = {
+    WindowPreset.strict: {},
+    WindowPreset.af2m_2024: {"end": dtime(22, 0)},
+    WindowPreset.af2m_2026: {
+        "end": dtime(21, 30),
+        "weekdays": frozenset(range(7)),
+        "holidays": False,
+    },
+}
+
+
+class DeliveryWindow(BaseModel):
+    """When recipients may be texted (in their own time zone)."""
+
+    preset: WindowPreset = Field(
+        WindowPreset.strict,
+        title="Sending hours",
+        description="strict: Monday-Saturday 08:00-20:00, no public holidays (the default, "
+        "the strictest rule). af2m_2024: until 22:00. af2m_2026: every day 08:00-21:30.",
+    )
+    gateway_hold: bool = Field(
+        True,
+        title="Gateway hold (Paris hours)",
+        description="Also respect SMS Partner's own hold on Paris time; turn off only if your "
+        "account's hold was lifted.",
+    )
+    alsace_moselle: bool = Field(
+        False,
+        title="Alsace-Moselle holidays",
+        description="Also avoid Good Friday and 26 December.",
+    )
+    horizon_days: int = Field(14, ge=1, le=60, title="Planning horizon (days)")
+    allow_immediate: bool = Field(
+        True,
+        title="Send at once when allowed",
+        description="Send without a schedule when the window is open long enough now.",
+    )
+    allow_foreign: bool = Field(
+        False,
+        title="Accept foreign numbers",
+        description="Numbers outside France and its territories.",
+    )
+
+    def policy(self) -> WindowPolicy:
+        return WindowPolicy(
+            gateway_hold=self.gateway_hold,
+            alsace_moselle=self.alsace_moselle,
+            horizon_days=self.horizon_days,
+            **PRESETS[self.preset],
+        )
+
+
+class Limits(BaseModel):
+    """Budget, speed and frequency."""
+
+    max_cost: float | None = Field(
+        None,
+        ge=0,
+        title="Budget cap",
+        description="Maximum cost of this campaign, in the account's currency.",
+    )
+    cost_per_sms: float = Field(
+        0.045,
+        gt=0,
+        le=5,
+        title="Estimated cost per SMS",
+        description="Used until the gateway's first answers tell the real price.",
+    )
+    concurrency: int = Field(8, ge=1, le=64, title="Parallel API calls")
+    chunk_size: int = Field(500, ge=1, le=500, title="Numbers per API call")
+    frequency_cap_days: int = Field(
+        30,
+        ge=0,
+        le=365,
+        title="Frequency cap (days)",
+        description="Skip numbers texted by another campaign within this many days; 0: off.",
+    )
+    lead_minutes: int = Field(10, ge=6, le=120, title="Lead time before a scheduled slot (minutes)")
+    retry_backoff: float = Field(
+        1.0,
+        ge=0.01,
+        le=60,
+        title="Retry backoff (seconds)",
+        description="First wait before retrying a failed call; doubles each time, with jitter.",
+    )
+    max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
+    read_timeout: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        title="Answer timeout (seconds)",
+        description="How long a send waits for the gateway's answer. A send without an answer "
+        "may have landed: it is never sent again before the gateway shows it did not.",
+    )
+    settle_seconds: float = Field(
+        300.0,
+        ge=1,
+        le=86400,
+        title="Settle time (seconds)",
+        description="How long after a send whose answer proved nothing (timeout, garbled or "
+        "5xx answer) a 'not found' from the status endpoint starts to count as 'not sent'; for "
+        "a scheduled chunk, counted from its slot. Status endpoints lag behind acceptance.",
+    )
+    settle_wait_seconds: float = Field(
+        900.0,
+        ge=0,
+        le=86400,
+        title="Wait for doubtful sends (seconds)",
+        description="How long the run waits after the fan-out to settle such sends; those "
+        "still unsettled end in_doubt, for a rerun or the daily follow-up to settle.",
+    )
+    ledger_outage_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        title="Ride through a ledger outage (seconds)",
+        description="How long ledger operations are retried while the ledger database is "
+        "unreachable (a restart, a failover) before the run stops.",
+    )
+    global_limit: str | None = Field(
+        None,
+        title="Prefect global limit",
+        description="Name of a Prefect global concurrency limit shared by every worker (create "
+        "it with `prefect gcl create NAME --limit N`; with --slot-decay-per-second it is a rate "
+        "limit). Empty: only the parallel-calls bound above.",
+    )

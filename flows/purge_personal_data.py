@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Annotated, Any
 
@@ -22,10 +21,9 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import Field
 
-from tasks import ledger as lg
 from tasks import privacy as pv
+from tasks import runtime
 
-LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -43,7 +41,7 @@ def purge_personal_data(
     ] = DEFAULT_RETENTION_DAYS,
 ) -> dict[str, Any]:
     """Remove full phone numbers older than the retention period (RGPD), keeping aggregates."""
-    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    ledger_url = runtime.ledger_url()
     result = pv.purge_task(ledger_url, older_than_days)
     if isinstance(result, pv.Problem):
         get_run_logger().error(result.message)

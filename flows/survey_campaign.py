@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, cast
 from uuid import UUID
@@ -39,20 +36,30 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.runtime import task_run
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from flows.parameters import ApiKeyBlock, Language
+from flows.cli import one_line
+from flows.parameters import (
+    ApiKeyBlock,
+    DeliveryWindow,
+    Language,
+    Limits,
+    RecipientSource,
+    SourceKind,
+    WindowPreset,
+)
 from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
 from smspartner.client import public_url
 from smspartner.errors import mask_phone_numbers
 from tasks import approval as approve
 from tasks import campaign as cp
-from tasks import dburl, i18n
+from tasks import dburl, i18n, runtime
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.alerts import emit_campaign_outcome
 from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.outcomes import Problem
 from tasks.recipients import (
     RecipientsError,
     find_phone_column,
@@ -73,222 +80,8 @@ from tasks.sending import (
     shared_ledger,
     thread_client,
 )
-from tasks.slots import WindowPolicy
-
-DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
-# Secrets a command-line run took out of --db-url, for its own process only (never a parameter).
-DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # noqa: S105 - a variable name
-# The form refuses a URL with a password before Prefect stores it: "user:pass@" or "?password=".
-_URL_WITHOUT_CREDENTIALS = (
-    r"^(?![^?#]*://[^/?#@]*:[^/?#@]*@)"
-    r"(?!.*[?&;]([Pp][Aa][Ss][Ss]([Ww]([Oo][Rr])?[Dd])?|[Pp][Ww][Dd]|[Ss][Ss][Ll][Pp][Aa][Ss][Ss]"
-    r"[Ww][Oo][Rr][Dd]|[Ss][Ee][Cc][Rr][Ee][Tt])=)"
-)
-LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
-SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
-DEFAULT_SUPPRESSION = "data/state/suppression.csv"
-
-
-class SourceKind(StrEnum):
-    csv = "csv"
-    excel = "excel"
-    sql = "sql"
-
-
-class RecipientSource(BaseModel):
-    """Where the recipients come from."""
-
-    # A rejected URL must not be echoed into the run's state message (it may hold a password).
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    kind: SourceKind = Field(
-        SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database."
-    )
-    path: str | None = Field(
-        "data/samples/recipients.csv",
-        title="File path",
-        description="CSV or .xlsx file, relative to the repository root (csv / excel).",
-    )
-    sheet: str | None = Field(
-        None, title="Excel sheet", description="Sheet name; empty for the first sheet."
-    )
-    db_url: str | None = Field(
-        None,
-        title="Database URL",
-        description="SQLAlchemy URL WITHOUT password (sql), e.g. postgresql://user@host/db. "
-        "The password comes from the Secret block named below, else from the worker's "
-        f"{DB_PASSWORD_ENV} environment variable. A URL holding a password is refused.",
-        json_schema_extra={"pattern": _URL_WITHOUT_CREDENTIALS},
-    )
-    credentials_block: str | None = Field(
-        None,
-        title="Database password (Secret block)",
-        description="Name of a Prefect Secret block holding the database password (sql); "
-        f"empty: the worker's {DB_PASSWORD_ENV}.",
-    )
-    query: str | None = Field(
-        None, title="SQL query or table", description="A SELECT statement or a table name (sql)."
-    )
-    phone_column: str | None = Field(
-        None, title="Phone column", description="Column holding the numbers; empty to detect it."
-    )
-
-    @field_validator("db_url")
-    @classmethod
-    def _no_secret_in_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        public, secrets = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
-        if secrets:
-            raise ValueError(
-                f"the database URL holds a password ({dburl.mask(value)}): Prefect would store "
-                "and show it; put it in a Secret block (credentials_block) or the worker's "
-                f"{DB_PASSWORD_ENV}"
-            )
-        return public
-
-
-class WindowPreset(StrEnum):
-    strict = "strict"  # SMS Partner's hold: Mon-Sat 08:00-20:00, no holidays
-    af2m_2024 = "af2m_2024"  # operators' charter 2024: Mon-Sat 08:00-22:00
-    af2m_2026 = "af2m_2026"  # operators' charter 2026: every day 08:00-21:30
-
-
-PRESETS: dict[WindowPreset, dict[str, Any]] = {
-    WindowPreset.strict: {},
-    WindowPreset.af2m_2024: {"end": dtime(22, 0)},
-    WindowPreset.af2m_2026: {
-        "end": dtime(21, 30),
-        "weekdays": frozenset(range(7)),
-        "holidays": False,
-    },
-}
-
-
-class DeliveryWindow(BaseModel):
-    """When recipients may be texted (in their own time zone)."""
-
-    preset: WindowPreset = Field(
-        WindowPreset.strict,
-        title="Sending hours",
-        description="strict: Monday-Saturday 08:00-20:00, no public holidays (the default, "
-        "the strictest rule). af2m_2024: until 22:00. af2m_2026: every day 08:00-21:30.",
-    )
-    gateway_hold: bool = Field(
-        True,
-        title="Gateway hold (Paris hours)",
-        description="Also respect SMS Partner's own hold on Paris time; turn off only if your "
-        "account's hold was lifted.",
-    )
-    alsace_moselle: bool = Field(
-        False,
-        title="Alsace-Moselle holidays",
-        description="Also avoid Good Friday and 26 December.",
-    )
-    horizon_days: int = Field(14, ge=1, le=60, title="Planning horizon (days)")
-    allow_immediate: bool = Field(
-        True,
-        title="Send at once when allowed",
-        description="Send without a schedule when the window is open long enough now.",
-    )
-    allow_foreign: bool = Field(
-        False,
-        title="Accept foreign numbers",
-        description="Numbers outside France and its territories.",
-    )
-
-    def policy(self) -> WindowPolicy:
-        return WindowPolicy(
-            gateway_hold=self.gateway_hold,
-            alsace_moselle=self.alsace_moselle,
-            horizon_days=self.horizon_days,
-            **PRESETS[self.preset],
-        )
-
-
-class Limits(BaseModel):
-    """Budget, speed and frequency."""
-
-    max_cost: float | None = Field(
-        None,
-        ge=0,
-        title="Budget cap",
-        description="Maximum cost of this campaign, in the account's currency.",
-    )
-    cost_per_sms: float = Field(
-        0.045,
-        gt=0,
-        le=5,
-        title="Estimated cost per SMS",
-        description="Used until the gateway's first answers tell the real price.",
-    )
-    concurrency: int = Field(8, ge=1, le=64, title="Parallel API calls")
-    chunk_size: int = Field(500, ge=1, le=500, title="Numbers per API call")
-    frequency_cap_days: int = Field(
-        30,
-        ge=0,
-        le=365,
-        title="Frequency cap (days)",
-        description="Skip numbers texted by another campaign within this many days; 0: off.",
-    )
-    lead_minutes: int = Field(10, ge=6, le=120, title="Lead time before a scheduled slot (minutes)")
-    retry_backoff: float = Field(
-        1.0,
-        ge=0.01,
-        le=60,
-        title="Retry backoff (seconds)",
-        description="First wait before retrying a failed call; doubles each time, with jitter.",
-    )
-    max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
-    read_timeout: float = Field(
-        30.0,
-        ge=1,
-        le=600,
-        title="Answer timeout (seconds)",
-        description="How long a send waits for the gateway's answer. A send without an answer "
-        "may have landed: it is never sent again before the gateway shows it did not.",
-    )
-    settle_seconds: float = Field(
-        300.0,
-        ge=1,
-        le=86400,
-        title="Settle time (seconds)",
-        description="How long after a send whose answer proved nothing (timeout, garbled or "
-        "5xx answer) a 'not found' from the status endpoint starts to count as 'not sent'; for "
-        "a scheduled chunk, counted from its slot. Status endpoints lag behind acceptance.",
-    )
-    settle_wait_seconds: float = Field(
-        900.0,
-        ge=0,
-        le=86400,
-        title="Wait for doubtful sends (seconds)",
-        description="How long the run waits after the fan-out to settle such sends; those "
-        "still unsettled end in_doubt, for a rerun or the daily follow-up to settle.",
-    )
-    ledger_outage_seconds: float = Field(
-        120.0,
-        ge=0,
-        le=3600,
-        title="Ride through a ledger outage (seconds)",
-        description="How long ledger operations are retried while the ledger database is "
-        "unreachable (a restart, a failover) before the run stops.",
-    )
-    global_limit: str | None = Field(
-        None,
-        title="Prefect global limit",
-        description="Name of a Prefect global concurrency limit shared by every worker (create "
-        "it with `prefect gcl create NAME --limit N`; with --slot-decay-per-second it is a rate "
-        "limit). Empty: only the parallel-calls bound above.",
-    )
-
 
 # -- tasks -------------------------------------------------------------------------------------
-
-
-class Problem(BaseModel):
-    """An expected failure, said in one line (no traceback in the UI or on the terminal)."""
-
-    message: str
 
 
 def _gateway_problem(exc: SMSPartnerError, base_url: str) -> Problem:
@@ -537,21 +330,7 @@ def _load(source: RecipientSource) -> Any:
 def _with_password(source: RecipientSource) -> str:
     """The URL with its secrets put back, from the Secret block or this process: they are never
     a flow parameter."""
-    url = str(source.db_url)
-    if source.credentials_block:
-        from prefect.blocks.system import Secret
-
-        try:
-            password = str(Secret.load(source.credentials_block).get())  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - any failure means "no password", said plainly
-            raise cp.CampaignError(
-                f"cannot read the Secret block {source.credentials_block!r} ({type(exc).__name__})"
-            ) from None
-        return dburl.join(url, dburl.Credentials(password=password))
-    # A password typed in --db-url (this process's own) wins over the worker's variable.
-    secrets = dburl.Credentials.from_json(os.environ.get(DB_SECRETS_ENV, "{}"))
-    fallback = secrets.password or os.environ.get(DB_PASSWORD_ENV)
-    return dburl.join(url, dburl.Credentials(password=fallback, query=secrets.query))
+    return dburl.join(str(source.db_url), runtime.db_credentials(source.credentials_block))
 
 
 def _cap(rows: Any, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: datetime) -> Any:
@@ -865,11 +644,8 @@ def send_survey_campaign(
         logger.error(str(exc))
         return Failed(message=str(exc))  # type: ignore[return-value]
     name_this_run(cid)
-    ledger_url = os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
-    named = suppression_list or os.environ.get(SUPPRESSION_ENV, "").strip() or None
-    suppression: str | None = named or DEFAULT_SUPPRESSION
-    if not named and not Path(DEFAULT_SUPPRESSION).exists():
-        suppression = None  # the default list is optional; one that was named is not
+    ledger_url = runtime.ledger_url()
+    suppression = runtime.suppression_list(suppression_list)  # one named must exist
     run = uuid.uuid4().hex[:12]  # this run's own state files
     thresholds = (approve_above_cost, approve_above_recipients)
     asks = approval_mode != approve.ApprovalMode.approved and any(t is not None for t in thresholds)
@@ -1137,7 +913,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--db-credentials-block",
         help="Prefect Secret block holding the database password (default: the URL's own "
-        f"password, else {DB_PASSWORD_ENV})",
+        f"password, else {runtime.DB_PASSWORD_ENV})",
     )
     p.add_argument("--sheet", help="Excel sheet name (default: the first)")
     p.add_argument("--phone-column", help="column holding the numbers (default: detected)")
@@ -1219,8 +995,7 @@ def _source(args: argparse.Namespace) -> RecipientSource:
         # Secrets leave the URL here, before the flow run (and its stored parameters) exists;
         # they reach the loader through this process's environment only.
         url, secrets = dburl.split(args.db_url)
-        if secrets:
-            os.environ[DB_SECRETS_ENV] = secrets.to_json()
+        runtime.keep_db_credentials(secrets)
         return RecipientSource(
             kind=SourceKind.sql,
             path=None,
@@ -1274,7 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid option: {problems}", file=sys.stderr)
         return 2
     except (cp.CampaignError, ValueError) as exc:  # dburl.DbUrlError is a ValueError
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc, type(exc).__name__)}", file=sys.stderr)
         return 2
     if args.recipients and not Path(args.recipients).is_file():
         print(f"error: recipients file not found: {args.recipients}", file=sys.stderr)
@@ -1306,13 +1081,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if isinstance(data, dict):  # what was done (or would have been sent) before it stopped
         print(json.dumps(data, ensure_ascii=False), flush=True)
-    print(f"error: {_one_line(state.message or 'campaign failed')}", file=sys.stderr)
+    print(f"error: {one_line(state.message or 'campaign failed')}", file=sys.stderr)
     return 1
-
-
-def _one_line(exc: object) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

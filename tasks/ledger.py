@@ -326,10 +326,11 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"survey-pseudonym-key-id", hashlib.sha256).hexdigest()[:16]
 
 
-def load_pseudonym_key(path: Path = PSEUDONYM_KEY_PATH) -> bytes:
-    """The key: ``SURVEY_PSEUDONYM_KEY`` (the same on every worker that shares a ledger), else
-    the file ``path``, created on first use (32 random bytes in hex, mode 0600)."""
-    raw = os.environ.get(PSEUDONYM_KEY_ENV, "").strip()
+def load_pseudonym_key(path: Path = PSEUDONYM_KEY_PATH, given: str = "") -> bytes:
+    """The key: ``given`` (``SURVEY_PSEUDONYM_KEY``, read by ``tasks.runtime``: the same on every
+    worker that shares a ledger), else the file ``path``, created on first use (32 random bytes
+    in hex, mode 0600)."""
+    raw = given.strip()
     if not raw:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -341,7 +342,7 @@ def load_pseudonym_key(path: Path = PSEUDONYM_KEY_PATH) -> bytes:
             with os.fdopen(fd, "w", encoding="ascii") as fh:
                 fh.write(raw + "\n")
     if len(raw) < 32:
-        where = PSEUDONYM_KEY_ENV if os.environ.get(PSEUDONYM_KEY_ENV) else str(path)
+        where = PSEUDONYM_KEY_ENV if given.strip() else str(path)
         raise PseudonymKeyError(f"the pseudonym key in {where} is too short (32 characters min)")
     try:
         return bytes.fromhex(raw)
@@ -1162,7 +1163,9 @@ class Ledger:
 
     def _key(self) -> bytes:
         if self._pseudonym_key is None:
-            self._pseudonym_key = load_pseudonym_key()
+            from tasks.runtime import pseudonym_key  # the environment is read there only
+
+            self._pseudonym_key = pseudonym_key()
         return self._pseudonym_key
 
     def _aliases(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from pydantic import BaseModel
+
 # French territories we plan slots for (compliance.md section 4). "FR" is metropolitan France.
 TERRITORIES: Final = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "NC", "PF", "WF")
 
@@ -67,3 +69,9 @@ CANCEL_OUTCOMES: Final = (
     CANCEL_NOT_SENT,
     CANCEL_IN_PROGRESS,
 )
+
+
+class Problem(BaseModel):
+    """An expected failure, said in one line (no traceback in the UI or on the terminal)."""
+
+    message: str

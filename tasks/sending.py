@@ -10,9 +10,7 @@ settle them, and a rerun or the daily follow-up does the same later.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,18 +21,22 @@ from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
 from tasks import sendcore as sc
 from tasks.outcomes import GATEWAY_UNAVAILABLE, INSUFFICIENT_CREDITS, NO_SLOT
+from tasks.runtime import (  # noqa: F401 - re-exported: callers import them from here too
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    CONNECT_TIMEOUT,
+    SECRET_BLOCK,
+    CampaignStopped,
+    gateway_url,
+    get_api_key,
+    ledger_problem,
+    shared_ledger,
+    thread_client,
+    unusable_ledger,
+)
 from tasks.slots import PARIS, WindowPolicy, plan_slot, to_api_schedule
 
 log = logging.getLogger("survey.sending")
-
-API_KEY_ENV = "SMSPARTNER_API_KEY"
-BASE_URL_ENV = "SMSPARTNER_BASE_URL"
-SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
-CONNECT_TIMEOUT = 5.0
-
-
-class CampaignStopped(Exception):
-    """The campaign cannot go on (invalid key): str() is one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -75,91 +77,6 @@ class ChunkResult:
     cost: float = 0.0
     stop_campaign: str | None = None  # a one-line message when the campaign must stop
     deferred_until: datetime | None = None  # in doubt: a look can settle it from then
-
-
-def get_api_key(secret_block: str | None = None) -> str:
-    """The gateway key: the named Secret block when a deployment names one (an agency may run
-    several accounts from one worker); else the environment, else the default block."""
-    key = "" if secret_block else os.environ.get(API_KEY_ENV, "").strip()
-    if key:
-        return key
-    block = secret_block or SECRET_BLOCK
-    try:
-        from prefect.blocks.system import Secret
-
-        value = Secret.load(block).get()  # type: ignore[union-attr]
-    except Exception as exc:  # noqa: BLE001 - any failure means "no key", said plainly
-        where = f"the Prefect Secret block {block!r}"
-        if not secret_block:
-            where = f"{API_KEY_ENV} or {where}"
-        raise CampaignStopped(f"no API key: cannot read {where} ({type(exc).__name__})") from None
-    return str(value)
-
-
-def gateway_url() -> str:
-    return os.environ.get(BASE_URL_ENV, "").strip() or SMSPartnerClient.DEFAULT_BASE_URL
-
-
-_local = threading.local()
-
-
-def thread_client(base_url: str, timeout: float, key_block: str | None = None) -> SMSPartnerClient:
-    """One client (one Session, one connection pool) per worker thread, reused across chunks."""
-    # The env key is part of the cache key so a changed key is picked up; a Secret block is
-    # read once per thread rather than once per chunk.
-    key = (base_url, timeout, key_block or os.environ.get(API_KEY_ENV, ""))
-    cache: dict[tuple[str, float, str], SMSPartnerClient] = getattr(_local, "clients", {})
-    _local.clients = cache
-    if key not in cache:
-        cache[key] = SMSPartnerClient(
-            get_api_key(key_block), base_url, timeout=(CONNECT_TIMEOUT, timeout), max_retries=3
-        )
-    return cache[key]
-
-
-_ledgers: dict[tuple[str, timedelta, float], lg.Ledger] = {}
-_ledgers_lock = threading.Lock()
-
-
-def shared_ledger(
-    url: str, lease: timedelta = timedelta(minutes=5), outage: float = 120.0
-) -> lg.Ledger:
-    """One engine (one connection pool) per ledger URL in this process. A ledger that cannot
-    be opened at all (a URL that does not parse, a file that is not a database, a folder that
-    cannot be written) is ``LedgerUnavailable`` too, said in one line."""
-    with _ledgers_lock:
-        if (url, lease, outage) not in _ledgers:
-            try:
-                _ledgers[(url, lease, outage)] = lg.Ledger(url, lease=lease, outage=outage)
-            except lg.LedgerUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001 - whatever broke, the run stops in one line
-                raise lg.LedgerUnavailable(ledger_problem(url, exc)) from None
-        return _ledgers[(url, lease, outage)]
-
-
-def unusable_ledger(url: str) -> str | None:
-    """Why the ledger cannot be used (None: it can), said in one line, before a flow starts."""
-    try:
-        shared_ledger(url)
-    except lg.LedgerUnavailable as exc:
-        return str(exc)
-    return None
-
-
-def ledger_problem(url: str, exc: BaseException) -> str:
-    """One line on a ledger that cannot be opened, without its password."""
-    from tasks.dburl import mask
-
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    first = detail[0] if detail else type(exc).__name__
-    # SQLAlchemy's messages may quote the URL it was given: never echo its secrets.
-    first = first.replace(url, mask(url))
-    return (
-        f"the ledger {mask(url)} cannot be opened ({type(exc).__name__}: {first}); check "
-        "SURVEY_LEDGER_URL (a SQLAlchemy URL such as sqlite:///data/state/ledger.sqlite or "
-        "postgresql://user@host/db) and that the file is a ledger this tool wrote"
-    )
 
 
 def send_chunk_once(

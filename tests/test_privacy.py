@@ -28,6 +28,7 @@ from flows.purge_personal_data import main as purge_main
 from flows.survey_campaign import RecipientSource, send_survey_campaign
 from tasks import ledger as lg
 from tasks import privacy as pv
+from tasks import runtime
 
 KEY = bytes(range(32))
 
@@ -157,11 +158,11 @@ def test_a_campaign_with_a_chunk_to_settle_is_not_purged(tmp_path: Path) -> None
 def test_the_key_file_is_created_once_private(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.delenv(lg.PSEUDONYM_KEY_ENV, raising=False)
     path = tmp_path / "state" / "pseudonym.key"
-    key = lg.load_pseudonym_key(path)
+    key = runtime.pseudonym_key(path)
     assert len(key) == 32 and path.stat().st_mode & 0o777 == 0o600
-    assert lg.load_pseudonym_key(path) == key
+    assert runtime.pseudonym_key(path) == key
     monkeypatch.setenv(lg.PSEUDONYM_KEY_ENV, "k" * 40)
-    assert lg.load_pseudonym_key(path) == b"k" * 40
+    assert runtime.pseudonym_key(path) == b"k" * 40
 
 
 # -- the flows on the simulator --------------------------------------------------------------

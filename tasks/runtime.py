@@ -1,0 +1,167 @@
+"""The one reader of the process environment and of Prefect Secret blocks, and the one owner
+of live resources (pooled gateway clients, ledger engines) for ``flows/`` and ``tasks/``.
+
+Everything else takes plain values: a URL, a key, a path. Settings a deployment may choose (the
+key's Secret block, the database password's block) come in as parameters; the variables below
+are the worker's fallbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from smspartner import SMSPartnerClient
+from tasks import dburl
+from tasks import ledger as lg
+
+API_KEY_ENV = "SMSPARTNER_API_KEY"
+BASE_URL_ENV = "SMSPARTNER_BASE_URL"
+LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
+SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
+DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
+# Secrets a command-line run took out of --db-url, for its own process only (never a parameter).
+DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # noqa: S105 - a variable name
+SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
+DEFAULT_SUPPRESSION = "data/state/suppression.csv"
+CONNECT_TIMEOUT = 5.0
+
+
+class CampaignStopped(Exception):
+    """The campaign cannot go on (invalid key): str() is one line for the operator."""
+
+
+def ledger_url() -> str:
+    return os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+
+
+def suppression_list(named: str | None = None) -> str | None:
+    """The local opt-out list: the one named (parameter, else the variable), which must then
+    exist; else the default file, only when it is there."""
+    chosen = named or os.environ.get(SUPPRESSION_ENV, "").strip() or None
+    if chosen:
+        return chosen
+    return DEFAULT_SUPPRESSION if Path(DEFAULT_SUPPRESSION).exists() else None
+
+
+def suppression_target() -> str:
+    """Where STOP replies and erasures are written: the variable's list, else the default."""
+    return os.environ.get(SUPPRESSION_ENV, "").strip() or DEFAULT_SUPPRESSION
+
+
+def db_credentials(block: str | None) -> dburl.Credentials:
+    """The recipients database's secrets: the Secret block a deployment names, else those this
+    process took out of its --db-url, else the worker's ``SURVEY_DB_PASSWORD``."""
+    if block:
+        from prefect.blocks.system import Secret
+
+        try:
+            password = str(Secret.load(block).get())  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - any failure means "no password", said plainly
+            raise ValueError(
+                f"cannot read the Secret block {block!r} ({type(exc).__name__})"
+            ) from None
+        return dburl.Credentials(password=password)
+    # A password typed in --db-url (this process's own) wins over the worker's variable.
+    own = dburl.Credentials.from_json(os.environ.get(DB_SECRETS_ENV, "{}"))
+    return dburl.Credentials(
+        password=own.password or os.environ.get(DB_PASSWORD_ENV), query=own.query
+    )
+
+
+def pseudonym_key(path: Path = lg.PSEUDONYM_KEY_PATH) -> bytes:
+    """The ledger's pseudonym key: ``SURVEY_PSEUDONYM_KEY``, else its file (made on first use)."""
+    return lg.load_pseudonym_key(path, os.environ.get(lg.PSEUDONYM_KEY_ENV, ""))
+
+
+def keep_db_credentials(credentials: dburl.Credentials) -> None:
+    """A command-line run's --db-url secrets, for this process only (never a flow parameter)."""
+    if credentials:
+        os.environ[DB_SECRETS_ENV] = credentials.to_json()
+
+
+def get_api_key(secret_block: str | None = None) -> str:
+    """The gateway key: the named Secret block when a deployment names one (an agency may run
+    several accounts from one worker); else the environment, else the default block."""
+    key = "" if secret_block else os.environ.get(API_KEY_ENV, "").strip()
+    if key:
+        return key
+    block = secret_block or SECRET_BLOCK
+    try:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(block).get()  # type: ignore[union-attr]
+    except Exception as exc:  # noqa: BLE001 - any failure means "no key", said plainly
+        where = f"the Prefect Secret block {block!r}"
+        if not secret_block:
+            where = f"{API_KEY_ENV} or {where}"
+        raise CampaignStopped(f"no API key: cannot read {where} ({type(exc).__name__})") from None
+    return str(value)
+
+
+def gateway_url() -> str:
+    return os.environ.get(BASE_URL_ENV, "").strip() or SMSPartnerClient.DEFAULT_BASE_URL
+
+
+_local = threading.local()
+
+
+def thread_client(base_url: str, timeout: float, key_block: str | None = None) -> SMSPartnerClient:
+    """One client (one Session, one connection pool) per worker thread, reused across chunks."""
+    # The env key is part of the cache key so a changed key is picked up; a Secret block is
+    # read once per thread rather than once per chunk.
+    key = (base_url, timeout, key_block or os.environ.get(API_KEY_ENV, ""))
+    cache: dict[tuple[str, float, str], SMSPartnerClient] = getattr(_local, "clients", {})
+    _local.clients = cache
+    if key not in cache:
+        cache[key] = SMSPartnerClient(
+            get_api_key(key_block), base_url, timeout=(CONNECT_TIMEOUT, timeout), max_retries=3
+        )
+    return cache[key]
+
+
+_ledgers: dict[tuple[str, timedelta, float], lg.Ledger] = {}
+_ledgers_lock = threading.Lock()
+
+
+def shared_ledger(
+    url: str, lease: timedelta = timedelta(minutes=5), outage: float = 120.0
+) -> lg.Ledger:
+    """One engine (one connection pool) per ledger URL in this process. A ledger that cannot
+    be opened at all (a URL that does not parse, a file that is not a database, a folder that
+    cannot be written) is ``LedgerUnavailable`` too, said in one line."""
+    with _ledgers_lock:
+        if (url, lease, outage) not in _ledgers:
+            try:
+                _ledgers[(url, lease, outage)] = lg.Ledger(url, lease=lease, outage=outage)
+            except lg.LedgerUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the run stops in one line
+                raise lg.LedgerUnavailable(ledger_problem(url, exc)) from None
+        return _ledgers[(url, lease, outage)]
+
+
+def unusable_ledger(url: str) -> str | None:
+    """Why the ledger cannot be used (None: it can), said in one line, before a flow starts."""
+    try:
+        shared_ledger(url)
+    except lg.LedgerUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def ledger_problem(url: str, exc: BaseException) -> str:
+    """One line on a ledger that cannot be opened, without its password."""
+    from tasks.dburl import mask
+
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    # SQLAlchemy's messages may quote the URL it was given: never echo its secrets.
+    first = first.replace(url, mask(url))
+    return (
+        f"the ledger {mask(url)} cannot be opened ({type(exc).__name__}: {first}); check "
+        "SURVEY_LEDGER_URL (a SQLAlchemy URL such as sqlite:///data/state/ledger.sqlite or "
+        "postgresql://user@host/db) and that the file is a ledger this tool wrote"
+    )
