@@ -331,13 +331,13 @@ def schedule_at(when: datetime) -> dict[str, str | int]:
     ``ValueError`` otherwise, and for the repeated hour of the autumn DST change.
     """
     if when.tzinfo is None:
-        raise ValueError("when must be timezone-aware")
+        raise ValueError("the slot must be timezone-aware")
     local = when.astimezone(PARIS)
     if local.minute % 5 or local.second or local.microsecond:
-        raise ValueError("the gateway schedules on 5-minute boundaries only")
+        raise ValueError(f"slot {local.isoformat()} is not on a 5-minute boundary")
     if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
         # A wall time in the repeated hour of the autumn change names two instants.
-        raise ValueError("the slot falls in the repeated hour of a DST change")
+        raise ValueError(f"slot {local.isoformat()} falls in the repeated hour of a DST change")
     return {
         "scheduledDeliveryDate": local.strftime("%d/%m/%Y"),
         "time": local.hour,

@@ -64,6 +64,28 @@ def parse(url: str) -> URL:
     return parsed
 
 
+# The drivers this project ships (requirements.lock), for URLs that name none.
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def with_driver(url: URL) -> URL:
+    """The URL with the shipped driver when it names none (``postgresql://`` -> psycopg 3,
+    ``mysql://`` -> PyMySQL): the ledger and the recipients connect the same way."""
+    driver = _DRIVERS.get(url.drivername.lower())
+    return url.set(drivername=driver) if driver else url
+
+
+def engine_url(url: str) -> URL:
+    """What ``create_engine`` takes for ``url``: parsed (``postgres://`` read as PostgreSQL),
+    with the shipped driver. DbUrlError when it cannot be read."""
+    return with_driver(parse(url))
+
+
 def split(url: str) -> tuple[str, Credentials]:
     """(the URL without any secret, the secrets taken out)."""
     parsed = parse(url)

@@ -1601,11 +1601,11 @@ def _budget(conn: Connection, campaign_id: str, owner: str) -> tuple[float, floa
     return float(row[0]), float(row[1]), per_recipient
 
 
-def _make_engine(url: str) -> Engine:
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    if url.startswith(("mysql://", "mariadb://")):
-        url = "mysql+pymysql://" + url.split("://", 1)[1]
+def _make_engine(given: str) -> Engine:
+    from tasks.dburl import engine_url
+
+    parsed = engine_url(given)
+    url = parsed.render_as_string(hide_password=False)
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
@@ -1630,7 +1630,7 @@ def _make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    if url.startswith("mysql"):
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
         # InnoDB's default (repeatable read) would read the frequency cap's reservations from a
         # snapshot taken before the cap lock was held: read what is committed, as PostgreSQL does.
         return create_engine(

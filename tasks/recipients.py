@@ -147,12 +147,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 # Plain "postgresql://" and "mysql://" would need psycopg2 / mysqlclient, which we do not ship.
-_DRIVER_REWRITES = {
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mariadb+pymysql",
-}
 
 _IDENT = r"[^\W\d]\w*"
 _TABLE_NAME = re.compile(rf"({_IDENT})(?:\.({_IDENT}))?")
@@ -962,8 +956,7 @@ def _parse_db_url(db_url: str, shown: str) -> URL:
         url = make_url(db_url.strip())
     except (sa.exc.ArgumentError, ValueError, TypeError):
         raise RecipientsError(f"not a valid database URL: {shown}") from None
-    rewrite = _DRIVER_REWRITES.get(url.drivername.lower())
-    return url.set(drivername=rewrite) if rewrite else url
+    return dburl.with_driver(url)
 
 
 def _connect_args(url: URL) -> dict[str, Any]:

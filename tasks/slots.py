@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from smspartner.client import schedule_at
 from tasks.outcomes import TERRITORIES
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -533,23 +534,10 @@ def explain_slot(
 
 
 def to_api_schedule(slot: datetime) -> dict[str, str | int]:
-    """The gateway's scheduling fields for ``slot``: Paris date, hour and minute.
-
-    ValueError unless ``slot`` is timezone-aware, on a 5-minute boundary, and unambiguous on the
-    Paris clock (the gateway reads a wall time, which cannot name one pass of the repeated hour
-    of a DST fall-back).
-    """
-    _require_aware(slot, "slot")
-    paris = slot.astimezone(PARIS)
-    if paris.minute % 5 or paris.second or paris.microsecond:
-        raise ValueError(f"slot {paris.isoformat()} is not on a 5-minute boundary")
-    if paris.replace(fold=1 - paris.fold).utcoffset() != paris.utcoffset():
-        raise ValueError(f"slot {paris.isoformat()} falls in the repeated hour of a DST change")
-    return {
-        "scheduledDeliveryDate": f"{paris.day:02d}/{paris.month:02d}/{paris.year:04d}",
-        "time": paris.hour,
-        "minute": paris.minute,
-    }
+    """The gateway's scheduling fields for ``slot``: Paris date, hour and minute. The client
+    owns that format (``smspartner.schedule_at``); ValueError for what the gateway cannot read
+    (a naive time, off a 5-minute boundary, the repeated hour of a DST fall-back)."""
+    return schedule_at(slot)
 
 
 # --- explanations ---------------------------------------------------------------------------

@@ -452,3 +452,15 @@ def test_a_named_suppression_list_that_does_not_exist_stops_the_campaign(
     )
     assert state.is_failed() and "no-such-list.csv" in str(state.message)
     assert texted(simulator) == {}
+
+
+def test_postgres_urls_work_for_the_ledger_and_the_recipients_alike() -> None:
+    """One URL handling (tasks/dburl.py): the scheme many tools print works everywhere."""
+    need_server("127.0.0.1", 5432, "PostgreSQL")
+    from tasks.recipients import load_recipients
+    from tasks.sending import shared_ledger
+
+    url = "postgres://postgres@127.0.0.1:5432/test"
+    assert shared_ledger(url, outage=1).campaign_exists("no-such-campaign") is False
+    frame = load_recipients(db_url=url, query="SELECT '+33612345678' AS mobile")
+    assert frame["mobile"].tolist() == ["+33612345678"]
