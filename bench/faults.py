@@ -28,6 +28,7 @@ sys.path[0] = str(REPO)
 KEY = "bench-key"
 
 from bench.fanout import free_port  # noqa: E402 - after the import path is set
+from smspartner.simulator import start_process  # noqa: E402
 
 FAULTS: dict[str, list[str]] = {
     "status lags behind lost answers": ["--drop-after-accept-rate", "0.3", "--status-lag-s", "2"],
@@ -44,18 +45,12 @@ FAULTS: dict[str, list[str]] = {
 }
 
 
-def simulator(port: int, faults: list[str], recipients: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smspartner.simulator", "--port", str(port), "--api-key", KEY]
-        + ["--credits", str(recipients), "--seed", "7", *faults],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    if "listening" not in proc.stdout.readline():
-        raise SystemExit("simulator did not start")
+def simulator(port: int, faults: list[str], recipients: int) -> subprocess.Popen[bytes]:
+    args = ["--port", str(port), "--api-key", KEY, "--credits", str(recipients), "--seed", "7"]
+    try:
+        proc, _ = start_process(*args, *faults, cwd=REPO, stderr=subprocess.DEVNULL)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     return proc
 
 

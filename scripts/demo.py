@@ -8,50 +8,29 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from smspartner.simulator import start_process
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KEY = "sim-test-key"  # the simulator's built-in key; not a real credential
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_simulator(port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smspartner.simulator",
-            "--port",
-            str(port),
-            "--credits",
-            "50",
-            "--stop",
-            "+33612345627",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the simulator says where it listens once it does
-    if "listening" not in line:
-        proc.kill()
-        raise SystemExit(f"the simulator did not start: {line.strip()}")
-    print(line.strip())
-    return proc
+def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
+    try:
+        proc, url = start_process(
+            "--port", "0", "--credits", "50", "--stop", "+33612345627", cwd=REPO
+        )
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"SMS Partner simulator listening on {url}")
+    return proc, url
 
 
 def main() -> int:
-    port = free_port()
-    sim = start_simulator(port)
+    sim, url = start_simulator()
     state = REPO / "data" / "state"
     state.mkdir(parents=True, exist_ok=True)
     ledger = state / "demo-ledger.sqlite"
@@ -59,7 +38,7 @@ def main() -> int:
         leftover.unlink()  # each demo starts afresh, so the frequency cap does not hide it
     env = {
         **os.environ,
-        "SMSPARTNER_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "SMSPARTNER_BASE_URL": url,
         "SMSPARTNER_API_KEY": DEMO_KEY,
         "SURVEY_LEDGER_URL": f"sqlite:///{ledger}",
         "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(state / "prefect-home")),

@@ -26,7 +26,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,8 +35,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
-from smspartner.simulator import DEFAULT_API_KEY
-from tasks.sending import API_KEY_ENV, BASE_URL_ENV, SECRET_BLOCK
+from smspartner.simulator import DEFAULT_API_KEY, start_process
+from tasks.runtime import API_KEY_ENV, BASE_URL_ENV, SECRET_BLOCK
 
 REPO = Path(__file__).resolve().parents[1]
 POOL = "surveys"
@@ -266,24 +265,20 @@ class LocalStack:
         return self
 
     def _start_simulator(self) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "smspartner.simulator",
-            "--port",
-            "0",
-            "--api-key",
-            self.config.api_key,
-            *self.config.simulator_args,
-        ]
-        proc = self._spawn("simulator", args, clean_environ(), stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        line = _readline(proc.stdout, timeout=30).decode(errors="replace")
-        if "listening on" not in line:
-            raise StackError(
-                f"the simulator did not start: {line.strip()}\n{self.log_tail('simulator')}"
+        args = ("--port", "0", "--api-key", self.config.api_key, *self.config.simulator_args)
+        log = self._log("simulator")
+        try:
+            proc, self.simulator_url = start_process(
+                *args,
+                cwd=self.config.root,
+                env=clean_environ(),
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # stopped in order by us, not by a terminal's Ctrl-C
             )
-        self.simulator_url = line.rsplit(" ", 1)[-1].strip()
+        except RuntimeError as exc:
+            raise StackError(f"{exc}\n{self.log_tail('simulator')}") from None
+        self.processes["simulator"] = proc
 
     def _start_server(self) -> None:
         self.config.home.mkdir(parents=True, exist_ok=True)
@@ -404,15 +399,6 @@ def _http(method: str, url: str, body: Any = None, attempts: int = 5) -> Any:
                 raise StackError(f"{method} {url}: HTTP {exc.code} {exc.read()[:500]!r}") from None
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")
-
-
-def _readline(stream: IO[bytes], timeout: float) -> bytes:
-    """One line from a child's pipe, without blocking forever on a child that hangs."""
-    out: list[bytes] = []
-    reader = threading.Thread(target=lambda: out.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return out[0] if out else b""
 
 
 # -- make server ---------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -1260,6 +1261,27 @@ def main(argv: list[str] | None = None) -> int:
         while not stopping.wait(0.5):
             pass
     return 0
+
+
+def start_process(
+    *args: str, timeout: float = 30.0, **popen: Any
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``python -m smspartner.simulator ARGS`` as a process of its own and return it
+    with its URL once it listens (the demo, ``make server`` and the benchmarks use it).
+    ``popen`` goes to ``subprocess.Popen`` (cwd, env, stderr...); stdout is read here."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smspartner.simulator", *args], stdout=subprocess.PIPE, **popen
+    )
+    assert proc.stdout is not None
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)  # a child that hangs must not hang its parent
+    line = (got[0] if got else b"").decode(errors="replace")
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"the simulator did not start: {line.strip() or 'no answer'}")
+    return proc, line.rsplit(" ", 1)[-1].strip()
 
 
 if __name__ == "__main__":
