@@ -83,18 +83,18 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-from tasks.outcomes import BUDGET_EXCEEDED, INSUFFICIENT_CREDITS
+from tasks.outcomes import ALREADY_PLANNED, BUDGET_EXCEEDED, INSUFFICIENT_CREDITS, ChunkState
 
 log = logging.getLogger("survey.ledger")
 
 DEFAULT_LEDGER_URL = "sqlite:///data/state/ledger.sqlite"
 
-PENDING = "pending"
-SENDING = "sending"
-SENT = "sent"
-FAILED = "failed"
-IN_DOUBT = "in_doubt"
-CANCELLED = "cancelled"
+PENDING = ChunkState.pending
+SENDING = ChunkState.sending
+SENT = ChunkState.sent
+FAILED = ChunkState.failed
+IN_DOUBT = ChunkState.in_doubt
+CANCELLED = ChunkState.cancelled
 
 metadata = MetaData()
 
@@ -298,7 +298,6 @@ def chunk_tag(campaign_id: str, chunk_index: int) -> str:
 PSEUDONYM_KEY_ENV = "SURVEY_PSEUDONYM_KEY"
 PSEUDONYM_KEY_PATH = Path("data/state/pseudonym.key")
 _PSEUDONYM_HEX = 19
-ALREADY_PLANNED = "already_planned"  # reason of a rerun's chunk whose numbers were planned before
 ERASED = "erased on request"  # what a chunk that was not sent keeps for an erased number
 
 
