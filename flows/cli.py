@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import types
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 
 def quiet_console() -> None:
@@ -19,3 +24,33 @@ def one_line(text: object, default: str = "failed") -> str:
     """The first line of an error's text: the command line says what went wrong in one line."""
     lines = str(text).strip().splitlines()
     return lines[0] if lines else default
+
+
+def _scalar(annotation: Any) -> Any:
+    """int / float / str of a field's annotation (``float | None`` -> float)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        return kinds[0] if len(kinds) == 1 else str
+    return annotation
+
+
+def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    """One ``--field-name`` option per field of ``model``, with its type, default and words:
+    the command line and the UI's form come from one source."""
+    for name, info in model.model_fields.items():
+        kind = _scalar(info.annotation)
+        words = ": ".join(w for w in (info.title, info.description) if w)
+        default = info.get_default(call_default_factory=True)
+        shown = "" if default is None else f" (default {default})"
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=kind if kind in (int, float, str) else str,
+            default=default,
+            help=((words or name) + shown).replace("%", "%%"),  # argparse formats help with %
+        )
+
+
+def model_from_args(model: type[BaseModel], args: argparse.Namespace) -> Any:
+    """The model from the options ``add_model_options`` made (pydantic validates the values)."""
+    return model(**{name: getattr(args, name) for name in model.model_fields})

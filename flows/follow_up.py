@@ -82,9 +82,8 @@ def settle_in_doubt_task(
         with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             for chunk in doubtful:
                 result = settle_only(settings, chunk.chunk_index, client=client, ledger=ledger)
-                bucket = {lg.SENT: "confirmed_sent", lg.FAILED: "not_sent"}.get(
-                    result.state, "still_in_doubt"
-                )
+                buckets: dict[str, str] = {lg.SENT: "confirmed_sent", lg.FAILED: "not_sent"}
+                bucket = buckets.get(result.state, "still_in_doubt")
                 counts[bucket] += 1
     except (CampaignStopped, lg.LedgerUnavailable) as exc:
         return Problem(message=str(exc))

@@ -38,7 +38,7 @@ from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field, ValidationError
 
-from flows.cli import one_line
+from flows.cli import add_model_options, model_from_args, one_line
 from flows.parameters import (
     ApiKeyBlock,
     DeliveryWindow,
@@ -919,36 +919,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phone-column", help="column holding the numbers (default: detected)")
     p.add_argument("--campaign-id", help="reuse to resume a campaign; new id by default")
     p.add_argument("--dry-run", action="store_true", help="plan and report, send nothing")
-    p.add_argument("--max-cost", type=float, help="budget cap for this campaign")
-    p.add_argument("--cost-per-sms", type=float, default=0.045, help="estimated price per SMS")
-    p.add_argument("--concurrency", type=int, default=8, help="parallel API calls (1-64)")
-    p.add_argument("--chunk-size", type=int, default=500, help="numbers per API call (1-500)")
-    p.add_argument("--frequency-cap-days", type=int, default=30, help="0 turns the cap off")
-    p.add_argument("--global-limit", help="name of a Prefect global concurrency/rate limit")
-    p.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait (s)")
-    p.add_argument("--max-attempts", type=int, default=6, help="attempts per chunk")
-    p.add_argument(
-        "--read-timeout", type=float, default=30.0, help="seconds a send waits for its answer"
-    )
-    p.add_argument(
-        "--settle-seconds",
-        type=float,
-        default=300.0,
-        help="after a send whose answer proved nothing, how long before the status endpoint's "
-        "'not found' counts as 'not sent' (from the slot for a scheduled chunk)",
-    )
-    p.add_argument(
-        "--settle-wait-seconds",
-        type=float,
-        default=900.0,
-        help="how long the run waits after the fan-out to settle such sends",
-    )
-    p.add_argument(
-        "--ledger-outage-seconds",
-        type=float,
-        default=120.0,
-        help="how long to retry while the ledger database is unreachable",
-    )
+    add_model_options(p, Limits)  # --max-cost ... --ledger-outage-seconds, from the model
     p.add_argument("--suppression-list", help="CSV of numbers never to text")
     p.add_argument(
         "--approve-above-cost",
@@ -1027,20 +998,7 @@ def main(argv: list[str] | None = None) -> int:
             allow_immediate=not args.no_immediate,
             allow_foreign=args.allow_foreign,
         )
-        limits = Limits(
-            max_cost=args.max_cost,
-            cost_per_sms=args.cost_per_sms,
-            concurrency=args.concurrency,
-            chunk_size=args.chunk_size,
-            frequency_cap_days=args.frequency_cap_days,
-            retry_backoff=args.retry_backoff,
-            global_limit=args.global_limit,
-            max_attempts=args.max_attempts,
-            read_timeout=args.read_timeout,
-            settle_seconds=args.settle_seconds,
-            settle_wait_seconds=args.settle_wait_seconds,
-            ledger_outage_seconds=args.ledger_outage_seconds,
-        )
+        limits = model_from_args(Limits, args)
         source = _source(args)
     except ValidationError as exc:
         problems = "; ".join(

@@ -131,3 +131,23 @@ def test_bad_options_are_refused_plainly(campaign_env: Path, env: dict[str, str]
         campaign_env, "--survey-id", "s", "--recipients", "r.csv", "--campaign-id", "../etc", **env
     )
     one_clear_line(done, "campaign id")
+
+
+def test_the_limits_options_come_from_the_model_with_its_defaults() -> None:
+    """One source of fields and defaults: the UI's form and the command line cannot drift."""
+    from flows.cli import model_from_args
+    from flows.parameters import Limits
+    from flows.survey_campaign import parse_args
+
+    base = ["--survey-id", "s", "--recipients", "r.csv"]
+    assert model_from_args(Limits, parse_args(base)) == Limits()
+    every = {
+        "max_cost": "12.5", "cost_per_sms": "0.05", "concurrency": "3", "chunk_size": "100",
+        "frequency_cap_days": "0", "lead_minutes": "20", "retry_backoff": "0.5",
+        "max_attempts": "2", "read_timeout": "9", "settle_seconds": "60",
+        "settle_wait_seconds": "0", "ledger_outage_seconds": "5", "global_limit": "gcl",
+    }  # fmt: skip
+    assert set(every) == set(Limits.model_fields)
+    options = [x for name, v in every.items() for x in (f"--{name.replace('_', '-')}", v)]
+    limits = model_from_args(Limits, parse_args(base + options))
+    assert limits == Limits.model_validate(every)
