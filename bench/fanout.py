@@ -8,10 +8,19 @@ Measured in one run, on this machine:
   pool), measured on a sample of chunks and scaled.
 
 Prints one JSON line: recipients, seconds, ideal_seconds, sequential_seconds, vs_ideal, speedup,
-peak_rss_mb (plus the details). Target: vs_ideal <= 1.5 and speedup >= 10.
+peak_rss_mb (plus the details) and the phases around the sends: server_start_seconds (Prefect's
+temporary server, started by the bench so that it is not counted in the flow), prepare_seconds
+(task prepare-campaign), send_seconds (the summary's), report_seconds (tasks read-credits and
+write-report), settle_seconds (settle-in-doubt), flow_seconds. Targets: vs_ideal <= 1.5 and
+speedup >= 10; prepare_seconds + report_seconds < 20 % of send_seconds and peak RSS < 600 MB at
+1,000,000 recipients; 3,000,000 completes under 1.5 GB peak RSS.
+
+Run from a folder outside the repository (e.g. /tmp):
 
     .venv/bin/python bench/fanout.py [--recipients 1000000] [--concurrency 16] [--latency-ms 100]
         [--ledger-url postgresql://...]
+    .venv/bin/python bench/fanout.py --recipients 100000     # how the phases grow: small,
+    .venv/bin/python bench/fanout.py --recipients 3000000    # and large (under 1.5 GB peak RSS)
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -26,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # bench/numbers.py would shadow the standard library's `numbers` (numpy imports it): run from the
@@ -90,6 +101,44 @@ def sequential(url: str, chunks: list[list[str]]) -> float:
     return time.perf_counter() - started
 
 
+def start_server() -> tuple[Any, float]:
+    """Prefect's temporary server, started here and timed: the flow then finds PREFECT_API_URL
+    set and starts none of its own, so flow_seconds holds only the flow's work."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    started = time.perf_counter()
+    server = SubprocessASGIServer()
+    server.start()
+    return server, time.perf_counter() - started
+
+
+def phases(flow_run_id: Any) -> dict[str, float]:
+    """Seconds per task name (send batches and the like summed), read back from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    totals: dict[str, float] = {}
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                limit=200,
+                offset=offset,
+            )
+            for run in runs:
+                if run.start_time and run.end_time:
+                    seconds = (run.end_time - run.start_time).total_seconds()
+                else:
+                    seconds = run.total_run_time.total_seconds()
+                name = "send-chunks" if run.name.startswith("send-chunk") else run.name
+                name = re.sub(r"-[0-9a-f]+$", "", name)  # Prefect suffixes the names: "-1a2"
+                totals[name] = totals.get(name, 0.0) + seconds
+            if len(runs) < 200:
+                return totals
+            offset += len(runs)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--recipients", type=int, default=1_000_000)
@@ -124,31 +173,27 @@ def main() -> int:
         }
     )
     os.environ.pop("PREFECT_API_URL", None)
-    numbers = [f"+336{i:08d}" for i in range(args.recipients)]
+    server, server_start = start_server()
+    os.environ["PREFECT_API_URL"] = server.api_url
     csv = work / "recipients.csv"
-    csv.write_text("phone\n" + "\n".join(numbers) + "\n")
+    # written as a stream: a list of every number would count in the flow's peak RSS
+    with csv.open("w") as fh:
+        fh.write("phone\n")
+        fh.writelines(f"+336{i:08d}\n" for i in range(args.recipients))
     try:
-        from flows.survey_campaign import (
-            DeliveryWindow,
-            Limits,
-            RecipientSource,
-            send_survey_campaign,
-        )
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.survey_campaign import send_survey_campaign
 
         started = time.perf_counter()
-        state = send_survey_campaign(
-            survey_id="bench",
-            recipients=RecipientSource(path=str(csv)),
-            campaign_id=f"bench-fanout-{work.name[-8:].lower()}",
-            # the bench measures throughput whatever the clock says: no hold, schedule or cap
-            window=DeliveryWindow(preset="af2m_2026", gateway_hold=False, allow_immediate=True),
-            limits=Limits(concurrency=args.concurrency, frequency_cap_days=args.frequency_cap_days),
-            return_state=True,
-        )
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            state = run_flow(send_survey_campaign, csv, work, args)
         total = time.perf_counter() - started
         if not state.is_completed():
             raise SystemExit(f"campaign failed: {state.message}")
         summary = state.result()
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            tasks = phases(state.state_details.flow_run_id)
         chunk_count = sum(summary["chunks"].values())
         # other numbers than the campaign's: the simulator puts some of those on its STOP list
         sample = [
@@ -158,6 +203,7 @@ def main() -> int:
     finally:
         sim.terminate()
         sim.wait(timeout=10)
+        server.stop()
     seconds = summary["send_seconds"]
     ideal = chunk_count * args.latency_ms / 1000 / args.concurrency
     seq = seq_sample * chunk_count / args.sequential_sample
@@ -170,6 +216,13 @@ def main() -> int:
                 "latency_ms": args.latency_ms,
                 "sent": summary["sent"],
                 "seconds": round(seconds, 2),
+                "server_start_seconds": round(server_start, 2),
+                "prepare_seconds": round(tasks.get("prepare-campaign", 0.0), 2),
+                "send_seconds": round(seconds, 2),
+                "settle_seconds": round(tasks.get("settle-in-doubt", 0.0), 2),
+                "report_seconds": round(
+                    tasks.get("read-credits", 0.0) + tasks.get("write-report", 0.0), 2
+                ),
                 "flow_seconds": round(total, 2),
                 "ideal_seconds": round(ideal, 2),
                 "sequential_seconds": round(seq, 2),
@@ -181,6 +234,20 @@ def main() -> int:
         )
     )
     return 0
+
+
+def run_flow(flow: Any, csv: Path, work: Path, args: argparse.Namespace) -> Any:
+    from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource
+
+    return flow(
+        survey_id="bench",
+        recipients=RecipientSource(path=str(csv)),
+        campaign_id=f"bench-fanout-{work.name[-8:].lower()}",
+        # the bench measures throughput whatever the clock says: no hold, schedule or cap
+        window=DeliveryWindow(preset="af2m_2026", gateway_hold=False, allow_immediate=True),
+        limits=Limits(concurrency=args.concurrency, frequency_cap_days=args.frequency_cap_days),
+        return_state=True,
+    )
 
 
 if __name__ == "__main__":

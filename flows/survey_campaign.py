@@ -171,7 +171,15 @@ def prepare_task(
         for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
             existing = ledger.chunks(campaign_id) if ledger.campaign_exists(campaign_id) else []
             planned, plan, decisions = _plan(
-                rows.copy(), existing, stop | local, ledger, campaign_id, window, limits, now
+                # pandas 3 copies on write: each attempt changes its own view, never `rows`
+                rows.copy(deep=False),
+                existing,
+                stop | local,
+                ledger,
+                campaign_id,
+                window,
+                limits,
+                now,
             )
             if approval and not dry_run:
                 held = approve.reasons(

@@ -25,14 +25,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks import ledger as lg
 from tasks.numbers import clean_numbers, mark_duplicates, parse_loose
 from tasks.outcomes import (
+    DRY_RUN,
     FAILED,
     GATEWAY_REJECTED,
     NO_SLOT,
+    NOT_PLANNED,
     OPTED_OUT,
     RECENTLY_SURVEYED,
     REJECTED,
@@ -41,7 +44,6 @@ from tasks.outcomes import (
 from tasks.slots import PARIS, SlotDecision, WindowPolicy, plan_slot
 
 MAX_CHUNK = 500  # the gateway's limit per call
-DRY_RUN = "dry_run"  # reason of rows a dry run would have sent: they were not sent
 STATE_DIR = Path("data/state")
 REPORTS_DIR = Path("data/reports")
 
@@ -117,7 +119,7 @@ def new_campaign_id(survey_id: str, now: datetime) -> str:
 def clean_rows(df: pd.DataFrame, phone_column: str, *, allow_foreign: bool) -> pd.DataFrame:
     """The source's rows with E.164, territory and a reject reason per row (duplicates marked)."""
     cleaned = mark_duplicates(clean_numbers(df[phone_column], allow_foreign=allow_foreign))
-    rows = df.copy()
+    rows = df.copy(deep=False)  # copy-on-write: the source's columns are shared, not copied
     rows[ROW] = range(1, len(df) + 1)
     rows[E164] = cleaned["e164"].astype(object).where(cleaned["e164"].notna(), None)
     rows[TERRITORY] = cleaned["territory"].astype(object).where(cleaned["territory"].notna(), None)
@@ -161,19 +163,23 @@ def plan_chunks(
     if not 1 <= chunk_size <= MAX_CHUNK:
         raise CampaignError(f"chunk size must be between 1 and {MAX_CHUNK}")
     plan: list[lg.ChunkPlan] = []
-    # Chunks never mix territories, so a chunk can be re-planned on its own territory's rules.
-    groups: dict[tuple[str, str | None], list[str]] = {}
-    for e164, territory in zip(accepted[E164], accepted[TERRITORY], strict=True):
+    # Chunks never mix territories, so a chunk can be re-planned on its own territory's rules;
+    # one territory has one slot, so its rows make one group, groups in order of first row.
+    # A row without a territory is its own group (and a KeyError below, as it always was).
+    codes, territories = pd.factorize(
+        accepted[TERRITORY].to_numpy(dtype=object), use_na_sentinel=False
+    )
+    numbers = accepted[E164].to_numpy(dtype=object)[np.argsort(codes, kind="stable")]
+    ends = np.cumsum(np.bincount(codes, minlength=len(territories)))
+    index, begin = start_index, 0
+    for territory, end in zip(territories.tolist(), ends.tolist(), strict=True):
         d = decisions[territory]
         slot = None if d.at_once or d.slot is None else d.slot.astimezone(PARIS).isoformat()
-        groups.setdefault((territory, slot), []).append(e164)
-    index = start_index
-    for (territory, slot), numbers in groups.items():
-        for start in range(0, len(numbers), chunk_size):
-            plan.append(
-                lg.ChunkPlan(index, territory, slot, tuple(numbers[start : start + chunk_size]))
-            )
+        for start in range(begin, end, chunk_size):
+            chunk = tuple(numbers[start : min(start + chunk_size, end)].tolist())
+            plan.append(lg.ChunkPlan(index, territory, slot, chunk))
             index += 1
+        begin = end
     return plan
 
 
@@ -201,39 +207,65 @@ def row_outcomes(
     rows: pd.DataFrame, chunks: Sequence[lg.ChunkRow], *, dry_run: bool
 ) -> pd.DataFrame:
     """Fill each row's outcome from its reject reason or its chunk's state."""
-    state: dict[str, tuple[str, str | None, str | None]] = {}
+    # Each number's last word, in ledger order (a later chunk, then its refused and held
+    # numbers, overrides): one entry per (chunk numbers | refused | held) group, repeated.
+    numbers: list[str] = []
+    groups: list[tuple[str, str | None, str | None]] = []
+    sizes: list[int] = []
     for c in chunks:
         if c.state == lg.SENT:
             outcome, reason = SENT, None
         else:
             outcome, reason = FAILED, c.reason or c.state
-        for n in c.numbers:
-            state[n] = (outcome, reason, c.detail if outcome == FAILED else None)
+        numbers.extend(c.numbers)
+        groups.append((outcome, reason, c.detail if outcome == FAILED else None))
+        sizes.append(len(c.numbers))
         for n, message in c.refused.items():
-            state[n] = (REJECTED, GATEWAY_REJECTED, message)
+            numbers.append(n)
+            groups.append((REJECTED, GATEWAY_REJECTED, message))
+            sizes.append(1)
         for n, other in c.held.items():
-            state[n] = (REJECTED, RECENTLY_SURVEYED, f"held by campaign {other} (frequency cap)")
-    outcomes: list[str] = []
-    reasons: list[str | None] = list(rows[REASON])
-    details: list[str | None] = list(rows[DETAIL])
-    for i, (e164, reason) in enumerate(zip(rows[E164], rows[REASON], strict=True)):
-        if reason is not None:
-            outcomes.append(REJECTED)
-        elif e164 in state:
-            outcome, reason, detail = state[e164]
-            outcomes.append(outcome)
-            reasons[i] = reason
-            details[i] = detail
-        elif dry_run:
-            outcomes.append(REJECTED)
-            reasons[i] = DRY_RUN
-        else:  # accepted but in no chunk: cannot happen unless the ledger lost it; say so
-            outcomes.append(FAILED)
-            reasons[i] = "not_planned"
-    rows = rows.copy()
-    rows[OUTCOME] = outcomes
-    rows[REASON] = reasons
-    rows[DETAIL] = details
+            numbers.append(n)
+            groups.append(
+                (REJECTED, RECENTLY_SURVEYED, f"held by campaign {other} (frequency cap)")
+            )
+            sizes.append(1)
+    which = np.repeat(np.arange(len(groups)), sizes)
+    known = pd.Index(numbers, dtype=object)
+    del numbers  # at a million rows every transient list counts in the peak
+    if not known.is_unique:  # the hash table is_unique builds serves get_indexer below
+        last = ~known.duplicated(keep="last")
+        known, which = known[last], which[last]
+
+    reasons = rows[REASON].to_numpy(dtype=object, copy=True)
+    details = rows[DETAIL].to_numpy(dtype=object, copy=True)
+    outcomes = np.full(len(rows), REJECTED, dtype=object)
+    accepted = np.array([r is None for r in reasons], dtype=bool)
+    found = np.full(len(rows), -1, dtype=np.int64)
+    wanted = rows[E164].to_numpy(dtype=object)[accepted]
+    if len(known) == len(wanted) and np.array_equal(known.to_numpy(), wanted):
+        # One territory, first run: the chunks hold the accepted rows in source order, so no
+        # hash lookup of a million strings is needed (checked, not assumed).
+        found[accepted] = np.arange(len(wanted))
+    elif len(known):
+        found[accepted] = known.get_indexer(wanted)
+    del known
+    in_chunk = found >= 0
+    group = which[found[in_chunk]]
+    for column, values in enumerate((outcomes, reasons, details)):
+        per_group = np.empty(len(groups), dtype=object)
+        per_group[:] = [g[column] for g in groups]
+        values[in_chunk] = per_group[group]
+    lost = accepted & ~in_chunk
+    if dry_run:
+        reasons[lost] = DRY_RUN
+    else:  # accepted but in no chunk: cannot happen unless the ledger lost it; say so
+        outcomes[lost] = FAILED
+        reasons[lost] = NOT_PLANNED
+    rows = rows.copy(deep=False)  # the caller's frame is left as it was
+    # As lists: pandas infers the columns' dtypes from lists as it always did here.
+    for name, values in ((OUTCOME, outcomes), (REASON, reasons), (DETAIL, details)):
+        rows[name] = values.tolist()
     return rows
 
 

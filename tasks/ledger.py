@@ -1211,6 +1211,12 @@ class Ledger:
         back as that number, so a rerun of a purged campaign matches its people to the chunks
         that already planned them. Chunks without pseudonyms come back as they are."""
         rows = list(rows)
+        if not self._pseudonyms_seen:
+            # A ledger that never purged nor erased holds no pseudonym: skip walking every
+            # number of every chunk (a million at a large campaign's report).
+            with self.engine.connect() as conn:
+                if conn.execute(select(pseudonym_keys.c.key_id)).first() is None:
+                    return rows
         if not any(is_pseudonym(n) for c in rows for n in (*c.numbers, *c.refused, *c.held)):
             return rows
         key = self._key()

@@ -626,7 +626,12 @@ def clean_numbers(raw: pd.Series, *, allow_foreign: bool = False) -> pd.DataFram
     cc = np.array([o.cc or 0 for o in outcomes], dtype=np.int64)[code]
     accepted = cc > 0
     e164 = np.full(len(texts) + 1, None, dtype=object)
-    e164[:-1][accepted] = np.char.add("+", (cc * 10**_FR_NSN_LENGTH + nsn)[accepted].astype(str))
+    # An f-string per number (twice as fast as numpy's astype(str) then char.add), and the
+    # source's own string where it is already that E.164: one object for both columns, which
+    # the rows' pickle then writes once and reads back once.
+    where = np.flatnonzero(accepted).tolist()
+    made = (f"+{v}" for v in (cc * 10**_FR_NSN_LENGTH + nsn)[accepted].tolist())
+    e164[where] = [t if t == e else e for t, e in zip((texts[i] for i in where), made, strict=True)]
     with_missing = np.append(code, -1)
     territory = np.array([o.territory for o in outcomes] + [None], dtype=object)[with_missing]
     reason = np.array([o.reason for o in outcomes] + [EMPTY], dtype=object)[with_missing]
@@ -654,7 +659,7 @@ def mark_duplicates(cleaned: pd.DataFrame) -> pd.DataFrame:
     """Copy of `cleaned` where rows whose e164 equals an earlier accepted row's e164 get reason
     'duplicate' (and keep their e164 so a report can show it); first occurrence wins; rejected
     rows are never duplicates."""
-    out = cleaned.copy()
+    out = cleaned.copy(deep=False)  # copy-on-write: only the reason column is new
     accepted = (out["reason"].isna() & out["e164"].notna()).to_numpy()
     e164 = pd.Series(out["e164"].to_numpy(dtype=object))  # positions, whatever the index
     repeated = e164.where(accepted).duplicated(keep="first").to_numpy() & accepted

@@ -50,6 +50,7 @@ class Reason(StrEnum):
     # the ledger so that a rerun skips them.
     cancelled = "cancelled"
     already_planned = "already_planned"  # a rerun's chunk whose numbers were planned before
+    not_planned = "not_planned"  # accepted but in no chunk: only if the ledger lost it
 
 
 class ChunkState(StrEnum):
@@ -109,6 +110,7 @@ GATEWAY_UNAVAILABLE: Final = Reason.gateway_unavailable
 IN_DOUBT: Final = Reason.in_doubt
 CAMPAIGN_CANCELLED: Final = Reason.cancelled
 ALREADY_PLANNED: Final = Reason.already_planned
+NOT_PLANNED: Final = Reason.not_planned
 
 CLEANING_REASONS: Final = (EMPTY, NOT_A_NUMBER, MULTIPLE_NUMBERS, INVALID, NOT_MOBILE, FOREIGN)
 
