@@ -51,28 +51,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_simulator(port: int, latency_ms: float, recipients: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smspartner.simulator",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--credits",
-            str(recipients * 1.0),
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    if "listening" not in proc.stdout.readline():
-        raise SystemExit("simulator did not start")
+def start_simulator(port: int, latency_ms: float, recipients: int) -> subprocess.Popen[bytes]:
+    from smspartner.simulator import start_process
+
+    args = ["--port", str(port), "--api-key", KEY, "--credits", str(recipients * 1.0)]
+    try:
+        proc, _ = start_process(*args, "--latency-ms", str(latency_ms), cwd=REPO)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     return proc
 
 
