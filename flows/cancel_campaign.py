@@ -28,7 +28,6 @@ from pydantic import Field
 from flows.cli import one_line, quiet_console
 from flows.parameters import ApiKeyBlock, Language
 from smspartner import SMSPartnerClient, SMSPartnerError
-from smspartner.client import public_url
 from tasks import campaign as cp
 from tasks import cancellation as cx
 from tasks import i18n, runtime
@@ -58,7 +57,7 @@ def cancel_task(
     except SMSPartnerError as exc:
         done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
         return Problem(
-            message=f"{gateway_problem(exc, public_url(base_url))}; {done} of {len(chunks)} "
+            message=f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
             "chunks are cancelled so far, run the cancel again"
         )
     except CampaignStopped as exc:

@@ -32,7 +32,6 @@ from pydantic import Field
 from flows.cli import one_line, quiet_console
 from flows.parameters import ApiKeyBlock, Language, Limits
 from smspartner import SMSPartnerClient, SMSPartnerError
-from smspartner.client import public_url
 from tasks import campaign as cp
 from tasks import followup as fu
 from tasks import i18n, runtime
@@ -113,7 +112,7 @@ def check_delivery_task(
         with SMSPartnerClient(get_api_key(key_block), base_url) as client:
             deliveries = fu.check_chunks(client, chunks)
     except SMSPartnerError as exc:
-        return Problem(message=fu.gateway_problem(exc, public_url(base_url)))
+        return Problem(message=fu.gateway_problem(exc, base_url))
     except CampaignStopped as exc:
         return Problem(message=str(exc))
     get_run_logger().info("%d sent chunks checked", len(deliveries))

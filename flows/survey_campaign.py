@@ -48,8 +48,7 @@ from flows.parameters import (
     SourceKind,
     WindowPreset,
 )
-from smspartner import AuthError, SMSPartnerClient, SMSPartnerError, TransportError
-from smspartner.client import public_url
+from smspartner import SMSPartnerClient, SMSPartnerError
 from smspartner.errors import mask_phone_numbers
 from tasks import approval as approve
 from tasks import campaign as cp
@@ -57,6 +56,7 @@ from tasks import dburl, i18n, runtime
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.alerts import emit_campaign_outcome
+from tasks.followup import gateway_problem
 from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import Problem
@@ -82,14 +82,6 @@ from tasks.sending import (
 )
 
 # -- tasks -------------------------------------------------------------------------------------
-
-
-def _gateway_problem(exc: SMSPartnerError, base_url: str) -> Problem:
-    if isinstance(exc, AuthError):
-        return Problem(message=f"the gateway refused the API key (code {exc.code})")
-    if isinstance(exc, TransportError):
-        return Problem(message=f"gateway unreachable at {public_url(base_url)}: {exc}")
-    return Problem(message=f"gateway error: {exc}")
 
 
 @task(name="prepare-campaign", cache_policy=NO_CACHE)
@@ -143,7 +135,7 @@ def prepare_task(
             credits = client.credits()
             stop = cp.normalise_list(e.phone_number for e in client.stop_list())
     except SMSPartnerError as exc:
-        return _gateway_problem(exc, base_url)
+        return Problem(message=gateway_problem(exc, base_url))
     except CampaignStopped as exc:
         return Problem(message=str(exc))
 
@@ -182,11 +174,8 @@ def prepare_task(
                 now,
             )
             if approval and not dry_run:
-                held = approve.reasons(
-                    _left_to_send(existing, plan),
-                    _left_to_send(existing, plan) * limits.cost_per_sms,
-                    *approval,
-                )
+                n = _left_to_send(existing, plan)
+                held = approve.reasons(n, n * limits.cost_per_sms, *approval)
             if dry_run or held or existing:
                 break
             if ledger.create_plan(
@@ -686,7 +675,7 @@ def send_survey_campaign(
             logger.info("approved%s", f": {verdict.comment}" if verdict.comment else "")
             prepared = prepare(False)  # planned again: time passed while it waited
     if isinstance(prepared, Problem):
-        message = mask_phone_numbers(prepared.message)
+        message = prepared.message  # a Problem's message is masked already
         logger.error(message)
         return Failed(message=message)  # type: ignore[return-value]
     base_url = gateway_url()

@@ -34,6 +34,7 @@ from smspartner import (
     TransportError,
     normalise_status,
 )
+from smspartner.client import public_url
 from tasks import ledger as lg
 from tasks.files import write_text_atomic
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, percent, territory_cell, text, when
@@ -298,11 +299,12 @@ def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
 
 
 def gateway_problem(exc: SMSPartnerError, base_url: str) -> str:
-    """One line for the operator; the client's messages never hold the key or a full number."""
+    """One line for the operator, for every flow; the client's messages never hold the key or a
+    full number, and the URL is shown without any credential in it."""
     if isinstance(exc, AuthError):
         return f"the gateway refused the API key (code {exc.code})"
     if isinstance(exc, TransportError):
-        return f"gateway unreachable at {base_url}: {exc}"
+        return f"gateway unreachable at {public_url(base_url)}: {exc}"  # no credentials
     return f"gateway error: {exc}"
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+
+from smspartner.errors import mask_phone_numbers
 
 # French territories we plan slots for (compliance.md section 4). "FR" is metropolitan France.
 TERRITORIES: Final = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "NC", "PF", "WF")
@@ -131,6 +133,13 @@ CANCEL_OUTCOMES: Final = tuple(CancelOutcome)
 
 
 class Problem(BaseModel):
-    """An expected failure, said in one line (no traceback in the UI or on the terminal)."""
+    """An expected failure, said in one line (no traceback in the UI or on the terminal). The
+    message goes to a state, a log line and an event: any phone number in it is masked here,
+    whichever step wrote it (a database error quoting a value, a gateway's message)."""
 
     message: str
+
+    @field_validator("message")
+    @classmethod
+    def _masked(cls, message: str) -> str:
+        return mask_phone_numbers(message)

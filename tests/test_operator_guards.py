@@ -464,3 +464,12 @@ def test_postgres_urls_work_for_the_ledger_and_the_recipients_alike() -> None:
     assert shared_ledger(url, outage=1).campaign_exists("no-such-campaign") is False
     frame = load_recipients(db_url=url, query="SELECT '+33612345678' AS mobile")
     assert frame["mobile"].tolist() == ["+33612345678"]
+
+
+def test_an_expected_failure_never_carries_a_full_number() -> None:
+    """Whichever step says it (a loader, the gateway, the ledger), a Problem is masked."""
+    from tasks.outcomes import Problem
+
+    said = Problem(message='invalid input syntax for type bigint: "06 12 34 50 12"').message
+    assert "06 12 34 50 12" not in said and "bigint" in said
+    assert Problem(message="no phone column found").message == "no phone column found"

@@ -21,11 +21,11 @@ import pytest
 from conftest import need_server, start_cli
 from hypothesis import given
 from hypothesis import strategies as st
+from test_flow import run
 
 from flows.erase_person import erase_person
 from flows.follow_up import follow_up_campaign
 from flows.purge_personal_data import main as purge_main
-from flows.survey_campaign import RecipientSource, send_survey_campaign
 from tasks import ledger as lg
 from tasks import privacy as pv
 from tasks import runtime
@@ -177,14 +177,7 @@ def write_csv(path: Path, cells: list[str]) -> Path:
 
 
 def send(path: Path, campaign_id: str) -> dict[str, Any]:
-    state = send_survey_campaign(
-        survey_id="satisfaction",
-        recipients=RecipientSource(path=str(path)),
-        campaign_id=campaign_id,
-        return_state=True,
-    )
-    assert state.is_completed(), state.message
-    return state.result()
+    return run(path, survey_id="satisfaction", campaign_id=campaign_id)
 
 
 def accepted(simulator: Any) -> Counter[str]:
