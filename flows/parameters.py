@@ -4,16 +4,23 @@ values the rules take."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import time as dtime
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks import dburl, runtime
+from tasks import ledger as lg
+from tasks.fanout import Throttle
 from tasks.i18n import Lang
+from tasks.preparation import PlanRequest, PlanRules, Source
 from tasks.runtime import API_KEY_ENV, SECRET_BLOCK
-from tasks.slots import WindowPolicy
+from tasks.sendcore import SendPolicy
+from tasks.sending import SendSettings
+from tasks.slots import LEAD, MARGIN, WindowPolicy
 
 ApiKeyBlock = Annotated[
     str | None,
@@ -100,6 +107,16 @@ class RecipientSource(BaseModel):
             )
         return public
 
+    def plain(self) -> Source:
+        return Source(
+            path=self.path,
+            sheet=self.sheet,
+            db_url=self.db_url,
+            query=self.query,
+            credentials_block=self.credentials_block,
+            sql=self.kind == SourceKind.sql,
+        )
+
 
 class WindowPreset(StrEnum):
     strict = "strict"  # SMS Partner's hold: Mon-Sat 08:00-20:00, no holidays
@@ -184,15 +201,20 @@ class Limits(BaseModel):
         title="Frequency cap (days)",
         description="Skip numbers texted by another campaign within this many days; 0: off.",
     )
-    lead_minutes: int = Field(10, ge=6, le=120, title="Lead time before a scheduled slot (minutes)")
+    lead_minutes: int = Field(
+        LEAD // timedelta(minutes=1),
+        ge=6,
+        le=120,
+        title="Lead time before a scheduled slot (minutes)",
+    )
     retry_backoff: float = Field(
-        1.0,
+        SendPolicy.backoff,
         ge=0.01,
         le=60,
         title="Retry backoff (seconds)",
         description="First wait before retrying a failed call; doubles each time, with jitter.",
     )
-    max_attempts: int = Field(6, ge=1, le=20, title="Attempts per chunk")
+    max_attempts: int = Field(SendPolicy.max_attempts, ge=1, le=20, title="Attempts per chunk")
     read_timeout: float = Field(
         30.0,
         ge=1,
@@ -202,7 +224,7 @@ class Limits(BaseModel):
         "may have landed: it is never sent again before the gateway shows it did not.",
     )
     settle_seconds: float = Field(
-        300.0,
+        SendPolicy.settle.total_seconds(),
         ge=1,
         le=86400,
         title="Settle time (seconds)",
@@ -233,3 +255,79 @@ class Limits(BaseModel):
         "it with `prefect gcl create NAME --limit N`; with --slot-decay-per-second it is a rate "
         "limit). Empty: only the parallel-calls bound above.",
     )
+
+    def plan_rules(self, window: DeliveryWindow) -> PlanRules:
+        return PlanRules(
+            chunk_size=self.chunk_size,
+            concurrency=self.concurrency,
+            lead=timedelta(minutes=self.lead_minutes),
+            margin=MARGIN,
+            cap_days=self.frequency_cap_days,
+            policy=window.policy(),
+            allow_immediate=window.allow_immediate,
+        )
+
+    def plan_request(
+        self,
+        *,
+        campaign_id: str,
+        survey_id: str,
+        ledger_url: str,
+        window: DeliveryWindow,
+        dry_run: bool,
+        resume_changed_input: bool,
+    ) -> PlanRequest:
+        return PlanRequest(
+            campaign_id=campaign_id,
+            survey_id=survey_id,
+            run=uuid.uuid4().hex[:12],  # this run's own state files
+            ledger_url=ledger_url,
+            ledger_outage=self.ledger_outage_seconds,
+            rules=self.plan_rules(window),
+            cost_per_sms=self.cost_per_sms,
+            dry_run=dry_run,
+            resume_changed_input=resume_changed_input,
+            global_limit=self.global_limit,
+        )
+
+    def send_policy(self) -> SendPolicy:
+        return SendPolicy(
+            max_attempts=self.max_attempts,
+            backoff=self.retry_backoff,
+            settle=timedelta(seconds=self.settle_seconds),
+            first_look=timedelta(seconds=min(2.0, self.settle_seconds)),
+            look_every=timedelta(seconds=min(30.0, self.settle_seconds)),
+        )
+
+    def throttle(self, rate_limited: bool) -> Throttle:
+        return Throttle(self.concurrency, self.global_limit, rate_limited)
+
+    def send_settings(
+        self,
+        *,
+        campaign_id: str,
+        survey_id: str,
+        base_url: str,
+        ledger_url: str,
+        credits: float | None,
+        window: DeliveryWindow,
+        key_block: str | None,
+    ) -> SendSettings:
+        return SendSettings(
+            campaign_id=campaign_id,
+            survey_id=survey_id,
+            base_url=base_url,
+            ledger_url=ledger_url,
+            owner=lg.owner_token(uuid.uuid4().hex[:8]),
+            cost_per_recipient=self.cost_per_sms,
+            max_cost=self.max_cost,
+            credits=credits,
+            policy=window.policy(),
+            lead=timedelta(minutes=self.lead_minutes),
+            margin=MARGIN,
+            send=self.send_policy(),
+            timeout=self.read_timeout,
+            cap_days=self.frequency_cap_days,
+            ledger_outage=self.ledger_outage_seconds,
+            key_block=key_block,
+        )

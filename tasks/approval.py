@@ -7,17 +7,22 @@ command line, with nobody to ask, the run stops before any send unless ``--yes``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 from pydantic import Field
 
+from smspartner.errors import mask_phone_numbers
 from tasks import i18n
+from tasks.campaign import Prepared
 from tasks.i18n import Lang
+from tasks.reporting import artifact_key
 from tasks.slots import TERRITORY_ZONES
 
 
@@ -39,9 +44,19 @@ class Decision(StrEnum):
 class Verdict:
     decision: Decision
     comment: str = ""
+    reasons: tuple[str, ...] = ()  # the thresholds the plan passed
 
-    def as_dict(self, reasons: Sequence[str]) -> dict[str, Any]:
-        return {"decision": str(self.decision), "reasons": list(reasons), "comment": self.comment}
+    def as_dict(self, reasons: Sequence[str] | None = None) -> dict[str, Any]:
+        why = list(self.reasons if reasons is None else reasons)
+        return {"decision": str(self.decision), "reasons": why, "comment": self.comment}
+
+    def record(self) -> dict[str, Any] | None:
+        """What the campaign's summary keeps of it (None when no approval was needed)."""
+        return None if self.decision == Decision.not_needed else self.as_dict()
+
+    @property
+    def lets_send(self) -> bool:
+        return self.decision in (Decision.not_needed, Decision.approved)
 
 
 def reasons(
@@ -167,3 +182,85 @@ def _slot_when(slot: str, territory: str, lang: Lang) -> str:
         return slot
     zone = TERRITORY_ZONES.get(territory, ("Europe/Paris",))[0]
     return i18n.when(moment, zone, lang)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """When a campaign waits for a person's yes, and how: plain values from the flow's form."""
+
+    above_cost: float | None = None
+    above_recipients: int | None = None
+    mode: ApprovalMode = ApprovalMode.pause
+    timeout_hours: float = 24.0
+    cost_per_sms: float = 0.0
+    max_cost: float | None = None
+    lang: Lang = "fr"
+
+    @property
+    def thresholds(self) -> tuple[float | None, int | None]:
+        return self.above_cost, self.above_recipients
+
+    @property
+    def asks(self) -> bool:
+        """Whether the plan is held at a threshold (not when approved in advance)."""
+        return self.mode != ApprovalMode.approved and any(t is not None for t in self.thresholds)
+
+
+def until_approved(
+    prepare: Callable[[bool], Prepared], approval: Approval
+) -> tuple[Prepared, Verdict]:
+    """The campaign's plan, held for a person's yes when it passes a threshold and planned again
+    once approved (slots move with the time that passed while it waited)."""
+    prepared = prepare(approval.asks)
+    if not prepared.approval_reasons:
+        return prepared, Verdict(Decision.not_needed)
+    verdict = seek(prepared, approval)
+    if verdict.decision == Decision.approved:
+        get_run_logger().info("approved%s", f": {verdict.comment}" if verdict.comment else "")
+        prepared = prepare(False)
+    return prepared, verdict
+
+
+def seek(prepared: Prepared, approval: Approval) -> Verdict:
+    """Ask a person (a paused run in the UI), or stop when nobody can be asked: ``prepared`` is
+    the plan held at a threshold."""
+    held = tuple(prepared.approval_reasons)
+    if approval.mode == ApprovalMode.stop:
+        return Verdict(Decision.stopped, reasons=held)
+    why = "; ".join(held)
+    get_run_logger().warning("waiting for approval (%s): open the flow run in the Prefect UI", why)
+    description = describe(
+        campaign_id=prepared.campaign_id,
+        recipients=prepared.to_send,
+        cost=prepared.to_send * approval.cost_per_sms,
+        currency=prepared.currency,
+        credits=prepared.credits_now,
+        max_cost=approval.max_cost,
+        above_cost=approval.above_cost,
+        above_recipients=approval.above_recipients,
+        plan=prepared.dry_plan,
+        timeout_hours=approval.timeout_hours,
+        lang=approval.lang,
+    )
+    create_markdown_artifact(
+        key=artifact_key(prepared.campaign_id, "approval"),
+        markdown=description,
+        description=i18n.text(approval.lang, "artifact.approval"),
+    )
+    verdict = ask(description, int(approval.timeout_hours * 3600))
+    return Verdict(verdict.decision, mask_phone_numbers(verdict.comment), held)
+
+
+def unapproved_end(verdict: Verdict, timeout_hours: float) -> tuple[str, str | None]:
+    """The message of a campaign nobody said yes to (nothing was sent), and the name of its
+    Cancelled state (None: it ends Failed, the command line's stop)."""
+    why = "; ".join(verdict.reasons)
+    if verdict.decision == Decision.stopped:
+        return (
+            f"approval needed before sending ({why}): nothing sent; rerun with --yes to send, "
+            "or raise --approve-above-cost / --approve-above-recipients"
+        ), None
+    if verdict.decision == Decision.refused:
+        comment = f": {verdict.comment}" if verdict.comment else ""
+        return f"refused by the operator{comment} ({why}): nothing sent", "Refused"
+    return f"not approved within {timeout_hours:g} h ({why}): nothing sent", "NotApproved"

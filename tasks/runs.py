@@ -47,6 +47,30 @@ def name_this_run(campaign_id: str, role: str | None = None) -> None:
         log.warning("could not name the flow run after campaign %s: %s", campaign_id, exc)
 
 
+def campaign_id_of_run(survey_id: str) -> str:
+    """A new campaign's id. A scheduled run's comes from its schedule slot, so a duplicate or
+    retried scheduled run resumes the same campaign; a manual run's from its flow run, so a retry
+    of it resumes too."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    from tasks.campaign import new_campaign_id
+
+    run_id = str(flow_run.id or "")
+    if not run_id:
+        return new_campaign_id(survey_id, datetime.now(UTC))
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(run_id))
+    if run.deployment_id and run.auto_scheduled and run.expected_start_time:
+        stem = new_campaign_id(survey_id, run.expected_start_time).rsplit("-", 1)[0]
+        return f"{stem}-{str(run.deployment_id)[:6]}"
+    stem = new_campaign_id(survey_id, datetime.now(UTC)).rsplit("-", 1)[0]
+    return f"{stem}-{run_id[:8]}"
+
+
 CANCEL_DEPLOYMENT = "cancel-campaign/cancel-campaign"  # flow name / deployment name
 
 

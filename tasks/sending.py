@@ -34,7 +34,7 @@ from tasks.runtime import (  # noqa: F401 - re-exported: callers import them fro
     thread_client,
     unusable_ledger,
 )
-from tasks.slots import PARIS, WindowPolicy, plan_slot, to_api_schedule
+from tasks.slots import LEAD, MARGIN, PARIS, WindowPolicy, plan_slot, to_api_schedule
 
 log = logging.getLogger("survey.sending")
 
@@ -52,8 +52,8 @@ class SendSettings:
     max_cost: float | None = None
     credits: float | None = None
     policy: WindowPolicy = field(default_factory=WindowPolicy)
-    lead: timedelta = timedelta(minutes=10)
-    margin: timedelta = timedelta(minutes=15)
+    lead: timedelta = LEAD
+    margin: timedelta = MARGIN
     send: sc.SendPolicy = field(default_factory=sc.SendPolicy)
     timeout: float = 30.0  # read timeout of one send
     cap_days: int = 0  # frequency cap: reserve the numbers against other campaigns

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -460,14 +460,20 @@ def window_close(
     return _close(moment, _clocks(territory, policy), policy)
 
 
+# A schedule's lead time over now (the gateway refuses slots less than five minutes ahead) and
+# the margin a slot keeps before the window closes (for the fan-out to finish inside it).
+LEAD: Final = timedelta(minutes=10)
+MARGIN: Final = timedelta(minutes=15)
+
+
 def plan_slot(
     now: datetime,
     territory: str,
     policy: WindowPolicy = DEFAULT_POLICY,
     *,
-    lead: timedelta = timedelta(minutes=10),
+    lead: timedelta = LEAD,
     fanout: timedelta = timedelta(0),
-    margin: timedelta = timedelta(minutes=15),
+    margin: timedelta = MARGIN,
     allow_immediate: bool = True,
 ) -> SlotDecision:
     """Decide how a territory group is sent, as seen at ``now``.

@@ -1,0 +1,397 @@
+"""The campaign's steps before any send: load, clean, suppress, check credits, plan.
+
+Each step is a Prefect task of a few lines beside the rules it applies (``tasks/campaign.py``,
+``tasks/recipients.py``, ``tasks/slots.py``); it takes plain values (the flows' form models turn
+themselves into these) and returns its result or a ``Problem``, the campaign's one-line end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from smspartner import SMSPartnerClient, SMSPartnerError
+from smspartner.client import Credits
+from tasks import approval as approve
+from tasks import campaign as cp
+from tasks import dburl, runtime
+from tasks import ledger as lg
+from tasks.followup import gateway_problem
+from tasks.outcomes import ChunkState, Problem
+from tasks.recipients import (
+    RecipientsError,
+    find_phone_column,
+    load_recipients,
+    load_suppression_list,
+)
+from tasks.runs import masked_errors
+from tasks.slots import WindowPolicy
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+_DONE = (ChunkState.sent, ChunkState.cancelled)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the recipients are: a file (``path``) or an SQL query (``db_url`` holds no secret:
+    the loader puts the password back from ``runtime``)."""
+
+    path: str | None = None
+    sheet: str | None = None
+    db_url: str | None = None
+    query: str | None = None
+    credentials_block: str | None = None
+    sql: bool = False
+
+
+@dataclass(frozen=True)
+class Loaded:
+    frame: pd.DataFrame
+    fingerprint: str  # binds a campaign to its input (``cp.binding_problem``)
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    """How rows become chunks: every value comes from the flow's form models."""
+
+    chunk_size: int
+    concurrency: int
+    lead: timedelta
+    margin: timedelta
+    cap_days: int
+    policy: WindowPolicy
+    allow_immediate: bool
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One run's plan: what to plan, against which ledger, and whether to hold it for a yes."""
+
+    campaign_id: str
+    survey_id: str
+    run: str  # this run's own row file
+    ledger_url: str
+    ledger_outage: float
+    rules: PlanRules
+    cost_per_sms: float
+    dry_run: bool = False
+    thresholds: tuple[float | None, int | None] | None = None  # approval: (cost, recipients)
+    resume_changed_input: bool = False
+    global_limit: str | None = None
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+
+@task(name="load-recipients", cache_policy=NO_CACHE)
+@masked_errors
+def load_task(source: Source, *, real_gateway: bool) -> Loaded | Problem:
+    """Read the recipients as they are, every cell as text."""
+    if real_gateway and is_sample(source):
+        # The samples' numbers may belong to real people: they are for the simulator only.
+        return Problem(
+            message="refusing to text the bundled sample recipients through the real gateway; "
+            "use your own list, a dry run, or SMSPARTNER_BASE_URL pointing at the simulator"
+        )
+    try:
+        frame = _load(source)
+        return Loaded(frame, cp.input_fingerprint(frame))
+    except (RecipientsError, cp.CampaignError) as exc:
+        return Problem(message=str(exc))
+
+
+@task(name="clean-numbers", cache_policy=NO_CACHE)
+@masked_errors
+def clean_task(
+    loaded: Loaded, phone_column: str | None, allow_foreign: bool
+) -> pd.DataFrame | Problem:
+    """One E.164 number or one reject reason per row."""
+    try:
+        column = find_phone_column(list(loaded.frame.columns), phone_column)
+        rows = cp.clean_rows(loaded.frame, column, allow_foreign=allow_foreign)
+    except (RecipientsError, cp.CampaignError) as exc:
+        return Problem(message=str(exc))
+    get_run_logger().info("loaded %d rows; phone column %r", len(rows), column)
+    return rows
+
+
+@task(name="suppress", cache_policy=NO_CACHE)
+@masked_errors
+def suppress_task(
+    suppression_list: str | None, base_url: str, key_block: str | None
+) -> frozenset[str] | Problem:
+    """The numbers never to text: the local suppression list and the gateway's stop list."""
+    try:
+        listed = load_suppression_list(suppression_list) if suppression_list else None
+        with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
+            stop = cp.normalise_list(e.phone_number for e in client.stop_list())
+    except (RecipientsError, cp.CampaignError, runtime.CampaignStopped) as exc:
+        return Problem(message=str(exc))
+    except SMSPartnerError as exc:
+        return Problem(message=gateway_problem(exc, base_url))
+    if listed:
+        get_run_logger().info(
+            "suppression list %s: %d entries read, %d used, %d unreadable (column %s)",
+            *(suppression_list, listed.read, listed.used, listed.unreadable, listed.column or "-"),
+        )
+    return frozenset(stop | set(listed.numbers if listed else ()))
+
+
+@task(name="check-credits", cache_policy=NO_CACHE)
+@masked_errors
+def check_credits_task(base_url: str, key_block: str | None) -> Credits | Problem:
+    """The account's credits before sending (a refused key ends the campaign here)."""
+    try:
+        with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
+            return client.credits()
+    except SMSPartnerError as exc:
+        return Problem(message=gateway_problem(exc, base_url))
+    except runtime.CampaignStopped as exc:
+        return Problem(message=str(exc))
+
+
+@task(name="plan-campaign", cache_policy=NO_CACHE)
+@masked_errors
+def plan_task(
+    rows: pd.DataFrame,
+    loaded: Loaded,
+    suppressed: frozenset[str],
+    credits: Credits,
+    request: PlanRequest,
+) -> cp.Prepared | Problem:
+    """Slots and chunks for the rows no earlier run planned, written to the ledger (not in a
+    dry run, nor when the plan passes an approval threshold: then nothing is written)."""
+    cid = request.campaign_id
+    for folder in (cp.REPORTS_DIR / cid, cp.state_dir(cid)):
+        if why := cp.unwritable(folder):
+            return Problem(message=f"{why}; nothing was sent")
+    rate = global_limit_is_rate(request.global_limit) if request.global_limit else False
+    if isinstance(rate, Problem):
+        return rate
+    try:
+        ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
+        planned = write_plan(ledger, rows, loaded, suppressed, credits, request)
+    except lg.LedgerUnavailable as exc:
+        return Problem(message=str(exc))
+    if isinstance(planned, Problem):
+        return planned
+    for territory, why in planned.decisions.items():
+        get_run_logger().info("%s: %s", territory, why)
+    planned.global_limit_is_rate = rate
+    return planned
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    rows: pd.DataFrame
+    existing: list[lg.ChunkRow]
+    plan: list[lg.ChunkPlan]
+    decisions: dict[str, Any]
+    held: list[str]
+
+
+def write_plan(
+    ledger: lg.Ledger,
+    rows: pd.DataFrame,
+    loaded: Loaded,
+    suppressed: frozenset[str],
+    credits: Credits,
+    request: PlanRequest,
+    now: datetime | None = None,
+) -> cp.Prepared | Problem:
+    """Plan the campaign against its ledger and write the plan (a first run), extend it (a
+    rerun), or write nothing (a dry run, a plan held for approval)."""
+    cid, now, fingerprint = request.campaign_id, now or datetime.now(UTC), loaded.fingerprint
+    refused = cp.binding_problem(
+        cid, ledger.binding(cid), request.survey_id, fingerprint, request.resume_changed_input
+    )
+    if refused:
+        return Problem(message=refused)
+    for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
+        a = _attempt(ledger, rows, suppressed, request, now)
+        if request.dry_run or a.held or a.existing:
+            break
+        if ledger.create_plan(
+            cid, request.survey_id, a.plan, credits_before=credits.balance, fingerprint=fingerprint
+        ):
+            break
+    else:
+        return Problem(message="could not write the campaign's plan to the ledger")
+    # The report covers the campaign as a whole: credits as they were before its first run.
+    first_credits = credits.balance
+    if a.existing:
+        recorded = ledger.credits_before(cid)
+        first_credits = credits.balance if recorded is None else recorded
+        if not request.dry_run and not a.held:
+            ledger.extend_plan(cid, a.plan)
+            ledger.clear_halt(cid)  # a rerun is a new chance (credits may be back)
+            ledger.bind_input(cid, fingerprint)
+    return _prepared(a, request, list(loaded.frame.columns), credits, first_credits)
+
+
+def _attempt(
+    ledger: lg.Ledger,
+    rows: pd.DataFrame,
+    suppressed: frozenset[str],
+    request: PlanRequest,
+    now: datetime,
+) -> _Attempt:
+    cid = request.campaign_id
+    existing = ledger.chunks(cid) if ledger.campaign_exists(cid) else []
+    # pandas 3 copies on write: each attempt changes its own view, never `rows`
+    planned, plan, decisions = plan_rows(
+        rows.copy(deep=False), existing, suppressed, ledger, cid, request.rules, now
+    )
+    held: list[str] = []
+    if request.thresholds and not request.dry_run:
+        n = left_to_send(existing, plan)
+        held = approve.reasons(n, n * request.cost_per_sms, *request.thresholds)
+    return _Attempt(planned, existing, plan, decisions, held)
+
+
+def _prepared(
+    a: _Attempt,
+    request: PlanRequest,
+    columns: list[str],
+    credits: Credits,
+    first_credits: float | None,
+) -> cp.Prepared:
+    dry = request.dry_run or bool(a.held)
+    prepared = cp.Prepared(
+        campaign_id=request.campaign_id,
+        rows_path=cp.save_rows(a.rows, request.campaign_id, request.run),
+        source_columns=columns,
+        chunk_indices=[],
+        decisions={t: d.explanation for t, d in a.decisions.items()},
+        credits_before=first_credits,
+        credits_now=credits.balance,
+        currency=credits.currency or "EUR",
+        dry_run=dry,
+        approval_reasons=a.held,
+        to_send=left_to_send(a.existing, a.plan),
+    )
+    if dry:
+        # What would be sent: the chunks planned now and those earlier runs left unsent.
+        prepared.dry_plan = [
+            {"index": c.chunk_index, "territory": c.territory, "slot": c.slot, "size": c.size}
+            for c in a.existing
+            if a.held and c.state not in _DONE
+        ] + [
+            {
+                "index": c.chunk_index,
+                "territory": c.territory,
+                "slot": c.slot,
+                "size": len(c.numbers),
+            }
+            for c in a.plan
+        ]
+        return prepared
+    # What is left to send: earlier runs' unfinished chunks and the ones planned now (no need to
+    # read every chunk's numbers back from the ledger).
+    prepared.chunk_indices = [c.chunk_index for c in a.existing if c.state not in _DONE]
+    prepared.chunk_indices += [c.chunk_index for c in a.plan]
+    get_run_logger().info("%d chunks to send", len(prepared.chunk_indices))
+    return prepared
+
+
+def left_to_send(existing: list[lg.ChunkRow], plan: list[lg.ChunkPlan]) -> int:
+    """Recipients in the chunks still to send: earlier runs' unfinished ones and the new plan."""
+    unsent = sum(c.size for c in existing if c.state not in _DONE)
+    return unsent + sum(len(c.numbers) for c in plan)
+
+
+def plan_rows(
+    rows: pd.DataFrame,
+    existing: list[lg.ChunkRow],
+    suppressed: frozenset[str] | set[str],
+    ledger: lg.Ledger,
+    campaign_id: str,
+    rules: PlanRules,
+    now: datetime,
+) -> tuple[pd.DataFrame, list[lg.ChunkPlan], dict[str, Any]]:
+    """Suppress and plan the rows that no earlier run of this campaign planned.
+
+    Suppression is applied here, not before: numbers an earlier run planned keep that run's plan
+    and outcome, and which numbers those are is known only from the ledger."""
+    # A purged campaign's chunks hold pseudonyms: give back the numbers of this input.
+    existing = ledger.reidentify(existing, rows[cp.E164])
+    known = {n for c in existing for n in (*c.numbers, *c.refused)}
+
+    def fresh() -> Any:
+        return rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
+
+    rows = cp.apply_suppression(rows, cp.OPTED_OUT, set(suppressed) - known)
+    rows = _cap(rows, fresh(), ledger, campaign_id, rules.cap_days, now)
+    territories = rows.loc[fresh(), cp.TERRITORY]
+    n_chunks = max(1, len(territories) // rules.chunk_size + territories.nunique())
+    decisions = cp.decide_slots(
+        territories,
+        now,
+        rules.policy,
+        n_chunks=n_chunks,
+        concurrency=rules.concurrency,
+        lead=rules.lead,
+        margin=rules.margin,
+        allow_immediate=rules.allow_immediate,
+    )
+    rows = cp.mark_no_slot(rows, decisions, fresh())
+    start = max((c.chunk_index for c in existing), default=-1) + 1
+    plan = cp.plan_chunks(
+        rows.loc[fresh()], decisions, chunk_size=rules.chunk_size, start_index=start
+    )
+    return rows, plan, decisions
+
+
+def _cap(
+    rows: pd.DataFrame, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: datetime
+) -> pd.DataFrame:
+    recent = cp.recently_texted(ledger, rows.loc[fresh], cid, days, now)
+    if recent:
+        hit = fresh & rows[cp.REASON].isna() & rows[cp.E164].isin(recent)
+        rows.loc[hit, cp.REASON] = cp.RECENTLY_SURVEYED
+        rows.loc[hit, cp.DETAIL] = f"texted by another campaign within {days} days"
+    return rows
+
+
+def global_limit_is_rate(name: str) -> bool | Problem:
+    """Whether the named Prefect global limit is a rate limit; a Problem when it is missing
+    (a missing name would otherwise throttle nothing, silently)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        return Problem(
+            message=f"no Prefect global concurrency limit named {name!r}: create it with "
+            f"`prefect gcl create {name} --limit 8`"
+        )
+    return bool(limit.slot_decay_per_second)
+
+
+def is_sample(source: Source) -> bool:
+    target = (source.db_url or "") if source.sql else (source.path or "")
+    target = target.removeprefix("sqlite:///")
+    return bool(target) and Path(target).resolve().is_relative_to(SAMPLES_DIR)
+
+
+def _load(source: Source) -> pd.DataFrame:
+    if source.sql:
+        if not source.db_url or not source.query:
+            raise cp.CampaignError("an SQL source needs a database URL and a query")
+        # The URL's secrets come from the Secret block or this process: never a flow parameter.
+        secrets = runtime.db_credentials(source.credentials_block)
+        return load_recipients(db_url=dburl.join(source.db_url, secrets), query=source.query)
+    if not source.path:
+        raise cp.CampaignError("a file source needs a path")
+    return load_recipients(path=source.path, sheet=source.sheet)
