@@ -16,70 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import Field
 
 from flows.cli import one_line, quiet_console
 from flows.parameters import ApiKeyBlock, Language
-from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import campaign as cp
 from tasks import cancellation as cx
 from tasks import i18n, runtime
-from tasks import ledger as lg
-from tasks import reporting as rp
-from tasks.followup import gateway_problem
-from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.i18n import DEFAULT_LANG
 from tasks.outcomes import CANCEL_OUTCOMES, Problem
-from tasks.runs import masked_errors, name_this_run
-from tasks.sending import CampaignStopped, gateway_url, get_api_key, shared_ledger, unusable_ledger
-
-
-@task(name="cancel-chunks", cache_policy=NO_CACHE)
-@masked_errors
-def cancel_task(
-    campaign_id: str, ledger_url: str, key_block: str | None = None
-) -> list[cx.ChunkCancel] | Problem:
-    """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger."""
-    ledger = shared_ledger(ledger_url)
-    if not ledger.campaign_exists(campaign_id):
-        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
-    chunks = ledger.chunks(campaign_id)
-    base_url = gateway_url()
-    try:
-        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
-            results = cx.cancel_chunks(client, ledger, chunks, datetime.now(UTC))
-    except SMSPartnerError as exc:
-        done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
-        return Problem(
-            message=f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
-            "chunks are cancelled so far, run the cancel again"
-        )
-    except CampaignStopped as exc:
-        return Problem(message=str(exc))
-    return results
-
-
-@task(name="report-cancel", cache_policy=NO_CACHE)
-@masked_errors
-def report_task(
-    campaign_id: str, results: list[cx.ChunkCancel], lang: Lang = DEFAULT_LANG
-) -> dict[str, Any]:
-    """cancel.json and the markdown artifact."""
-    at = datetime.now(UTC)
-    counts = cx.count(campaign_id, results)
-    cx.write_cancel(cp.REPORTS_DIR / campaign_id, counts, results, at)
-    create_markdown_artifact(
-        key=rp.artifact_key(campaign_id, "cancel"),
-        markdown=cx.markdown_cancel(counts, results, at, lang=lang),
-        description=i18n.text(lang, "artifact.cancel"),
-    )
-    return counts
+from tasks.runs import name_this_run
 
 
 @flow(name="cancel-campaign", log_prints=False, persist_result=False)
@@ -99,14 +49,14 @@ def cancel_campaign(
         return Failed(message=str(exc))  # type: ignore[return-value]
     name_this_run(campaign_id, "cancel")
     ledger_url = runtime.ledger_url()
-    if broken := unusable_ledger(ledger_url):  # one line, not a traceback
+    if broken := runtime.unusable_ledger(ledger_url):  # one line, not a traceback
         logger.error(broken)
         return Failed(message=broken)  # type: ignore[return-value]
-    results = cancel_task(campaign_id, ledger_url, api_key_block)
+    results = cx.cancel_task(campaign_id, ledger_url, api_key_block)
     if isinstance(results, Problem):
         logger.error(results.message)
         return Failed(message=results.message)  # type: ignore[return-value]
-    counts = report_task(campaign_id, results, lang)
+    counts = cx.report_task(campaign_id, results, lang)
     logger.info(
         i18n.text(
             lang,

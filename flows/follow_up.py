@@ -17,166 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import Field
 
 from flows.cli import one_line, quiet_console
 from flows.parameters import ApiKeyBlock, Language, Limits
-from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import campaign as cp
 from tasks import followup as fu
 from tasks import i18n, runtime
-from tasks import ledger as lg
-from tasks import reporting as rp
-from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import Problem
-from tasks.runs import masked_errors, name_this_run
-from tasks.sendcore import SendPolicy
-from tasks.sending import (
-    CampaignStopped,
-    SendSettings,
-    gateway_url,
-    get_api_key,
-    settle_only,
-    shared_ledger,
-    unusable_ledger,
-)
+from tasks.runs import name_this_run
 
-
-@task(name="settle-in-doubt", cache_policy=NO_CACHE)
-@masked_errors
-def settle_in_doubt_task(
-    campaign_id: str, ledger_url: str, settle_seconds: float, key_block: str | None = None
-) -> dict[str, int] | Problem:
-    """Settle the chunks a send run left in doubt, where the gateway can now tell."""
-    ledger = shared_ledger(ledger_url)
-    try:
-        doubtful = ledger.chunks(campaign_id, states=[lg.IN_DOUBT])
-    except lg.LedgerUnavailable as exc:
-        return Problem(message=str(exc))
-    counts = {"confirmed_sent": 0, "not_sent": 0, "still_in_doubt": 0}
-    if not doubtful:
-        return counts
-    base_url = gateway_url()
-    settings = SendSettings(
-        campaign_id=campaign_id,
-        survey_id="-",  # nothing is sent here
-        base_url=base_url,
-        ledger_url=ledger_url,
-        owner=lg.owner_token(f"follow-up-{uuid.uuid4().hex[:8]}"),
-        cost_per_recipient=Limits().cost_per_sms,  # when no answer of the campaign priced it
-        send=SendPolicy(settle=timedelta(seconds=settle_seconds)),
-    )
-    try:
-        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
-            for chunk in doubtful:
-                result = settle_only(settings, chunk.chunk_index, client=client, ledger=ledger)
-                buckets: dict[str, str] = {lg.SENT: "confirmed_sent", lg.FAILED: "not_sent"}
-                bucket = buckets.get(result.state, "still_in_doubt")
-                counts[bucket] += 1
-    except (CampaignStopped, lg.LedgerUnavailable) as exc:
-        return Problem(message=str(exc))
-    get_run_logger().info(
-        "%d chunk(s) in doubt: %d confirmed sent, %d shown not sent (a rerun sends them), "
-        "%d still in doubt",
-        len(doubtful),
-        counts["confirmed_sent"],
-        counts["not_sent"],
-        counts["still_in_doubt"],
-    )
-    return counts
-
-
-@task(name="check-delivery", cache_policy=NO_CACHE)
-@masked_errors
-def check_delivery_task(
-    campaign_id: str, ledger_url: str, key_block: str | None = None
-) -> list[fu.ChunkDelivery] | Problem:
-    """Ask the gateway for the statuses of every sent chunk of the campaign."""
-    ledger = shared_ledger(ledger_url)
-    if not ledger.campaign_exists(campaign_id):
-        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
-    chunks = fu.chunks_to_check(ledger.chunks(campaign_id))
-    base_url = gateway_url()
-    try:
-        with SMSPartnerClient(get_api_key(key_block), base_url) as client:
-            deliveries = fu.check_chunks(client, chunks)
-    except SMSPartnerError as exc:
-        return Problem(message=fu.gateway_problem(exc, base_url))
-    except CampaignStopped as exc:
-        return Problem(message=str(exc))
-    get_run_logger().info("%d sent chunks checked", len(deliveries))
-    return deliveries
-
-
-@task(name="record-stops", cache_policy=NO_CACHE)
-@masked_errors
-def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
-    """Add the STOP replies to the local suppression list; how many were new."""
-    try:
-        added = fu.add_to_suppression(Path(path), numbers)
-    except (fu.SuppressionError, OSError) as exc:
-        return Problem(message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    get_run_logger().info(
-        "%d STOP replies, %d new to the suppression list", len(numbers), len(added)
-    )
-    return len(added)
-
-
-@task(name="publish-delivery", cache_policy=NO_CACHE)
-@masked_errors
-def publish_task(
-    result: fu.FollowUp,
-    deliveries: list[fu.ChunkDelivery],
-    ledger_url: str,
-    lang: Lang = DEFAULT_LANG,
-) -> str:
-    """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
-    cid = result.campaign_id
-    report_dir = cp.REPORTS_DIR / cid
-    fu.write_follow_up(report_dir, result, deliveries)
-    summary = fu.read_summary(report_dir, cid)
-    page = write_html_report(report_dir, summary, result.as_dict(), lang=lang)
-    delivery_md = fu.markdown_delivery(result, lang=lang)
-    create_markdown_artifact(
-        key=rp.artifact_key(cid, "delivery"),
-        markdown=delivery_md,
-        description=i18n.text(lang, "artifact.delivery"),
-    )
-    if "loaded" in summary:
-        rows = _rows(cid, shared_ledger(ledger_url).chunks(cid), bool(summary.get("dry_run")))
-        create_markdown_artifact(
-            key=rp.artifact_key(cid, "summary"),
-            markdown=rp.markdown_summary(summary, rows, lang=lang)
-            + "\n\n"
-            + delivery_md.replace("# ", "## ", 1),
-            description=i18n.text(lang, "artifact.summary_delivery"),
-        )
-    create_link_artifact(
-        key=rp.artifact_key(cid, "report"),
-        link=page.resolve().as_uri(),
-        link_text=i18n.text(lang, "artifact.report_link", page=page),
-    )
-    return str(page)
-
-
-def _rows(campaign_id: str, chunks: list[lg.ChunkRow], dry_run: bool) -> pd.DataFrame:
-    """The send run's rows with their outcome (for the summary's masked examples)."""
-    try:
-        rows = cp.load_rows(str(cp.state_dir(campaign_id) / "rows.pkl"))
-        return cp.row_outcomes(rows, chunks, dry_run=dry_run)
-    except (OSError, AssertionError, ValueError, KeyError):
-        return pd.DataFrame(columns=[cp.OUTCOME, cp.E164, cp.REASON])
+SETTLE_SECONDS = Limits.model_fields["settle_seconds"].default  # one default for both flows
 
 
 @flow(name="follow-up-campaign", log_prints=False, persist_result=False)
@@ -194,7 +51,7 @@ def follow_up_campaign(
             description="A chunk left in doubt counts as not sent only this long after its "
             "last attempt (after its slot when scheduled) and when the gateway does not know it.",
         ),
-    ] = 300.0,
+    ] = SETTLE_SECONDS,
     api_key_block: ApiKeyBlock = None,
     lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any]:
@@ -207,7 +64,7 @@ def follow_up_campaign(
     """
     logger = get_run_logger()
     ledger_url = runtime.ledger_url()
-    if broken := unusable_ledger(ledger_url):  # one line, not a traceback
+    if broken := runtime.unusable_ledger(ledger_url):  # one line, not a traceback
         logger.error(broken)
         return Failed(message=broken)  # type: ignore[return-value]
     if campaign_id:
@@ -218,7 +75,7 @@ def follow_up_campaign(
             return Failed(message=outcome.message)  # type: ignore[return-value]
         return outcome
     since = datetime.now(UTC) - timedelta(days=since_days)
-    campaigns = shared_ledger(ledger_url).campaigns_texted_since(since)
+    campaigns = runtime.shared_ledger(ledger_url).campaigns_texted_since(since)
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for cid in campaigns:  # one campaign's failure must not hide the others' statuses
@@ -249,22 +106,25 @@ def _follow_one(
         cp.validate_campaign_id(campaign_id)
     except cp.CampaignError as exc:
         return Problem(message=str(exc))
-    if not shared_ledger(ledger_url).campaign_exists(campaign_id):
+    if not runtime.shared_ledger(ledger_url).campaign_exists(campaign_id):
         return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
-    doubt = settle_in_doubt_task(campaign_id, ledger_url, settle_seconds, key_block)
+    cost_per_sms = Limits().cost_per_sms  # prices chunks no answer of the campaign priced
+    doubt = fu.settle_in_doubt_task(
+        campaign_id, ledger_url, settle_seconds, cost_per_sms, key_block
+    )
     if isinstance(doubt, Problem):
         return doubt
-    deliveries = check_delivery_task(campaign_id, ledger_url, key_block)
+    deliveries = fu.check_delivery_task(campaign_id, ledger_url, key_block)
     if isinstance(deliveries, Problem):
         return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
     result.doubt = doubt
     suppression = runtime.suppression_target()
-    added = record_stops_task(suppression, fu.stop_numbers(deliveries))
+    added = fu.record_stops_task(suppression, fu.stop_numbers(deliveries))
     if isinstance(added, Problem):
         return added
     result.stop_added = added
-    publish_task(result, deliveries, ledger_url, lang)
+    fu.publish_task(result, deliveries, ledger_url, lang)
     counts = result.as_counts()
     logger.info(
         i18n.text(
@@ -298,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle-seconds",
         type=float,
-        default=300.0,
+        default=SETTLE_SECONDS,
         help="a chunk in doubt counts as not sent only this long after its last attempt",
     )
     parser.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")

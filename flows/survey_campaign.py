@@ -19,10 +19,10 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Cancelled, Failed
+from prefect.states import Failed
 from pydantic import Field, ValidationError
 
 from flows.cli import add_model_options, model_from_args, one_line
@@ -39,8 +39,7 @@ from smspartner import SMSPartnerClient
 from smspartner.errors import mask_phone_numbers
 from tasks import approval as approve
 from tasks import campaign as cp
-from tasks import dburl, i18n, runtime
-from tasks.alerts import emit_campaign_outcome
+from tasks import dburl, runtime
 from tasks.fanout import credits_task, credits_to_check, send_campaign
 from tasks.i18n import DEFAULT_LANG
 from tasks.outcomes import Problem
@@ -51,26 +50,14 @@ from tasks.preparation import (
     plan_task,
     suppress_task,
 )
+from tasks.report import ReportRequest, end_state, report_task
 from tasks.runs import campaign_id_of_run, name_this_run
-from tasks.summary import ReportRequest, report_task
-
-_T = TypeVar("_T")
 
 
-class _Stopped(Exception):
-    """A step returned a Problem: the campaign ends Failed with its one-line message."""
-
-
-def _ok(result: _T | Problem) -> _T:
-    if isinstance(result, Problem):
-        raise _Stopped(result.message)  # a Problem's message is masked already
-    return result
-
-
-def _failed(message: str, data: Any = None) -> Any:
+def _failed(message: str) -> Any:
     message = mask_phone_numbers(message)
     get_run_logger().error(message)
-    return Failed(message=message, data=data)
+    return Failed(message=message)
 
 
 @flow(name="send-survey-campaign", log_prints=False, persist_result=False)
@@ -173,6 +160,7 @@ def send_survey_campaign(
     except cp.CampaignError as exc:
         return _failed(str(exc))  # type: ignore[no-any-return]
     name_this_run(cid)
+    source = recipients.plain()
     base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
     suppression = runtime.suppression_list(suppression_list)  # one named must exist
     real_gateway = base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run
@@ -194,18 +182,27 @@ def send_survey_campaign(
         resume_changed_input=resume_changed_input,
     )
 
-    def prepare(hold: bool) -> cp.Prepared:
-        loaded = _ok(load_task(recipients.plain(), real_gateway=real_gateway))
-        rows = _ok(clean_task(loaded, recipients.phone_column, window.allow_foreign))
-        suppressed = _ok(suppress_task(suppression, base_url, api_key_block))
-        credits = _ok(check_credits_task(base_url, api_key_block))
+    def prepare(hold: bool) -> cp.Prepared | Problem:
+        """Load, clean, suppress, check the credits, plan: the first Problem ends it."""
+        loaded = load_task(source, real_gateway=real_gateway)
+        if isinstance(loaded, Problem):
+            return loaded
+        cleaned = clean_task(loaded, recipients.phone_column, window.allow_foreign)
+        if isinstance(cleaned, Problem):
+            return cleaned
+        suppressed = suppress_task(suppression, base_url, api_key_block)
+        if isinstance(suppressed, Problem):
+            return suppressed
+        credits = check_credits_task(base_url, api_key_block)
+        if isinstance(credits, Problem):
+            return credits
         held = replace(request, thresholds=approval.thresholds if hold else None)
-        return _ok(plan_task(rows, loaded, suppressed, credits, held))
+        return plan_task(cleaned, suppressed, credits, held)
 
-    try:
-        prepared, verdict = approve.until_approved(prepare, approval)
-    except _Stopped as exc:
-        return _failed(str(exc))  # type: ignore[no-any-return]
+    prepared, verdict = approve.until_approved(prepare, approval)
+    if isinstance(prepared, Problem):
+        get_run_logger().error(prepared.message)  # a Problem's message is masked already
+        return Failed(message=prepared.message)  # type: ignore[return-value]
     settings = limits.send_settings(
         campaign_id=cid,
         survey_id=survey_id,
@@ -226,37 +223,7 @@ def send_survey_campaign(
         survey_id, ledger_url, started, limits.cost_per_sms, limits.ledger_outage_seconds, lang
     )
     summary = report_task(prepared, report, credits_after, send_seconds, verdict.record())
-    if isinstance(summary, Problem):
-        return _failed(stop or summary.message)  # type: ignore[no-any-return]
-    return _end(summary, verdict, approval, stop)
-
-
-def _end(
-    summary: dict[str, Any], verdict: approve.Verdict, approval: approve.Approval, stop: str | None
-) -> Any:
-    """The run's state: Completed with the summary, or why not (the summary kept as its data)."""
-    if not verdict.lets_send:
-        message, name = approve.unapproved_end(verdict, approval.timeout_hours)
-        if name is None:
-            return _failed(message, summary)
-        get_run_logger().warning(message)
-        return Cancelled(message=message, name=name, data=summary)
-    if stop:
-        return _failed(stop, summary)
-    currency = str(summary.get("currency") or "EUR")
-    get_run_logger().info(
-        i18n.text(
-            approval.lang,
-            "log.campaign_summary",
-            campaign=summary["campaign_id"],
-            sent=summary["sent"],
-            failed=summary["failed"],
-            rejected=sum(summary["rejected"].values()),
-            cost=i18n.money(summary.get("cost"), currency, approval.lang),
-        )
-    )
-    emit_campaign_outcome(summary)  # failed or in-doubt chunks: the operator's automation hears
-    return summary
+    return end_state(summary, verdict, approval, stop)  # type: ignore[return-value]
 
 
 # -- command line ------------------------------------------------------------------------------

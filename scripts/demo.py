@@ -6,13 +6,13 @@ demo and is stopped afterwards. Nothing is sent to the real gateway.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from smspartner.simulator import start_process
+from tasks.summary import CampaignSummary
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KEY = "sim-test-key"  # the simulator's built-in key; not a real credential
@@ -70,22 +70,20 @@ def main() -> int:
         print(f"demo failed (exit {done.returncode})", file=sys.stderr)
         return done.returncode
     last = done.stdout.strip().splitlines()[-1]
-    summary = json.loads(last)
+    s = CampaignSummary.model_validate_json(last)
     print()
-    print(f"Campaign {summary['campaign_id']}")
-    print(f"  loaded   {summary['loaded']}")
-    print(f"  sent     {summary['sent']}")
-    print(f"  failed   {summary['failed']}")
-    for reason, n in summary["rejected"].items():
+    print(f"Campaign {s.campaign_id}")
+    print(f"  loaded   {s.loaded}")
+    print(f"  sent     {s.sent}")
+    print(f"  failed   {s.failed}")
+    for reason, n in s.rejected.items():
         print(f"  rejected {n:>3}  {reason}")
-    print(f"  SMS      {summary['nb_sms']}, cost {summary['cost']:.3f} {summary['currency']}")
-    print(f"  slots    {', '.join(summary['slots']) or 'sent at once'}")
-    for territory, why in summary["slot_explanations"].items():
+    print(f"  SMS      {s.nb_sms}, cost {s.cost:.3f} {s.currency}")
+    print(f"  slots    {', '.join(s.slots) or 'sent at once'}")
+    for territory, why in s.slot_explanations.items():
         print(f"    {territory}: {why}")
-    print(
-        f"  report   {summary['report_dir']}/ "
-        "(summary.json, report.html, chunks.csv/.xlsx, rejects.csv/.xlsx)"
-    )
+    files = "summary.json, report.html, chunks.csv/.xlsx, rejects.csv/.xlsx"
+    print(f"  report   {s.report_dir}/ ({files})")
     print()
     print(last)
     return 0

@@ -22,6 +22,7 @@ from smspartner.errors import mask_phone_numbers
 from tasks import i18n
 from tasks.campaign import Prepared
 from tasks.i18n import Lang
+from tasks.outcomes import Problem
 from tasks.reporting import artifact_key
 from tasks.slots import TERRITORY_ZONES
 
@@ -207,12 +208,12 @@ class Approval:
 
 
 def until_approved(
-    prepare: Callable[[bool], Prepared], approval: Approval
-) -> tuple[Prepared, Verdict]:
+    prepare: Callable[[bool], Prepared | Problem], approval: Approval
+) -> tuple[Prepared | Problem, Verdict]:
     """The campaign's plan, held for a person's yes when it passes a threshold and planned again
     once approved (slots move with the time that passed while it waited)."""
     prepared = prepare(approval.asks)
-    if not prepared.approval_reasons:
+    if isinstance(prepared, Problem) or not prepared.approval_reasons:
         return prepared, Verdict(Decision.not_needed)
     verdict = seek(prepared, approval)
     if verdict.decision == Decision.approved:

@@ -13,7 +13,8 @@ The gateway cancels a scheduled send only until five minutes before its time (co
 - a chunk another run is sending right now is left alone (``in_progress``): run the cancel again
   once that run has finished.
 
-``decide`` is the pure rule (``now`` explicit); ``cancel_chunk`` does the I/O for one chunk.
+``decide`` is the pure rule (``now`` explicit); ``cancel_chunk`` does the I/O for one chunk; the
+Prefect tasks the cancel flow runs come last.
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from smspartner import CancelError, NotFound, SMSPartnerClient
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from smspartner import CancelError, NotFound, SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
+from tasks import runtime
+from tasks.campaign import REPORTS_DIR
 from tasks.files import write_text_atomic
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, territory_name, text, when
 from tasks.outcomes import (
@@ -40,7 +47,11 @@ from tasks.outcomes import (
     CANCEL_NOT_SENT,
     CANCEL_OUTCOMES,
     CANCEL_TOO_LATE,
+    Problem,
+    gateway_problem,
 )
+from tasks.reporting import artifact_key
+from tasks.runs import masked_errors
 from tasks.sendcore import SendPolicy, Slot, evidence_after
 
 NOTICE = timedelta(minutes=5)
@@ -308,14 +319,60 @@ def write_cancel(
     return path
 
 
+# -- tasks -------------------------------------------------------------------------------------
+
+
+@task(name="cancel-chunks", cache_policy=NO_CACHE)
+@masked_errors
+def cancel_task(
+    campaign_id: str, ledger_url: str, key_block: str | None = None
+) -> list[ChunkCancel] | Problem:
+    """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger."""
+    ledger = runtime.shared_ledger(ledger_url)
+    if not ledger.campaign_exists(campaign_id):
+        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    chunks = ledger.chunks(campaign_id)
+    base_url = runtime.gateway_url()
+    try:
+        with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
+            return cancel_chunks(client, ledger, chunks, datetime.now(UTC))
+    except SMSPartnerError as exc:
+        done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
+        return Problem(
+            message=f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
+            "chunks are cancelled so far, run the cancel again"
+        )
+    except runtime.CampaignStopped as exc:
+        return Problem(message=str(exc))
+
+
+@task(name="report-cancel", cache_policy=NO_CACHE)
+@masked_errors
+def report_task(
+    campaign_id: str, results: list[ChunkCancel], lang: Lang = DEFAULT_LANG
+) -> dict[str, Any]:
+    """cancel.json and the markdown artifact."""
+    at = datetime.now(UTC)
+    counts = count(campaign_id, results)
+    write_cancel(REPORTS_DIR / campaign_id, counts, results, at)
+    create_markdown_artifact(
+        key=artifact_key(campaign_id, "cancel"),
+        markdown=markdown_cancel(counts, results, at, lang=lang),
+        description=text(lang, "artifact.cancel"),
+    )
+    return counts
+
+
 __all__ = [
     "NOTICE",
     "ChunkCancel",
     "Decision",
     "cancel_chunk",
     "cancel_chunks",
+    "cancel_task",
     "count",
     "decide",
     "markdown_cancel",
+    "report_task",
     "write_cancel",
 ]

@@ -2,7 +2,8 @@
 
 Pure rules first (the status buckets, one chunk's tally, the campaign's totals, the markdown the
 UI shows), then the I/O around them: asking the gateway about each chunk, adding the numbers that
-replied STOP to the local suppression list, and writing ``follow_up.json``.
+replied STOP to the local suppression list, and writing ``follow_up.json``; last, the Prefect
+tasks the follow-up flow runs.
 
 The gateway's answers vary (smspartner-api.md sections 5, 13 and 18): ``statut`` or ``status``,
 ``Delivered`` or ``delivered`` or ``DELIVRD``, ``ko``, French texts, numbers in national or
@@ -18,25 +19,32 @@ import io
 import json
 import os
 import unicodedata
+import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
 from smspartner import (
-    AuthError,
     NotFound,
     SMSPartnerClient,
     SMSPartnerError,
     StatusEntry,
-    TransportError,
     normalise_status,
 )
-from smspartner.client import public_url
+from tasks import campaign as cp
 from tasks import ledger as lg
+from tasks import reporting as rp
+from tasks import runtime
 from tasks.files import write_text_atomic
+from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, percent, territory_cell, text, when
 from tasks.numbers import mask_number, parse_loose
 from tasks.outcomes import (
@@ -45,8 +53,14 @@ from tasks.outcomes import (
     NOT_DELIVERED,
     OTHER_STATUS,
     WAITING,
+    Problem,
+    gateway_problem,
 )
+from tasks.runs import masked_errors
+from tasks.sendcore import SendPolicy
+from tasks.sending import SendSettings, settle_only
 from tasks.spreadsheet import write_table
+from tasks.summary import CampaignSummary, read_summary
 
 # Spellings folded to lowercase ASCII with single spaces (see _fold).
 _BUCKETS: dict[str, str] = {
@@ -298,16 +312,6 @@ def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
     return "\n".join(lines)
 
 
-def gateway_problem(exc: SMSPartnerError, base_url: str) -> str:
-    """One line for the operator, for every flow; the client's messages never hold the key or a
-    full number, and the URL is shown without any credential in it."""
-    if isinstance(exc, AuthError):
-        return f"the gateway refused the API key (code {exc.code})"
-    if isinstance(exc, TransportError):
-        return f"gateway unreachable at {public_url(base_url)}: {exc}"  # no credentials
-    return f"gateway error: {exc}"
-
-
 # -- I/O -------------------------------------------------------------------------------------
 
 
@@ -458,13 +462,160 @@ def write_follow_up(
     return path
 
 
-def read_summary(report_dir: Path, campaign_id: str) -> dict[str, Any]:
-    """The send run's ``summary.json``, or a bare one when it is missing or unreadable."""
+def doubt_counts(states: Iterable[str]) -> dict[str, int]:
+    """What became of the chunks left in doubt, from their ledger states once settled."""
+    counts = {"confirmed_sent": 0, "not_sent": 0, "still_in_doubt": 0}
+    buckets: dict[str, str] = {lg.SENT: "confirmed_sent", lg.FAILED: "not_sent"}
+    for state in states:
+        counts[buckets.get(state, "still_in_doubt")] += 1
+    return counts
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+
+@task(name="settle-in-doubt", cache_policy=NO_CACHE)
+@masked_errors
+def settle_in_doubt_task(
+    campaign_id: str,
+    ledger_url: str,
+    settle_seconds: float,
+    cost_per_sms: float,
+    key_block: str | None = None,
+) -> dict[str, int] | Problem:
+    """Settle the chunks a send run left in doubt, where the gateway can now tell."""
+    ledger = runtime.shared_ledger(ledger_url)
     try:
-        data = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"campaign_id": campaign_id}
-    return data if isinstance(data, dict) else {"campaign_id": campaign_id}
+        doubtful = ledger.chunks(campaign_id, states=[lg.IN_DOUBT])
+        if not doubtful:
+            return doubt_counts([])
+        settings = _settle_settings(campaign_id, ledger_url, settle_seconds, cost_per_sms)
+        counts = doubt_counts(_settle_states(settings, ledger, doubtful, key_block))
+    except (runtime.CampaignStopped, lg.LedgerUnavailable) as exc:
+        return Problem(message=str(exc))
+    get_run_logger().info(
+        "%d chunk(s) in doubt: %d confirmed sent, %d shown not sent (a rerun sends them), "
+        "%d still in doubt",
+        len(doubtful),
+        counts["confirmed_sent"],
+        counts["not_sent"],
+        counts["still_in_doubt"],
+    )
+    return counts
+
+
+def _settle_settings(
+    campaign_id: str, ledger_url: str, settle_seconds: float, cost_per_sms: float
+) -> SendSettings:
+    return SendSettings(
+        campaign_id=campaign_id,
+        survey_id="-",  # nothing is sent here
+        base_url=runtime.gateway_url(),
+        ledger_url=ledger_url,
+        owner=lg.owner_token(f"follow-up-{uuid.uuid4().hex[:8]}"),
+        cost_per_recipient=cost_per_sms,  # when no answer of the campaign priced it
+        send=SendPolicy(settle=timedelta(seconds=settle_seconds)),
+    )
+
+
+def _settle_states(
+    settings: SendSettings, ledger: lg.Ledger, chunks: list[lg.ChunkRow], key_block: str | None
+) -> list[str]:
+    """Each chunk's ledger state once settled, all through one client."""
+    with SMSPartnerClient(runtime.get_api_key(key_block), settings.base_url) as client:
+        return [
+            settle_only(settings, c.chunk_index, client=client, ledger=ledger).state for c in chunks
+        ]
+
+
+@task(name="check-delivery", cache_policy=NO_CACHE)
+@masked_errors
+def check_delivery_task(
+    campaign_id: str, ledger_url: str, key_block: str | None = None
+) -> list[ChunkDelivery] | Problem:
+    """Ask the gateway for the statuses of every sent chunk of the campaign."""
+    ledger = runtime.shared_ledger(ledger_url)
+    if not ledger.campaign_exists(campaign_id):
+        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    chunks = chunks_to_check(ledger.chunks(campaign_id))
+    base_url = runtime.gateway_url()
+    try:
+        with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
+            deliveries = check_chunks(client, chunks)
+    except SMSPartnerError as exc:
+        return Problem(message=gateway_problem(exc, base_url))
+    except runtime.CampaignStopped as exc:
+        return Problem(message=str(exc))
+    get_run_logger().info("%d sent chunks checked", len(deliveries))
+    return deliveries
+
+
+@task(name="record-stops", cache_policy=NO_CACHE)
+@masked_errors
+def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
+    """Add the STOP replies to the local suppression list; how many were new."""
+    try:
+        added = add_to_suppression(Path(path), numbers)
+    except (SuppressionError, OSError) as exc:
+        return Problem(message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    get_run_logger().info(
+        "%d STOP replies, %d new to the suppression list", len(numbers), len(added)
+    )
+    return len(added)
+
+
+@task(name="publish-delivery", cache_policy=NO_CACHE)
+@masked_errors
+def publish_task(
+    result: FollowUp,
+    deliveries: list[ChunkDelivery],
+    ledger_url: str,
+    lang: Lang = DEFAULT_LANG,
+) -> str:
+    """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
+    report_dir = cp.REPORTS_DIR / result.campaign_id
+    write_follow_up(report_dir, result, deliveries)
+    summary = read_summary(report_dir, result.campaign_id)
+    page = write_html_report(report_dir, summary.as_json(), result.as_dict(), lang=lang)
+    _publish_artifacts(result, summary, page, ledger_url, lang)
+    return str(page)
+
+
+def _publish_artifacts(
+    result: FollowUp, summary: CampaignSummary, page: Path, ledger_url: str, lang: Lang
+) -> None:
+    """The delivery, the send summary followed by the delivery, and the link to the report."""
+    cid = result.campaign_id
+    delivery_md = markdown_delivery(result, lang=lang)
+    create_markdown_artifact(
+        key=rp.artifact_key(cid, "delivery"),
+        markdown=delivery_md,
+        description=text(lang, "artifact.delivery"),
+    )
+    if summary.complete:
+        chunks = runtime.shared_ledger(ledger_url).chunks(cid)
+        rows = _send_rows(cid, chunks, summary.dry_run)
+        create_markdown_artifact(
+            key=rp.artifact_key(cid, "summary"),
+            markdown=rp.markdown_summary(summary, rows, lang=lang)
+            + "\n\n"
+            + delivery_md.replace("# ", "## ", 1),
+            description=text(lang, "artifact.summary_delivery"),
+        )
+    create_link_artifact(
+        key=rp.artifact_key(cid, "report"),
+        link=page.resolve().as_uri(),
+        link_text=text(lang, "artifact.report_link", page=page),
+    )
+
+
+def _send_rows(campaign_id: str, chunks: list[lg.ChunkRow], dry_run: bool) -> pd.DataFrame:
+    """The send run's rows with their outcome (for the summary's masked examples)."""
+    try:
+        rows = cp.load_rows(str(cp.state_dir(campaign_id) / "rows.pkl"))
+        return cp.row_outcomes(rows, chunks, dry_run=dry_run)
+    except (OSError, AssertionError, ValueError, KeyError):
+        return pd.DataFrame(columns=[cp.OUTCOME, cp.E164, cp.REASON])
 
 
 __all__ = [
@@ -476,10 +627,15 @@ __all__ = [
     "aggregate",
     "check_chunk",
     "check_chunks",
+    "check_delivery_task",
     "chunks_to_check",
+    "doubt_counts",
     "gateway_problem",
     "markdown_delivery",
+    "publish_task",
     "read_summary",
+    "record_stops_task",
+    "settle_in_doubt_task",
     "status_bucket",
     "stop_numbers",
     "tally_chunk",

@@ -12,7 +12,8 @@ from typing import Final
 
 from pydantic import BaseModel, field_validator
 
-from smspartner.errors import mask_phone_numbers
+from smspartner.client import public_url
+from smspartner.errors import AuthError, SMSPartnerError, TransportError, mask_phone_numbers
 
 # French territories we plan slots for (compliance.md section 4). "FR" is metropolitan France.
 TERRITORIES: Final = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "NC", "PF", "WF")
@@ -143,3 +144,13 @@ class Problem(BaseModel):
     @classmethod
     def _masked(cls, message: str) -> str:
         return mask_phone_numbers(message)
+
+
+def gateway_problem(exc: SMSPartnerError, base_url: str) -> str:
+    """One line for the operator, for every flow; the client's messages never hold the key or a
+    full number, and the URL is shown without any credential in it."""
+    if isinstance(exc, AuthError):
+        return f"the gateway refused the API key (code {exc.code})"
+    if isinstance(exc, TransportError):
+        return f"gateway unreachable at {public_url(base_url)}: {exc}"  # no credentials
+    return f"gateway error: {exc}"

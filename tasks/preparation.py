@@ -20,10 +20,9 @@ from smspartner import SMSPartnerClient, SMSPartnerError
 from smspartner.client import Credits
 from tasks import approval as approve
 from tasks import campaign as cp
-from tasks import dburl, runtime
 from tasks import ledger as lg
-from tasks.followup import gateway_problem
-from tasks.outcomes import ChunkState, Problem
+from tasks import runtime
+from tasks.outcomes import ChunkState, Problem, gateway_problem
 from tasks.recipients import (
     RecipientsError,
     find_phone_column,
@@ -51,9 +50,12 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Loaded:
-    frame: pd.DataFrame
+class Cleaned:
+    """The rows, one number or one reason each, and what the plan needs of the input."""
+
+    rows: pd.DataFrame
     fingerprint: str  # binds a campaign to its input (``cp.binding_problem``)
+    source_columns: list[str]  # the input's own, for rejects.csv
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class PlanRequest:
 
 @task(name="load-recipients", cache_policy=NO_CACHE)
 @masked_errors
-def load_task(source: Source, *, real_gateway: bool) -> Loaded | Problem:
+def load_task(source: Source, *, real_gateway: bool) -> pd.DataFrame | Problem:
     """Read the recipients as they are, every cell as text."""
     if real_gateway and is_sample(source):
         # The samples' numbers may belong to real people: they are for the simulator only.
@@ -100,25 +102,25 @@ def load_task(source: Source, *, real_gateway: bool) -> Loaded | Problem:
             "use your own list, a dry run, or SMSPARTNER_BASE_URL pointing at the simulator"
         )
     try:
-        frame = _load(source)
-        return Loaded(frame, cp.input_fingerprint(frame))
-    except (RecipientsError, cp.CampaignError) as exc:
+        return _load(source)
+    except (RecipientsError, cp.CampaignError, ValueError) as exc:  # ValueError: a Secret block
         return Problem(message=str(exc))
 
 
 @task(name="clean-numbers", cache_policy=NO_CACHE)
 @masked_errors
 def clean_task(
-    loaded: Loaded, phone_column: str | None, allow_foreign: bool
-) -> pd.DataFrame | Problem:
+    frame: pd.DataFrame, phone_column: str | None, allow_foreign: bool
+) -> Cleaned | Problem:
     """One E.164 number or one reject reason per row."""
     try:
-        column = find_phone_column(list(loaded.frame.columns), phone_column)
-        rows = cp.clean_rows(loaded.frame, column, allow_foreign=allow_foreign)
+        fingerprint = cp.input_fingerprint(frame)
+        column = find_phone_column(list(frame.columns), phone_column)
+        rows = cp.clean_rows(frame, column, allow_foreign=allow_foreign)
     except (RecipientsError, cp.CampaignError) as exc:
         return Problem(message=str(exc))
     get_run_logger().info("loaded %d rows; phone column %r", len(rows), column)
-    return rows
+    return Cleaned(rows, fingerprint, list(frame.columns))
 
 
 @task(name="suppress", cache_policy=NO_CACHE)
@@ -159,8 +161,7 @@ def check_credits_task(base_url: str, key_block: str | None) -> Credits | Proble
 @task(name="plan-campaign", cache_policy=NO_CACHE)
 @masked_errors
 def plan_task(
-    rows: pd.DataFrame,
-    loaded: Loaded,
+    cleaned: Cleaned,
     suppressed: frozenset[str],
     credits: Credits,
     request: PlanRequest,
@@ -176,13 +177,16 @@ def plan_task(
         return rate
     try:
         ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
-        planned = write_plan(ledger, rows, loaded, suppressed, credits, request)
+        planned = write_plan(ledger, cleaned, suppressed, credits, request)
     except lg.LedgerUnavailable as exc:
         return Problem(message=str(exc))
     if isinstance(planned, Problem):
         return planned
+    logger = get_run_logger()
     for territory, why in planned.decisions.items():
-        get_run_logger().info("%s: %s", territory, why)
+        logger.info("%s: %s", territory, why)
+    if not planned.dry_run:
+        logger.info("%d chunks to send", len(planned.chunk_indices))
     planned.global_limit_is_rate = rate
     return planned
 
@@ -201,8 +205,7 @@ class _Attempt:
 
 def write_plan(
     ledger: lg.Ledger,
-    rows: pd.DataFrame,
-    loaded: Loaded,
+    cleaned: Cleaned,
     suppressed: frozenset[str],
     credits: Credits,
     request: PlanRequest,
@@ -210,14 +213,14 @@ def write_plan(
 ) -> cp.Prepared | Problem:
     """Plan the campaign against its ledger and write the plan (a first run), extend it (a
     rerun), or write nothing (a dry run, a plan held for approval)."""
-    cid, now, fingerprint = request.campaign_id, now or datetime.now(UTC), loaded.fingerprint
+    cid, now, fingerprint = request.campaign_id, now or datetime.now(UTC), cleaned.fingerprint
     refused = cp.binding_problem(
         cid, ledger.binding(cid), request.survey_id, fingerprint, request.resume_changed_input
     )
     if refused:
         return Problem(message=refused)
     for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
-        a = _attempt(ledger, rows, suppressed, request, now)
+        a = _attempt(ledger, cleaned.rows, suppressed, request, now)
         if request.dry_run or a.held or a.existing:
             break
         if ledger.create_plan(
@@ -235,7 +238,7 @@ def write_plan(
             ledger.extend_plan(cid, a.plan)
             ledger.clear_halt(cid)  # a rerun is a new chance (credits may be back)
             ledger.bind_input(cid, fingerprint)
-    return _prepared(a, request, list(loaded.frame.columns), credits, first_credits)
+    return _prepared(a, request, cleaned.source_columns, credits, first_credits)
 
 
 def _attempt(
@@ -299,7 +302,6 @@ def _prepared(
     # read every chunk's numbers back from the ledger).
     prepared.chunk_indices = [c.chunk_index for c in a.existing if c.state not in _DONE]
     prepared.chunk_indices += [c.chunk_index for c in a.plan]
-    get_run_logger().info("%d chunks to send", len(prepared.chunk_indices))
     return prepared
 
 
@@ -330,7 +332,10 @@ def plan_rows(
         return rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
 
     rows = cp.apply_suppression(rows, cp.OPTED_OUT, set(suppressed) - known)
-    rows = _cap(rows, fresh(), ledger, campaign_id, rules.cap_days, now)
+    if recent := cp.recently_texted(ledger, rows.loc[fresh()], campaign_id, rules.cap_days, now):
+        hit = fresh() & rows[cp.E164].isin(recent)
+        rows.loc[hit, cp.REASON] = cp.RECENTLY_SURVEYED
+        rows.loc[hit, cp.DETAIL] = f"texted by another campaign within {rules.cap_days} days"
     territories = rows.loc[fresh(), cp.TERRITORY]
     n_chunks = max(1, len(territories) // rules.chunk_size + territories.nunique())
     decisions = cp.decide_slots(
@@ -349,17 +354,6 @@ def plan_rows(
         rows.loc[fresh()], decisions, chunk_size=rules.chunk_size, start_index=start
     )
     return rows, plan, decisions
-
-
-def _cap(
-    rows: pd.DataFrame, fresh: Any, ledger: lg.Ledger, cid: str, days: int, now: datetime
-) -> pd.DataFrame:
-    recent = cp.recently_texted(ledger, rows.loc[fresh], cid, days, now)
-    if recent:
-        hit = fresh & rows[cp.REASON].isna() & rows[cp.E164].isin(recent)
-        rows.loc[hit, cp.REASON] = cp.RECENTLY_SURVEYED
-        rows.loc[hit, cp.DETAIL] = f"texted by another campaign within {days} days"
-    return rows
 
 
 def global_limit_is_rate(name: str) -> bool | Problem:
@@ -386,12 +380,13 @@ def is_sample(source: Source) -> bool:
 
 
 def _load(source: Source) -> pd.DataFrame:
-    if source.sql:
-        if not source.db_url or not source.query:
-            raise cp.CampaignError("an SQL source needs a database URL and a query")
-        # The URL's secrets come from the Secret block or this process: never a flow parameter.
-        secrets = runtime.db_credentials(source.credentials_block)
-        return load_recipients(db_url=dburl.join(source.db_url, secrets), query=source.query)
-    if not source.path:
-        raise cp.CampaignError("a file source needs a path")
-    return load_recipients(path=source.path, sheet=source.sheet)
+    if not source.sql:
+        if not source.path:
+            raise cp.CampaignError("a file source needs a path")
+        return load_recipients(path=source.path, sheet=source.sheet)
+    if not source.db_url or not source.query:
+        raise cp.CampaignError("an SQL source needs a database URL and a query")
+    return load_recipients(
+        db_url=runtime.db_url_with_secrets(source.db_url, source.credentials_block),
+        query=source.query,
+    )

@@ -39,6 +39,7 @@ from tasks.numbers import mask_number
 from tasks.outcomes import DRY_RUN, FAILED, REJECTED, SENT
 from tasks.slots import TERRITORY_ZONES
 from tasks.spreadsheet import write_table
+from tasks.summary import CampaignSummary
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _PARIS = "Europe/Paris"
@@ -107,36 +108,41 @@ def build_summary(
     duration: float,
     report_dir: Path,
     estimated_cost: float | None = None,
-) -> dict[str, Any]:
-    """The JSON summary: the CLI's last line and summary.json."""
+) -> CampaignSummary:
+    """The campaign's summary: the CLI's last line and summary.json."""
     sent_chunks = [c for c in chunks if c.state == lg.SENT]
-    slots = sorted({c.slot for c in chunks if c.slot and c.state != lg.CANCELLED})
-    summary: dict[str, Any] = {
-        "campaign_id": campaign_id,
-        "survey_id": survey_id,
+    summary = CampaignSummary(
+        campaign_id=campaign_id,
+        survey_id=survey_id,
         **counts.as_dict(),
-        "nb_sms": int(sum(c.nb_sms or 0 for c in sent_chunks)),
-        "cost": round(sum(c.cost or 0.0 for c in sent_chunks), 4),
+        nb_sms=int(sum(c.nb_sms or 0 for c in sent_chunks)),
+        cost=round(sum(c.cost or 0.0 for c in sent_chunks), 4),
         # True when some of that cost is an estimate: chunks confirmed through the status
         # endpoint, priced at what the gateway charged this campaign elsewhere.
-        "cost_estimated": any(c.cost_estimated for c in sent_chunks),
-        "currency": currency,
-        "slots": slots,
-        "sent_at_once": any(c.slot is None and c.state == lg.SENT for c in chunks),
-        "chunks": dict(sorted(Counter(c.state for c in chunks).items())),
-        "territories": territory_table(rows),
-        "slot_explanations": dict(decisions),
-        "slot_plan": slot_plan((c.territory, c.slot, c.state) for c in chunks),
-        "credits_before": credits_before,
-        "credits_after": credits_after,
-        "dry_run": dry_run,
-        "duration_seconds": round(duration, 3),
-        "report_dir": str(report_dir),
-    }
+        cost_estimated=any(c.cost_estimated for c in sent_chunks),
+        currency=currency,
+        slots=sorted({c.slot for c in chunks if c.slot and c.state != lg.CANCELLED}),
+        sent_at_once=any(c.slot is None and c.state == lg.SENT for c in chunks),
+        chunks=dict(sorted(Counter(str(c.state) for c in chunks).items())),
+        territories=territory_table(rows),
+        slot_explanations=dict(decisions),
+        slot_plan=slot_plan((c.territory, c.slot, c.state) for c in chunks),
+        credits_before=credits_before,
+        credits_after=credits_after,
+        dry_run=dry_run,
+        duration_seconds=round(duration, 3),
+        report_dir=str(report_dir),
+    )
     if dry_run:
-        summary["would_send"] = counts.rejected.get(DRY_RUN, 0)
-        summary["estimated_cost"] = estimated_cost
+        summary.would_send = counts.rejected.get(DRY_RUN, 0)
+        summary.estimated_cost = estimated_cost
     return summary
+
+
+def as_mapping(summary: CampaignSummary | Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the renderers read. They take any summary.json as it is on disk (one from an older
+    version, a bare one, one a person edited), so they read a mapping, defensively."""
+    return summary.as_json() if isinstance(summary, CampaignSummary) else summary
 
 
 def slot_plan(
@@ -207,9 +213,12 @@ def slot_sentence(territory: str, entry: Mapping[str, Any] | None, lang: Lang) -
     return text(lang, "sep.list").join([*parts, *sent])
 
 
-def slot_sentences(summary: Mapping[str, Any], lang: Lang = DEFAULT_LANG) -> dict[str, str]:
+def slot_sentences(
+    summary: CampaignSummary | Mapping[str, Any], lang: Lang = DEFAULT_LANG
+) -> dict[str, str]:
     """Territory name -> how it is sent. In English the slot planner's own explanation (it also
     says why) wins where there is one; other languages are worded from the slot plan."""
+    summary = as_mapping(summary)
     explanations: Mapping[str, Any] = summary.get("slot_explanations") or {}
     if "slot_plan" not in summary and not summary.get("plan"):
         # A summary written before slot_plan existed: the planner's words are all there is.
@@ -260,9 +269,10 @@ def _reason_cell(code: str, lang: Lang) -> str:
 
 
 def markdown_summary(
-    summary: Mapping[str, Any], rows: pd.DataFrame, *, lang: Lang = DEFAULT_LANG
+    summary: CampaignSummary | Mapping[str, Any], rows: pd.DataFrame, *, lang: Lang = DEFAULT_LANG
 ) -> str:
     """What the run's page in the Prefect UI shows: aggregates only, numbers masked."""
+    summary = as_mapping(summary)
     currency = str(summary.get("currency") or "EUR")
 
     def n(value: float | int) -> str:

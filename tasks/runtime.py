@@ -46,6 +46,13 @@ def suppression_list(named: str | None = None) -> str | None:
     return DEFAULT_SUPPRESSION if Path(DEFAULT_SUPPRESSION).exists() else None
 
 
+def db_url_with_secrets(url: str, block: str | None) -> str:
+    """The recipients database's URL with its secrets put back (``db_credentials``): they are
+    never a flow parameter."""
+    secrets = db_credentials(block)
+    return dburl.join(url, secrets)
+
+
 def suppression_target() -> str:
     """Where STOP replies and erasures are written: the variable's list, else the default."""
     return os.environ.get(SUPPRESSION_ENV, "").strip() or DEFAULT_SUPPRESSION

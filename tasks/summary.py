@@ -1,139 +1,75 @@
-"""The report step: every row's outcome, the campaign's summary, its files and its artifacts."""
+"""The campaign's summary, typed: the send command's last JSON line and ``summary.json``.
+
+Its keys, their order and their JSON types are a contract (other tools read the line): the
+fields below are declared in that order, and a key that only some campaigns have (a dry run's
+``would_send``, an approval) is written only when it was given. Reading a summary written by an
+older or newer version keeps the keys this one does not know.
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.artifacts import (
-    create_link_artifact,
-    create_markdown_artifact,
-    create_table_artifact,
-)
-from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks import campaign as cp
-from tasks import i18n, runtime
-from tasks import ledger as lg
-from tasks import reporting as rp
-from tasks.html_report import write_html_report
-from tasks.i18n import DEFAULT_LANG, Lang
-from tasks.outcomes import Problem
-from tasks.runs import cancel_link, masked_errors
+# int stays int and float stays float (a cost of 0 is written 0, as it always was)
+Number = int | float
 
 
-@dataclass(frozen=True)
-class ReportRequest:
-    """What the report needs besides the prepared campaign: plain values from the flow."""
+class CampaignSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
-    survey_id: str
-    ledger_url: str
-    started: float  # time.monotonic() when the run started
-    cost_per_sms: float
-    ledger_outage: float = 120.0
-    lang: Lang = DEFAULT_LANG
+    campaign_id: str
+    survey_id: str | None = None
+    loaded: int = 0
+    sent: int = 0
+    failed: int = 0
+    rejected: dict[str, int] = Field(default_factory=dict)  # reason -> rows
+    failed_reasons: dict[str, int] = Field(default_factory=dict)
+    nb_sms: int = 0
+    cost: Number = 0
+    cost_estimated: bool = False  # some chunks priced at what the gateway charged elsewhere
+    currency: str = "EUR"
+    slots: list[str] = Field(default_factory=list)  # ISO 8601, the scheduled chunks'
+    sent_at_once: bool = False
+    chunks: dict[str, int] = Field(default_factory=dict)  # state -> chunks
+    territories: dict[str, dict[str, int]] = Field(default_factory=dict)  # outcome counts
+    slot_explanations: dict[str, str] = Field(default_factory=dict)
+    slot_plan: dict[str, dict[str, Any]] | None = None  # absent from summaries before 13
+    credits_before: Number | None = None
+    credits_after: Number | None = None
+    dry_run: bool = False
+    duration_seconds: Number | None = None
+    report_dir: str = ""
+    would_send: int | None = None  # a dry run's
+    estimated_cost: Number | None = None  # a dry run's
+    send_seconds: Number | None = None
+    plan: list[dict[str, Any]] | None = None  # a dry run's (or a held campaign's) chunks
+    approval: dict[str, Any] | None = None  # decision, reasons, comment
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def complete(self) -> bool:
+        """Whether this is a send run's summary (not the bare one of a missing file)."""
+        return "loaded" in self.model_fields_set
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's dict: every key given, in the declared order, then unknown ones."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def line(self) -> str:
+        return json.dumps(self.as_json(), ensure_ascii=False)
 
 
-@task(name="write-report", cache_policy=NO_CACHE)
-@masked_errors
-def report_task(
-    prepared: cp.Prepared,
-    request: ReportRequest,
-    credits_after: float | None,
-    send_seconds: float,
-    approval: dict[str, Any] | None = None,
-) -> dict[str, Any] | Problem:
-    """Outcome per row, summary, files and artifacts."""
-    rows = cp.load_rows(prepared.rows_path)
-    chunks: list[lg.ChunkRow] = []
-    if not prepared.dry_run:
-        try:
-            ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
-            chunks = ledger.reidentify(ledger.chunks(prepared.campaign_id), rows[cp.E164])
-        except lg.LedgerUnavailable as exc:
-            return Problem(message=str(exc))
-    rows = cp.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
-    summary = _summary(prepared, request, rows, chunks, credits_after, send_seconds, approval)
-    report_dir = cp.REPORTS_DIR / prepared.campaign_id
+def read_summary(report_dir: Path, campaign_id: str) -> CampaignSummary:
+    """A campaign's ``summary.json``, or a bare summary (``complete`` False) when it is missing
+    or unreadable: the follow-up still reports what the gateway says."""
     try:
-        with cp.folder_lock(report_dir):
-            rp.write_files(report_dir, summary, chunks, rows, prepared.source_columns)
-            page = write_html_report(report_dir, summary, lang=request.lang)
-    except OSError as exc:
-        return Problem(message=f"cannot write the report in {report_dir}: {exc.strerror or exc}")
-    cp.drop_run_rows(prepared.rows_path)
-    publish(summary, rows, chunks, page, request.lang)
-    return summary
-
-
-def _summary(
-    prepared: cp.Prepared,
-    request: ReportRequest,
-    rows: Any,
-    chunks: list[lg.ChunkRow],
-    credits_after: float | None,
-    send_seconds: float,
-    approval: dict[str, Any] | None,
-) -> dict[str, Any]:
-    counts = cp.count_outcomes(rows)
-    estimated = None
-    if prepared.dry_run:
-        estimated = round(counts.rejected.get(cp.DRY_RUN, 0) * request.cost_per_sms, 4)
-    summary = rp.build_summary(
-        campaign_id=prepared.campaign_id,
-        survey_id=request.survey_id,
-        counts=counts,
-        chunks=chunks,
-        rows=rows,
-        decisions=prepared.decisions,
-        credits_before=prepared.credits_before,
-        credits_after=credits_after,
-        currency=prepared.currency,
-        dry_run=prepared.dry_run,
-        duration=time.monotonic() - request.started,
-        report_dir=cp.REPORTS_DIR / prepared.campaign_id,
-        estimated_cost=estimated,
-    )
-    summary["send_seconds"] = round(send_seconds, 3)
-    if prepared.dry_run:
-        summary["plan"] = prepared.dry_plan
-    if approval:
-        summary["approval"] = approval  # who said what is kept with the campaign's report
-    return summary
-
-
-def publish(
-    summary: dict[str, Any], rows: Any, chunks: list[lg.ChunkRow], page: Path, lang: Lang
-) -> None:
-    """The campaign's artifacts: the summary (with the approval and a cancel link), the chunks'
-    table and a link to the HTML report."""
-    cid = str(summary["campaign_id"])
-    markdown = rp.markdown_summary(summary, rows, lang=lang)
-    if approval := summary.get("approval"):
-        comment = f" : « {approval['comment']} »" if approval.get("comment") else ""
-        decision = i18n.text(lang, f"approval.decision_{approval['decision']}")
-        markdown += f"\n\n{i18n.text(lang, 'approval.heading')}{decision}{comment}\n"
-    if not summary["dry_run"] and (link := cancel_link(cid)):
-        markdown += (
-            f"\n\n[Annuler la campagne / Cancel the campaign]({link}) : Run, "
-            f"campaign id = `{cid}` (the chunks still scheduled are called off)\n"
-        )
-    create_markdown_artifact(
-        key=rp.artifact_key(cid, "summary"),
-        markdown=markdown,
-        description=i18n.text(lang, "artifact.summary"),
-    )
-    create_table_artifact(
-        key=rp.artifact_key(cid, "chunks"),
-        table=rp.chunk_records(chunks)
-        or [{"index": "-", "state": i18n.text(lang, "artifact.nothing_sent")}],
-        description=i18n.text(lang, "artifact.chunks"),
-    )
-    create_link_artifact(
-        key=rp.artifact_key(cid, "report"),
-        link=page.resolve().as_uri(),
-        link_text=i18n.text(lang, "artifact.report_link", page=page),
-    )
+        return CampaignSummary.model_validate_json((report_dir / "summary.json").read_bytes())
+    except (OSError, ValidationError):
+        return CampaignSummary(campaign_id=campaign_id)
