@@ -106,8 +106,8 @@ def _follow_one(
         cp.validate_campaign_id(campaign_id)
     except cp.CampaignError as exc:
         return Problem(message=str(exc))
-    if not runtime.shared_ledger(ledger_url).campaign_exists(campaign_id):
-        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    if isinstance(known := runtime.campaign_ledger(ledger_url, campaign_id), Problem):
+        return known
     cost_per_sms = Limits().cost_per_sms  # prices chunks no answer of the campaign priced
     doubt = fu.settle_in_doubt_task(
         campaign_id, ledger_url, settle_seconds, cost_per_sms, key_block

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks import dburl, runtime
 from tasks import ledger as lg
+from tasks.approval import ApprovalMode
 from tasks.fanout import Throttle
 from tasks.i18n import Lang
 from tasks.preparation import PlanRequest, PlanRules, Source
@@ -40,6 +41,72 @@ Language = Annotated[
     ),
 ]
 
+
+# The send flow's own fields (the Prefect UI's form shows their titles and descriptions).
+SurveyId = Annotated[
+    str,
+    Field(
+        title="Survey identifier",
+        description="sondageIdent of a survey created in the SMS Partner account.",
+    ),
+]
+CampaignId = Annotated[
+    str | None,
+    Field(
+        title="Campaign id", description="Reuse an id to resume a campaign; empty for a new one."
+    ),
+]
+DryRun = Annotated[bool, Field(title="Dry run", description="Plan and report, send nothing.")]
+SuppressionList = Annotated[
+    str | None,
+    Field(
+        title="Local suppression list",
+        description="CSV of numbers never to text; empty for the default file.",
+    ),
+]
+ApproveAboveCost = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        title="Approval above this cost (EUR)",
+        description="Pause before any send for a person's approval when the estimated cost "
+        "passes this amount; empty: never ask for the cost.",
+    ),
+]
+ApproveAboveRecipients = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        title="Approval above this many recipients",
+        description="Pause before any send for a person's approval when more recipients "
+        "would be texted; empty: never ask for the size.",
+    ),
+]
+ApprovalTimeoutHours = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=24 * 14,
+        title="Wait for approval (hours)",
+        description="Past this, an unanswered approval ends the campaign: nothing is sent.",
+    ),
+]
+ApprovalModeChoice = Annotated[
+    ApprovalMode,
+    Field(
+        title="When approval is needed",
+        description="pause: ask in the Prefect UI; stop: stop before any send (nobody to "
+        "ask); approved: approved in advance.",
+    ),
+]
+ResumeChangedInput = Annotated[
+    bool,
+    Field(
+        title="Resume on a changed input",
+        description="Resuming a campaign id on recipients that changed since its first run "
+        "is refused; tick to add the new rows to it (nobody is texted twice).",
+    ),
+]
 
 # The form refuses a URL with a password before Prefect stores it: "user:pass@" or "?password=".
 _URL_WITHOUT_CREDENTIALS = (

@@ -19,20 +19,29 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.states import Failed
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from flows.cli import add_model_options, model_from_args, one_line
 from flows.parameters import (
     ApiKeyBlock,
+    ApprovalModeChoice,
+    ApprovalTimeoutHours,
+    ApproveAboveCost,
+    ApproveAboveRecipients,
+    CampaignId,
     DeliveryWindow,
+    DryRun,
     Language,
     Limits,
     RecipientSource,
+    ResumeChangedInput,
     SourceKind,
+    SuppressionList,
+    SurveyId,
     WindowPreset,
 )
 from smspartner import SMSPartnerClient
@@ -62,77 +71,19 @@ def _failed(message: str) -> Any:
 
 @flow(name="send-survey-campaign", log_prints=False, persist_result=False)
 def send_survey_campaign(
-    survey_id: Annotated[
-        str,
-        Field(
-            title="Survey identifier",
-            description="sondageIdent of a survey created in the SMS Partner account.",
-        ),
-    ],
+    survey_id: SurveyId,
     recipients: RecipientSource = RecipientSource(),  # noqa: B008 - read-only default
-    campaign_id: Annotated[
-        str | None,
-        Field(
-            title="Campaign id",
-            description="Reuse an id to resume a campaign; empty for a new one.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, Field(title="Dry run", description="Plan and report, send nothing.")
-    ] = False,
+    campaign_id: CampaignId = None,
+    dry_run: DryRun = False,
     window: DeliveryWindow = DeliveryWindow(),  # noqa: B008
     limits: Limits = Limits(),  # noqa: B008
-    suppression_list: Annotated[
-        str | None,
-        Field(
-            title="Local suppression list",
-            description="CSV of numbers never to text; empty for the default file.",
-        ),
-    ] = None,
-    approve_above_cost: Annotated[
-        float | None,
-        Field(
-            ge=0,
-            title="Approval above this cost (EUR)",
-            description="Pause before any send for a person's approval when the estimated cost "
-            "passes this amount; empty: never ask for the cost.",
-        ),
-    ] = None,
-    approve_above_recipients: Annotated[
-        int | None,
-        Field(
-            ge=0,
-            title="Approval above this many recipients",
-            description="Pause before any send for a person's approval when more recipients "
-            "would be texted; empty: never ask for the size.",
-        ),
-    ] = None,
-    approval_timeout_hours: Annotated[
-        float,
-        Field(
-            gt=0,
-            le=24 * 14,
-            title="Wait for approval (hours)",
-            description="Past this, an unanswered approval ends the campaign: nothing is sent.",
-        ),
-    ] = 24.0,
-    approval_mode: Annotated[
-        approve.ApprovalMode,
-        Field(
-            title="When approval is needed",
-            description="pause: ask in the Prefect UI; stop: stop before any send (nobody to "
-            "ask); approved: approved in advance.",
-        ),
-    ] = approve.ApprovalMode.pause,
+    suppression_list: SuppressionList = None,
+    approve_above_cost: ApproveAboveCost = None,
+    approve_above_recipients: ApproveAboveRecipients = None,
+    approval_timeout_hours: ApprovalTimeoutHours = 24.0,
+    approval_mode: ApprovalModeChoice = approve.ApprovalMode.pause,
     lang: Language = DEFAULT_LANG,
-    resume_changed_input: Annotated[
-        bool,
-        Field(
-            title="Resume on a changed input",
-            description="Resuming a campaign id on recipients that changed since its first run "
-            "is refused; tick to add the new rows to it (nobody is texted twice).",
-        ),
-    ] = False,
+    resume_changed_input: ResumeChangedInput = False,
     api_key_block: ApiKeyBlock = None,
 ) -> dict[str, Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once.

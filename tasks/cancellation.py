@@ -328,9 +328,9 @@ def cancel_task(
     campaign_id: str, ledger_url: str, key_block: str | None = None
 ) -> list[ChunkCancel] | Problem:
     """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger."""
-    ledger = runtime.shared_ledger(ledger_url)
-    if not ledger.campaign_exists(campaign_id):
-        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    ledger = runtime.campaign_ledger(ledger_url, campaign_id)
+    if isinstance(ledger, Problem):
+        return ledger
     chunks = ledger.chunks(campaign_id)
     base_url = runtime.gateway_url()
     try:

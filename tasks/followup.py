@@ -534,9 +534,9 @@ def check_delivery_task(
     campaign_id: str, ledger_url: str, key_block: str | None = None
 ) -> list[ChunkDelivery] | Problem:
     """Ask the gateway for the statuses of every sent chunk of the campaign."""
-    ledger = runtime.shared_ledger(ledger_url)
-    if not ledger.campaign_exists(campaign_id):
-        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
+    ledger = runtime.campaign_ledger(ledger_url, campaign_id)
+    if isinstance(ledger, Problem):
+        return ledger
     chunks = chunks_to_check(ledger.chunks(campaign_id))
     base_url = runtime.gateway_url()
     try:
