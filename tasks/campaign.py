@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import math
+import operator
 import os
 import pickle
 import re
@@ -27,9 +28,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype, is_object_dtype
 
 from tasks import ledger as lg
-from tasks.numbers import clean_numbers, mark_duplicates, parse_loose
+from tasks.numbers import clean_column, parse_loose
 from tasks.outcomes import (
     DRY_RUN,
     FAILED,
@@ -79,7 +81,13 @@ def input_fingerprint(df: pd.DataFrame) -> str:
     """A digest of a source's rows and columns: a resumed campaign must get the same input
     (a changed list or query result is refused unless asked for)."""
     digest = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    # Columns of strings without a missing value hash the same without pandas' categorizing
+    # (a factorize of a million strings); missing values and other types hash apart there.
+    plain = all(
+        infer_dtype(col, skipna=False) == "string" and not col.isna().any() for _, col in df.items()
+    )
+    hashes = pd.util.hash_pandas_object(df, index=False, categorize=not plain)
+    digest.update(hashes.to_numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -118,12 +126,11 @@ def new_campaign_id(survey_id: str, now: datetime) -> str:
 
 def clean_rows(df: pd.DataFrame, phone_column: str, *, allow_foreign: bool) -> pd.DataFrame:
     """The source's rows with E.164, territory and a reject reason per row (duplicates marked)."""
-    cleaned = mark_duplicates(clean_numbers(df[phone_column], allow_foreign=allow_foreign))
+    cleaned = clean_column(df[phone_column], allow_foreign=allow_foreign)
     rows = df.copy(deep=False)  # copy-on-write: the source's columns are shared, not copied
     rows[ROW] = range(1, len(df) + 1)
-    rows[E164] = cleaned["e164"].astype(object).where(cleaned["e164"].notna(), None)
-    rows[TERRITORY] = cleaned["territory"].astype(object).where(cleaned["territory"].notna(), None)
-    rows[REASON] = cleaned["reason"].astype(object).where(cleaned["reason"].notna(), None)
+    for name, values in zip((E164, TERRITORY, REASON), cleaned, strict=True):
+        rows[name] = pd.Series(values, index=df.index, dtype=object)
     rows[DETAIL] = None
     return rows
 
@@ -239,7 +246,6 @@ def row_outcomes(
 
     reasons = rows[REASON].to_numpy(dtype=object, copy=True)
     details = rows[DETAIL].to_numpy(dtype=object, copy=True)
-    outcomes = np.full(len(rows), REJECTED, dtype=object)
     accepted = np.array([r is None for r in reasons], dtype=bool)
     found = np.full(len(rows), -1, dtype=np.int64)
     wanted = rows[E164].to_numpy(dtype=object)[accepted]
@@ -252,7 +258,13 @@ def row_outcomes(
     del known
     in_chunk = found >= 0
     group = which[found[in_chunk]]
-    for column, values in enumerate((outcomes, reasons, details)):
+    # Outcomes as small codes first, the strings once at the end. A row rejected before
+    # planning says REJECTED as a plain str, as numpy's np.full(..., REJECTED) always made it.
+    kinds = (str(REJECTED), SENT, FAILED, REJECTED)
+    code_of: dict[str, int] = {SENT: 1, FAILED: 2, REJECTED: 3}
+    outcome_code = np.zeros(len(rows), dtype=np.int8)
+    outcome_code[in_chunk] = np.array([code_of[g[0]] for g in groups], dtype=np.int8)[group]
+    for column, values in ((1, reasons), (2, details)):
         per_group = np.empty(len(groups), dtype=object)
         per_group[:] = [g[column] for g in groups]
         values[in_chunk] = per_group[group]
@@ -260,8 +272,9 @@ def row_outcomes(
     if dry_run:
         reasons[lost] = DRY_RUN
     else:  # accepted but in no chunk: cannot happen unless the ledger lost it; say so
-        outcomes[lost] = FAILED
+        outcome_code[lost] = code_of[FAILED]
         reasons[lost] = NOT_PLANNED
+    outcomes = np.array(kinds, dtype=object)[outcome_code]
     rows = rows.copy(deep=False)  # the caller's frame is left as it was
     # As lists: pandas infers the columns' dtypes from lists as it always did here.
     for name, values in ((OUTCOME, outcomes), (REASON, reasons), (DETAIL, details)):
@@ -288,15 +301,24 @@ class Counts:
 
 
 def count_outcomes(rows: pd.DataFrame) -> Counts:
-    outcome = rows[OUTCOME]
-    rejected = Counter(rows.loc[outcome == REJECTED, REASON])
-    failed = Counter(rows.loc[outcome == FAILED, REASON])
+    # One factorize of the outcomes, then counts by code: no comparison of a million strings
+    # per outcome.
+    codes, names = pd.factorize(rows[OUTCOME].to_numpy(dtype=object), use_na_sentinel=False)
+    per = np.bincount(codes, minlength=len(names))
+    where = {name: i for i, name in enumerate(names.tolist()) if isinstance(name, str)}
+    reasons = rows[REASON].to_numpy(dtype=object)
+
+    def by_reason(outcome: str) -> dict[str, int]:
+        if outcome not in where:
+            return {}
+        return dict(sorted(Counter(reasons[codes == where[outcome]].tolist()).items()))
+
     counts = Counts(
         loaded=len(rows),
-        sent=int((outcome == SENT).sum()),
-        failed=int((outcome == FAILED).sum()),
-        rejected=dict(sorted(rejected.items())),
-        failed_reasons=dict(sorted(failed.items())),
+        sent=int(per[where[SENT]]) if SENT in where else 0,
+        failed=int(per[where[FAILED]]) if FAILED in where else 0,
+        rejected=by_reason(REJECTED),
+        failed_reasons=by_reason(FAILED),
     )
     check_identity(counts)
     return counts
@@ -349,7 +371,8 @@ def save_rows(rows: pd.DataFrame, campaign_id: str, run: str = "") -> str:
     path = folder / f"rows.{run}.pkl" if run else latest
     # Never let a reader see a half-written file: write aside, then rename.
     partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    rows.to_pickle(partial)
+    with open(partial, "wb") as fh:
+        pickle.dump(_packed(rows), fh, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(partial, path)
     if path != latest:
         link = latest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.link")
@@ -395,7 +418,93 @@ def drop_run_rows(path: str) -> None:
 def load_rows(path: str) -> pd.DataFrame:
     with open(path, "rb") as fh:
         rows = pickle.load(fh)  # noqa: S301 - our own file, written by save_rows
-    assert isinstance(rows, pd.DataFrame)
+    if isinstance(rows, tuple) and rows[:1] == (_PACKED,):
+        rows = _unpacked(*rows[1:])
+    assert isinstance(rows, pd.DataFrame)  # a plain frame too (older files, the erasure's)
+    return rows
+
+
+# A million strings cost pickle a memo entry and an opcode each, and as much again to read
+# back: a column of distinct texts is written as one string with a separator instead, and a
+# column that holds another's very string objects (the E.164 the source already had) as a mask
+# on that column, which keeps them one object in memory after loading too.
+_PACKED = "rows packed v1"
+_SEPARATORS = ("\x00", "\x1f", "\n")
+_PROBE = 1000  # values looked at to tell a column of distinct texts from one of repeats
+
+
+def _packed(rows: pd.DataFrame) -> tuple[Any, ...] | pd.DataFrame:
+    """What save_rows pickles: (marker, the other columns as a frame, the column order, the
+    packed columns), or the frame itself when nothing is worth packing."""
+    if not rows.columns.is_unique:
+        return rows
+    packed: dict[Any, tuple[Any, ...]] = {}
+    texts: dict[Any, np.ndarray] = {}
+    for name, column in rows.items():
+        if not _object_backed(column.dtype) or len(column) < _PROBE:
+            continue
+        values = column.to_numpy(dtype=object)
+        if (same := _same_as(values, texts)) is not None:
+            other, mask = same
+            packed[name] = (column.dtype, "same", other, np.packbits(mask), values[~mask])
+        elif (text := _joined(values)) is not None:
+            packed[name] = (column.dtype, "text", *text)
+            texts[name] = values
+    if not packed:
+        return rows
+    return (_PACKED, rows.drop(columns=list(packed)), rows.columns, packed)
+
+
+def _object_backed(dtype: Any) -> bool:
+    """Columns of Python objects: object, and pandas' str dtype kept in Python strings."""
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "python"
+    return is_object_dtype(dtype)
+
+
+def _same_as(values: np.ndarray, texts: Mapping[Any, np.ndarray]) -> tuple[Any, np.ndarray] | None:
+    """(a packed column, where ``values`` holds its very objects) when it mostly does."""
+    for name, other in texts.items():
+        probe = [a is b for a, b in zip(values[:_PROBE], other[:_PROBE], strict=True)]
+        if sum(probe) * 2 > _PROBE:
+            mask = np.fromiter(map(operator.is_, values, other), dtype=bool, count=len(values))
+            return name, mask
+    return None
+
+
+def _joined(values: np.ndarray) -> tuple[str, str] | None:
+    """(separator, the values joined by it) for distinct objects that are all exactly str."""
+    if len({id(v) for v in values[:_PROBE]}) < _PROBE:
+        return None  # repeated objects: one pickle memo entry each, already cheap
+    strings = values.tolist()
+    if set(map(type, strings)) != {str}:
+        return None
+    for sep in _SEPARATORS:
+        joined = sep.join(strings)
+        if joined.count(sep) == len(strings) - 1:  # no value holds the separator
+            return sep, joined
+    return None
+
+
+def _unpacked(rest: pd.DataFrame, columns: pd.Index, packed: dict[Any, Any]) -> pd.DataFrame:
+    rows = rest.copy(deep=False)
+    texts: dict[Any, np.ndarray] = {}
+    for name, (dtype, kind, *parts) in packed.items():
+        if kind == "text":
+            sep, joined = parts
+            values = np.empty(len(rest), dtype=object)
+            values[:] = joined.split(sep)
+            texts[name] = values
+        else:
+            other, bits, others = parts
+            mask = np.unpackbits(bits, count=len(rest)).astype(bool)
+            values = np.empty(len(rest), dtype=object)
+            values[mask] = texts[other][mask]
+            values[~mask] = others
+        # The same objects in the column, whichever of the two dtypes it had.
+        rows[name] = pd.Series(values, index=rest.index, dtype=dtype, copy=False)
+    rows = rows[list(columns)]
+    rows.columns = columns
     return rows
 
 

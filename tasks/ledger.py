@@ -435,7 +435,7 @@ def _row(r: Any) -> ChunkRow:
         tag=r.tag,
         territory=r.territory,
         slot=r.slot,
-        numbers=tuple(n for n in (r.numbers or "").split(",") if n),
+        numbers=tuple(filter(None, (r.numbers or "").split(","))),
         refused=json.loads(r.refused) if r.refused else {},
         state=r.state,
         reason=r.reason,
@@ -1509,15 +1509,36 @@ def _held_elsewhere(
     if not numbers:
         return {}
     aliases = aliases or {}
-    found = conn.execute(
-        select(texted.c.e164, texted.c.campaign_id).where(
-            and_(
-                texted.c.e164.in_([*numbers, *aliases]),
-                texted.c.texted_at >= since.astimezone(UTC),
-                texted.c.campaign_id != campaign_id,
+    wanted = [*numbers, *aliases]
+    since = since.astimezone(UTC)
+    dialect = conn.dialect
+    # SQLite reads the list from one JSON array and PostgreSQL from one array parameter (as
+    # _record_texted writes them): SQLAlchemy renders an IN of thousands of values one bound
+    # parameter at a time, which costs more than the lookup (seconds at a million numbers).
+    process = texted.c.texted_at.type.dialect_impl(dialect).bind_processor(dialect)
+    when = process(since) if process else since
+    columns = "SELECT e164, campaign_id FROM texted WHERE"
+    if dialect.name == "sqlite":
+        found = conn.exec_driver_sql(
+            f"{columns} e164 IN (SELECT value FROM json_each(?)) AND texted_at >= ? "
+            "AND campaign_id != ?",
+            (json.dumps(wanted), when, campaign_id),
+        )
+    elif dialect.name == "postgresql":
+        found = conn.exec_driver_sql(
+            f"{columns} e164 = ANY(%s::text[]) AND texted_at >= %s AND campaign_id != %s",
+            (wanted, when, campaign_id),
+        )
+    else:
+        found = conn.execute(
+            select(texted.c.e164, texted.c.campaign_id).where(
+                and_(
+                    texted.c.e164.in_(wanted),
+                    texted.c.texted_at >= since,
+                    texted.c.campaign_id != campaign_id,
+                )
             )
         )
-    )
     return {aliases.get(e164, e164): other for e164, other in found}
 
 

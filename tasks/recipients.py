@@ -594,12 +594,24 @@ def _tidy_frame(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise RecipientsError(f"{path} has no named columns")
     # Lines of bare delimiters (";;;") or spaces are blank lines to a person: rows with empty
     # cells between rows, nothing at the end of the file.
-    blank = _blank_rows(frame)
-    filled = np.flatnonzero(~blank)
-    frame = frame.iloc[: filled[-1] + 1 if filled.size else 0]
+    frame = frame.iloc[: _filled_length(frame)]
     if frame.empty:
         raise RecipientsError(f"{path} has a header but no data rows")
     return frame.reset_index(drop=True)
+
+
+def _filled_length(frame: pd.DataFrame, block: int = 4096) -> int:
+    """Rows up to the last one that is not blank, looking from the end a block at a time (the
+    last row of a file is seldom blank: a million rows need not all be looked at)."""
+    end = len(frame)
+    while end > 0:
+        start = max(0, end - block)
+        filled = np.flatnonzero(~_blank_rows(frame.iloc[start:end]))
+        if filled.size:
+            return start + int(filled[-1]) + 1
+        end = start
+        block *= 2  # a long blank tail: fewer, larger steps
+    return 0
 
 
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:

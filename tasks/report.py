@@ -27,7 +27,7 @@ from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks.alerts import emit_campaign_outcome
 from tasks.html_report import write_html_report
-from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.i18n import Lang
 from tasks.outcomes import Problem
 from tasks.runs import cancel_link, masked_errors
 from tasks.summary import CampaignSummary
@@ -41,8 +41,8 @@ class ReportRequest:
     ledger_url: str
     started: float  # time.monotonic() when the run started
     cost_per_sms: float
-    ledger_outage: float = 120.0
-    lang: Lang = DEFAULT_LANG
+    ledger_outage: float
+    lang: Lang
 
 
 @task(name="write-report", cache_policy=NO_CACHE)

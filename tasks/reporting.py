@@ -65,9 +65,10 @@ def territory_table(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
     territory, territories = pd.factorize(rows[TERRITORY].fillna("unknown").to_numpy(dtype=object))
     outcome, outcomes = pd.factorize(rows[OUTCOME].to_numpy(dtype=object), use_na_sentinel=False)
     width = max(1, len(outcomes))
-    pair, first = np.unique(territory * width + outcome, return_index=True)
-    counts = np.bincount(territory * width + outcome)
-    for code in pair[np.argsort(first)].tolist():  # in order of first row, as they come
+    pairs = territory * width + outcome
+    counts = np.bincount(pairs)
+    # In order of first row, as they come: pd.unique keeps that order, without a sort.
+    for code in pd.unique(pairs).tolist():
         t, o = divmod(code, width)
         cell = table.setdefault(str(territories[t]), {SENT: 0, FAILED: 0, REJECTED: 0})
         cell[outcomes[o]] = int(counts[code])

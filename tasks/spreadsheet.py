@@ -106,9 +106,14 @@ def _xlsx_value(value: object) -> tuple[object, bool]:
 
 
 def _xlsx_row(sheet: object, values: Sequence[object], font: Font | None = None) -> list[object]:
-    row = []
+    row: list[object] = []
     for raw in values:
         value, is_text = _xlsx_value(raw)
+        if not is_text and font is None:
+            # A plain number or an empty cell: openpyxl writes it exactly as an unstyled cell
+            # of it (nothing for an empty one), without a cell object of its own for each.
+            row.append(value)
+            continue
         cell = WriteOnlyCell(sheet, value=value)
         if is_text:
             # Set after the value: openpyxl makes any str starting with "=" a formula.
