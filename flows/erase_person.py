@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import Field, SecretStr
 
+from flows.cli import one_line
 from tasks import privacy as pv
 from tasks import runtime
 from tasks.numbers import mask_number, parse_loose
@@ -113,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in report_lines(state.result()):
             print(line, flush=True)
         return 0
-    lines = (state.message or "erasure failed").strip().splitlines()
-    print(f"error: {lines[0] if lines else 'erasure failed'}", file=sys.stderr)
+    print(
+        f"error: {one_line(state.message or 'erasure failed', 'erasure failed')}", file=sys.stderr
+    )
     return 1
 
 

@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 from pydantic import Field
 
+from flows.cli import one_line
 from tasks import privacy as pv
 from tasks import runtime
 
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0
-    lines = (state.message or "purge failed").strip().splitlines()
-    print(f"error: {lines[0] if lines else 'purge failed'}", file=sys.stderr)
+    print(f"error: {one_line(state.message or 'purge failed', 'purge failed')}", file=sys.stderr)
     return 1
 
 

@@ -22,6 +22,7 @@ from tasks import approval as approve
 from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import runtime
+from tasks.numbers import mask_numbers_in_text
 from tasks.outcomes import ChunkState, Problem, gateway_problem
 from tasks.recipients import (
     RecipientsError,
@@ -119,7 +120,10 @@ def clean_task(
         rows = cp.clean_rows(frame, column, allow_foreign=allow_foreign)
     except (RecipientsError, cp.CampaignError) as exc:
         return Problem(message=str(exc))
-    get_run_logger().info("loaded %d rows; phone column %r", len(rows), column)
+    # A header is the source's text: a file without one makes its first number the header.
+    get_run_logger().info(
+        "loaded %d rows; phone column %r", len(rows), mask_numbers_in_text(column)
+    )
     return Cleaned(rows, fingerprint, list(frame.columns))
 
 
@@ -140,7 +144,9 @@ def suppress_task(
     if listed:
         get_run_logger().info(
             "suppression list %s: %d entries read, %d used, %d unreadable (column %s)",
-            *(suppression_list, listed.read, listed.used, listed.unreadable, listed.column or "-"),
+            mask_numbers_in_text(suppression_list or "-"),
+            *(listed.read, listed.used, listed.unreadable),
+            mask_numbers_in_text(listed.column or "-"),
         )
     return frozenset(stop | set(listed.numbers if listed else ()))
 
@@ -327,16 +333,16 @@ def plan_rows(
     # A purged campaign's chunks hold pseudonyms: give back the numbers of this input.
     existing = ledger.reidentify(existing, rows[cp.E164])
     known = {n for c in existing for n in (*c.numbers, *c.refused)}
-
-    def fresh() -> Any:
-        return rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
-
     rows = cp.apply_suppression(rows, cp.OPTED_OUT, set(suppressed) - known)
-    if recent := cp.recently_texted(ledger, rows.loc[fresh()], campaign_id, rules.cap_days, now):
-        hit = fresh() & rows[cp.E164].isin(recent)
+    # The rows still to plan: accepted, and in no earlier run's plan (one look-up of a million
+    # numbers, narrowed as the steps below reject more).
+    fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
+    if recent := cp.recently_texted(ledger, rows.loc[fresh], campaign_id, rules.cap_days, now):
+        hit = fresh & rows[cp.E164].isin(recent)
         rows.loc[hit, cp.REASON] = cp.RECENTLY_SURVEYED
         rows.loc[hit, cp.DETAIL] = f"texted by another campaign within {rules.cap_days} days"
-    territories = rows.loc[fresh(), cp.TERRITORY]
+        fresh &= ~hit
+    territories = rows.loc[fresh, cp.TERRITORY]
     n_chunks = max(1, len(territories) // rules.chunk_size + territories.nunique())
     decisions = cp.decide_slots(
         territories,
@@ -348,10 +354,11 @@ def plan_rows(
         margin=rules.margin,
         allow_immediate=rules.allow_immediate,
     )
-    rows = cp.mark_no_slot(rows, decisions, fresh())
+    rows = cp.mark_no_slot(rows, decisions, fresh)
+    fresh &= rows[cp.REASON].isna()
     start = max((c.chunk_index for c in existing), default=-1) + 1
     plan = cp.plan_chunks(
-        rows.loc[fresh()], decisions, chunk_size=rules.chunk_size, start_index=start
+        rows.loc[fresh], decisions, chunk_size=rules.chunk_size, start_index=start
     )
     return rows, plan, decisions
 

@@ -68,8 +68,9 @@ def report_task(
     report_dir = cp.REPORTS_DIR / prepared.campaign_id
     try:
         with cp.folder_lock(report_dir):
-            rp.write_files(report_dir, summary.as_json(), chunks, rows, prepared.source_columns)
-            page = write_html_report(report_dir, summary.as_json(), lang=request.lang)
+            data = summary.as_json()
+            rp.write_files(report_dir, data, chunks, rows, prepared.source_columns)
+            page = write_html_report(report_dir, data, lang=request.lang)
     except OSError as exc:
         return Problem(message=f"cannot write the report in {report_dir}: {exc.strerror or exc}")
     cp.drop_run_rows(prepared.rows_path)

@@ -39,12 +39,25 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_working_tree(tmp_path_factory.mktemp("clone-ui"))
 
 
-@pytest.fixture(scope="module")
-def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def require_chromium() -> None:
+    """Skip without the browser, except in CI, where its absence is a failure."""
     if not CHROMIUM.exists():
         if IN_CI:
             pytest.fail(f"{CHROMIUM} is missing, and CI=true requires it (.ci/run installs it)")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+def new_context(browser: Any) -> Any:
+    """A browser context whose waits are bounded and whose requests never leave 127.0.0.1."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda r: r.abort())
+    return context
+
+
+@pytest.fixture(scope="module")
+def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    require_chromium()
     home = tmp_path_factory.mktemp("prefect-home-ui")
     with LocalStack(StackConfig(root=clone, home=home, logs=home / "logs")) as running:
         yield running
@@ -59,11 +72,7 @@ def page(stack: LocalStack) -> Iterator[Any]:
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(TIMEOUT_MS)
-            # Nothing leaves the machine: requests to any other host are aborted.
-            context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda r: r.abort())
-            yield context.new_page()
+            yield new_context(browser).new_page()
         finally:
             browser.close()
 

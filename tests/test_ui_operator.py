@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
 from playwright.sync_api import expect, sync_playwright
 from test_deployments import (
     campaign_numbers,
@@ -26,7 +25,7 @@ from test_deployments import (
     mobiles,
     write_recipients,
 )
-from test_ui import CHROMIUM, CHROMIUM_ARGS, field
+from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context, require_chromium
 
 from scripts.server import LocalStack, StackConfig
 from tasks.ledger import chunk_tag
@@ -48,10 +47,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing, and CI=true requires it (.ci/run installs it)")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    require_chromium()
     home = tmp_path_factory.mktemp("prefect-home-ui-operator")
     # The workers are pointed at this list: a named list must exist (an empty one is empty).
     suppression = home / "suppression.csv"
@@ -76,10 +72,7 @@ def browser(stack: LocalStack) -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A fresh page; on a failed test, a screenshot of it in the test's tmp folder."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    # Nothing leaves the machine: requests to any other host are aborted.
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda r: r.abort())
+    context = new_context(browser)
     failed_before = request.session.testsfailed
     opened = context.new_page()
     try:
