@@ -20,7 +20,7 @@ peak RSS.
 Run from a folder outside the repository (e.g. /tmp):
 
     .venv/bin/python bench/fanout.py [--recipients 1000000] [--concurrency 16] [--latency-ms 100]
-        [--ledger-url postgresql://...]
+        [--ledger-url postgresql://...] [--opt-outs 10000]
     .venv/bin/python bench/fanout.py --recipients 100000     # how the phases grow: small,
     .venv/bin/python bench/fanout.py --recipients 3000000    # and large (under 1.5 GB peak RSS)
 """
@@ -152,6 +152,12 @@ def main() -> int:
         default=0,
         help="the campaign's frequency cap (0: off; on, every claim reserves under one lock)",
     )
+    p.add_argument(
+        "--opt-outs",
+        type=int,
+        default=10_000,
+        help="an opt-out list of this many other people, named for the run (0: none)",
+    )
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
@@ -177,6 +183,11 @@ def main() -> int:
     with csv.open("w") as fh:
         fh.write("phone\n")
         fh.writelines(f"+336{i:08d}\n" for i in range(args.recipients))
+    if args.opt_outs:
+        # other people than the recipients: the sends stay the same, the look-ups are paid
+        with (work / "opt-outs.csv").open("w") as fh:
+            fh.write("phone\n")
+            fh.writelines(f"+3369{i:07d}\n" for i in range(args.opt_outs))
     try:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -244,6 +255,7 @@ def run_flow(flow: Any, csv: Path, work: Path, args: argparse.Namespace) -> Any:
         # the bench measures throughput whatever the clock says: no hold, schedule or cap
         window=DeliveryWindow(preset="af2m_2026", gateway_hold=False, allow_immediate=True),
         limits=Limits(concurrency=args.concurrency, frequency_cap_days=args.frequency_cap_days),
+        suppression_list=str(work / "opt-outs.csv") if args.opt_outs else None,
         return_state=True,
     )
 

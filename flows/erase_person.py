@@ -54,8 +54,9 @@ def erase_person(
         SecretStr,
         Field(
             title="Phone number",
-            description="The number to erase, in any format. It is added to the local "
-            "suppression list; everywhere else it is removed or masked.",
+            description="The number to erase, in any format. Its keyed hash is added to the "
+            "never-text store (it is never texted again); everywhere else it is removed or "
+            "masked.",
         ),
     ],
 ) -> dict[str, Any]:
@@ -63,8 +64,7 @@ def erase_person(
     logger = get_run_logger()
     _mask_own_parameter(phone)
     ledger_url = runtime.ledger_url()
-    suppression = runtime.suppression_target()
-    result = pv.erase_task(phone, ledger_url, suppression)
+    result = pv.erase_task(phone, ledger_url)
     if isinstance(result, pv.Problem):
         logger.error(result.message)
         return Failed(message=result.message)  # type: ignore[return-value]
@@ -82,8 +82,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     lines += [f"rewritten: {p}" for p in result["files_rewritten"]]
     lines += [f"removed: {p}" for p in result["files_removed"]]
     lines.append(
-        f"suppression list {result['suppression_list']}: "
-        + ("added" if result["suppression_added"] else "already there")
+        "never-text store: " + ("added" if result["suppression_added"] else "already there")
     )
     counts = {
         "number": result["number"],
@@ -101,8 +100,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.erase_person",
-        description="Erase one phone number from the ledger and every local file, and add it "
-        "to the local suppression list.",
+        description="Erase one phone number from the ledger and every file of the data "
+        "folder, and add it to the never-text store.",
     )
     parser.add_argument("--phone", required=True, help="the number, in any format")
     args = parser.parse_args(argv)

@@ -119,8 +119,7 @@ def _follow_one(
         return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
     result.doubt = doubt
-    suppression = runtime.suppression_target()
-    added = fu.record_stops_task(suppression, fu.stop_numbers(deliveries))
+    added = fu.record_stops_task(ledger_url, campaign_id, fu.stop_numbers(deliveries))
     if isinstance(added, Problem):
         return added
     result.stop_added = added

@@ -113,7 +113,7 @@ def send_survey_campaign(
     name_this_run(cid)
     source = recipients.plain()
     base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
-    suppression = runtime.suppression_list(suppression_list)  # one named must exist
+    lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
     real_gateway = base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run
     approval = approve.Approval(
         above_cost=approve_above_cost,
@@ -141,14 +141,14 @@ def send_survey_campaign(
         cleaned = clean_task(loaded, recipients.phone_column, window.allow_foreign)
         if isinstance(cleaned, Problem):
             return cleaned
-        suppressed = suppress_task(suppression, base_url, api_key_block)
+        suppressed = suppress_task(lists, base_url, api_key_block, request)
         if isinstance(suppressed, Problem):
             return suppressed
         credits = check_credits_task(base_url, api_key_block)
         if isinstance(credits, Problem):
             return credits
         held = replace(request, thresholds=approval.thresholds if hold else None)
-        return plan_task(cleaned, suppressed, credits, held)
+        return plan_task(cleaned, credits, held)
 
     prepared, verdict = approve.until_approved(prepare, approval)
     if isinstance(prepared, Problem):

@@ -13,7 +13,10 @@ No account and nothing leaves the machine. Started in this order, each as a chil
 Then it prints where the UI is and waits; Ctrl-C stops everything it started.
 
 ``LocalStack`` does the same for the end-to-end tests, in a temporary folder, optionally with
-the Prefect server and the ledger on PostgreSQL and several workers.
+the Prefect server and the ledger on PostgreSQL and several workers. Several machines are played
+on one host by giving each worker a clone of its own (its working directory, and the one its
+flows run in when the deployments' pull step reads ``SURVEY_PROJECT_DIR``), variables of its own
+(``SURVEY_DATA_DIR``, ...) and a work queue of its own, so a test knows which machine ran what.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -43,6 +47,10 @@ POOL = "surveys"
 PREFECT_FILE = "deployments/prefect.yaml"
 LEDGER_URL_ENV = "SURVEY_LEDGER_URL"  # read by the flows
 SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"  # read by the flows
+# The clone a worker's flows run in, for a pull step that reads it on the worker (one clone per
+# machine, at any path); set by LocalStack to each worker's own directory.
+PROJECT_DIR_ENV = "SURVEY_PROJECT_DIR"
+FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 DEFAULT_UI_PORT = 4200
 # Variables of the caller's shell that must not reach the stack: a real key or gateway, another
 # Prefect server or profile, another ledger.
@@ -119,7 +127,9 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 
 @dataclass
 class StackConfig:
-    """What to start. Paths are absolute; ``root`` is the clone the workers run flows in."""
+    """What to start. Paths are absolute; ``root`` is the clone deployed from, where the
+    server, the simulator and the Prefect CLI run, and every worker without a directory of its
+    own in ``worker_dirs``."""
 
     root: Path
     home: Path  # PREFECT_HOME: the server's SQLite database lives here unless database_url
@@ -127,8 +137,15 @@ class StackConfig:
     port: int = 0  # the Prefect server's; 0 picks a free one
     database_url: str | None = None  # e.g. postgresql+asyncpg://user@host/db
     ledger_url: str | None = None  # the send ledger; default SQLite under home
-    suppression_list: Path | None = None  # the local one; default under home
+    # An opt-out list every worker imports at each run (SURVEY_SUPPRESSION_LIST); none by default.
+    suppression_list: Path | None = None
     workers: Sequence[str] = ("worker-1",)
+    # Several machines on one host, by worker name: its clone (working directory, and where its
+    # flows run through SURVEY_PROJECT_DIR), variables added to its environment (they win), and
+    # the one work queue of the pool it polls (created at start; default: every queue).
+    worker_dirs: Mapping[str, Path] = field(default_factory=dict)
+    worker_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    worker_queues: Mapping[str, str] = field(default_factory=dict)
     worker_limit: int | None = None  # flow runs at once per worker
     api_key: str = field(default_factory=lambda: "sim-" + secrets.token_hex(8))
     use_secret_block: bool = True  # else the key is in the workers' environment
@@ -149,6 +166,10 @@ class LocalStack:
         self.simulator_url = ""  # http://127.0.0.1:N/v1 once started
         self.processes: dict[str, subprocess.Popen[Any]] = {}
         self._logs: list[IO[Any]] = []
+        # Each worker's own variables; restart_worker(name, env) changes them.
+        self.extra_env: dict[str, dict[str, str]] = {
+            name: dict(env) for name, env in config.worker_env.items()
+        }
 
     # -- addresses and environments -------------------------------------------------------------
 
@@ -179,23 +200,30 @@ class LocalStack:
         )
         return env
 
-    def worker_env(self) -> dict[str, str]:
+    def worker_dir(self, name: str) -> Path:
+        """The clone a worker starts in: its own in ``worker_dirs``, else the root."""
+        return Path(self.config.worker_dirs.get(name, self.config.root))
+
+    def worker_env(self, name: str | None = None) -> dict[str, str]:
+        """A worker's environment: the simulator, the ledger, its clone, then its own variables."""
+        directory = self.config.root if name is None else self.worker_dir(name)
         env = self.cli_env()
-        suppression = self.config.suppression_list or self.config.home / "suppression.csv"
-        if not suppression.exists():  # a named list must exist: an empty one, STOPs come later
-            suppression.parent.mkdir(parents=True, exist_ok=True)
-            suppression.write_text("phone\n", encoding="utf-8")
         env.update(
             {
+                "PWD": str(directory),
+                PROJECT_DIR_ENV: str(directory),
                 BASE_URL_ENV: self.simulator_url,
                 LEDGER_URL_ENV: self.ledger_url,
-                SUPPRESSION_ENV: str(suppression),
                 "PREFECT_WORKER_QUERY_SECONDS": str(self.config.poll_seconds),
                 "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(self.config.heartbeat_seconds),
             }
         )
+        if self.config.suppression_list is not None:  # else the flows read none
+            env[SUPPRESSION_ENV] = str(self.config.suppression_list)
         if not self.config.use_secret_block:
             env[API_KEY_ENV] = self.config.api_key
+        if name is not None:
+            env.update(self.extra_env.get(name, {}))
         return env
 
     # -- processes --------------------------------------------------------------------------------
@@ -214,12 +242,18 @@ class LocalStack:
         return "\n".join(text[-lines:])
 
     def _spawn(
-        self, name: str, args: Sequence[str], env: Mapping[str, str], *, stdout: Any = None
+        self,
+        name: str,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        stdout: Any = None,
+        cwd: Path | None = None,
     ) -> subprocess.Popen[Any]:
         log = self._log(name)
         proc = subprocess.Popen(
             list(args),
-            cwd=self.config.root,
+            cwd=cwd or self.config.root,
             env=dict(env),
             stdout=stdout if stdout is not None else log,
             stderr=log,
@@ -254,6 +288,8 @@ class LocalStack:
             self._start_simulator()
             self._start_server()
             self.prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+            for queue in dict.fromkeys(self.config.worker_queues.values()):
+                self._create_queue(queue)
             if self.config.use_secret_block:
                 self._save_secret()
             self.deploy()
@@ -331,24 +367,54 @@ class LocalStack:
                 f"could not save the Secret block {SECRET_BLOCK!r}:\n{done.stderr[-3000:]}"
             )
 
+    def _create_queue(self, queue: str) -> None:
+        try:
+            self.api("POST", f"/work_pools/{POOL}/queues", {"name": queue})
+        except StackError as exc:
+            if "HTTP 409" not in str(exc):  # 409: it exists already
+                raise
+
     def deploy(self) -> subprocess.CompletedProcess[str]:
         """The documented command, from the clone's root."""
         return self.prefect("--no-prompt", "deploy", "--prefect-file", PREFECT_FILE, "--all")
 
     def start_worker(self, name: str) -> subprocess.Popen[Any]:
+        """Start a worker in its clone; returns once the server has its first heartbeat."""
         args = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name]
         if self.config.worker_limit:
             args += ["--limit", str(self.config.worker_limit)]
-        proc = self._spawn(name, args, self.worker_env())
+        if name in self.config.worker_queues:
+            args += ["--work-queue", self.config.worker_queues[name]]
+        # A restarted worker is already known to the server: wait for a heartbeat of this one.
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        proc = self._spawn(name, args, self.worker_env(name), cwd=self.worker_dir(name))
         deadline = time.monotonic() + self.config.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise StackError(f"worker {name} exited {proc.returncode}:\n{self.log_tail(name)}")
             workers = self.api("POST", f"/work_pools/{POOL}/workers/filter", {})
-            if any(w["name"] == name for w in workers):
+            if any(
+                w["name"] == name and _after(w.get("last_heartbeat_time"), since) for w in workers
+            ):
                 return proc
             time.sleep(0.5)
         raise StackError(f"worker {name} did not report in:\n{self.log_tail(name)}")
+
+    def stop_worker(self, name: str) -> None:
+        """Stop one worker (and any flow run it still has)."""
+        proc = self.processes.pop(name, None)
+        if proc is not None:
+            stop_process(proc)
+
+    def restart_worker(
+        self, name: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[Any]:
+        """Stop a worker and start it again; ``env``, when given, replaces its own variables
+        (a machine reconfigured, e.g. another ``SURVEY_DATA_DIR``)."""
+        self.stop_worker(name)
+        if env is not None:
+            self.extra_env[name] = dict(env)
+        return self.start_worker(name)
 
     def stop(self) -> None:
         """Workers first (they may be running flows), then the server, then the simulator."""
@@ -377,10 +443,47 @@ class LocalStack:
         """Call the Prefect REST API of this stack; JSON in, JSON out."""
         return _http(method, self.api_url + path, body)
 
+    def create_flow_run(
+        self,
+        deployment: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        work_queue: str | None = None,
+    ) -> str:
+        """A run of ``flow-name/deployment-name`` scheduled now, in ``work_queue`` when given
+        (then only the workers polling that queue take it), as the UI's Custom run creates it;
+        returns the flow run's id."""
+        flow_name, _, name = deployment.partition("/")
+        found = self.api("GET", f"/deployments/name/{flow_name}/{name}")
+        body: dict[str, Any] = {"parameters": dict(parameters or {})}
+        if work_queue:
+            body["work_queue_name"] = work_queue
+        run = self.api("POST", f"/deployments/{found['id']}/create_flow_run", body)
+        return str(run["id"])
+
+    def wait_for_run(self, flow_run_id: str, timeout: float = 240) -> dict[str, Any]:
+        """The flow run once in a final state (COMPLETED, FAILED, CRASHED or CANCELLED)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run: dict[str, Any] = self.api("GET", f"/flow_runs/{flow_run_id}")
+            if run["state_type"] in FINAL_STATES:
+                return run
+            time.sleep(1)
+        tails = "\n".join(f"--- {w} ---\n{self.log_tail(w, 40)}" for w in self.config.workers)
+        raise StackError(f"flow run {flow_run_id} not finished after {timeout:.0f} s:\n{tails}")
+
     def simulator_state(self) -> dict[str, Any]:
         """What the simulator accepted (``sends``, ``accepted_numbers``, ...)."""
         state: dict[str, Any] = _http("GET", self.simulator_admin_url + "/_sim/state")
         return state
+
+
+def _after(stamp: str | None, since: datetime) -> bool:
+    """Whether an ISO 8601 time from the Prefect API is later than ``since``."""
+    if not stamp:
+        return False
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)) >= since
 
 
 def _http(method: str, url: str, body: Any = None, attempts: int = 5) -> Any:
@@ -411,8 +514,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     state = REPO / "data" / "state"
-    # The simulator starts empty every time, and so do the ledger and the suppression list of
-    # `make server`: remembered sends would hold back the sample numbers for a month.
+    # The simulator starts empty every time, and so does the ledger of `make server` (with its
+    # never-text store): remembered sends would hold back the sample numbers for a month. The
+    # suppression list of earlier versions goes too.
     for leftover in [*state.glob("server-ledger.sqlite*"), state / "server-suppression.csv"]:
         leftover.unlink(missing_ok=True)
     config = StackConfig(
@@ -421,7 +525,6 @@ def main() -> int:
         logs=state / "server-logs",
         port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
         ledger_url=f"sqlite:///{state / 'server-ledger.sqlite'}",
-        suppression_list=state / "server-suppression.csv",
         api_key=DEFAULT_API_KEY,
     )
     stack = LocalStack(config)

@@ -8,7 +8,6 @@ Every row that enters leaves with exactly one outcome; ``check_identity`` enforc
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import math
 import operator
@@ -19,9 +18,8 @@ import secrets
 import shutil
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import pandas as pd
 from pandas.api.types import infer_dtype, is_object_dtype
 
 from tasks import ledger as lg
+from tasks import runtime
 from tasks.numbers import clean_column, parse_loose
 from tasks.outcomes import (
     DRY_RUN,
@@ -46,8 +45,6 @@ from tasks.outcomes import (
 from tasks.slots import PARIS, SlotDecision, WindowPolicy, plan_slot
 
 MAX_CHUNK = 500  # the gateway's limit per call
-STATE_DIR = Path("data/state")
-REPORTS_DIR = Path("data/reports")
 
 _CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
 
@@ -149,6 +146,66 @@ def apply_suppression(
     return rows
 
 
+# Chunks no send can have reached: what they carry may still change before they are sent.
+UNSENT = (lg.PENDING, lg.FAILED)
+# Chunks whose numbers may have been texted (sent, or a send that may have landed).
+MAY_HAVE_TEXTED = (lg.SENT, lg.SENDING, lg.IN_DOUBT)
+
+
+def withdrawals(
+    existing: Sequence[lg.ChunkRow], rows: pd.DataFrame, never: set[str]
+) -> dict[str, str]:
+    """The numbers to take out of earlier runs' unsent chunks before anything is sent again,
+    and why: in the never-text store since they were planned, or no longer in the input the
+    campaign is resumed on (whoever was removed from the list is not texted)."""
+    unsent = {n for c in existing if c.state in UNSENT for n in c.numbers}
+    if not unsent:
+        return {}
+    present = set(rows[E164].dropna())
+    why = {n: lg.NOT_IN_INPUT for n in unsent - present}
+    why.update(dict.fromkeys(unsent & never, lg.OPTED_OUT_SINCE))
+    return why
+
+
+def without(existing: Sequence[lg.ChunkRow], why: Mapping[str, str]) -> list[lg.ChunkRow]:
+    """The chunks as ``Ledger.withdraw`` leaves them (``why`` taken out of unsent ones)."""
+    if not why:
+        return list(existing)
+    out = []
+    for c in existing:
+        gone = [n for n in c.numbers if n in why] if c.state in UNSENT else []
+        if gone:
+            kept = tuple(n for n in c.numbers if n not in why)
+            c = replace(c, numbers=kept, refused={**c.refused, **{n: why[n] for n in gone}})
+        out.append(c)
+    return out
+
+
+def with_earlier_recipients(rows: pd.DataFrame, existing: Sequence[lg.ChunkRow]) -> pd.DataFrame:
+    """The rows, plus one for each number an earlier run of the campaign may have texted that
+    this input no longer holds: the report counts everybody the campaign texted across its
+    runs, so ``sent`` agrees with the gateway's ``nb_sms``. Such a row has no source cells
+    and row number 0."""
+    earlier = {n: c.territory for c in existing if c.state in MAY_HAVE_TEXTED for n in c.numbers}
+    if not earlier:
+        return rows
+    present = set(rows[E164].dropna())
+    extra = {n: t for n, t in earlier.items() if n not in present}
+    if not extra:
+        return rows
+    added = pd.DataFrame(
+        {
+            E164: list(extra),
+            TERRITORY: list(extra.values()),
+            REASON: None,
+            DETAIL: "texted by an earlier run; not in this run's input",
+        },
+        dtype=object,
+    )
+    added[ROW] = pd.Series(0, index=added.index).astype(rows[ROW].dtype)
+    return pd.concat([rows, added], ignore_index=True)
+
+
 def normalise_list(raw: Iterable[str]) -> set[str]:
     """E.164 of every parsable number of a stop or suppression list."""
     out = set()
@@ -229,7 +286,8 @@ def row_outcomes(
         sizes.append(len(c.numbers))
         for n, message in c.refused.items():
             numbers.append(n)
-            groups.append((REJECTED, GATEWAY_REJECTED, message))
+            why = OPTED_OUT if message in lg.WITHDRAWN else GATEWAY_REJECTED
+            groups.append((REJECTED, why, message))
             sizes.append(1)
         for n, other in c.held.items():
             numbers.append(n)
@@ -358,7 +416,13 @@ class Prepared:
 
 
 def state_dir(campaign_id: str) -> Path:
-    return STATE_DIR / campaign_id
+    """The campaign's working files (its rows), under the data folder every worker shares."""
+    return runtime.state_dir() / campaign_id
+
+
+def report_dir(campaign_id: str) -> Path:
+    """The campaign's reports, under the data folder every worker shares."""
+    return runtime.reports_dir() / campaign_id
 
 
 def save_rows(rows: pd.DataFrame, campaign_id: str, run: str = "") -> str:
@@ -395,18 +459,6 @@ def unwritable(folder: Path) -> str | None:
     except OSError as exc:
         return f"cannot write to {folder}: {exc.strerror or type(exc).__name__}"
     return None
-
-
-@contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """One writer at a time for a campaign's report folder: two runs' files never mix."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def drop_run_rows(path: str) -> None:
@@ -578,4 +630,7 @@ __all__ = [
     "save_rows",
     "drop_run_rows",
     "validate_campaign_id",
+    "with_earlier_recipients",
+    "withdrawals",
+    "without",
 ]

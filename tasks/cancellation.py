@@ -34,7 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from smspartner import CancelError, NotFound, SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
 from tasks import runtime
-from tasks.campaign import REPORTS_DIR
+from tasks.campaign import report_dir
 from tasks.files import write_text_atomic
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, territory_name, text, when
 from tasks.outcomes import (
@@ -354,7 +354,7 @@ def report_task(
     """cancel.json and the markdown artifact."""
     at = datetime.now(UTC)
     counts = count(campaign_id, results)
-    write_cancel(REPORTS_DIR / campaign_id, counts, results, at)
+    write_cancel(report_dir(campaign_id), counts, results, at)
     create_markdown_artifact(
         key=artifact_key(campaign_id, "cancel"),
         markdown=markdown_cancel(counts, results, at, lang=lang),

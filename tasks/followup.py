@@ -13,11 +13,7 @@ below absorb the spellings, and anything else is counted as ``other``, never dro
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import io
 import json
-import os
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
@@ -46,6 +42,7 @@ from tasks import runtime
 from tasks.files import write_text_atomic
 from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, percent, territory_cell, text, when
+from tasks.nevertext import Origin
 from tasks.numbers import mask_number, parse_loose
 from tasks.outcomes import (
     DELIVERED,
@@ -349,70 +346,6 @@ def chunks_to_check(chunks: Iterable[lg.ChunkRow]) -> list[lg.ChunkRow]:
     return [c for c in chunks if c.state == lg.SENT and c.numbers]
 
 
-class SuppressionError(Exception):
-    """The local suppression list cannot take new numbers: str() is one line."""
-
-
-def add_to_suppression(path: Path, numbers: Iterable[str]) -> list[str]:
-    """Append the numbers not already on the list; returns the ones added.
-
-    The list is a CSV with the header ``phone`` (created so when missing). An existing list in
-    another shape is appended to only if it still reads back with every new number; otherwise it
-    is restored byte for byte and SuppressionError says why. A file lock keeps two follow-ups
-    from interleaving their lines.
-    """
-    from tasks.campaign import normalise_list
-    from tasks.recipients import RecipientsError, load_number_list
-
-    wanted = sorted({n for n in numbers if n})
-    if not wanted:
-        return []
-    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        raise SuppressionError(
-            f"cannot add STOP numbers to {path}: a spreadsheet; "
-            "use a CSV list with a 'phone' column"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            fh.seek(0)
-            original = fh.read()
-            try:
-                existing = normalise_list(load_number_list(path)) if original.strip() else set()
-            except RecipientsError as exc:
-                raise SuppressionError(f"cannot read the suppression list: {exc}") from None
-            new = [n for n in wanted if n not in existing]
-            if not new:
-                return []
-            newline = b"\r\n" if b"\r\n" in original[:4096] else b"\n"
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator=newline.decode())
-            if not original.strip():
-                writer.writerow(["phone"])
-            elif not original.endswith((b"\n", b"\r")):
-                out.write(newline.decode())
-            for number in new:
-                writer.writerow([number])
-            fh.seek(0, os.SEEK_END)
-            fh.write(out.getvalue().encode("ascii"))
-            fh.flush()
-            os.fsync(fh.fileno())
-            try:
-                after = normalise_list(load_number_list(path))
-            except RecipientsError:
-                after = set()
-            if not set(new) <= after:
-                fh.truncate(len(original))
-                raise SuppressionError(
-                    f"cannot add STOP numbers to {path}: it is not a one-column list of numbers "
-                    "(expected a CSV with the header 'phone'); the file was left unchanged"
-                )
-            return new
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 DELIVERY_COLUMNS = (
     "chunk",
     "territory",
@@ -552,16 +485,15 @@ def check_delivery_task(
 
 @task(name="record-stops", cache_policy=NO_CACHE)
 @masked_errors
-def record_stops_task(path: str, numbers: list[str]) -> int | Problem:
-    """Add the STOP replies to the local suppression list; how many were new."""
+def record_stops_task(ledger_url: str, campaign_id: str, numbers: list[str]) -> int | Problem:
+    """Add the STOP replies to the never-text store; how many people were new to it."""
     try:
-        added = add_to_suppression(Path(path), numbers)
-    except (SuppressionError, OSError) as exc:
-        return Problem(message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    get_run_logger().info(
-        "%d STOP replies, %d new to the suppression list", len(numbers), len(added)
-    )
-    return len(added)
+        store = runtime.never_text_store(runtime.shared_ledger(ledger_url))
+        added = store.add(numbers, Origin.reply, "STOP reply", campaign_id)
+    except lg.LedgerUnavailable as exc:
+        return Problem(message=str(exc))
+    get_run_logger().info("%d STOP replies, %d new to the never-text store", len(numbers), added)
+    return added
 
 
 @task(name="publish-delivery", cache_policy=NO_CACHE)
@@ -573,10 +505,25 @@ def publish_task(
     lang: Lang = DEFAULT_LANG,
 ) -> str:
     """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
-    report_dir = cp.REPORTS_DIR / result.campaign_id
-    write_follow_up(report_dir, result, deliveries)
-    summary = read_summary(report_dir, result.campaign_id)
-    page = write_html_report(report_dir, summary.as_json(), result.as_dict(), lang=lang)
+    report_dir = cp.report_dir(result.campaign_id)
+    with runtime.shared_ledger(ledger_url).lock(f"report {result.campaign_id}"):
+        write_follow_up(report_dir, result, deliveries)
+        summary = read_summary(report_dir, result.campaign_id)
+        if summary.complete:
+            page = write_html_report(report_dir, summary.as_json(), result.as_dict(), lang=lang)
+    if not summary.complete:
+        # Not the campaign's newest report: a partial one would hide what the send run wrote.
+        create_markdown_artifact(
+            key=rp.artifact_key(result.campaign_id, "delivery"),
+            markdown=markdown_delivery(result, lang=lang),
+            description=text(lang, "artifact.delivery"),
+        )
+        get_run_logger().warning(
+            "the campaign's summary.json is not in this worker's data folder (%s): its report "
+            "was left as it is; give every worker the same SURVEY_DATA_DIR",
+            report_dir.parent,
+        )
+        return ""
     _publish_artifacts(result, summary, page, ledger_url, lang)
     return str(page)
 
@@ -622,8 +569,6 @@ __all__ = [
     "DELIVERY_COLUMNS",
     "ChunkDelivery",
     "FollowUp",
-    "SuppressionError",
-    "add_to_suppression",
     "aggregate",
     "check_chunk",
     "check_chunks",

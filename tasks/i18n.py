@@ -198,8 +198,8 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "stops.summary": {
         "fr": "{stops} destinataires ont répondu STOP ; {added} ont été ajoutés à la liste "
-        "d'exclusion locale.",
-        "en": "{stops} recipients replied STOP; {added} were added to the local suppression list.",
+        "d'opposition : ils ne recevront plus aucun SMS.",
+        "en": "{stops} recipients replied STOP; {added} were added to the never-text list.",
     },
     "stops.more": {"fr": "... et {n} de plus", "en": "... and {n} more"},
     "html.problems": {"fr": "Problèmes :", "en": "Problems:"},
@@ -349,8 +349,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "delivery.stops_heading": {"fr": "Réponses STOP", "en": "STOP replies"},
     "delivery.stops": {
         "fr": "{stops} destinataires ont répondu STOP ; {added} n'étaient pas encore dans la "
-        "liste d'exclusion locale et y ont été ajoutés.",
-        "en": "{stops} recipients replied STOP; {added} were new to the local suppression list "
+        "liste d'opposition et y ont été ajoutés : ils ne recevront plus aucun SMS.",
+        "en": "{stops} recipients replied STOP; {added} were new to the never-text list "
         "and were added to it.",
     },
     "delivery.no_stops": {

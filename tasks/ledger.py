@@ -162,6 +162,18 @@ texted = Table(
 # One row: claims that reserve numbers under the frequency cap serialise on it, across campaigns.
 cap_lock = Table("cap_lock", metadata, Column("id", Integer, primary_key=True, autoincrement=False))
 
+# The never-text store (``tasks/nevertext.py``): everybody who must never be texted again, by a
+# keyed hash of the number only, one row per source that said so. It outlives every purge.
+never_text = Table(
+    "never_text",
+    metadata,
+    Column("digest", String(40), primary_key=True),
+    Column("source", String(16), primary_key=True),
+    Column("reason", String(200)),
+    Column("campaign_id", String(120)),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+)
+
 # The id of the key that made the ledger's pseudonyms (one row, written by the first purge or
 # erasure): a process with another key would silently stop recognising those people.
 pseudonym_keys = Table(
@@ -299,6 +311,10 @@ PSEUDONYM_KEY_ENV = "SURVEY_PSEUDONYM_KEY"
 PSEUDONYM_KEY_PATH = Path("data/state/pseudonym.key")
 _PSEUDONYM_HEX = 19
 ERASED = "erased on request"  # what a chunk that was not sent keeps for an erased number
+# What an unsent chunk keeps for a number taken out before its send (see ``withdraw``).
+OPTED_OUT_SINCE = "in the never-text store since it was planned"
+NOT_IN_INPUT = "not in the input the campaign was resumed on"
+WITHDRAWN = (ERASED, OPTED_OUT_SINCE)  # rows of the input that say opted_out in the report
 
 
 class PseudonymKeyError(LedgerUnavailable):
@@ -477,11 +493,12 @@ _R = TypeVar("_R")
 
 
 def _ridden(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Retry a ledger operation through a short outage (see ``Ledger._ride``)."""
+    """Retry a ledger operation, or one of a store in its database (an object with a ``ledger``),
+    through a short outage (see ``Ledger._ride``)."""
 
     @functools.wraps(method)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        ledger = args[0]
+        ledger = args[0] if isinstance(args[0], Ledger) else getattr(args[0], "ledger", None)
         assert isinstance(ledger, Ledger)
         return ledger._ride(lambda: method(*args, **kwargs))
 
@@ -1120,6 +1137,64 @@ class Ledger:
             )
             return [r[0] for r in result]
 
+    @_ridden
+    def withdraw(self, campaign_id: str, why: dict[str, str]) -> int:
+        """Take numbers out of the campaign's chunks that no send can have reached yet
+        (``pending``, ``failed``): each leaves the list for ``refused`` with its reason, so no
+        later send carries it. A chunk being sent or in doubt keeps its numbers (its send may
+        have landed). How many numbers were taken out."""
+        if not why:
+            return 0
+        taken = 0
+        with self._campaign_lock(campaign_id) as (conn, _):
+            found = conn.execute(
+                select(chunks).where(
+                    chunks.c.campaign_id == campaign_id, chunks.c.state.in_((PENDING, FAILED))
+                )
+            )
+            for c in [_row(r) for r in found]:
+                out = [n for n in c.numbers if n in why]
+                if not out:
+                    continue
+                numbers = [n for n in c.numbers if n not in why]
+                refused = {**c.refused, **{n: why[n] for n in out}}
+                values = {
+                    "numbers": ",".join(numbers),
+                    "size": len(numbers),
+                    "refused": json.dumps(refused),
+                }
+                taken += len(out) if _update_unchanged(conn, c, values) else 0
+        return taken
+
+    @contextmanager
+    def lock(self, name: str, timeout: float = 600.0) -> Iterator[None]:
+        """One holder at a time of ``name`` among every process of every machine that shares
+        this ledger: a database lock (PostgreSQL advisory lock, MariaDB/MySQL ``GET_LOCK``),
+        released by the database if the holder dies. SQLite is one machine's file: a file lock
+        beside it."""
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            with _file_lock(self.url, digest.hex()):
+                yield
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if dialect == "postgresql":
+                key = int.from_bytes(digest, "big", signed=True)
+                params: dict[str, Any] = {"k": key}
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), params)
+                release = text("SELECT pg_advisory_unlock(:k)")
+            else:
+                params = {"n": "survey-" + digest.hex(), "t": timeout}
+                got = conn.execute(text("SELECT GET_LOCK(:n, :t)"), params).scalar()
+                if got != 1:
+                    raise LedgerUnavailable(f"could not take the lock {name!r} in {timeout:g} s")
+                release = text("SELECT RELEASE_LOCK(:n)")
+            try:
+                yield
+            finally:
+                conn.execute(release, params)
+
     # -- cancellation -----------------------------------------------------------------------
 
     @_ridden
@@ -1345,16 +1420,7 @@ class Ledger:
                     and not any(n.startswith("+") for n in (*c.refused, *c.held))
                 ):
                     continue
-                done = conn.execute(
-                    update(chunks)
-                    .where(
-                        chunks.c.campaign_id == campaign_id,
-                        chunks.c.chunk_index == c.chunk_index,
-                        chunks.c.state == c.state,
-                    )
-                    .values(**values)
-                )
-                if done.rowcount != 1:
+                if not _update_unchanged(conn, c, values):
                     raise _Reclaimed
                 changed += 1
             texted_rows = self._pseudonymise_texted(conn, campaign_id, key, replaced)
@@ -1568,6 +1634,44 @@ def _retime_texted(
             )
             .values(texted_at=texted_at.astimezone(UTC))
         )
+
+
+def _update_unchanged(conn: Connection, c: ChunkRow, values: dict[str, Any]) -> bool:
+    """Write ``values`` to chunk ``c`` if it is still in the state it was read in (a claim
+    meanwhile wins); whether it was written."""
+    done = conn.execute(
+        update(chunks)
+        .where(
+            chunks.c.campaign_id == c.campaign_id,
+            chunks.c.chunk_index == c.chunk_index,
+            chunks.c.state == c.state,
+        )
+        .values(**values)
+    )
+    return done.rowcount == 1
+
+
+@contextmanager
+def _file_lock(url: str, name: str) -> Iterator[None]:
+    """A lock file beside a SQLite ledger (an in-memory one: this process only)."""
+    import fcntl
+
+    path = url.removeprefix("sqlite:///")
+    if not path or path == ":memory:" or path == url:
+        with _memory_lock:
+            yield
+        return
+    folder = Path(path).parent / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_memory_lock = threading.Lock()
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -132,12 +132,24 @@ def _as_text(raw: object) -> str | Parsed:
 
 
 def _normalized(text: str) -> str:
-    """``text`` in NFKC (full-width digits and "+", NBSP), without invisible marks, stripped."""
+    """``text`` in NFKC (full-width digits and "+", NBSP), every decimal digit of any script in
+    ASCII (Arabic-Indic ``٠٦…``, Devanagari ``०६…``...), without invisible marks, stripped."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
         # BOM, zero-width space, LRM/RLM: pasted from web pages and phones along with numbers.
-        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+        text = "".join(
+            _ascii_digit(c) for c in text if c.isascii() or unicodedata.category(c) != "Cf"
+        )
     return text.strip()
+
+
+def _ascii_digit(c: str) -> str:
+    """``c``, or the ASCII digit of a decimal digit of another script (a phone keyboard set to
+    Arabic or Hindi types those): read otherwise, an opt-out written so would suppress nobody."""
+    if c.isascii():
+        return c
+    value = unicodedata.decimal(c, None)
+    return c if value is None else "0123456789"[value]
 
 
 def _repaired(text: str) -> str:
@@ -594,7 +606,8 @@ def _fast_block(
         decided = np.fromiter((isinstance(t, Parsed) for t in texts), dtype=bool, count=n)
         strs = [t if isinstance(t, str) else "" for t in texts]
     chars, lengths = _char_matrix(strs, _FAST_WIDTH)
-    # Past ASCII every character is alike (128); NBSP and full-width digits are normalized below.
+    # Past ASCII every character is alike (128): such a text is normalized below (NBSP,
+    # full-width digits, digits of other scripts), then read again.
     np.minimum(chars, 128, out=chars)
 
     # What the reference does first (NFKC, strip, tel:, ".0"), only where it can change the text.

@@ -22,6 +22,7 @@ from tasks import approval as approve
 from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import runtime
+from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_numbers_in_text
 from tasks.outcomes import ChunkState, Problem, gateway_problem
 from tasks.recipients import (
@@ -130,25 +131,46 @@ def clean_task(
 @task(name="suppress", cache_policy=NO_CACHE)
 @masked_errors
 def suppress_task(
-    suppression_list: str | None, base_url: str, key_block: str | None
-) -> frozenset[str] | Problem:
-    """The numbers never to text: the local suppression list and the gateway's stop list."""
+    lists: list[str], base_url: str, key_block: str | None, request: PlanRequest
+) -> int | Problem:
+    """Everything this run is told about people never to text goes into the never-text store
+    (the gateway's STOP list, the opt-out lists named), which the plan then reads whole: a list
+    adds to the store, never replaces it. How many people the store holds."""
+    logger = get_run_logger()
     try:
-        listed = load_suppression_list(suppression_list) if suppression_list else None
+        ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
+        store = runtime.never_text_store(ledger)
+        for path in lists:
+            listed = load_suppression_list(path)
+            name = mask_numbers_in_text(Path(path).name)
+            added = store.add(listed.numbers, Origin.imported, f"list {name}", request.campaign_id)
+            logger.info(
+                "opt-out list %s: %d numbers read, %d new to the never-text store",
+                name,
+                len(listed.numbers),
+                added,
+            )
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
-            stop = cp.normalise_list(e.phone_number for e in client.stop_list())
+            entries = [e.phone_number for e in client.stop_list()]
+        stop = cp.normalise_list(entries)
+        added = store.add(stop, Origin.gateway, "STOP list of the account", request.campaign_id)
+        people = store.counts()["people"]
     except (RecipientsError, cp.CampaignError, runtime.CampaignStopped) as exc:
         return Problem(message=str(exc))
+    except lg.LedgerUnavailable as exc:
+        return Problem(message=f"{exc}; nothing was sent")
     except SMSPartnerError as exc:
         return Problem(message=gateway_problem(exc, base_url))
-    if listed:
-        get_run_logger().info(
-            "suppression list %s: %d entries read, %d used, %d unreadable (column %s)",
-            mask_numbers_in_text(suppression_list or "-"),
-            *(listed.read, listed.used, listed.unreadable),
-            mask_numbers_in_text(listed.column or "-"),
-        )
-    return frozenset(stop | set(listed.numbers if listed else ()))
+    if unread := len({e for e in entries if e}) - len(stop):
+        # Not a number, so no recipient can be it (recipients are valid mobiles): said, not fatal.
+        logger.warning("the gateway's STOP list has %d entries that are not phone numbers", unread)
+    logger.info(
+        "never-text store: %d people (%d new from the gateway's STOP list of %d)",
+        people,
+        added,
+        len(stop),
+    )
+    return people
 
 
 @task(name="check-credits", cache_policy=NO_CACHE)
@@ -168,14 +190,13 @@ def check_credits_task(base_url: str, key_block: str | None) -> Credits | Proble
 @masked_errors
 def plan_task(
     cleaned: Cleaned,
-    suppressed: frozenset[str],
     credits: Credits,
     request: PlanRequest,
 ) -> cp.Prepared | Problem:
     """Slots and chunks for the rows no earlier run planned, written to the ledger (not in a
     dry run, nor when the plan passes an approval threshold: then nothing is written)."""
     cid = request.campaign_id
-    for folder in (cp.REPORTS_DIR / cid, cp.state_dir(cid)):
+    for folder in (cp.report_dir(cid), cp.state_dir(cid)):
         if why := cp.unwritable(folder):
             return Problem(message=f"{why}; nothing was sent")
     rate = global_limit_is_rate(request.global_limit) if request.global_limit else False
@@ -183,7 +204,7 @@ def plan_task(
         return rate
     try:
         ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
-        planned = write_plan(ledger, cleaned, suppressed, credits, request)
+        planned = write_plan(ledger, cleaned, credits, request)
     except lg.LedgerUnavailable as exc:
         return Problem(message=str(exc))
     if isinstance(planned, Problem):
@@ -207,12 +228,12 @@ class _Attempt:
     plan: list[lg.ChunkPlan]
     decisions: dict[str, Any]
     held: list[str]
+    withdrawn: dict[str, str]  # numbers to take out of earlier runs' unsent chunks, and why
 
 
 def write_plan(
     ledger: lg.Ledger,
     cleaned: Cleaned,
-    suppressed: frozenset[str],
     credits: Credits,
     request: PlanRequest,
     now: datetime | None = None,
@@ -226,7 +247,7 @@ def write_plan(
     if refused:
         return Problem(message=refused)
     for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
-        a = _attempt(ledger, cleaned.rows, suppressed, request, now)
+        a = _attempt(ledger, cleaned.rows, request, now)
         if request.dry_run or a.held or a.existing:
             break
         if ledger.create_plan(
@@ -241,6 +262,7 @@ def write_plan(
         recorded = ledger.credits_before(cid)
         first_credits = credits.balance if recorded is None else recorded
         if not request.dry_run and not a.held:
+            ledger.withdraw(cid, a.withdrawn)
             ledger.extend_plan(cid, a.plan)
             ledger.clear_halt(cid)  # a rerun is a new chance (credits may be back)
             ledger.bind_input(cid, fingerprint)
@@ -250,21 +272,25 @@ def write_plan(
 def _attempt(
     ledger: lg.Ledger,
     rows: pd.DataFrame,
-    suppressed: frozenset[str],
     request: PlanRequest,
     now: datetime,
 ) -> _Attempt:
     cid = request.campaign_id
     existing = ledger.chunks(cid) if ledger.campaign_exists(cid) else []
     # pandas 3 copies on write: each attempt changes its own view, never `rows`
+    existing = ledger.reidentify(existing, rows[cp.E164])
+    never = NeverText(ledger).among(candidates(rows, existing))
+    withdrawn = cp.withdrawals(existing, rows, never)
+    existing = cp.without(existing, withdrawn)
     planned, plan, decisions = plan_rows(
-        rows.copy(deep=False), existing, suppressed, ledger, cid, request.rules, now
+        rows.copy(deep=False), existing, never, ledger, cid, request.rules, now
     )
+    planned = cp.with_earlier_recipients(planned, existing)
     held: list[str] = []
     if request.thresholds and not request.dry_run:
         n = left_to_send(existing, plan)
         held = approve.reasons(n, n * request.cost_per_sms, *request.thresholds)
-    return _Attempt(planned, existing, plan, decisions, held)
+    return _Attempt(planned, existing, plan, decisions, held, withdrawn)
 
 
 def _prepared(
@@ -320,20 +346,19 @@ def left_to_send(existing: list[lg.ChunkRow], plan: list[lg.ChunkPlan]) -> int:
 def plan_rows(
     rows: pd.DataFrame,
     existing: list[lg.ChunkRow],
-    suppressed: frozenset[str] | set[str],
+    never: set[str],
     ledger: lg.Ledger,
     campaign_id: str,
     rules: PlanRules,
     now: datetime,
 ) -> tuple[pd.DataFrame, list[lg.ChunkPlan], dict[str, Any]]:
-    """Suppress and plan the rows that no earlier run of this campaign planned.
+    """Suppress and plan the rows that no earlier run of this campaign planned (``existing``:
+    its chunks, pseudonyms put back, numbers withdrawn from unsent ones already out).
 
     Suppression is applied here, not before: numbers an earlier run planned keep that run's plan
     and outcome, and which numbers those are is known only from the ledger."""
-    # A purged campaign's chunks hold pseudonyms: give back the numbers of this input.
-    existing = ledger.reidentify(existing, rows[cp.E164])
     known = {n for c in existing for n in (*c.numbers, *c.refused)}
-    rows = cp.apply_suppression(rows, cp.OPTED_OUT, set(suppressed) - known)
+    rows = cp.apply_suppression(rows, cp.OPTED_OUT, never - known)
     # The rows still to plan: accepted, and in no earlier run's plan (one look-up of a million
     # numbers, narrowed as the steps below reject more).
     fresh = rows[cp.REASON].isna() & ~rows[cp.E164].isin(known)
@@ -361,6 +386,13 @@ def plan_rows(
         rows.loc[fresh], decisions, chunk_size=rules.chunk_size, start_index=start
     )
     return rows, plan, decisions
+
+
+def candidates(rows: pd.DataFrame, existing: list[lg.ChunkRow]) -> set[str]:
+    """The numbers to look up in the never-text store: this input's accepted ones and those
+    earlier runs planned but no send can have reached yet."""
+    fresh = set(rows.loc[rows[cp.REASON].isna(), cp.E164])
+    return fresh | {n for c in existing if c.state in cp.UNSENT for n in c.numbers}
 
 
 def global_limit_is_rate(name: str) -> bool | Problem:

@@ -10,8 +10,9 @@ What stays, and why:
 - **the reports' aggregates**: ``summary.json``, ``report.html``, ``chunks.*``,
   ``follow_up.json``, ``cancel.json`` hold counts and masked numbers; a number found in such a
   text file anyway is masked in place;
-- **the suppression list**: the one place a number stays in full, so that nobody who asked
-  is texted again.
+- **the never-text store** (``tasks/nevertext.py``, in the ledger's database): a keyed hash of
+  everybody who must never be texted again (STOP, opposition lists, erasures); it never holds a
+  number and outlives every purge.
 
 What goes:
 
@@ -51,7 +52,9 @@ from pydantic import SecretStr
 
 from tasks import campaign as cp
 from tasks import ledger as lg
+from tasks import runtime
 from tasks.files import atomic_path
+from tasks.nevertext import Origin
 from tasks.numbers import mask_number, parse_loose
 
 TEXT_SUFFIXES = frozenset({".json", ".html", ".htm", ".md", ".txt", ".log"})
@@ -236,23 +239,27 @@ def _drop_xlsx_rows(path: Path, hit: Callable[[str], bool]) -> int:
     return dropped
 
 
-def _drop_pickle_rows(path: Path, hit: Callable[[str], bool]) -> int | None:
-    """Rows of a pickled DataFrame (the campaign's rows file) without the person; None when the
-    file is not a DataFrame."""
+def _drop_pickle_rows(path: Path, pattern: re.Pattern[str], fn: Callable[[str], str]) -> int | None:
+    """Rows of a pickled DataFrame (the campaign's rows file) without the person, whatever the
+    columns' dtypes (object, pandas' str, numbers read as numbers), and a column named after
+    them (a file without a header) renamed; None when the file is not a DataFrame."""
     try:
         frame = cp.load_rows(str(path))
     except (AssertionError, OSError, ValueError, EOFError, ImportError, AttributeError):
         return None
     mask = pd.Series(False, index=frame.index)
-    for column in frame.columns:
-        values = frame[column]
-        if values.dtype == object:
-            mask |= values.map(lambda v: isinstance(v, str) and hit(v)).astype(bool)
-    if not mask.any():
+    for position in range(frame.shape[1]):
+        cells = frame.iloc[:, position].astype(str)
+        mask |= cells.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+    names = [fn(c) if isinstance(c, str) else c for c in frame.columns]
+    renamed = names != list(frame.columns)
+    if not mask.any() and not renamed:
         return 0
+    kept = frame.loc[~mask.to_numpy()]
+    kept.columns = pd.Index(names)
     with atomic_path(path) as tmp:
-        frame.loc[~mask].to_pickle(tmp)
-    return int(mask.sum())
+        kept.to_pickle(tmp)
+    return max(int(mask.sum()), 1 if renamed else 0)
 
 
 def _xlsx_text(path: Path) -> str:
@@ -292,7 +299,7 @@ def erase_from_file(path: Path, pattern: re.Pattern[str], fn: Callable[[str], st
                 counts.rewritten.append(str(path))
         return counts
     if suffix == ".pkl":
-        frame_rows = _drop_pickle_rows(path, hit)
+        frame_rows = _drop_pickle_rows(path, pattern, fn)
         if frame_rows:
             counts.rows_removed += frame_rows
             counts.rewritten.append(str(path))
@@ -370,12 +377,12 @@ def newest_change(folder: Path) -> float:
 
 
 def local_files(exclude: Iterable[Path]) -> Iterator[Path]:
-    """Every file under the state and report folders, but for ``exclude`` (the suppression list,
+    """Every file under the state and report folders, but for ``exclude`` (
     the ledger's own files, the key) and the Prefect server's database kept there by
     ``scripts/server.py``."""
     skip = {p.resolve() for p in exclude}
-    server = (cp.STATE_DIR / "prefect-server").resolve()
-    for root in (cp.STATE_DIR, cp.REPORTS_DIR):
+    server = (runtime.state_dir() / "prefect-server").resolve()
+    for root in (runtime.state_dir(), runtime.reports_dir()):
         if not root.is_dir():
             continue
         for path in sorted(root.rglob("*")):
@@ -467,7 +474,7 @@ def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any] | Proble
 
 def _purge_campaign_files(campaign_id: str, known: frozenset[str]) -> FileCounts:
     counts = remove_folder(cp.state_dir(campaign_id))
-    report = cp.REPORTS_DIR / campaign_id
+    report = cp.report_dir(campaign_id)
     if report.is_dir():
         counts.merge(purge_folder(report, known))
     return counts
@@ -476,7 +483,8 @@ def _purge_campaign_files(campaign_id: str, known: frozenset[str]) -> FileCounts
 def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
     """Folders of campaigns the ledger never saw (dry runs), by the age of their files."""
     counts = FileCounts()
-    for root in (cp.STATE_DIR, cp.REPORTS_DIR):
+    state = runtime.state_dir()
+    for root in (state, runtime.reports_dir()):
         if not root.is_dir():
             continue
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -484,7 +492,7 @@ def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
                 continue
             if newest_change(folder) >= cutoff:
                 continue
-            if root == cp.STATE_DIR:
+            if root == state:
                 if (folder / "rows.pkl").exists():  # a campaign's state folder, nothing else
                     counts.merge(remove_folder(folder))
             else:
@@ -494,10 +502,9 @@ def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
 
 
 @task(name="erase-person", cache_policy=NO_CACHE)
-def erase_task(phone: SecretStr, ledger_url: str, suppression: str) -> dict[str, Any] | Problem:
-    """One person out of the ledger (pseudonym), every local file, and onto the suppression list."""
-    from tasks.followup import SuppressionError, add_to_suppression
-
+def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any] | Problem:
+    """One person into the never-text store first (whatever fails next, nobody texts them
+    again), then out of the ledger (pseudonym) and every file of the data folder."""
     logger = get_run_logger()
     e164 = parse_loose(phone.get_secret_value())
     if e164 is None:
@@ -507,6 +514,8 @@ def erase_task(phone: SecretStr, ledger_url: str, suppression: str) -> dict[str,
     try:
         ledger = lg.Ledger(ledger_url)
         try:
+            store = runtime.never_text_store(ledger)
+            added = bool(store.add([e164], Origin.erasure, "erased on request"))
             found = ledger.erase_number(e164, scrubber(e164))
             compacted = ledger.compact()
         finally:
@@ -515,13 +524,9 @@ def erase_task(phone: SecretStr, ledger_url: str, suppression: str) -> dict[str,
         return Problem(str(exc))
     pattern, fn = person_pattern(e164), scrubber(e164)
     files = FileCounts()
-    exclude = [Path(suppression), lg.PSEUDONYM_KEY_PATH, *ledger_files(ledger_url)]
+    exclude = [runtime.state_dir() / "pseudonym.key", *ledger_files(ledger_url)]
     for path in local_files(exclude):
         files.merge(erase_from_file(path, pattern, fn))
-    try:
-        added = bool(add_to_suppression(Path(suppression), [e164]))
-    except (SuppressionError, OSError) as exc:
-        return Problem(f"erased everywhere but could not add the number to {suppression}: {exc}")
     logger.info(
         "%s erased: %d chunk(s) in %d campaign(s), %d file(s) rewritten, %d removed",
         masked,
@@ -539,8 +544,7 @@ def erase_task(phone: SecretStr, ledger_url: str, suppression: str) -> dict[str,
         "rows_removed": files.rows_removed,
         "files_rewritten": files.rewritten,
         "files_removed": files.removed,
-        "suppression_list": suppression,
-        "suppression_added": added,
+        "suppression_added": added,  # the command's JSON key since the CSV days
         "seconds": round(time.monotonic() - started, 3),
     }
 

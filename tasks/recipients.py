@@ -9,7 +9,10 @@ the raw text to explain each reject.
 Every problem an operator can fix (missing file, unreadable encoding, bad query, database down...)
 raises :class:`RecipientsError`, whose message is one line that is safe to show: database URLs
 have their password masked, no password is quoted, and every phone number in it is masked (a
-database or a library may quote the value it choked on).
+database or a library may quote the value it choked on). No message quotes what an input file
+holds (a header, a cell, a sheet's or a zip member's name, a byte, a parser's excerpt): a file
+given by mistake (a credentials file, an .ini) must not reach the run's log. Rows, columns and
+counts are said by number.
 
 Inputs are bounded before they are read in full: at most ``MAX_COLUMNS`` columns and
 ``MAX_CELLS`` cells, and a workbook's declared size and zip members are checked before openpyxl
@@ -24,8 +27,9 @@ mode, so a statement that slips past the check (``SELECT nextval(...)``) is refu
 server, and the query runs under a statement timeout.
 
 A local opt-out list is read by ``load_suppression_list``, which finds its column of numbers
-with or without a header and refuses a list it cannot mostly read: a suppression list that
-silently suppresses nobody is the failure it exists to prevent.
+with or without a header and fails closed: one entry it cannot read as a phone number, or no
+entry at all, refuses the whole list (naming the rows, never their text). A person on an
+opt-out list must never be texted, and an entry silently skipped is such a person.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from tasks import dburl
-from tasks.numbers import mask_numbers_in_text, numbers_in_entries, numbers_in_entry
+from tasks.numbers import mask_numbers_in_text, numbers_in_entries
 
 
 class RecipientsError(Exception):
@@ -213,9 +217,19 @@ def load_recipients(
     return _load_sql(db_url, query, chunksize, float(statement_timeout_s))
 
 
+_NAME_IT = (
+    "name the column that holds the numbers with --phone-column (or the form's Phone column "
+    "field), as its header is written"
+)
+
+
 def find_phone_column(columns: Sequence[str], preferred: str | None = None) -> str:
-    """preferred (exact, then case/accent-insensitive) or the first usual header found;
-    RecipientsError listing the existing columns when none."""
+    """preferred (exact, then case/accent-insensitive) or the first usual header found.
+
+    RecipientsError when none: it says how many columns there are and how to name the phone
+    column, and never quotes a column's name (a file without a header line has its first row
+    there, and a file given by mistake its first line). ``preferred``, typed by the operator,
+    is echoed back shortened (and masked, like every message)."""
     names = [str(c) for c in columns]
     if preferred is not None and preferred.strip():
         if preferred in names:
@@ -227,7 +241,8 @@ def find_phone_column(columns: Sequence[str], preferred: str | None = None) -> s
         # An operator who named a column expects that one: falling back to another could text
         # the wrong numbers.
         raise RecipientsError(
-            f"phone column {preferred!r} not found; columns are: {_describe_columns(names)}"
+            f"phone column {_typed(preferred)!r} not found among {_the_columns(len(names))}: "
+            f"{_NAME_IT} (case, accents and spaces do not matter){_data_hint(names)}"
         )
     keys = [_header_key(name) for name in names]
     for candidate in PHONE_COLUMN_CANDIDATES:
@@ -236,59 +251,102 @@ def find_phone_column(columns: Sequence[str], preferred: str | None = None) -> s
             if key == wanted:
                 return name
     raise RecipientsError(
-        f"no phone column found; columns are: {_describe_columns(names)} "
-        f"(name one explicitly, or use a usual header such as Téléphone, Mobile, Portable, phone)"
+        f"no phone column found among {_the_columns(len(names))}: {_NAME_IT}, or head it "
+        f"with a usual name such as Téléphone, Mobile, Portable or phone{_data_hint(names)}"
     )
 
 
-def load_number_list(path: str | Path) -> list[str]:
-    """A local suppression list: CSV (or one number per line, any delimiter, with or without
-    header) of numbers in any format -> the raw strings of its column of numbers (found as
-    ``load_suppression_list`` finds it; normalisation is done elsewhere). Missing file ->
-    RecipientsError."""
-    return _read_number_list(Path(path))[0]
+_TYPED_SHOWN = 40  # characters of an operator's own input echoed in a message
+
+
+def _typed(text: str) -> str:
+    """What the operator typed (a column or sheet name), shortened for a message."""
+    text = " ".join(text.split())
+    return text if len(text) <= _TYPED_SHOWN else text[: _TYPED_SHOWN - 1] + "…"
+
+
+def _columns(count: int) -> str:
+    return "1 column" if count == 1 else f"{count:,} columns"
+
+
+def _the_columns(count: int) -> str:
+    return "the only column" if count == 1 else f"the {count:,} columns"
+
+
+def _data_hint(names: Sequence[str]) -> str:
+    """A hint (never the text) when a column name looks like a phone number."""
+    if any(_looks_like_number(name) for name in names):
+        return " (the first line looks like data: is the header line missing?)"
+    return ""
 
 
 @dataclass(frozen=True)
 class SuppressionList:
-    """A local opt-out list as read: its numbers, and what the reading made of its entries."""
+    """A local opt-out list as read: its numbers, and counts. Nothing of the file's text (no
+    header, no cell): it may be logged as it is."""
 
     numbers: frozenset[str]  # E.164
-    read: int  # non-empty entries (cells) read
-    used: int  # entries that gave at least one number
-    unreadable: int  # entries that gave none
-    column: str  # the column used (header name, or "column N"); "" for an empty file
+    read: int  # entries (non-blank rows below the header) read
+    used: int  # entries that gave at least one number (all of them: see load_suppression_list)
+    column: int  # position of the column of numbers, 1-based (1 for a one-column list)
+
+
+# Row numbers named in a message, before "and N others".
+_ROWS_SHOWN = 5
 
 
 def load_suppression_list(path: str | Path) -> SuppressionList:
     """The numbers never to text, from a CSV (any delimiter and encoding) or .xlsx list, with or
-    without a header. Each entry is read like a recipient cell, foreign numbers and landlines
-    included, plus what people add in such lists (two numbers in a cell, ``(STOP)``, ``ext 1``).
-    RecipientsError (one line, numbers masked) for a missing or unreadable file, a file with no
-    column of numbers, or one whose entries are mostly unreadable. An empty file is an empty
-    list."""
+    without a header line (a first row with no digit at all, shaped like column names). Its
+    column of numbers is the one a usual phone header names, else the one whose cells mostly
+    give numbers; other columns are ignored.
+
+    Each entry is read like a recipient cell (``tasks.numbers``: national or international
+    French formats, separators, digits of any script), foreign numbers and landlines included,
+    plus what people add in such lists (two numbers in a cell, ``(STOP)``, ``ext 1``).
+
+    Fails closed: RecipientsError (one line, never any of the file's text) for a missing or
+    unreadable file, a file with no column of numbers, an empty or header-only list, and a
+    list with any entry that gives no phone number (a row whose cell of numbers is empty
+    included; the message names those rows as a spreadsheet numbers them). Blank rows are
+    ignored."""
     file = Path(path)
-    entries, column = _read_number_list(file)
-    found = numbers_in_entries(pd.Series(entries, dtype=object))
-    used = sum(1 for numbers in found if numbers)
-    unreadable = len(entries) - used
-    if not suppression_list_is_usable(len(entries), unreadable):
+    listed = _read_number_list(file)
+    if not listed.entries:
+        what = "has a header line but no phone number below it" if listed.header else "is empty"
         raise RecipientsError(
-            f"{file}: {unreadable:,} of {len(entries):,} entries (column: {column}) hold no "
-            "phone number; refusing a suppression list that would suppress almost nobody (fix the "
-            "list, or give one number per line)"
+            f"refusing the suppression list {file}: it {what}; give a list with the phone "
+            "numbers never to text, one per row, or no suppression list"
         )
+    texts = [text for _, text in listed.entries]
+    found = numbers_in_entries(pd.Series(texts, dtype=object))
+    bad = [row for (row, _), numbers in zip(listed.entries, found, strict=True) if not numbers]
+    if bad:
+        raise RecipientsError(_unreadable_rows_message(file, bad, listed))
     numbers = frozenset(n for group in found for n in group)
-    return SuppressionList(numbers, len(entries), used, unreadable, column)
+    return SuppressionList(numbers, len(texts), len(texts), listed.position)
 
 
-def suppression_list_is_usable(read: int, unreadable: int) -> bool:
-    """Whether a list (or a column) of ``read`` entries, ``unreadable`` of which gave no number,
-    can be trusted: an empty one can; otherwise some entry must give a number and at most half
-    may not. A column holds phone numbers by the same rule."""
-    if read == 0:
-        return True
-    return unreadable < read and 2 * unreadable <= read
+def _unreadable_rows_message(path: Path, rows: Sequence[int], listed: _NumberColumn) -> str:
+    """One line naming the rows (first few, then a count), never what they hold."""
+    shown = [str(row) for row in rows[:_ROWS_SHOWN]]
+    others = len(rows) - len(shown)
+    if others:
+        named = f"rows {', '.join(shown)} and {others:,} other{'s' if others > 1 else ''}"
+    elif len(shown) == 1:
+        named = f"row {shown[0]}"
+    else:
+        named = f"rows {', '.join(shown[:-1])} and {shown[-1]}"
+    verb, them = ("holds", "that row") if len(rows) == 1 else ("hold", "those rows")
+    column = f" in column {listed.position}" if listed.width > 1 else ""
+    hint = ""
+    if rows[0] == listed.first_row:
+        hint = "; a header line holds no digits"
+    return (
+        f"refusing the suppression list {path}: {named} {verb} no readable phone number{column}, "
+        f"and a person on the list could be texted; correct or delete {them} (one phone number "
+        f"per row, in any usual format{hint}), then run again"
+    )
 
 
 def mask_db_url(url: str) -> str:
@@ -319,7 +377,7 @@ def _load_file(path: Path, sheet: str | None) -> pd.DataFrame:
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
-        return _rows_to_frame(_excel_rows(path, sheet), path)
+        return _rows_to_frame(_excel_rows(path, sheet)[0], path)
     if suffix == ".xls":
         raise _xls_error(path)
     if suffix not in CSV_SUFFIXES:
@@ -373,8 +431,8 @@ def _detect_encoding(head: bytes, path: Path) -> tuple[str, str]:
         text = _decode_head(head, encoding)
     except UnicodeDecodeError as exc:
         raise RecipientsError(
-            f"{path}: cannot decode byte 0x{exc.object[exc.start]:02x} at position {exc.start} "
-            "as UTF-8 or Windows-1252: save it as CSV UTF-8"
+            f"{path}: cannot decode the byte at position {exc.start:,} as UTF-8 or "
+            "Windows-1252: save it as CSV UTF-8"
         ) from None
     controls = sum(1 for ch in text if ch < " " and ch not in "\t\n\r\f\v")
     if controls > len(text) // 100:
@@ -483,7 +541,7 @@ def _csv_header_shape(path: Path, encoding: str, delimiter: str) -> tuple[int, i
                     return before, len(row)
                 before = reader.line_num
     except csv.Error as exc:
-        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+        raise _csv_error(path, exc) from None
     except OSError as exc:
         raise RecipientsError(f"cannot read {path}: {exc.strerror or exc}") from None
     raise RecipientsError(f"{path} is empty (no header line)")
@@ -539,9 +597,32 @@ def _parse_csv(
         detail = _first_line(exc).removeprefix("Error tokenizing data. C error: ")
         if tolerate_wide_rows and detail.startswith("Expected "):
             return None
-        raise RecipientsError(f"{path} is not a valid CSV file: {detail}") from None
+        raise _csv_error(path, exc) from None
     except ValueError as exc:
-        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+        raise _csv_error(path, exc) from None
+
+
+# Parser messages known to quote nothing of the file (counts and positions only); any other is
+# replaced by a phrase of ours, since a parser may quote the text it choked on.
+_SAFE_PARSER_DETAIL = re.compile(
+    r"Expected \d+ fields in line \d+, saw \d+"
+    r"|EOF inside string starting at row \d+"
+    r"|EOF following escape character"
+    r"|Buffer overflow caught - possible malformed input file\."
+    r"|field larger than field limit \(\d+\)"
+    r"|new-line character seen in unquoted field\b.*"
+    r"|line contains NUL"
+    r"|unexpected end of data"
+)
+
+
+def _csv_error(path: Path, exc: Exception, line: int | None = None) -> RecipientsError:
+    """A CSV reader's or parser's error as one line quoting nothing of the file."""
+    detail = _first_line(exc).removeprefix("Error tokenizing data. C error: ")
+    if _SAFE_PARSER_DETAIL.fullmatch(detail) is None:
+        detail = "a line the CSV reader cannot parse (a stray quote?)"
+    where = f" (line {line:,})" if line else ""
+    return RecipientsError(f"{path} is not a valid CSV file{where}: {detail}")
 
 
 def _decode_error(path: Path, exc: UnicodeDecodeError, encoding: str) -> RecipientsError:
@@ -569,7 +650,7 @@ def _header_width(path: Path, encoding: str, delimiter: str) -> int:
                         f"{len(row)} fields, the header has {width}"
                     )
     except csv.Error as exc:
-        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+        raise _csv_error(path, exc, reader.line_num) from None
     return width
 
 
@@ -668,7 +749,7 @@ def _text_rows(path: Path) -> list[list[str]]:
                 raise _too_many_cells(path)
             rows.append(row)
     except csv.Error as exc:
-        raise RecipientsError(f"{path} is not a valid CSV file: {_first_line(exc)}") from None
+        raise _csv_error(path, exc, reader.line_num) from None
     return rows
 
 
@@ -692,34 +773,59 @@ def _looks_like_number(cell: str) -> bool:
 
 # Rows read to find a headerless list's column of numbers: enough to tell, cheap on wide files.
 _DETECTION_ROWS = 500
+# A header cell longer than this is a line of text, not a column name.
+_HEADER_CELL_CHARS = 64
 
 
-def _read_number_list(path: Path) -> tuple[list[str], str]:
-    """The non-empty entries of a number list's column of numbers, and that column's name.
+@dataclass(frozen=True)
+class _NumberColumn:
+    """A number list's column of numbers, as read: nothing here is quoted in a message but
+    through row and column numbers."""
 
-    With a header (a first line without a number), a usual phone header names the column.
-    Otherwise the column is the one whose cells mostly give numbers, read as the entries
-    themselves will be: not "the first with six digits", which picks a customer id.
+    entries: list[tuple[int, str]]  # (file row, 1-based; its cell, stripped) per data row
+    position: int  # the column, 1-based (0 when there is no data row)
+    width: int  # the list's columns
+    header: bool  # whether the first non-blank row is a header line
+    first_row: int  # the file row of the first non-blank row (0 when there is none)
+
+
+def _read_number_list(path: Path) -> _NumberColumn:
+    """A number list's column of numbers: one entry per non-blank row below the header (its
+    cell there, ``""`` when that cell is empty), with the row's number in the file as a
+    spreadsheet shows it. Blank rows are skipped.
+
+    The first non-blank row is a header when it looks like column names (``_is_header``):
+    no digit at all, so that a mistyped number is never taken for one. A usual phone header
+    names the column; otherwise the column is the one whose cells mostly give numbers, read
+    as the entries themselves will be: not "the first with six digits", which picks a customer
+    id. RecipientsError when no column does (never quoting the file).
     """
     _check_file(path, allow_empty=True)
     try:
         if path.stat().st_size == 0:
-            return [], ""
+            return _NumberColumn([], 0, 0, header=False, first_row=0)
     except OSError as exc:
         raise RecipientsError(f"cannot read {path}: {exc.strerror or exc}") from None
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
-        rows = _excel_rows(path, sheet=None)
+        rows, first_number = _excel_rows(path, sheet=None)
     elif suffix == ".xls":
         raise _xls_error(path)
     else:
-        rows = _text_rows(path)
-    rows = [[cell.strip() for cell in row] for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        return [], ""
-    first = rows[0]
-    has_header = not any(numbers_in_entry(cell) for cell in first)
-    data = rows[1:] if has_header else rows
+        rows, first_number = _text_rows(path), 1
+    numbered = [
+        (number, [cell.strip() for cell in row])
+        for number, row in enumerate(rows, start=first_number)
+        if any(cell.strip() for cell in row)
+    ]
+    if not numbered:
+        return _NumberColumn([], 0, 0, header=False, first_row=0)
+    width = max(len(row) for _, row in numbered)
+    first_row, first = numbered[0]
+    has_header = _is_header(first)
+    data = numbered[1:] if has_header else numbered
+    if not data:
+        return _NumberColumn([], 0, width, has_header, first_row)
     index: int | None = None
     if has_header:
         try:
@@ -727,22 +833,32 @@ def _read_number_list(path: Path) -> tuple[list[str], str]:
         except RecipientsError:
             index = None
     if index is None:
-        index = _column_of_numbers(data[:_DETECTION_ROWS])
+        index = _column_of_numbers([row for _, row in data[:_DETECTION_ROWS]])
     if index is None:
-        if not data and has_header:  # a header alone: an empty list
-            return [], first[0] if len(first) == 1 else ""
         raise RecipientsError(
-            f"no column of {path} holds phone numbers (a list needs a column whose cells are "
-            "mostly numbers, or a header such as phone or Téléphone)"
+            f"no column of {path} holds phone numbers ({_columns(width)}, {len(numbered):,} "
+            f"non-blank row{'s' if len(numbered) > 1 else ''}): an opt-out list needs one phone "
+            "number per row, with or without a header line such as phone or Téléphone; is it "
+            "the right file?"
         )
-    name = first[index] if has_header and index < len(first) and first[index] else ""
-    column = name or f"column {index + 1}"
-    entries = [row[index] for row in data if index < len(row) and row[index]]
-    return entries, column
+    entries = [(number, row[index] if index < len(row) else "") for number, row in data]
+    return _NumberColumn(entries, index + 1, width, has_header, first_row)
+
+
+def _is_header(row: Sequence[str]) -> bool:
+    """Whether a list's first non-blank row is a header line: short cells, none with a digit
+    (of any script), some with a letter."""
+    cells = [cell for cell in row if cell]
+    return (
+        all(len(cell) <= _HEADER_CELL_CHARS for cell in cells)
+        and not any(ch.isdigit() for cell in cells for ch in cell)
+        and any(ch.isalpha() for cell in cells for ch in cell)
+    )
 
 
 def _column_of_numbers(rows: list[list[str]]) -> int | None:
-    """The column whose non-empty cells most often give a number, if they mostly do."""
+    """The column whose non-empty cells most often give a number, if they mostly do (at least
+    half of them; the leftmost on a tie)."""
     width = max((len(row) for row in rows), default=0)
     best: tuple[float, int] | None = None
     for i in range(width):
@@ -750,10 +866,9 @@ def _column_of_numbers(rows: list[list[str]]) -> int | None:
         if not cells:
             continue
         used = sum(1 for found in numbers_in_entries(pd.Series(cells, dtype=object)) if found)
-        if used and suppression_list_is_usable(len(cells), len(cells) - used):
-            share = used / len(cells)
-            if best is None or share > best[0]:
-                best = (share, i)
+        share = used / len(cells)
+        if share >= 0.5 and (best is None or share > best[0]):
+            best = (share, i)
     return None if best is None else best[1]
 
 
@@ -762,8 +877,9 @@ def _column_of_numbers(rows: list[list[str]]) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _excel_rows(path: Path, sheet: str | None) -> list[list[str]]:
-    """The cells of one worksheet as strings, from the first non-empty row (the header) on."""
+def _excel_rows(path: Path, sheet: str | None) -> tuple[list[list[str]], int]:
+    """The cells of one worksheet as strings, from the first non-empty row (the header) on,
+    and that row's number in the sheet (1-based, as Excel shows it)."""
     _check_file(path)
     with path.open("rb") as handle:
         head = handle.read(16)
@@ -777,7 +893,7 @@ def _excel_rows(path: Path, sheet: str | None) -> list[list[str]]:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, ParseError, ValueError) as exc:
         raise RecipientsError(
-            f"{path} is not a valid .xlsx workbook ({_first_line(exc) or type(exc).__name__})"
+            f"{path} is not a valid .xlsx workbook ({_xlsx_problem(exc)})"
         ) from None
     try:
         worksheet = _pick_sheet(workbook, sheet, path)
@@ -787,18 +903,36 @@ def _excel_rows(path: Path, sheet: str | None) -> list[list[str]]:
         return _sheet_rows(worksheet.iter_rows(values_only=True), path)
     except (KeyError, ParseError, ValueError, zipfile.BadZipFile) as exc:
         raise RecipientsError(
-            f"{path}: cannot read the workbook ({_first_line(exc) or type(exc).__name__})"
+            f"{path}: cannot read the workbook ({_xlsx_problem(exc)}): open it in a spreadsheet "
+            "program and save it again as .xlsx, or save it as CSV UTF-8"
         ) from None
     finally:
         workbook.close()
 
 
-def _sheet_rows(sheet: Iterable[Sequence[Any]], path: Path) -> list[list[str]]:
+def _xlsx_problem(exc: BaseException) -> str:
+    """What a workbook reader's error is about, never its message: openpyxl and zipfile quote
+    member names, and a value they could not convert."""
+    if isinstance(exc, zipfile.BadZipFile | zipfile.LargeZipFile):
+        return "a damaged or unsupported zip container"
+    if isinstance(exc, InvalidFileException):
+        return "not a file type openpyxl reads"
+    if isinstance(exc, KeyError):
+        return "a part a workbook needs is missing"
+    if isinstance(exc, ParseError):
+        return "XML that cannot be parsed"
+    if isinstance(exc, OSError):
+        return "an error reading the file"
+    return "a value or structure the reader does not accept"
+
+
+def _sheet_rows(sheet: Iterable[Sequence[Any]], path: Path) -> tuple[list[list[str]], int]:
     """Rows as strings from the first non-blank one (the header) to the last non-blank one:
-    blank rows in between are rows, trailing ones are not."""
+    blank rows in between are rows, trailing ones are not. And the first one's number."""
     rows: list[list[str]] = []
     blank: list[list[str]] = []
     width = 0
+    first = 1
     for number, values in enumerate(sheet, start=1):
         row = [_excel_value_to_str(value) for value in values]
         while row and row[-1] == "":
@@ -807,6 +941,8 @@ def _sheet_rows(sheet: Iterable[Sequence[Any]], path: Path) -> list[list[str]]:
             if rows:
                 blank.append(row)
             continue
+        if not rows:
+            first = number
         rows.extend(blank)
         blank.clear()
         rows.append(row)
@@ -815,7 +951,7 @@ def _sheet_rows(sheet: Iterable[Sequence[Any]], path: Path) -> list[list[str]]:
             _check_width(width, path, number)
         if len(rows) * width > MAX_CELLS:
             raise _too_many_cells(path)
-    return rows
+    return rows, first
 
 
 def xlsx_size_problem(members: Sequence[tuple[str, int, int]]) -> str | None:
@@ -828,10 +964,11 @@ def xlsx_size_problem(members: Sequence[tuple[str, int, int]]) -> str | None:
             f"it inflates to {total / 2**20:,.0f} MiB, more than {MAX_XLSX_BYTES / 2**20:,.0f} "
             "MiB: save a smaller workbook or a CSV"
         )
-    for name, size, compressed in members:
+    for _name, size, compressed in members:
+        # The member's name is the file's content: never quoted.
         if size > _RATIO_CHECKED_FROM and size > MAX_XLSX_RATIO * max(compressed, 1):
             return (
-                f"its member {name} inflates {size // max(compressed, 1):,} times "
+                f"one of its members inflates {size // max(compressed, 1):,} times "
                 f"(to {size / 2**20:,.0f} MiB): not a workbook a spreadsheet program saves"
             )
     return None
@@ -843,7 +980,7 @@ def _check_workbook_size(path: Path) -> None:
             members = [(i.filename, i.file_size, i.compress_size) for i in archive.infolist()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
         raise RecipientsError(
-            f"{path} is not a valid .xlsx workbook ({_first_line(exc) or type(exc).__name__})"
+            f"{path} is not a valid .xlsx workbook ({_xlsx_problem(exc)})"
         ) from None
     problem = xlsx_size_problem(members)
     if problem is not None:
@@ -854,14 +991,13 @@ def _check_declared_size(worksheet: Any, path: Path) -> None:
     rows, columns = worksheet.max_row, worksheet.max_column
     if rows and columns and rows * columns > MAX_CELLS:
         raise RecipientsError(
-            f"{path}: sheet {worksheet.title!r} declares {rows:,} rows x {columns:,} columns, "
-            f"more than {MAX_CELLS:,} cells: delete the unused rows and columns, or save a CSV"
+            f"{path}: the sheet declares {rows:,} rows x {columns:,} columns, more than "
+            f"{MAX_CELLS:,} cells: delete the unused rows and columns, or save a CSV"
         )
 
 
 def _pick_sheet(workbook: Any, sheet: str | None, path: Path) -> Any:
     worksheets = workbook.worksheets
-    available = ", ".join(repr(ws.title) for ws in worksheets)
     if sheet is None or not sheet.strip():
         if not worksheets:
             raise RecipientsError(f"{path} has no worksheet")
@@ -872,7 +1008,13 @@ def _pick_sheet(workbook: Any, sheet: str | None, path: Path) -> Any:
     matches = [ws for ws in worksheets if ws.title.strip().casefold() == sheet.strip().casefold()]
     if len(matches) == 1:
         return matches[0]
-    raise RecipientsError(f"sheet {sheet!r} not found in {path}; sheets are: {available}")
+    # The sheets' names are the file's content: counted, never listed.
+    count = len(worksheets)
+    raise RecipientsError(
+        f"sheet {_typed(sheet)!r} not found in {path} ({count} sheet{'s' if count != 1 else ''}"
+        f"{', several of them with that name in other cases' if matches else ''}): give a sheet's "
+        "name exactly as its tab shows it, or none for the first sheet"
+    )
 
 
 def _is_texty(head: bytes) -> bool:
@@ -1282,29 +1424,3 @@ def _header_key(name: str) -> str:
     decomposed = unicodedata.normalize("NFKD", str(name))
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return "".join(ch for ch in plain.casefold() if ch.isalnum())
-
-
-def _describe_columns(names: Sequence[str], limit: int = 30) -> str:
-    """Column names for a message; a header that holds a phone number is masked."""
-    if not names:
-        return "(none)"
-    shown = [repr(_mask_digits(name)) for name in names[:limit]]
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    hint = ""
-    if any(_looks_like_number(name) for name in names):
-        hint = " (the first line looks like data: is the header line missing?)"
-    return ", ".join(shown) + more + hint
-
-
-def _mask_digits(name: str) -> str:
-    digits = sum(ch.isdigit() for ch in name)
-    if digits < 6:
-        return name
-    kept, out = 0, []
-    for ch in reversed(name):
-        if ch.isdigit():
-            kept += 1
-            out.append(ch if kept <= 2 else "•")
-        else:
-            out.append(ch)
-    return "".join(reversed(out))

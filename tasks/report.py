@@ -65,14 +65,18 @@ def report_task(
             return Problem(message=str(exc))
     rows = cp.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
     summary = _summary(prepared, request, rows, chunks, credits_after, send_seconds, approval)
-    report_dir = cp.REPORTS_DIR / prepared.campaign_id
+    report_dir = cp.report_dir(prepared.campaign_id)
     try:
-        with cp.folder_lock(report_dir):
+        # One writer at a time of a campaign's report, whichever machine it runs on.
+        ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
+        with ledger.lock(f"report {prepared.campaign_id}"):
             data = summary.as_json()
             rp.write_files(report_dir, data, chunks, rows, prepared.source_columns)
             page = write_html_report(report_dir, data, lang=request.lang)
     except OSError as exc:
         return Problem(message=f"cannot write the report in {report_dir}: {exc.strerror or exc}")
+    except lg.LedgerUnavailable as exc:
+        return Problem(message=str(exc))
     cp.drop_run_rows(prepared.rows_path)
     publish(summary, rows, chunks, page, request.lang)
     return summary
@@ -103,7 +107,7 @@ def _summary(
         currency=prepared.currency,
         dry_run=prepared.dry_run,
         duration=time.monotonic() - request.started,
-        report_dir=cp.REPORTS_DIR / prepared.campaign_id,
+        report_dir=cp.report_dir(prepared.campaign_id),
         estimated_cost=estimated,
     )
     summary.send_seconds = round(send_seconds, 3)

@@ -16,18 +16,40 @@ from pathlib import Path
 from smspartner import SMSPartnerClient
 from tasks import dburl
 from tasks import ledger as lg
+from tasks.nevertext import NeverText, Origin
 from tasks.outcomes import Problem
 
 API_KEY_ENV = "SMSPARTNER_API_KEY"
 BASE_URL_ENV = "SMSPARTNER_BASE_URL"
 LEDGER_URL_ENV = "SURVEY_LEDGER_URL"
 SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
+DATA_DIR_ENV = "SURVEY_DATA_DIR"
 DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
 # Secrets a command-line run took out of --db-url, for its own process only (never a parameter).
 DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # noqa: S105 - a variable name
 SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
-DEFAULT_SUPPRESSION = "data/state/suppression.csv"
 CONNECT_TIMEOUT = 5.0
+
+
+def data_dir() -> Path:
+    """Where every campaign file lives (``SURVEY_DATA_DIR``, default ``data/`` of the working
+    directory): on several machines, one shared folder, so a follow-up, a purge or an erasure
+    on any worker sees what every other worker wrote."""
+    return Path(os.environ.get(DATA_DIR_ENV, "").strip() or "data")
+
+
+def state_dir() -> Path:
+    return data_dir() / "state"
+
+
+def reports_dir() -> Path:
+    return data_dir() / "reports"
+
+
+def legacy_suppression_file() -> Path:
+    """The clear-text list earlier versions kept (STOP replies, erasures): imported into the
+    never-text store once, then removed."""
+    return state_dir() / "suppression.csv"
 
 
 class CampaignStopped(Exception):
@@ -35,16 +57,15 @@ class CampaignStopped(Exception):
 
 
 def ledger_url() -> str:
-    return os.environ.get(LEDGER_URL_ENV) or lg.DEFAULT_LEDGER_URL
+    return os.environ.get(LEDGER_URL_ENV) or f"sqlite:///{state_dir() / 'ledger.sqlite'}"
 
 
-def suppression_list(named: str | None = None) -> str | None:
-    """The local opt-out list: the one named (parameter, else the variable), which must then
-    exist; else the default file, only when it is there."""
-    chosen = named or os.environ.get(SUPPRESSION_ENV, "").strip() or None
-    if chosen:
-        return chosen
-    return DEFAULT_SUPPRESSION if Path(DEFAULT_SUPPRESSION).exists() else None
+def opt_out_lists(named: str | None = None) -> list[str]:
+    """The opt-out lists a run imports into the never-text store (they add to it, never replace
+    it): the worker's ``SURVEY_SUPPRESSION_LIST`` and the one the run names, each of which must
+    exist."""
+    chosen = [os.environ.get(SUPPRESSION_ENV, "").strip(), (named or "").strip()]
+    return list(dict.fromkeys(c for c in chosen if c))
 
 
 def db_url_with_secrets(url: str, block: str | None) -> str:
@@ -52,11 +73,6 @@ def db_url_with_secrets(url: str, block: str | None) -> str:
     never a flow parameter."""
     secrets = db_credentials(block)
     return dburl.join(url, secrets)
-
-
-def suppression_target() -> str:
-    """Where STOP replies and erasures are written: the variable's list, else the default."""
-    return os.environ.get(SUPPRESSION_ENV, "").strip() or DEFAULT_SUPPRESSION
 
 
 def db_credentials(block: str | None) -> dburl.Credentials:
@@ -79,9 +95,11 @@ def db_credentials(block: str | None) -> dburl.Credentials:
     )
 
 
-def pseudonym_key(path: Path = lg.PSEUDONYM_KEY_PATH) -> bytes:
-    """The ledger's pseudonym key: ``SURVEY_PSEUDONYM_KEY``, else its file (made on first use)."""
-    return lg.load_pseudonym_key(path, os.environ.get(lg.PSEUDONYM_KEY_ENV, ""))
+def pseudonym_key(path: Path | None = None) -> bytes:
+    """The ledger's pseudonym key: ``SURVEY_PSEUDONYM_KEY`` (the same on every worker of a
+    ledger), else its file under the data folder (made on first use)."""
+    given = os.environ.get(lg.PSEUDONYM_KEY_ENV, "")
+    return lg.load_pseudonym_key(path or state_dir() / "pseudonym.key", given)
 
 
 def keep_db_credentials(credentials: dburl.Credentials) -> None:
@@ -181,3 +199,36 @@ def campaign_ledger(url: str, campaign_id: str) -> lg.Ledger | Problem:
     if not ledger.campaign_exists(campaign_id):
         return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
     return ledger
+
+
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def never_text_store(ledger: lg.Ledger) -> NeverText:
+    """The never-text store of ``ledger``. The clear-text list of earlier versions, when it is
+    still in the data folder, is imported into it once and then removed (it held full numbers,
+    erased people's included); a list that cannot be read stops everything in one line rather
+    than be skipped."""
+    store = NeverText(ledger)
+    legacy = legacy_suppression_file()
+    with _migrate_lock:
+        if str(legacy) in _migrated or not legacy.exists():
+            return store
+        from tasks.recipients import RecipientsError, load_suppression_list
+
+        try:
+            if not any(c.isdigit() for c in legacy.read_text("utf-8", errors="replace")):
+                legacy.unlink()  # a header alone: nothing to keep
+                _migrated.add(str(legacy))
+                return store
+            listed = load_suppression_list(legacy)
+        except RecipientsError as exc:
+            raise lg.LedgerUnavailable(
+                f"the opt-out list of an earlier version ({legacy}) cannot be imported into the "
+                f"never-text store: {exc}; fix it (one number per line) and run again"
+            ) from None
+        store.add(listed.numbers, Origin.imported, f"migrated from {legacy.name}")
+        legacy.unlink(missing_ok=True)
+        _migrated.add(str(legacy))
+    return store

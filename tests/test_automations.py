@@ -197,8 +197,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Itera
     """The deployments and a worker, the webhook block, the automations made as documented."""
     clone = copy_working_tree(tmp_path_factory.mktemp("clone-alerts"))
     home = tmp_path_factory.mktemp("prefect-home-alerts")
-    suppression = home / "suppression.csv"  # the workers' local list, as an operator keeps one
-    suppression.write_text("phone\n", encoding="utf-8")
+    suppression = home / "suppression.csv"  # the workers' own list, as an operator keeps one
+    suppression.write_text("phone\n+33699999901\n", encoding="utf-8")
     config = StackConfig(root=clone, home=home, logs=home / "logs", suppression_list=suppression)
     with LocalStack(config) as running:
         python(running, SAVE_WEBHOOK, receiver.url)

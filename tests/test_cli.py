@@ -95,10 +95,13 @@ def test_missing_file(campaign_env: Path, env: dict[str, str]) -> None:
     one_clear_line(done, "nope.csv")
 
 
-def test_no_phone_column_lists_the_columns(campaign_env: Path, env: dict[str, str]) -> None:
+def test_no_phone_column_says_how_to_name_it_without_quoting_the_file(
+    campaign_env: Path, env: dict[str, str]
+) -> None:
     (campaign_env / "r.csv").write_text("name;city\nAnne;Lyon\n")
     done = cli(campaign_env, "--survey-id", "s", "--recipients", "r.csv", **env)
-    one_clear_line(done, "name", "city")
+    one_clear_line(done, "no phone column found", "2 columns", "--phone-column")
+    assert "city" not in done.stderr and "Lyon" not in done.stderr
 
 
 def test_invalid_key(campaign_env: Path, env: dict[str, str], simulator: Any) -> None:

@@ -1,4 +1,4 @@
-"""Delivery follow-up: status rules, the suppression list, and the flow end to end.
+"""Delivery follow-up: status rules, STOP replies into the never-text store, the flow end to end.
 
 The flow runs through the real Prefect engine against the simulator over HTTP; the simulator's
 statuses move with its own clock (``state.advance``), so nothing sleeps.
@@ -29,14 +29,8 @@ from flows.survey_campaign import (
 from smspartner import StatusEntry
 from smspartner.simulator import FaultConfig
 from tasks import ledger as lg
-from tasks.campaign import normalise_list
-from tasks.followup import (
-    SuppressionError,
-    add_to_suppression,
-    status_bucket,
-    tally_chunk,
-)
-from tasks.recipients import load_number_list
+from tasks.followup import status_bucket, tally_chunk
+from tasks.nevertext import NeverText
 
 # -- status rules --------------------------------------------------------------------------
 
@@ -112,39 +106,6 @@ def test_tally_matches_national_forms_keeps_latest_and_counts_missing_as_other()
     assert d.stops == ("+33612345678",)
     assert d.last_status_at == datetime(2025, 3, 1, 9, 5, tzinfo=UTC).isoformat()
     assert sum(d.counts.values()) == d.size == 3
-
-
-# -- suppression list ----------------------------------------------------------------------
-
-
-def test_suppression_list_is_created_with_a_phone_header(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "suppression.csv"
-    assert add_to_suppression(path, ["+33612345678", "+33612345678"]) == ["+33612345678"]
-    assert path.read_text() == "phone\n+33612345678\n"
-
-
-def test_suppression_list_dedupes_across_formats_and_keeps_what_was_there(tmp_path: Path) -> None:
-    path = tmp_path / "suppression.csv"
-    path.write_bytes(b"phone\r\n06 12 34 56 78\r\n+33612345680")  # CRLF, no final newline
-    added = add_to_suppression(path, ["+33612345678", "+33612345679"])
-    assert added == ["+33612345679"]
-    assert path.read_bytes() == b"phone\r\n06 12 34 56 78\r\n+33612345680\r\n+33612345679\r\n"
-    assert normalise_list(load_number_list(path)) == {
-        "+33612345678",
-        "+33612345679",
-        "+33612345680",
-    }
-
-
-def test_a_list_that_cannot_take_the_numbers_is_left_unchanged(tmp_path: Path) -> None:
-    path = tmp_path / "suppression.csv"
-    original = b"name;note;mobile\nA;x;0612345678\nB;y;0612345680\n"
-    path.write_bytes(original)
-    with pytest.raises(SuppressionError, match="left unchanged"):
-        add_to_suppression(path, ["+33612345679"])
-    assert path.read_bytes() == original
-    with pytest.raises(SuppressionError, match="spreadsheet"):
-        add_to_suppression(tmp_path / "list.xlsx", ["+33612345679"])
 
 
 # -- the flow ------------------------------------------------------------------------------
@@ -227,9 +188,10 @@ def test_statuses_move_from_waiting_to_final_and_stops_are_suppressed(
     assert after["waiting"] == after["other"] == 0
     assert after["stop_added"] == len(stops) == 2
 
-    suppression = campaign_env / "data" / "state" / "suppression.csv"
-    assert normalise_list(load_number_list(suppression)) == set(stops)
-    assert suppression.read_text().splitlines()[0] == "phone"
+    store = NeverText(lg.Ledger(os.environ["SURVEY_LEDGER_URL"]))
+    assert store.among(fr + gp) == set(stops)  # STOP replies: never texted again
+    assert store.counts() == {"stop_reply": 2, "people": 2}
+    assert not (campaign_env / "data" / "state" / "suppression.csv").exists()  # no clear list
 
     report = campaign_env / "data" / "reports" / "follow-me"
     saved = json.loads((report / "follow_up.json").read_text())
@@ -241,7 +203,7 @@ def test_statuses_move_from_waiting_to_final_and_stops_are_suppressed(
 
     again = follow("follow-me").result()  # the same STOP replies are not added twice
     assert again["stop_added"] == 0
-    assert len(load_number_list(suppression)) == 2
+    assert store.counts()["people"] == 2
 
 
 def test_without_an_id_every_recent_campaign_is_followed_up(
@@ -323,8 +285,8 @@ def test_documented_answer_variations_are_tolerated(campaign_env: Path, simulato
         "other": 2,  # numbers[6]: no status
     }
     assert counts["stop_added"] == 1
-    suppression = campaign_env / "data" / "state" / "suppression.csv"
-    assert normalise_list(load_number_list(suppression)) == {numbers[1]}
+    store = NeverText(lg.Ledger(os.environ["SURVEY_LEDGER_URL"]))
+    assert store.among(numbers) == {numbers[1]}
 
 
 def test_problems_fail_the_run_with_one_clear_line(

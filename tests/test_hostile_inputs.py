@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,11 +30,9 @@ from tasks.numbers import mask_numbers_in_text, numbers_in_entry
 from tasks.recipients import (
     RecipientsError,
     SuppressionList,
-    load_number_list,
     load_recipients,
     load_suppression_list,
     sql_refusal,
-    suppression_list_is_usable,
     xlsx_size_problem,
 )
 
@@ -68,9 +67,8 @@ def test_headerless_list_uses_the_column_of_numbers_not_a_customer_id(tmp_path: 
     # The old rule took the leftmost column with six digits: the customer id, suppressing nobody.
     path = write(tmp_path, "stop.csv", "100234,0612345030\n100235,06 12 34 50 31\n")
     assert load_suppression_list(path) == SuppressionList(
-        numbers=frozenset({A, B}), read=2, used=2, unreadable=0, column="column 2"
+        numbers=frozenset({A, B}), read=2, used=2, column=2
     )
-    assert load_number_list(path) == ["0612345030", "06 12 34 50 31"]
 
 
 def test_entries_give_every_number_they_hold_whatever_is_written_around(tmp_path: Path) -> None:
@@ -83,7 +81,6 @@ def test_entries_give_every_number_they_hold_whatever_is_written_around(tmp_path
         "+44 7911 123456;foreign\n"  # an opt-out is never narrower than a send abroad
         "01 23 45 67 89;landline\n"
         "0690 12 34 56 (stop);overseas\n"
-        "n/a;unknown\n"
     ).replace("0612345038;0612345039", '"0612345038;0612345039"')
     result = load_suppression_list(write(tmp_path, "stop.csv", text))
     assert result.numbers == {
@@ -96,15 +93,15 @@ def test_entries_give_every_number_they_hold_whatever_is_written_around(tmp_path
         "+33123456789",
         "+590690123456",
     }
-    assert (result.read, result.used, result.unreadable) == (8, 7, 1)
-    assert result.column == "Téléphone"
+    assert (result.read, result.used, result.column) == (7, 7, 1)
 
 
 def test_list_from_a_workbook_with_spreadsheet_floats(tmp_path: Path) -> None:
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     assert sheet is not None
-    for row in (["client", "numéro"], [1, 612345030], [2, "06 12 34 50 31 STOP"], [3, None]):
+    # A blank row is skipped; a row with a client but no number would refuse the list.
+    for row in (["client", "numéro"], [1, 612345030], [None, None], [2, "06 12 34 50 31 STOP"]):
         sheet.append(row)
     workbook.save(tmp_path / "stop.xlsx")
     result = load_suppression_list(tmp_path / "stop.xlsx")
@@ -123,45 +120,34 @@ def test_a_list_without_a_column_of_numbers_is_refused(tmp_path: Path, text: str
     assert "no column of" in refusal(write(tmp_path, "stop.csv", text))
 
 
-def test_a_list_of_mostly_unreadable_entries_is_refused_with_the_count(tmp_path: Path) -> None:
-    text = "phone\n0612345030\nSTOP\nvoir dossier\n12 34\n"
+def test_a_list_with_unreadable_entries_is_refused_naming_its_rows(tmp_path: Path) -> None:
+    # Fail closed: any entry that gives no number refuses the list (it used to take more than
+    # half of them), and the message names rows, never what they hold.
+    text = "Portable\n0612345030\nSTOP\nvoir dossier\n12 34\n"
     message = refusal(write(tmp_path, "stop.csv", text))
-    assert "3 of 4 entries" in message and "phone" in message
+    assert "rows 3, 4 and 5" in message
+    assert not any(s in message for s in ("Portable", "STOP", "voir dossier", "12 34"))
     assert no_full_number(message, A)
 
 
 def test_missing_unreadable_or_empty_list(tmp_path: Path) -> None:
     assert "file not found" in refusal(tmp_path / "missing.csv")
     assert "directory" in refusal(tmp_path)
-    empty = SuppressionList(frozenset(), 0, 0, 0, "")
-    assert load_suppression_list(write(tmp_path, "empty.csv", b"")) == empty
-    assert load_suppression_list(write(tmp_path, "blank.csv", "\n \n")) == empty
-    header_only = load_suppression_list(write(tmp_path, "header.csv", "phone\n"))
-    assert header_only.numbers == frozenset() and header_only.read == 0
+    # A list that suppresses nobody is refused (it used to be read as an empty list).
+    assert "is empty" in refusal(write(tmp_path, "empty.csv", b""))
+    assert "is empty" in refusal(write(tmp_path, "blank.csv", "\n \n"))
+    assert "header line but no phone number" in refusal(write(tmp_path, "h.csv", "phone\n"))
 
 
-@pytest.mark.parametrize(
-    ("read", "unreadable", "usable"),
-    [
-        (0, 0, True),  # an empty list suppresses nobody, and says so: read = 0
-        (1, 0, True),
-        (1, 1, False),  # nothing usable
-        (2, 1, True),  # half
-        (3, 2, False),  # more than half unreadable
-        (10, 5, True),
-        (10, 6, False),
-        (1000, 1, True),
-    ],
-)
-def test_suppression_list_threshold(read: int, unreadable: int, usable: bool) -> None:
-    assert suppression_list_is_usable(read, unreadable) is usable
+def _metropolitan(national: str) -> bool:
+    """A valid +33 number: 06 39 is Mayotte's range (+262 639), 06 90-06 97 the Caribbean's,
+    Guiana's and Réunion's, and phonenumbers' metadata moves ranges between them."""
+    return phonenumbers.is_valid_number(phonenumbers.parse(f"+33{national}"))
 
 
-# Metropolitan mobiles: 06 39 is Mayotte's range (+262 639), a different territory.
+# Metropolitan mobiles.
 _national = (
-    st.integers(min_value=0, max_value=99_999_999)
-    .map(lambda n: f"6{n:08d}")
-    .filter(lambda national: not national.startswith("639"))
+    st.integers(min_value=0, max_value=99_999_999).map(lambda n: f"6{n:08d}").filter(_metropolitan)
 )
 _formats = st.sampled_from(
     [

@@ -52,6 +52,13 @@ CASES: list[tuple[object, str, str | None]] = [
     (NNBSP.join(["06", "12", "34", "56", "78"]), FR, "FR"),
     ("０６１２３４５６７８", FR, "FR"),  # full-width digits
     ("＋３３６１２３４５６７８", FR, "FR"),  # full-width plus too
+    # Decimal digits of other scripts, as phone keyboards set to Arabic, Persian or Hindi type.
+    ("٠٦١٢٣٤٥٦٧٨", FR, "FR"),  # Arabic-Indic
+    ("۰۶ ۱۲ ۳۴ ۵۶ ۷۸", FR, "FR"),  # Extended Arabic-Indic (Persian, Urdu)
+    ("०६.१२.३४.५६.७८", FR, "FR"),  # Devanagari
+    ("+٣٣ ٦ ١٢ ٣٤ ٥٦ ٧٨", FR, "FR"),
+    ("‏٠٦٩٠ ١٢ ٣٤ ٥٦", "+590690123456", "GP"),  # with a right-to-left mark
+    ("৬১২৩৪৫৬৭৮", FR, "FR"),  # Bengali, leading zero lost
     ("tel:+33612345678", FR, "FR"),
     ("TEL: 06 12 34 56 78", FR, "FR"),
     ("0033612345678", FR, "FR"),
@@ -270,6 +277,13 @@ DECORATIONS = ["", "", "", ".0", ",0", ". 0", " ", "\n", "x12", " (mobile)", "#"
                ", 07 81 23 45 67", " / 0781234567", "+33781234567", " 0781234567", "\u200e",
                "0", "00"]  # fmt: skip
 FULL_WIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
+# The zero of a few scripts' decimal digits (Arabic-Indic, Persian, Devanagari, Bengali, Thai,
+# mathematical bold, which NFKC already maps).
+OTHER_ZEROS = ["\u0660", "\u06f0", "\u0966", "\u09e6", "\u0e50", "\U0001d7ce"]
+
+
+def in_script(text: str, zero: str) -> str:
+    return text.translate({ord("0") + i: chr(ord(zero) + i) for i in range(10)})
 
 
 @st.composite
@@ -287,6 +301,8 @@ def messy_numbers(draw: st.DrawFn) -> str:
     text += draw(st.sampled_from(DECORATIONS))
     if draw(st.integers(0, 15)) == 0:
         text = text.translate(FULL_WIDTH)
+    elif draw(st.integers(0, 15)) == 0:
+        text = in_script(text, draw(st.sampled_from(OTHER_ZEROS)))
     return text
 
 
@@ -516,6 +532,8 @@ def test_mask_never_raises_and_hides_garbage(value: object) -> None:
         ("01 23 45 67 89", "+33123456789"),  # landlines are kept: no mobile filter
         ("0800 12 34 56", "+33800123456"),
         ("+32 470 12 34 56", "+32470123456"),  # nor a foreign filter
+        ("٠١ ٢٣ ٤٥ ٦٧ ٨٩", "+33123456789"),  # digits of any script
+        ("०६१२३४५६७८", FR),
         ("0701234567", None),
         ("06 12 34 56 78 (mobile)", None),
         ("0612345678, 0781234567", None),

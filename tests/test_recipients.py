@@ -31,8 +31,8 @@ from tasks.recipients import (
     PHONE_COLUMN_CANDIDATES,
     RecipientsError,
     find_phone_column,
-    load_number_list,
     load_recipients,
+    load_suppression_list,
     mask_db_url,
 )
 
@@ -410,10 +410,11 @@ def test_xlsx_named_sheet(tmp_path: Path) -> None:
     assert rows(df) == [["699999999", "Léo"]]
 
 
-def test_xlsx_missing_sheet_names_the_available_ones(tmp_path: Path) -> None:
+def test_xlsx_missing_sheet_counts_the_available_ones(tmp_path: Path) -> None:
+    # The sheets' names are the file's content: counted, no longer listed.
     message = error_of(path=make_workbook(tmp_path / "r.xlsx"), sheet="Clients 2024")
-    assert "'Clients 2024'" in message
-    assert "'Clients'" in message and "'Archive 2023'" in message
+    assert "'Clients 2024'" in message and "2 sheets" in message
+    assert "'Clients'" not in message and "Archive" not in message
 
 
 def test_xlsx_sample_file() -> None:
@@ -886,25 +887,41 @@ def test_find_phone_column_preferred() -> None:
     assert find_phone_column(columns, "") == "Téléphone"
 
 
-def test_find_phone_column_preferred_missing_lists_columns() -> None:
+# The columns' names are the file's first line: a file given by mistake would put its first
+# line (a password, a key) in the run's log. They used to be listed; now they are counted.
+
+
+def test_find_phone_column_preferred_missing_counts_the_columns() -> None:
     with pytest.raises(RecipientsError) as info:
-        find_phone_column(["id", "Téléphone"], "portable")
-    assert "'portable'" in str(info.value) and "'id', 'Téléphone'" in str(info.value)
+        find_phone_column(["client_ref", "Téléphone fixe"], "portable")
+    message = str(info.value)
+    assert "'portable'" in message  # what the operator typed
+    assert "2 columns" in message and "--phone-column" in message
+    assert "client_ref" not in message and "fixe" not in message
 
 
-def test_find_phone_column_none_lists_the_columns() -> None:
+def test_find_phone_column_none_counts_the_columns() -> None:
     with pytest.raises(RecipientsError) as info:
         find_phone_column(["id", "first_name", "email"])
     message = str(info.value)
-    assert "no phone column" in message and "'id', 'first_name', 'email'" in message
+    assert "no phone column" in message and "3 columns" in message
+    assert "--phone-column" in message and "Phone column" in message
+    assert "'id'" not in message and "first_name" not in message and "email" not in message
 
 
 def test_find_phone_column_headerless_file_does_not_leak_a_number() -> None:
     with pytest.raises(RecipientsError) as info:
         find_phone_column(["1001", "Camille", "0612345678"])
     message = str(info.value)
-    assert "0612345678" not in message and "78" in message
+    assert "Camille" not in message and "1001" not in message and "345" not in message
     assert "header line missing" in message
+
+
+def test_find_phone_column_echoes_a_long_typed_name_shortened() -> None:
+    with pytest.raises(RecipientsError) as info:
+        find_phone_column(["a"], "x" * 500)
+    message = str(info.value)
+    assert "x" * 39 in message and "x" * 41 not in message and "the only column" in message
 
 
 def _variants(candidate: str) -> st.SearchStrategy[str]:
@@ -933,53 +950,50 @@ def test_find_phone_column_ignores_case_accents_and_separators(
 
 
 # --------------------------------------------------------------------------------------------
-# load_number_list
+# reading an opt-out list
 # --------------------------------------------------------------------------------------------
 
 
 def test_number_list_one_per_line_without_header(tmp_path: Path) -> None:
-    path = write(tmp_path, "stop.txt", "0612345678\n+33 7 12 34 56 78\n\n06.12.34.56.79\n")
-    assert load_number_list(path) == ["0612345678", "+33 7 12 34 56 78", "06.12.34.56.79"]
+    path = write(tmp_path, "stop.txt", "0612345678\n+33 7 81 23 45 67\n\n06.12.34.56.79\n")
+    assert load_suppression_list(path).numbers == {"+33612345678", "+33781234567", "+33612345679"}
 
 
 def test_number_list_csv_with_header_picks_the_phone_column(tmp_path: Path) -> None:
     path = write(tmp_path, "stop.csv", "date;Téléphone;motif\n2024-01-02;06 12 34 56 78;STOP\n")
-    assert load_number_list(path) == ["06 12 34 56 78"]
+    assert load_suppression_list(path).numbers == {"+33612345678"}
 
 
 def test_number_list_without_header_picks_the_column_of_numbers(tmp_path: Path) -> None:
-    path = write(tmp_path, "stop.csv", "Camille,0612345678\nLouis,+33712345678\n")
-    assert load_number_list(path) == ["0612345678", "+33712345678"]
+    path = write(tmp_path, "stop.csv", "Camille,0612345678\nLouis,+33781234567\n")
+    assert load_suppression_list(path).numbers == {"+33612345678", "+33781234567"}
 
 
 def test_number_list_single_column_with_header_bom_and_cp1252(tmp_path: Path) -> None:
-    assert load_number_list(write(tmp_path, "a.csv", "\ufeffnumero\n0612345678\n")) == [
-        "0612345678"
-    ]
+    listed = load_suppression_list(write(tmp_path, "a.csv", "\ufeffnumero\n0612345678\n"))
+    assert listed.numbers == {"+33612345678"}
     path = write(tmp_path, "b.csv", "Numéro à exclure\r\n0612345678\r\n", "cp1252")
-    assert load_number_list(path) == ["0612345678"]
+    assert load_suppression_list(path).numbers == {"+33612345678"}
 
 
 def test_number_list_from_a_workbook(tmp_path: Path) -> None:
-    assert load_number_list(make_workbook(tmp_path / "stop.xlsx")) == [
-        "612345678",
-        "0612345678",
-        "612345678",
-        "33612345678",
-    ]
+    listed = load_suppression_list(make_workbook(tmp_path / "stop.xlsx"))
+    assert listed.numbers == {"+33612345678"}
 
 
-def test_number_list_empty_file_is_an_empty_list(tmp_path: Path) -> None:
-    assert load_number_list(write(tmp_path, "stop.csv", b"")) == []
-    assert load_number_list(write(tmp_path, "stop2.csv", "phone\n")) == []
+def test_number_list_empty_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RecipientsError, match="empty"):
+        load_suppression_list(write(tmp_path, "stop.csv", b""))
+    with pytest.raises(RecipientsError, match="no phone number below"):
+        load_suppression_list(write(tmp_path, "stop2.csv", "phone\n"))
 
 
 def test_number_list_bad_input(tmp_path: Path) -> None:
     with pytest.raises(RecipientsError, match="file not found"):
-        load_number_list(tmp_path / "missing.csv")
+        load_suppression_list(tmp_path / "missing.csv")
     with pytest.raises(RecipientsError, match="directory"):
-        load_number_list(tmp_path)
+        load_suppression_list(tmp_path)
     with pytest.raises(RecipientsError, match="PNG"):
-        load_number_list(write(tmp_path, "stop.csv", PNG))
+        load_suppression_list(write(tmp_path, "stop.csv", PNG))
     with pytest.raises(RecipientsError, match="no column of .* holds phone numbers"):
-        load_number_list(write(tmp_path, "names.csv", "name;email\njean;j@example.org\n"))
+        load_suppression_list(write(tmp_path, "names.csv", "name;email\njean;j@example.org\n"))

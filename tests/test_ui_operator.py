@@ -49,9 +49,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     require_chromium()
     home = tmp_path_factory.mktemp("prefect-home-ui-operator")
-    # The workers are pointed at this list: a named list must exist (an empty one is empty).
+    # The workers import this list at every run: it must exist and hold a number at least.
     suppression = home / "suppression.csv"
-    suppression.write_text("")
+    suppression.write_text("phone\n+33699999901\n", encoding="utf-8")
     config = StackConfig(root=clone, home=home, logs=home / "logs", suppression_list=suppression)
     with LocalStack(config) as running:
         yield running
