@@ -2,10 +2,11 @@
 
     python -m flows.erase_person --phone NUMBER      # any format: 06 12 34 56 78, +33612345678…
 
-The ledger keeps the person's chunks with a keyed hash in place of the number (exactly-once and
-the frequency cap still hold), their rows leave every table under ``data/state`` and
-``data/reports``, their number is masked in every text file there, and the number is added to
-the local suppression list (E.164), the one place it stays, so that nobody texts it again.
+First the person's keyed value goes into the never-text store (in the ledger's database, never
+the number), so that nobody on any worker texts them again, whatever fails next. The ledger
+keeps their chunks with a keyed hash in place of the number (exactly-once and the frequency cap
+still hold), their rows leave every table of the data folder (``SURVEY_DATA_DIR``: ``state/``
+and ``reports/``, whatever the column), and their number is masked in every text file there.
 What was found is printed with the number masked; the last line on stdout is a JSON object of
 counts. The full number never reaches a log, an artifact or the output.
 
