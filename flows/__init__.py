@@ -1,11 +1,50 @@
 """Prefect flows: wiring only; the rules live in ``tasks/``."""
 
+import logging
 import os
+import sys
 
 # Set before Prefect reads its settings: no usage telemetry from a tool that handles customer data.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # A temporary local server (no PREFECT_API_URL) can take more than the default 20 s to start on a
 # small, busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-# The ledger and the send executor log through the standard library: into the run's logs too.
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "survey")
+
+# The ledger and the send executor ("survey.*") and the gateway client's retries ("smspartner")
+# log through the standard library: into each run's logs too (the Prefect UI). Prefect attaches
+# its API handler to the loggers of this setting when it sets logging up, on import.
+EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
+EXTRA_LOGGERS = ("survey", "smspartner")
+
+
+def _listed(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _ensure_extra_loggers() -> None:
+    """Add this project's loggers to ``PREFECT_LOGGING_EXTRA_LOGGERS`` (keeping any the
+    environment names), for Prefect to read when it loads its settings (the command line,
+    ``python -m flows.x``, imports this package first). Where Prefect loaded them before (a
+    worker's flow-run process imports Prefect, then the flow; deployments/prefect.yaml sets the
+    variable in the job's environment for that case), do what Prefect's logging setup does for
+    an extra logger, once that setup has run: give it the handlers of ``prefect.extra``, which
+    send records to the run's logs."""
+    names = list(dict.fromkeys([*_listed(os.environ.get(EXTRA_LOGGERS_ENV, "")), *EXTRA_LOGGERS]))
+    os.environ[EXTRA_LOGGERS_ENV] = ",".join(names)
+    if "prefect.context" not in sys.modules:
+        return  # Prefect has not read its settings yet: it will read the variable
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.settings import PREFECT_LOGGING_EXTRA_LOGGERS
+
+    if set(EXTRA_LOGGERS) <= set(PREFECT_LOGGING_EXTRA_LOGGERS.value()):
+        return  # its logging setup, done or to come, covers them
+    ensure_logging_setup()  # Prefect's own, when not done yet; later calls keep the handlers
+    handlers = logging.getLogger("prefect.extra").handlers
+    for name in EXTRA_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+
+
+_ensure_extra_loggers()

@@ -5,9 +5,12 @@ values the rules take."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import time as dtime
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -42,6 +45,84 @@ Language = Annotated[
 ]
 
 
+def refuse_unless(pattern: str, expected: str) -> dict[str, Any]:
+    """JSON schema that refuses anything but null or a string matching ``pattern``, with the
+    message ``'<expected>' was expected``: a ``const`` error is the one jsonschema error that does
+    not quote the value, and it wins over the field's own ``anyOf`` type error (a weak one in
+    jsonschema's choice of the error to report), so Prefect's 409 answer ("Validation failed for
+    field ...") never echoes what was typed. A plain ``pattern`` would quote it."""
+    return {
+        "if": {"type": ["string", "null"], "pattern": pattern},
+        "else": {"const": expected},
+    }
+
+
+# A file path typed into a form: relative, no ".." segment, no control character. The server
+# refuses the rest before storing a run; ``confine`` then keeps it inside the data folder
+# (symlinks followed), which a pattern cannot see.
+FORM_PATH_PATTERN = (
+    r"^(?![/\\~]|[A-Za-z]:)"  # not absolute (/x, \x, ~/x, C:x)
+    r"(?!(?:[^/\\]*[/\\])*\.\.(?:[/\\]|$))"  # no ".." segment
+    r"[^\x00-\x1f\x7f]*$"
+)
+FORM_PATH_EXPECTED = (
+    "a file path relative to the clone, inside the data folder, e.g. data/samples/recipients.csv "
+    "(no absolute path, no ..)"
+)
+
+
+def confine(path: str, root: Path) -> str:
+    """``path`` resolved (relative to the current directory, symlinks followed) when it lies
+    inside ``root``; else ValueError in one line quoting only what was typed. For paths from a
+    deployment's form: anyone with the UI could otherwise make a worker read any of its files."""
+    typed = str(path)
+    refused = ValueError(
+        f"the file {typed!r} is outside the data folder: a run started from a deployment may "
+        "only read files inside it (e.g. data/samples/recipients.csv)"
+    )
+    if not typed.strip() or any(ord(c) < 32 or ord(c) == 127 for c in typed):
+        raise refused
+    try:
+        base = Path(root).resolve()
+        found = (Path.cwd() / typed).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a null byte
+        raise refused from None
+    if found != base and found.is_relative_to(base):
+        return str(found)
+    raise refused
+
+
+def confine_form_paths(
+    source: Source, named_list: str | None, roots: Sequence[Path]
+) -> tuple[Source, str | None]:
+    """The files a deployment's form named (the recipients, a SQLite source, the opt-out list),
+    each confined to one of ``roots`` (the data folders) and never to their ``state/`` (the
+    ledger, the key): ValueError in one line otherwise."""
+
+    def inside(typed: str) -> str:
+        refusal: ValueError | None = None
+        for root in roots:
+            try:
+                found = confine(typed, root)
+            except ValueError as exc:
+                refusal = exc
+                continue
+            if not Path(found).is_relative_to((root / "state").resolve()):
+                return found
+            refusal = ValueError(
+                f"the file {typed!r} is in the tool's own state folder: a run started from a "
+                "deployment may only read your files in the data folder"
+            )
+        raise refusal or ValueError("no data folder to read from")
+
+    path = inside(source.path) if source.path and not source.sql else source.path
+    db_url = source.db_url
+    if source.sql and db_url and db_url.startswith("sqlite:///"):
+        db_url = "sqlite:///" + inside(db_url.removeprefix("sqlite:///"))
+    listed = inside(named_list) if named_list else named_list
+    return replace(source, path=path, db_url=db_url), listed
+
+
 # The send flow's own fields (the Prefect UI's form shows their titles and descriptions).
 SurveyId = Annotated[
     str,
@@ -60,8 +141,11 @@ DryRun = Annotated[bool, Field(title="Dry run", description="Plan and report, se
 SuppressionList = Annotated[
     str | None,
     Field(
-        title="Local suppression list",
-        description="CSV of numbers never to text; empty for the default file.",
+        title="Opt-out list",
+        description="A CSV or Excel list of numbers never to text, added to the never-text "
+        "store (it never replaces it); empty: the store alone. A path inside the data folder, "
+        "relative to the repository root.",
+        json_schema_extra=refuse_unless(FORM_PATH_PATTERN, FORM_PATH_EXPECTED),
     ),
 ]
 ApproveAboveCost = Annotated[
@@ -108,13 +192,6 @@ ResumeChangedInput = Annotated[
     ),
 ]
 
-# The form refuses a URL with a password before Prefect stores it: "user:pass@" or "?password=".
-_URL_WITHOUT_CREDENTIALS = (
-    r"^(?![^?#]*://[^/?#@]*:[^/?#@]*@)"
-    r"(?!.*[?&;]([Pp][Aa][Ss][Ss]([Ww]([Oo][Rr])?[Dd])?|[Pp][Ww][Dd]|[Ss][Ss][Ll][Pp][Aa][Ss][Ss]"
-    r"[Ww][Oo][Rr][Dd]|[Ss][Ee][Cc][Rr][Ee][Tt])=)"
-)
-
 
 class SourceKind(StrEnum):
     csv = "csv"
@@ -134,7 +211,9 @@ class RecipientSource(BaseModel):
     path: str | None = Field(
         "data/samples/recipients.csv",
         title="File path",
-        description="CSV or .xlsx file, relative to the repository root (csv / excel).",
+        description="CSV or .xlsx file inside the data folder, relative to the repository root "
+        "(csv / excel).",
+        json_schema_extra=refuse_unless(FORM_PATH_PATTERN, FORM_PATH_EXPECTED),
     )
     sheet: str | None = Field(
         None, title="Excel sheet", description="Sheet name; empty for the first sheet."
@@ -144,8 +223,12 @@ class RecipientSource(BaseModel):
         title="Database URL",
         description="SQLAlchemy URL WITHOUT password (sql), e.g. postgresql://user@host/db. "
         "The password comes from the Secret block named below, else from the worker's "
-        f"{runtime.DB_PASSWORD_ENV} environment variable. A URL holding a password is refused.",
-        json_schema_extra={"pattern": _URL_WITHOUT_CREDENTIALS},
+        f"{runtime.DB_PASSWORD_ENV} environment variable. A URL holding a password, or a "
+        "query option other than the usual ones (sslmode, charset, connect_timeout, ...), is "
+        "refused.",
+        # The server refuses (before storing the run) exactly what the check below refuses, and
+        # its answer quotes PUBLIC_URL_EXPECTED, never the URL.
+        json_schema_extra=refuse_unless(dburl.PUBLIC_URL_PATTERN, dburl.PUBLIC_URL_EXPECTED),
     )
     credentials_block: str | None = Field(
         None,
@@ -165,13 +248,14 @@ class RecipientSource(BaseModel):
     def _no_secret_in_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        public, secrets = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
-        if secrets:
+        if not dburl.is_public(value):  # the form's own pattern: one rule
             raise ValueError(
-                f"the database URL holds a password ({dburl.mask(value)}): Prefect would store "
-                "and show it; put it in a Secret block (credentials_block) or the worker's "
+                "the database URL holds a password, or a query option that may be one (only "
+                "usual options such as ?sslmode= are accepted): Prefect would store and show it; "
+                "put the password in a Secret block (credentials_block) or the worker's "
                 f"{runtime.DB_PASSWORD_ENV}"
             )
+        public, _ = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
         return public
 
     def plain(self) -> Source:

@@ -6,8 +6,9 @@ For every campaign whose chunks are all final and that saw no activity for N day
 keeps its chunks (state, tag, counts, costs) with the numbers replaced by keyed hashes, so
 nobody is texted twice and the frequency cap still holds; its state folder is removed and its
 report folder keeps only the aggregates (see ``tasks/privacy.py``). The never-text store (hashes
-only) is not touched: an opposition list outlives the person's data. Idempotent: a second run changes nothing. The last line on stdout is a JSON object of
-counts; on an error, one line on stderr and a non-zero exit.
+only) is not touched: an opposition list outlives the person's data. Idempotent: a second run
+changes nothing. The last line on stdout is a JSON object of counts; on an error, one line on
+stderr and a non-zero exit.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from flows.parameters import (
     SuppressionList,
     SurveyId,
     WindowPreset,
+    confine_form_paths,
 )
 from smspartner import SMSPartnerClient
 from smspartner.errors import mask_phone_numbers
@@ -112,6 +113,13 @@ def send_survey_campaign(
         return _failed(str(exc))  # type: ignore[no-any-return]
     name_this_run(cid)
     source = recipients.plain()
+    if runtime.from_deployment():  # the command line, run by someone with a shell, may name any
+        try:
+            source, suppression_list = confine_form_paths(
+                source, suppression_list, runtime.form_roots()
+            )
+        except ValueError as exc:
+            return _failed(str(exc))  # type: ignore[no-any-return]
     base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
     lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
     real_gateway = base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run

@@ -5,6 +5,23 @@ secret: neither in its user part (``postgresql://user:PASSWORD@host/db``) nor in
 (``?password=...``, ``?sslpassword=...``). ``split`` takes them out; ``join`` puts them back
 inside the task that connects. SQLAlchemy 2's ``URL.set(password=None)`` keeps the password
 (``None`` means "unchanged" there), hence ``_replace``.
+
+One rule says what may be stored (``PUBLIC_URL_PATTERN``, ``is_public``): the form's JSON-schema
+pattern, which the Prefect server applies before it stores a run, and the flow's own check are
+that same regular expression. It is an allow-list, so that no spelling slips through: a password
+holding ``/``, ``#``, ``?`` or ``@``, a percent-encoded query key (``?pass%77ord=``), a key in
+another case (``?PWD=``) or a driver's option nobody listed are all refused, because a URL passes
+only when
+
+- it reads ``dialect://[user@]host[:port][/database][?key=value&...]``, without line breaks;
+- its user part (before the one ``@`` it may hold) has no ``:``, so no password, whatever it
+  holds (SQLAlchemy reads a password after any ``:`` that comes before an ``@``);
+- every query key is one of ``SAFE_QUERY_KEYS``, spelled exactly: usual connection options that
+  hold no secret (``sslmode``, ``charset``, ``connect_timeout``, ...). ``sslkey``/``ssl_key`` name a
+  key *file*, not a secret.
+
+A command line may name any option: ``split`` takes out the password and every query key that is
+not safe, and they travel through the process only (``Credentials``).
 """
 
 from __future__ import annotations
@@ -15,8 +32,97 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import URL, make_url
 
-# Query keys that hold a secret in the drivers we use (libpq, psycopg, PyMySQL, pyodbc).
-SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "pass", "secret"})
+# Query keys that hold no secret in the drivers we ship (libpq through psycopg, PyMySQL, SQLite):
+# the only ones a URL stored by Prefect may carry. Anything else (password, passwd, pwd,
+# sslpassword, pass, secret, token, api_key, odbc_connect, a percent-encoded or upper-case
+# spelling of one of those...) is taken out by ``split`` and refused by the form.
+SAFE_QUERY_KEYS = frozenset(
+    {
+        # PostgreSQL (libpq parameters)
+        "application_name",
+        "channel_binding",
+        "client_encoding",
+        "connect_timeout",
+        "fallback_application_name",
+        "gssencmode",
+        "host",
+        "hostaddr",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "krbsrvname",
+        "load_balance_hosts",
+        "options",
+        "port",
+        "require_auth",
+        "service",
+        "ssl_max_protocol_version",
+        "ssl_min_protocol_version",
+        "sslcert",
+        "sslcompression",
+        "sslcrl",
+        "sslcrldir",
+        "sslkey",
+        "sslmode",
+        "sslrootcert",
+        "sslsni",
+        "target_session_attrs",
+        "tcp_user_timeout",
+        # MySQL / MariaDB (PyMySQL)
+        "binary_prefix",
+        "charset",
+        "client_flag",
+        "local_infile",
+        "program_name",
+        "read_timeout",
+        "ssl_ca",
+        "ssl_capath",
+        "ssl_cert",
+        "ssl_check_hostname",
+        "ssl_cipher",
+        "ssl_disabled",
+        "ssl_key",
+        "ssl_verify_cert",
+        "ssl_verify_identity",
+        "unix_socket",
+        "write_timeout",
+        # SQLite
+        "cache",
+        "check_same_thread",
+        "immutable",
+        "mode",
+        "nolock",
+        "timeout",
+        "uri",
+    }
+)
+
+# Characters no part of a stored URL may hold: control characters (line breaks, tabs), "#" (a
+# fragment to some readers) and "@" (only the one ending the user part).
+_PLAIN = r"\x00-\x1f\x7f#@"
+_PAIR = "(?:" + "|".join(sorted(SAFE_QUERY_KEYS)) + f")(?:=[^&{_PLAIN}]*)?"
+# Python's re (the Prefect server's jsonschema) and JavaScript read it alike. Blank passes (no URL).
+PUBLIC_URL_PATTERN = (
+    "^(?:\\s*| *[A-Za-z0-9_+]+://"
+    f"(?:[^:/?{_PLAIN}]*@)?"  # user, without ":" (no password)
+    f"[^?{_PLAIN}]*"  # host, port, /database
+    f"(?:\\?(?:{_PAIR})?(?:&(?:{_PAIR})?)*)?"  # ?key=value&... with safe keys only
+    " *)$"
+)
+_PUBLIC_URL = re.compile(PUBLIC_URL_PATTERN)
+
+# What the form says when it refuses a URL: Prefect's answer quotes this, never the URL.
+PUBLIC_URL_EXPECTED = (
+    "a database URL without a password, e.g. postgresql://reader@db.example/crm (no "
+    "user:password@, no ?password=, query options only among the usual ones such as ?sslmode=); "
+    "the password goes in a Secret block or the worker's SURVEY_DB_PASSWORD"
+)
+
+
+def is_public(url: str) -> bool:
+    """Whether Prefect may store this URL: the form's pattern, applied as the server does."""
+    return _PUBLIC_URL.search(url) is not None
 
 
 class DbUrlError(ValueError):
@@ -26,7 +132,7 @@ class DbUrlError(ValueError):
 @dataclass(frozen=True)
 class Credentials:
     password: str | None = None
-    query: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str | list[str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.password or self.query)
@@ -87,14 +193,32 @@ def engine_url(url: str) -> URL:
 
 
 def split(url: str) -> tuple[str, Credentials]:
-    """(the URL without any secret, the secrets taken out)."""
+    """(the URL without any secret, the secrets taken out): the password and every query key
+    that is not in ``SAFE_QUERY_KEYS``. The first always passes ``is_public``; DbUrlError (one
+    line, no secret) when the URL cannot be read or cannot be made public."""
     parsed = parse(url)
-    secrets = {k: str(v) for k, v in parsed.query.items() if k.lower() in SECRET_QUERY_KEYS}
+    if "@" in (parsed.host or ""):
+        # SQLAlchemy reads "u:p@ss@host" as the password "p" on the host "ss@host".
+        raise DbUrlError(
+            "the database URL has more than one '@' before its host: write an '@' inside the "
+            "user name or the password as %40"
+        )
+    secrets: dict[str, str | list[str]] = {
+        k: v if isinstance(v, str) else list(v)
+        for k, v in parsed.query.items()
+        if k not in SAFE_QUERY_KEYS
+    }
     public = parsed._replace(password=None)
     if secrets:
         public = public.difference_update_query(list(secrets))
     password = None if parsed.password is None else str(parsed.password)
-    return public.render_as_string(hide_password=False), Credentials(password, secrets)
+    text = public.render_as_string(hide_password=False)
+    if not is_public(text):
+        raise DbUrlError(
+            f"the database URL {mask(url)} cannot be read: expected "
+            "dialect://user@host[:port]/database, e.g. postgresql://reader@db.example/crm"
+        )
+    return text, Credentials(password, secrets)
 
 
 def join(url: str, credentials: Credentials) -> str:
@@ -116,14 +240,36 @@ def has_secret(url: str) -> bool:
 
 
 def mask(url: str) -> str:
-    """The URL with every secret shown as ``***``; never raises."""
-    try:
-        parsed = make_url(str(url))
-        hidden = [k for k in parsed.query if k.lower() in SECRET_QUERY_KEYS]
-        if hidden:
-            parsed = parsed.update_query_dict(dict.fromkeys(hidden, "***"))
-        return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
-    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: hide what looks like one
-        text = re.sub(r"^([^:/?#]*://[^:/@?#]*:)[^@]*@", r"\1***@", str(url))
-        keys = "|".join(sorted(SECRET_QUERY_KEYS))
-        return re.sub(rf"(?i)([?&;](?:{keys})=)[^&;#]*", r"\1***", text)
+    """The URL with every secret shown as ``***``, never raising: the password (everything
+    between the user's ``:`` and the last ``@``, whatever it holds) and the value of every query
+    key that is not safe (a bare one entirely). Text only, and a character any reading could
+    take for part of a secret is hidden: the query is read from the first ``?`` and from the
+    first one after the last ``@`` (a password may hold a ``?``, a query value an ``@``)."""
+    text = str(url)
+    scheme = re.match(r"[^:/?#]*://", text)
+    if scheme is None:
+        return text
+    start = scheme.end()
+    hidden = [False] * len(text)
+    at = text.rfind("@", start)
+    colon = text.find(":", start, at) if at >= 0 else -1
+    if colon >= 0:
+        hidden[colon + 1 : at] = [True] * (at - colon - 1)
+    for question in {text.find("?", start), text.find("?", max(at, start))}:
+        if question < 0:
+            continue
+        position = question + 1
+        for pair in text[position:].split("&"):
+            key, equals, _ = pair.partition("=")
+            if pair and key not in SAFE_QUERY_KEYS:
+                first = position + len(key) + 1 if equals else position
+                hidden[first : position + len(pair)] = [True] * (position + len(pair) - first)
+            position += len(pair) + 1
+    shown, previous = [], False
+    for char, hide in zip(text, hidden, strict=True):
+        if not hide:
+            shown.append(char)
+        elif not previous:
+            shown.append("***")
+        previous = hide
+    return "".join(shown)

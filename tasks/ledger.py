@@ -347,15 +347,14 @@ def load_pseudonym_key(path: Path = PSEUDONYM_KEY_PATH, given: str = "") -> byte
     in hex, mode 0600)."""
     raw = given.strip()
     if not raw:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raw = path.read_text(encoding="ascii").strip()
-        else:
-            raw = os.urandom(32).hex()
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(raw + "\n")
+            raw = _key_file(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or type(exc).__name__
+            raise PseudonymKeyError(
+                f"cannot write or read the pseudonym key {path} ({why}); set "
+                f"{PSEUDONYM_KEY_ENV}, or make its folder writable"
+            ) from None
     if len(raw) < 32:
         where = PSEUDONYM_KEY_ENV if given.strip() else str(path)
         raise PseudonymKeyError(f"the pseudonym key in {where} is too short (32 characters min)")
@@ -363,6 +362,19 @@ def load_pseudonym_key(path: Path = PSEUDONYM_KEY_PATH, given: str = "") -> byte
         return bytes.fromhex(raw)
     except ValueError:
         return raw.encode()
+
+
+def _key_file(path: Path) -> str:
+    """The key in ``path``, made there first (32 random bytes in hex, mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    raw = os.urandom(32).hex()
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(raw + "\n")
+    return raw
 
 
 def owner_token(run_id: str) -> str:

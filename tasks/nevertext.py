@@ -121,8 +121,10 @@ class NeverText:
     ) -> int:
         """Record E.164 numbers from ``source``; how many the store did not hold before (from any
         source). A number already recorded from that source keeps its first date."""
-        self._digester(adopt=True)  # the key recorded as the ledger's, or checked against it
         given = sorted({n for n in numbers if n})
+        if not given:
+            return 0  # nothing to record: no key needed yet
+        self._digester(adopt=True)  # the key recorded as the ledger's, or checked against it
         wanted = sorted({bytes(d).hex() for d in digests(given, self.ledger._key())})
         table = lg.never_text
         new = 0

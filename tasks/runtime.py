@@ -38,6 +38,19 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, "").strip() or "data")
 
 
+def form_roots() -> list[Path]:
+    """Where a file typed into a deployment's form may be: the clone's ``data/`` (the samples,
+    the operator's lists) and the data folder, when elsewhere."""
+    return list(dict.fromkeys([Path("data"), data_dir()]))
+
+
+def from_deployment() -> bool:
+    """Whether this flow run was started from a deployment (its form), not a command line."""
+    from prefect.runtime import deployment
+
+    return deployment.id is not None
+
+
 def state_dir() -> Path:
     return data_dir() / "state"
 

@@ -212,10 +212,14 @@ def test_deploy_declares_schedules_pool_and_a_form_without_secrets(
     for d in (send, follow):
         assert d["work_pool_name"] == "surveys"
         assert d["enforce_parameter_schema"] is True
-        # the worker runs the flows in the clone deployed from: flows/ and data/samples/ are there
-        assert d["pull_steps"] == [
-            {"prefect.deployments.steps.set_working_directory": {"directory": str(clone)}}
-        ]
+        # the worker runs the flows in its own clone (SURVEY_PROJECT_DIR), else the clone
+        # deployed from: flows/ and data/samples/ are there
+        shell, chdir = d["pull_steps"]
+        script = shell["prefect.deployments.steps.run_shell_script"]["script"]
+        assert script == f"printf '%s' \"${{SURVEY_PROJECT_DIR:-{clone}}}\""
+        assert chdir == {
+            "prefect.deployments.steps.set_working_directory": {"directory": "{{ clone.stdout }}"}
+        }
 
     [weekly] = send["schedules"]
     assert weekly["schedule"]["cron"] == "0 10 * * 2"

@@ -10,12 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
 from conftest import need_server
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_cli import cli, one_clear_line
 from test_flow import mobiles, texted, write_csv
@@ -73,6 +74,15 @@ def read_run(run_id: UUID) -> Any:
          {"PWD": "x"}),
         ("postgres://u:pw@h/db", "postgresql://u@h/db", "pw", {}),
         ("sqlite:///data/x.db", "sqlite:///data/x.db", None, {}),
+        # a password holding "/", "#" or "?"; keys percent-encoded, in capitals, or unknown
+        ("postgresql://u:pa/ss@host/db", "postgresql://u@host/db", "pa/ss", {}),
+        ("mysql://u:p#w@h/db", "mysql://u@h/db", "p#w", {}),
+        ("postgresql://u:p?w@h/db", "postgresql://u@h/db", "p?w", {}),
+        ("postgresql://u@h/db?pass%77ord=x&sslmode=require", "postgresql://u@h/db?sslmode=require",
+         None, {"password": "x"}),
+        ("postgresql://u@h/db?%70assword=x", "postgresql://u@h/db", None, {"password": "x"}),
+        ("postgresql://u@h/db?PASSWORD=x&token=t", "postgresql://u@h/db", None,
+         {"PASSWORD": "x", "token": "t"}),
     ],
 )  # fmt: skip
 def test_split_takes_every_secret_out_and_join_puts_it_back(
@@ -95,6 +105,29 @@ def test_a_password_never_survives_split_nor_mask(password: str) -> None:
     assert creds.password == password and creds.query == {"sslpassword": f"zz{password}"}
     assert public == "postgresql://reader@db.example/crm"
     assert dburl.mask(url) == "postgresql://reader:***@db.example/crm?sslpassword=***"
+
+
+@given(
+    password=st.text(min_size=3, max_size=16),
+    user=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", max_size=6),
+    options=st.lists(st.tuples(st.sampled_from(["sslmode", "charset", "PWD", "token",
+                                                "pass%77ord", "odbc_connect"]),
+                               st.text(max_size=8)), max_size=3),
+)  # fmt: skip
+def test_mask_hides_a_password_whatever_it_holds_and_every_option_not_known_safe(
+    password: str, user: str, options: list[tuple[str, str]]
+) -> None:
+    def once(part: str, text: str) -> bool:  # so that finding it in the mask means it leaked
+        return "*" not in part and text.find(part) == text.rfind(part)
+
+    query = "&".join(f"{k}={v}" for k, v in options)
+    url = f"postgresql://{user}:{password}@db.example/crm" + (f"?{query}" if options else "")
+    assume(once(password, url))
+    shown = dburl.mask(url)
+    assert password not in shown and shown.startswith(f"postgresql://{user}:***")
+    for key, value in options:
+        if key not in dburl.SAFE_QUERY_KEYS and value and once(value, url):
+            assert value not in shown
 
 
 @pytest.mark.parametrize(
@@ -166,6 +199,368 @@ def test_a_flow_run_given_a_url_with_a_password_fails_without_echoing_it(
     assert state.is_failed()
     assert PASSWORD not in str(state.message)
     assert texted(simulator) == {}
+
+
+# -- the form's rule: what Prefect may store ---------------------------------------------------
+#
+# One rule (tasks/dburl.py: PUBLIC_URL_PATTERN) is both the form's JSON-schema pattern, which the
+# Prefect server applies before it stores a run, and the flow's own check.
+
+SAFE_KEYS = st.deferred(lambda: st.sampled_from(sorted(dburl.SAFE_QUERY_KEYS)))
+SECRET_KEYS = ["password", "passwd", "pwd", "sslpassword", "pass", "secret", "token", "api_key",
+               "odbc_connect", "PASSWORD", "Password", "PWD", "SSLMODE"]  # fmt: skip
+
+
+def flow_schema() -> dict[str, Any]:
+    """The send flow's parameter schema, as `prefect deploy` stores it on the deployment."""
+    from prefect.utilities.callables import parameter_schema
+
+    schema: dict[str, Any] = parameter_schema(send_survey_campaign).model_dump_for_openapi()
+    return schema
+
+
+def server_refusal(schema: dict[str, Any], parameters: dict[str, Any]) -> str | None:
+    """What the Prefect server answers (after "Error creating flow run: ") for these parameters
+    on a deployment with enforce_parameter_schema, or None when it would store the run: its own
+    validation code, run here."""
+    from prefect.utilities.schema_tools.validation import ValidationError, validate
+
+    try:
+        validate(parameters, schema, raise_on_error=True)
+    except ValidationError as exc:
+        return str(exc)
+    return None
+
+
+SCHEMA = flow_schema()
+
+
+def url_refused() -> str:
+    """The server's whole answer to a refused database URL: it quotes the rule, never the URL."""
+    return (
+        "Validation failed for field 'recipients.db_url'. Failure reason: "
+        f"{dburl.PUBLIC_URL_EXPECTED!r} was expected"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        # the documented shapes, and usual options
+        ("postgresql://crm_reader@crm.example.internal/crm", True),
+        ("mysql+pymysql://u@h:3306/db?charset=utf8mb4", True),
+        ("sqlite:///data/x.sqlite", True),
+        ("sqlite://", True),
+        ("postgres://reader@db.example:5432/crm?sslmode=require&application_name=survey", True),
+        ("postgresql://reader@[::1]:5432/crm", True),
+        ("postgresql://reader%40tenant@db.example/crm", True),  # an encoded "@" in the user
+        ("postgresql+psycopg://reader@h/crm?options=-c%20search_path%3Dcrm", True),
+        ("postgresql://reader@h/crm?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem&", True),
+        ("mariadb+pymysql://reader@h/db?ssl_ca=/etc/ca.pem&ssl_key=/etc/k.pem", True),
+        ("", True),  # no URL (a file source)
+        ("  ", True),
+        # a password, whatever it holds
+        ("postgresql://u:pw@h/db", False),
+        ("postgresql://u:pa/ss@host/db", False),
+        ("mysql://u:p#w@h/db", False),
+        ("postgresql://u:p?w@h/db", False),
+        ("postgresql://u:p@ss@h/db", False),
+        ("postgresql://u:p%40ss@h/db", False),
+        ("postgresql://u:@h/db", False),
+        ("postgresql://:pw@h/db", False),
+        ("postgresql://u:pw@[::1]:5432/db", False),
+        ("postgresql://u/x:pw@h/db", False),
+        # SQLAlchemy reads a password ("5432/db?application_name=a") in this one
+        ("postgresql://u@h:5432/db?application_name=a@b", False),
+        # a query key that is, or may be, a secret: any spelling
+        ("postgresql://u@h/db?password=x", False),
+        ("postgresql://u@h/db?pass%77ord=x", False),
+        ("postgresql://u@h/db?%70assword=x", False),
+        ("postgresql://u@h/db?PassWord=x", False),
+        ("postgresql://u@h/db?pass+word=x", False),
+        ("postgresql://u@h/db?sslmode=require&sslpassword=x", False),
+        ("postgresql://u@h/db?sslmode=x&password", False),
+        ("mssql+pyodbc://u@h/db?odbc_connect=DRIVER%3Dx%3BPWD%3Dsecret", False),
+        ("postgresql://u@h/db?token=x", False),
+        ("postgresql://u@h/db?sslmodepassword=x", False),
+        ("postgresql://u@h/db?=x", False),
+        # not a URL, or one that reads differently to different readers
+        ("u:pw@h/db", False),
+        ("host=h user=u password=pw", False),
+        ("postgresql://u@h/db#frag", False),
+        ("postgresql://u@h/db\n?password=x", False),
+        ("postgresql://u@h/d\tb", False),
+    ],
+)
+def test_the_form_stores_a_database_url_only_without_a_secret(url: str, stored: bool) -> None:
+    from sqlalchemy.engine import make_url
+
+    said = server_refusal(SCHEMA, {"survey_id": "s", "recipients": {"kind": "sql", "db_url": url}})
+    assert (said is None) is stored
+    if said is not None:
+        assert said == url_refused()
+    assert dburl.is_public(url) is stored
+    if stored and url.strip():
+        parsed = make_url(url.strip())
+        assert parsed.password is None and set(parsed.query) <= dburl.SAFE_QUERY_KEYS
+
+
+def percent_encoded(draw: Any, text: str) -> str:
+    """text with some of its characters percent-encoded (as a careless or hostile hand would)."""
+    mask = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    return "".join(f"%{ord(c):02X}" if m and ord(c) < 128 else c for c, m in zip(text, mask))
+
+
+@st.composite
+def db_urls(draw: Any) -> tuple[str, str | None, list[str]]:
+    """(a URL, the password typed in it or None, its query keys as typed), from many shapes."""
+    schemes = ["postgresql", "postgres", "postgresql+psycopg", "mysql", "mysql+pymysql",
+               "mariadb", "sqlite", "mssql+pyodbc"]  # fmt: skip
+    scheme = draw(st.sampled_from(schemes))
+    user = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_.-%40", max_size=8))
+    # "Pw" marks a password, so a test can tell it from the rest; an empty one counts too
+    password = draw(st.none() | st.just("") | st.text(max_size=12).map(lambda t: "Pw" + t))
+    if password is not None and draw(st.booleans()):
+        password = quote(password, safe="")
+    host = draw(st.sampled_from(["", "h", "db.example", "127.0.0.1", "[::1]"]))
+    port = draw(st.sampled_from(["", ":5432", ":3306"]))
+    database = draw(st.sampled_from(["", "/", "/crm", "/data/x.sqlite"]))
+    keys = draw(st.lists(SAFE_KEYS | st.sampled_from(SECRET_KEYS)
+                         | st.text(max_size=6), max_size=3))  # fmt: skip
+    keys = [percent_encoded(draw, k) if draw(st.booleans()) else k for k in keys]
+    values = [draw(st.text(max_size=8)) for _ in keys]
+    userinfo = ""
+    if password is not None:
+        userinfo = f"{user}:{password}@"
+    elif user or draw(st.booleans()):
+        userinfo = f"{user}@"
+    query = "&".join(f"{k}={v}" for k, v in zip(keys, values))
+    url = f"{scheme}://{userinfo}{host}{port}{database}" + (f"?{query}" if keys else "")
+    return url, password, keys
+
+
+@given(db_urls())
+def test_no_url_the_form_accepts_holds_a_password_or_an_unknown_option(
+    case: tuple[str, str | None, list[str]],
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url, password, keys = case
+    if password is not None:  # "user:...@": a password, whatever its characters
+        assert not dburl.is_public(url)
+    if any(k not in dburl.SAFE_QUERY_KEYS for k in keys):
+        assert not dburl.is_public(url)
+    if dburl.is_public(url):
+        try:
+            parsed = make_url(url.strip())
+        except Exception:  # noqa: BLE001 - unreadable: the flow refuses it, nothing is in it
+            return
+        assert parsed.password is None and set(parsed.query) <= dburl.SAFE_QUERY_KEYS
+
+
+@given(
+    user=st.text(max_size=8),
+    host=st.sampled_from(["h", "db.example", "127.0.0.1"]),
+    database=st.text(max_size=10),
+    options=st.dictionaries(SAFE_KEYS, st.text(max_size=10), max_size=3),
+)
+def test_a_url_without_a_password_and_with_usual_options_is_stored(
+    user: str, host: str, database: str, options: dict[str, str]
+) -> None:
+    from urllib.parse import quote_plus
+
+    url = f"postgresql://{quote(user, safe='')}@{host}/{quote(database, safe='')}"
+    if options:
+        url += "?" + "&".join(f"{k}={quote_plus(v)}" for k, v in options.items())
+    assert dburl.is_public(url)
+
+
+@given(db_urls() | st.tuples(st.text(max_size=40), st.none(), st.just([])))
+def test_what_split_keeps_passes_the_form(case: tuple[str, str | None, list[str]]) -> None:
+    """A command-line run's URL, once split, is one the form would take: its secrets (the
+    password, any option not known to be safe) travel through the process only."""
+    url = case[0]
+    try:
+        public, _ = dburl.split(url)
+    except dburl.DbUrlError as exc:
+        assert "\n" not in str(exc) and not (case[1] and case[1] in str(exc))
+        return
+    assert dburl.is_public(public)
+    assert not (case[1] and case[1] in public)
+
+
+@settings(deadline=None)  # Prefect's validation prepares the schema on each call
+@given(db_urls() | st.tuples(st.text(max_size=40), st.none(), st.just([])))
+def test_the_server_and_the_flow_refuse_the_same_urls_and_neither_quotes_them(
+    case: tuple[str, str | None, list[str]],
+) -> None:
+    from pydantic import ValidationError
+
+    url, password, _ = case
+    said = server_refusal(SCHEMA, {"survey_id": "s", "recipients": {"kind": "sql", "db_url": url}})
+    assert (said is None) is dburl.is_public(url)
+    try:
+        RecipientSource(kind="sql", db_url=url, query="t")
+        flow_refused = None
+    except ValidationError as exc:
+        flow_refused = str(exc)
+    if said is not None:
+        assert said == url_refused()  # the answer quotes the rule, never the URL
+        assert flow_refused is not None and "Secret block" in flow_refused
+        if password:
+            assert password not in flow_refused
+    elif flow_refused is not None:  # the flow refuses more only what it cannot read
+        with pytest.raises(dburl.DbUrlError):
+            dburl.split(url)
+
+
+@pytest.mark.parametrize(
+    "value", [{"password": PASSWORD}, [f"postgresql://u:{PASSWORD}@h/db"], 12, True]
+)
+def test_a_db_url_of_another_type_is_refused_without_being_quoted(value: Any) -> None:
+    said = server_refusal(SCHEMA, {"survey_id": "s", "recipients": {"db_url": value}})
+    assert said == url_refused()
+
+
+# -- paths typed into a form: confined to the data folder ---------------------------------------
+
+
+@pytest.fixture
+def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clone's root as a worker's current directory, with data/ and a file beside it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "samples").mkdir(parents=True)
+    (tmp_path / "data" / "e2e").mkdir()
+    (tmp_path / "data" / "samples" / "recipients.csv").write_text("phone\n")
+    (tmp_path / "data" / "e2e" / "x.csv").write_text("phone\n")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "datax").mkdir()
+    (tmp_path / "datax" / "y.csv").write_text("")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("s")
+    (tmp_path / "data" / "out").symlink_to(outside)
+    (tmp_path / "data" / "outdir").symlink_to(tmp_path)
+    (tmp_path / "data" / "in").symlink_to(tmp_path / "data" / "e2e" / "x.csv")
+    (tmp_path / "data" / "loop").symlink_to(tmp_path / "data" / "loop")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("typed", "inside"),
+    [
+        ("data/samples/recipients.csv", "data/samples/recipients.csv"),
+        ("data/e2e/x.csv", "data/e2e/x.csv"),
+        ("./data/e2e/x.csv", "data/e2e/x.csv"),
+        ("data/e2e/../samples/recipients.csv", "data/samples/recipients.csv"),
+        ("data/not-yet.csv", "data/not-yet.csv"),  # whether it exists is the loader's business
+        ("data/in", "data/e2e/x.csv"),  # a symlink that stays inside
+        ("../x", None),
+        ("../../../etc/passwd", None),
+        ("/etc/passwd", None),
+        ("data/../pyproject.toml", None),
+        ("pyproject.toml", None),
+        ("datax/y.csv", None),  # a sibling whose name starts like the folder's
+        ("data", None),
+        ("data/", None),
+        (".", None),
+        ("", None),
+        ("data/out", None),  # a symlink under data/ pointing outside
+        ("data/outdir/pyproject.toml", None),
+        ("data/outdir/data/e2e/x.csv", "data/e2e/x.csv"),  # out and back in: it is inside
+        ("data/loop", None),
+        ("data/x\x00.csv", None),
+        ("data/x\n.csv", None),
+        ("~/data/e2e/x.csv", None),
+    ],
+)
+def test_confine_keeps_a_typed_path_inside_the_data_folder(
+    data_folder: Path, typed: str, inside: str | None
+) -> None:
+    from flows.parameters import confine
+
+    for root in (Path("data"), data_folder / "data"):
+        if inside is not None:
+            assert confine(typed, root) == str((data_folder / inside).resolve())
+            continue
+        with pytest.raises(ValueError) as caught:
+            confine(typed, root)
+        said = str(caught.value)
+        assert "\n" not in said and repr(typed) in said and "outside the data folder" in said
+        assert str(data_folder) not in said  # nothing but what was typed
+
+
+SEGMENTS = ["data", "e2e", "samples", "..", ".", "x.csv", "out", "outdir", "in", "nope"]
+
+
+@settings(deadline=None)  # a folder and symlinks made per example
+@given(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=6), st.booleans())
+def test_confine_agrees_with_the_real_path_of_any_path(parts: list[str], absolute: bool) -> None:
+    import os
+    import tempfile
+
+    from flows.parameters import confine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp).resolve()
+        (root / "data" / "e2e").mkdir(parents=True)
+        (root / "data" / "samples").mkdir()
+        (root / "data" / "e2e" / "x.csv").write_text("")
+        (root / "data" / "out").symlink_to(root / "x.csv")
+        (root / "data" / "outdir").symlink_to(root)
+        (root / "data" / "in").symlink_to(root / "data" / "e2e")
+        typed = ("/" if absolute else "") + "/".join(parts)
+        here = os.getcwd()
+        os.chdir(root)
+        try:
+            real = os.path.realpath(typed)
+            expected = real if real.startswith(str(root / "data") + os.sep) else None
+            try:
+                got: str | None = confine(typed, Path("data"))
+            except ValueError:
+                got = None
+        finally:
+            os.chdir(here)
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "stored"),
+    [
+        ("data/samples/recipients.csv", True),
+        ("data/e2e/x.csv", True),
+        ("./data/x.csv", True),
+        ("data/..x/y.csv", True),
+        ("data/x..csv", True),
+        ("pyproject.toml", True),  # relative, no "..": the flow's confine refuses it at run time
+        ("../x", False),
+        ("..", False),
+        ("data/..", False),
+        ("data/../pyproject.toml", False),
+        ("data/../../x", False),
+        ("data\\..\\x", False),
+        ("/etc/passwd", False),
+        ("\\etc\\passwd", False),
+        ("~/x.csv", False),
+        ("C:/x.csv", False),
+        ("data/x\n.csv", False),
+        ("data/x\n/../../y", False),
+    ],
+)
+def test_the_server_refuses_absolute_paths_and_dotdot_in_the_forms_file_fields(
+    path: str, stored: bool
+) -> None:
+    from flows.parameters import FORM_PATH_EXPECTED
+
+    refused = f"Failure reason: {FORM_PATH_EXPECTED!r} was expected"
+    for params, field in (
+        ({"recipients": {"kind": "csv", "path": path}}, "recipients.path"),
+        ({"suppression_list": path}, "suppression_list"),
+    ):
+        said = server_refusal(SCHEMA, {"survey_id": "s", **params})
+        if stored:
+            assert said is None
+        else:
+            assert said == f"Validation failed for field {field!r}. {refused}"
 
 
 # -- campaign ids ------------------------------------------------------------------------------

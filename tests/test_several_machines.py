@@ -3,8 +3,8 @@
 The issue's acceptance test. "machine-a" and "machine-b" are two clones of the working tree at
 different paths (two machines' disks), each with its own worker started from its root and
 polling a work queue of its own, so every run goes to the machine the test names; the flows run
-in the worker's own clone (the pull step reads the worker's ``SURVEY_PROJECT_DIR``, see
-``per_worker_pull_step``). The Prefect server and the ledger are on PostgreSQL; both workers have
+in the worker's own clone (``deployments/prefect.yaml``'s pull step reads the worker's
+``SURVEY_PROJECT_DIR``). The Prefect server and the ledger are on PostgreSQL; both workers have
 the same ``SURVEY_PSEUDONYM_KEY``.
 
 - Separate data folders (each clone's own ``data/``): a person erased through the deployment on
@@ -37,7 +37,7 @@ from test_deployments import (
     write_recipients,
 )
 
-from scripts.server import PROJECT_DIR_ENV, LocalStack, StackConfig
+from scripts.server import LocalStack, StackConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -49,44 +49,14 @@ A, B = "machine-a", "machine-b"
 QUEUES = {A: "machine-a", B: "machine-b"}
 KEY = secrets.token_hex(32)  # SURVEY_PSEUDONYM_KEY, the same on both machines
 
-# deployments/prefect.yaml runs every flow in the clone deployed from ({{ $PWD }}, resolved by
-# `prefect deploy`), so on several machines each clone must be at that same path. Here the two
-# clones cannot share a path: the pull step reads the worker's SURVEY_PROJECT_DIR at run time
-# (Prefect resolves `{{ $VAR }}` in pull steps when deploying only if the deploying shell has the
-# variable; a shell expansion is never resolved there), falling back to the deployed clone.
-SHIPPED_PULL = """pull:
-  - prefect.deployments.steps.set_working_directory:
-      directory: "{{ $PWD }}"
-"""
-PER_WORKER_PULL = """pull:
-  - prefect.deployments.steps.run_shell_script:
-      id: clone
-      script: printf '%s' "${SURVEY_PROJECT_DIR:-{{ $PWD }}}"
-      shell: true
-      stream_output: false
-  - prefect.deployments.steps.set_working_directory:
-      directory: "{{ clone.stdout }}"
-"""
-
-
-def per_worker_pull_step(root: Path) -> None:
-    """This clone's prefect.yaml with the pull step above (unchanged if it has it already)."""
-    path = root / "deployments" / "prefect.yaml"
-    text = path.read_text(encoding="utf-8")
-    if PROJECT_DIR_ENV in text:
-        return
-    assert SHIPPED_PULL in text, "the pull step of deployments/prefect.yaml changed: update me"
-    path.write_text(text.replace(SHIPPED_PULL, PER_WORKER_PULL), encoding="utf-8")
-
 
 @pytest.fixture(scope="module")
 def machines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two clones at different paths, one per machine."""
     found = {}
     for name in (A, B):
-        root = copy_working_tree(tmp_path_factory.mktemp(name))
-        per_worker_pull_step(root)
-        found[name] = root
+        # deployments/prefect.yaml's pull step runs each flow in the worker's SURVEY_PROJECT_DIR
+        found[name] = copy_working_tree(tmp_path_factory.mktemp(name))
     return found
 
 
