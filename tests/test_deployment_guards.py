@@ -166,6 +166,31 @@ def test_a_path_outside_the_clone_typed_into_the_form_is_refused_before_any_run(
     stack.api("DELETE", f"/flow_runs/{json.loads(said)['id']}")
 
 
+def test_a_link_in_the_data_folder_to_a_file_outside_is_refused_by_the_run(
+    stack: LocalStack,
+) -> None:
+    # The server cannot see through a symbolic link: the flow checks the real path.
+    outside = stack.config.root.parent / "worker-secrets.ini"
+    outside.write_text("[db]\npassword = hunter2-from-the-worker\n", encoding="utf-8")
+    link = stack.config.root / "data" / "e2e" / "innocent.csv"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(outside)
+    before = len(stack.simulator_state()["sends"])
+    for params in (
+        {"recipients": {"kind": "csv", "path": "data/e2e/innocent.csv"}},
+        {"suppression_list": "data/e2e/innocent.csv"},
+    ):
+        done, run_id = run_deployment(stack, SEND, params)
+        assert done.returncode != 0
+        run = stack.api("GET", f"/flow_runs/{run_id}")
+        assert run["state_type"] == "FAILED"
+        assert "outside the data folder" in run["state"]["message"]
+        logs = stack.api("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+        assert not any("hunter2" in entry["message"] for entry in logs)
+    assert len(stack.simulator_state()["sends"]) == before  # nobody texted
+
+
 # -- a worker's runs: the gateway client's warnings in the UI ------------------------------------
 
 
