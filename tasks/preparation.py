@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -357,7 +358,10 @@ def plan_rows(
 
     Suppression is applied here, not before: numbers an earlier run planned keep that run's plan
     and outcome, and which numbers those are is known only from the ledger."""
-    known = {n for c in existing for n in (*c.numbers, *c.refused)}
+    # Someone taken out of the campaign for leaving its input is planned anew if back in it.
+    known = {
+        n for c in existing for n in (*c.numbers, *c.refused) if c.refused.get(n) != lg.NOT_IN_INPUT
+    }
     rows = cp.apply_suppression(rows, cp.OPTED_OUT, never - known)
     # The rows still to plan: accepted, and in no earlier run's plan (one look-up of a million
     # numbers, narrowed as the steps below reject more).
@@ -388,11 +392,13 @@ def plan_rows(
     return rows, plan, decisions
 
 
-def candidates(rows: pd.DataFrame, existing: list[lg.ChunkRow]) -> set[str]:
-    """The numbers to look up in the never-text store: this input's accepted ones and those
-    earlier runs planned but no send can have reached yet."""
-    fresh = set(rows.loc[rows[cp.REASON].isna(), cp.E164])
-    return fresh | {n for c in existing if c.state in cp.UNSENT for n in c.numbers}
+def candidates(rows: pd.DataFrame, existing: list[lg.ChunkRow]) -> np.ndarray:
+    """The numbers to look up in the never-text store: this input's accepted ones (E.164, one
+    each: duplicates are rejected) and those earlier runs planned but no send can have reached
+    yet."""
+    fresh = rows[cp.E164].to_numpy(dtype=object)[rows[cp.REASON].isna().to_numpy()]
+    unsent = [n for c in existing if c.state in cp.UNSENT for n in c.numbers]
+    return np.concatenate([fresh, np.array(unsent, dtype=object)]) if unsent else fresh
 
 
 def global_limit_is_rate(name: str) -> bool | Problem:

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from test_cancel import chunk as cancel_chunk
 from test_flow import identity, mobiles, run, texted, write_csv
 from test_ledger import ledger  # noqa: F401 - the fixture, on three databases
+from test_orchestration import CREDITS, NOW, _cleaned, _request
 
 from flows.erase_person import erase_person
 from flows.parameters import Limits
@@ -32,6 +33,8 @@ from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import privacy as pv
 from tasks.nevertext import NeverText, Origin, digester
+from tasks.outcomes import Problem
+from tasks.preparation import write_plan
 
 
 @pytest.fixture(autouse=True)
@@ -169,6 +172,20 @@ def test_unsent_chunks_lose_opted_out_and_removed_numbers_sent_ones_keep_theirs(
     assert [x.numbers for x in after] == [(a, b), (c,), (), (b, d)]
     assert after[1].refused == {d: lg.NOT_IN_INPUT} and after[2].refused == {e: lg.OPTED_OUT_SINCE}
     assert cp.withdrawals([chunk(0, lg.SENT, [a])], rows, never={a}) == {}
+
+
+def test_who_left_the_input_is_withdrawn_and_planned_again_once_back(tmp_path: Path) -> None:
+    led = lg.Ledger(f"sqlite:///{tmp_path}/ledger.sqlite", pseudonym_key=os.urandom(32))
+    three = ["06 12 34 56 78", "07 81 23 45 67", "06 98 76 54 32"]
+    resume = _request(resume_changed_input=True)
+    assert not isinstance(write_plan(led, _cleaned(three), CREDITS, _request(), NOW), Problem)
+    write_plan(led, _cleaned(three[:2]), CREDITS, resume, NOW)
+    planned = {n for c in led.chunks("c1") for n in c.numbers}
+    assert planned == {"+33612345678", "+33781234567"}  # nothing sent yet: the third is out
+    write_plan(led, _cleaned(three), CREDITS, resume, NOW)
+    planned = {n for c in led.chunks("c1") for n in c.numbers}
+    assert planned == {"+33612345678", "+33781234567", "+33698765432"}  # back, planned again
+    assert sum(c.size for c in led.chunks("c1")) == 3  # nobody twice
 
 
 # -- campaigns --------------------------------------------------------------------------------
