@@ -97,23 +97,21 @@ class NeverText:
 
     def __init__(self, ledger: lg.Ledger) -> None:
         self.ledger = ledger
-        self._digest: Callable[[str], str] | None = None
+        self._key_checked = False
 
-    def _digester(self, *, adopt: bool) -> Callable[[str], str]:
-        """The hash under the ledger's key: checked against the key the ledger recorded (another
-        key would recognise nobody: refused in one line), recorded first when ``adopt``."""
-        if self._digest is None:
+    def _key(self, *, adopt: bool) -> bytes:
+        """The ledger's key, checked against the one the ledger recorded (another key would
+        recognise nobody: refused in one line), and recorded as the ledger's when ``adopt``."""
+        if not self._key_checked:
             with self.ledger._write() as conn:
                 if adopt:
-                    key = self.ledger._adopt_key(conn)
+                    self.ledger._adopt_key(conn)
+                    self._key_checked = True
                 else:
                     ids = set(conn.execute(select(lg.pseudonym_keys.c.key_id)).scalars())
-                    key = self.ledger._key()
                     self.ledger._check_key(ids)
-                    if not ids:
-                        return digester(key)  # nothing recorded yet: do not cache
-            self._digest = digester(key)
-        return self._digest
+                    self._key_checked = bool(ids)
+        return self.ledger._key()
 
     @lg._ridden
     def add(
@@ -128,8 +126,7 @@ class NeverText:
         given = sorted({n for n in numbers if n})
         if not given:
             return 0  # nothing to record: no key needed yet
-        self._digester(adopt=True)  # the key recorded as the ledger's, or checked against it
-        wanted = sorted({bytes(d).hex() for d in digests(given, self.ledger._key())})
+        wanted = sorted({bytes(d).hex() for d in digests(given, self._key(adopt=True))})
         table = lg.never_text
         new = 0
         for start in range(0, len(wanted), _BATCH):
@@ -172,8 +169,7 @@ class NeverText:
             held = set(conn.execute(select(lg.never_text.c.digest).distinct()).scalars())
         if not held:
             return set()
-        self._digester(adopt=False)  # the key checked against the ledger's
-        key = self.ledger._key()
+        key = self._key(adopt=False)
         wanted = np.asarray(numbers, dtype=object)
         try:
             found = digests(wanted, key)
@@ -193,7 +189,7 @@ class NeverText:
     @lg._ridden
     def entries_of(self, e164: str) -> list[Entry]:
         """What the store holds for one number (an operator's or a DPO's question)."""
-        mine = self._digester(adopt=False)(e164)
+        mine = digester(self._key(adopt=False))(e164)
         with self.ledger.engine.connect() as conn:
             found = conn.execute(select(lg.never_text).where(lg.never_text.c.digest == mine)).all()
         return [Entry(*r) for r in found]
