@@ -9,6 +9,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # A temporary local server (no PREFECT_API_URL) can take more than the default 20 s to start on a
 # small, busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The gateway client and the ledger also work outside flow runs (the never_text command, a test):
+# their records then stay on the console, without Prefect's warning that no run can take them.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 # The ledger and the send executor ("survey.*") and the gateway client's retries ("smspartner")
 # log through the standard library: into each run's logs too (the Prefect UI). Prefect attaches

@@ -19,6 +19,8 @@ import pytest
 # Prefect reads these when it is first imported: keep its home and database out of ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+# Clients and ledgers used outside flow runs (most unit tests) log to the console only.
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("SMSPARTNER_API_KEY", None)
 
