@@ -66,8 +66,8 @@ FORM_PATH_PATTERN = (
     r"[^\x00-\x1f\x7f]*$"
 )
 FORM_PATH_EXPECTED = (
-    "a file path relative to the clone, inside the data folder, e.g. data/samples/recipients.csv "
-    "(no absolute path, no ..)"
+    "a file of the data folder, written like data/samples/recipients.csv (not starting with / "
+    "and without ..): copy the file into the data folder first"
 )
 
 

@@ -97,7 +97,8 @@ def send_survey_campaign(
         dry_run: Plan and report, send nothing.
         window: Sending hours, in each recipient's own time zone.
         limits: Budget cap, cost estimate, speed and frequency cap.
-        suppression_list: A CSV of numbers never to text; empty for the default list.
+        suppression_list: An opt-out list (CSV or Excel, in the data folder) added to the
+            never-text store before planning; empty: the store alone (it always applies).
         approve_above_cost: Ask a person before sending when the estimated cost passes this.
         approve_above_recipients: Ask a person before sending above this many recipients.
         approval_timeout_hours: How long an approval is waited for.
