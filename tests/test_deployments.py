@@ -396,14 +396,15 @@ def test_scheduled_run_keeps_its_campaign_id_when_run_again(stack: LocalStack, c
 
 @pytest.fixture
 def pg_databases() -> Iterator[tuple[str, str]]:
+    yield from fresh_pg_databases("survey_e2e")
+
+
+def fresh_pg_databases(prefix: str) -> Iterator[tuple[str, str]]:
     """A fresh database for the Prefect server and one for the ledger; dropped afterwards."""
     need_server("127.0.0.1", 5432, "PostgreSQL")
     import psycopg
 
-    names = (
-        f"survey_e2e_prefect_{secrets.token_hex(4)}",
-        f"survey_e2e_ledger_{secrets.token_hex(4)}",
-    )
+    names = (f"{prefix}_prefect_{secrets.token_hex(4)}", f"{prefix}_ledger_{secrets.token_hex(4)}")
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         for name in names:
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_server
 from test_deployments import (
     PG,
     artifacts,
     campaign_numbers,
     copy_working_tree,
+    fresh_pg_databases,
     mobiles,
     write_recipients,
 )
@@ -62,23 +62,7 @@ def machines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pg_once() -> Iterator[tuple[str, str]]:
-    """A fresh database for the Prefect server and one for the ledger; dropped afterwards."""
-    need_server("127.0.0.1", 5432, "PostgreSQL")
-    import psycopg
-
-    names = (
-        f"survey_machines_prefect_{secrets.token_hex(4)}",
-        f"survey_machines_ledger_{secrets.token_hex(4)}",
-    )
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield names
-    finally:
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_pg_databases("survey_machines")
 
 
 @pytest.fixture(scope="module")
