@@ -239,6 +239,10 @@ _OBSERVED = select(
     func.sum(chunks.c.cost), func.sum(chunks.c.nb_sms), func.sum(chunks.c.size)
 ).where(and_(chunks.c.campaign_id == bindparam("cid"), _PRICED))
 _LOCK_CAP = select(cap_lock.c.id).where(cap_lock.c.id == 1)
+# Whether pseudonyms stand for numbers anywhere (a purge or an erasure marks its campaigns).
+_ANY_PSEUDONYMISED = (
+    select(campaigns.c.campaign_id).where(campaigns.c.pseudonymised_at.is_not(None)).limit(1)
+)
 
 
 class LedgerUnavailable(Exception):
@@ -1265,11 +1269,10 @@ class Ledger:
         if not self._pseudonyms_seen:
             if not fresh and time.monotonic() - self._pseudonyms_looked < 60:
                 return {}
-            ids = set(conn.execute(select(pseudonym_keys.c.key_id)).scalars())
             self._pseudonyms_looked = time.monotonic()
-            if not ids:
+            if conn.execute(_ANY_PSEUDONYMISED).first() is None:
                 return {}
-            self._check_key(ids)
+            self._check_key(set(conn.execute(select(pseudonym_keys.c.key_id)).scalars()))
             self._pseudonyms_seen = True
         key = self._key()
         return {pseudonym(n, key): n for n in numbers if n.startswith("+")}
@@ -1282,15 +1285,16 @@ class Ledger:
                 f"ledger): people already purged or erased would not be recognised"
             )
 
-    def _adopt_key(self, conn: Connection) -> bytes:
+    def _adopt_key(self, conn: Connection, *, pseudonyms: bool = True) -> bytes:
         """The key, checked against the ledger's and recorded as its key, before writing any
-        pseudonym."""
+        keyed value: pseudonyms (purge, erasure), or the never-text store's (``pseudonyms``
+        False: the chunks and the frequency cap still hold none, and pay nothing for it)."""
         key = self._key()
         ids = set(conn.execute(select(pseudonym_keys.c.key_id)).scalars())
         self._check_key(ids)
         if not ids:
             conn.execute(insert(pseudonym_keys).values(key_id=key_id(key), created_at=self.now()))
-        self._pseudonyms_seen = True
+        self._pseudonyms_seen = self._pseudonyms_seen or pseudonyms
         return key
 
     def reidentify(self, rows: Sequence[ChunkRow], numbers: Iterable[str]) -> list[ChunkRow]:
@@ -1298,12 +1302,15 @@ class Ledger:
         back as that number, so a rerun of a purged campaign matches its people to the chunks
         that already planned them. Chunks without pseudonyms come back as they are."""
         rows = list(rows)
-        if not self._pseudonyms_seen:
-            # A ledger that never purged nor erased holds no pseudonym: skip walking every
-            # number of every chunk (a million at a large campaign's report).
-            with self.engine.connect() as conn:
-                if conn.execute(select(pseudonym_keys.c.key_id)).first() is None:
-                    return rows
+        # A campaign never purged nor erased from holds no pseudonym: skip walking every number
+        # of every chunk (a million at a large campaign's report).
+        ids = sorted({c.campaign_id for c in rows})
+        with self.engine.connect() as conn:
+            marked = conn.execute(
+                _ANY_PSEUDONYMISED.where(campaigns.c.campaign_id.in_(ids))
+            ).first()
+        if marked is None:
+            return rows
         if not any(is_pseudonym(n) for c in rows for n in (*c.numbers, *c.refused, *c.held)):
             return rows
         key = self._key()

@@ -105,7 +105,7 @@ class NeverText:
         if not self._key_checked:
             with self.ledger._write() as conn:
                 if adopt:
-                    self.ledger._adopt_key(conn)
+                    self.ledger._adopt_key(conn, pseudonyms=False)
                     self._key_checked = True
                 else:
                     ids = set(conn.execute(select(lg.pseudonym_keys.c.key_id)).scalars())

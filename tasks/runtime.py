@@ -46,9 +46,10 @@ def form_roots() -> list[Path]:
 
 def from_deployment() -> bool:
     """Whether this flow run was started from a deployment (its form), not a command line."""
-    from prefect.runtime import deployment
+    from prefect.context import FlowRunContext
 
-    return deployment.id is not None
+    context = FlowRunContext.get()  # the run's own record: no call to the API
+    return bool(context and context.flow_run and context.flow_run.deployment_id)
 
 
 def state_dir() -> Path:
