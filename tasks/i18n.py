@@ -197,9 +197,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Delivery status by territory",
     },
     "stops.summary": {
-        "fr": "{stops} destinataires ont répondu STOP ; {added} ont été ajoutés à la liste "
-        "d'opposition : ils ne recevront plus aucun SMS.",
-        "en": "{stops} recipients replied STOP; {added} were added to the never-text list.",
+        "fr": "Réponses STOP : {stops} ; nouvelles dans la liste d'opposition : {added}. Ces "
+        "personnes ne recevront plus aucun SMS.",
+        "en": "STOP replies: {stops}; new to the never-text list: {added}. These people will "
+        "not be texted again.",
     },
     "stops.more": {"fr": "... et {n} de plus", "en": "... and {n} more"},
     "html.problems": {"fr": "Problèmes :", "en": "Problems:"},
@@ -348,10 +349,10 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "delivery.stops_heading": {"fr": "Réponses STOP", "en": "STOP replies"},
     "delivery.stops": {
-        "fr": "{stops} destinataires ont répondu STOP ; {added} n'étaient pas encore dans la "
-        "liste d'opposition et y ont été ajoutés : ils ne recevront plus aucun SMS.",
-        "en": "{stops} recipients replied STOP; {added} were new to the never-text list "
-        "and were added to it.",
+        "fr": "Réponses STOP : {stops} ; nouvelles dans la liste d'opposition : {added}. Ces "
+        "personnes ne recevront plus aucun SMS.",
+        "en": "STOP replies: {stops}; new to the never-text list: {added}. These people will "
+        "not be texted again.",
     },
     "delivery.no_stops": {
         "fr": "Aucun destinataire n'a répondu STOP.",

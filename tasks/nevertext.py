@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from tasks import ledger as lg
+from tasks.numbers import mask_numbers_in_text
 
 _BATCH = 2000
 
@@ -123,11 +124,13 @@ class NeverText:
     ) -> int:
         """Record E.164 numbers from ``source``; how many the store did not hold before (from any
         source). A number already recorded from that source keeps its first date."""
-        given = sorted({n for n in numbers if n})
+        given = sorted({n for n in numbers if _is_e164(n)})
         if not given:
             return 0  # nothing to record: no key needed yet
         wanted = sorted({bytes(d).hex() for d in digests(given, self._key(adopt=True))})
         table = lg.never_text
+        # A reason typed by a person may hold a number: the store never keeps one.
+        note = mask_numbers_in_text(reason or "")[:200] or None
         new = 0
         for start in range(0, len(wanted), _BATCH):
             part = wanted[start : start + _BATCH]
@@ -147,7 +150,7 @@ class NeverText:
                                     {
                                         "digest": d,
                                         "source": str(source),
-                                        "reason": (reason or "")[:200] or None,
+                                        "reason": note,
                                         "campaign_id": campaign_id,
                                         "added_at": self.ledger.now(),
                                     }

@@ -136,7 +136,7 @@ def suppress_task(
 ) -> int | Problem:
     """Everything this run is told about people never to text goes into the never-text store
     (the gateway's STOP list, the opt-out lists named), which the plan then reads whole: a list
-    adds to the store, never replaces it. How many people the store holds."""
+    adds to the store, never replaces it. How many people were new to it."""
     logger = get_run_logger()
     try:
         ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
@@ -154,8 +154,7 @@ def suppress_task(
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
             entries = [e.phone_number for e in client.stop_list()]
         stop = cp.normalise_list(entries)
-        added = store.add(stop, Origin.gateway, "STOP list of the account", request.campaign_id)
-        people = store.counts()["people"]
+        new = store.add(stop, Origin.gateway, "STOP list of the account", request.campaign_id)
     except (RecipientsError, cp.CampaignError, runtime.CampaignStopped) as exc:
         return Problem(message=str(exc))
     except lg.LedgerUnavailable as exc:
@@ -165,13 +164,8 @@ def suppress_task(
     if unread := len({e for e in entries if e}) - len(stop):
         # Not a number, so no recipient can be it (recipients are valid mobiles): said, not fatal.
         logger.warning("the gateway's STOP list has %d entries that are not phone numbers", unread)
-    logger.info(
-        "never-text store: %d people (%d new from the gateway's STOP list of %d)",
-        people,
-        added,
-        len(stop),
-    )
-    return people
+    logger.info("gateway's STOP list: %d numbers, %d new to the never-text store", len(stop), new)
+    return new
 
 
 @task(name="check-credits", cache_policy=NO_CACHE)

@@ -286,8 +286,7 @@ class SuppressionList:
     header, no cell): it may be logged as it is."""
 
     numbers: frozenset[str]  # E.164
-    read: int  # entries (non-blank rows below the header) read
-    used: int  # entries that gave at least one number (all of them: see load_suppression_list)
+    read: int  # entries (non-blank rows below the header): each gave a number, or it refused
     column: int  # position of the column of numbers, 1-based (1 for a one-column list)
 
 
@@ -324,7 +323,7 @@ def load_suppression_list(path: str | Path) -> SuppressionList:
     if bad:
         raise RecipientsError(_unreadable_rows_message(file, bad, listed))
     numbers = frozenset(n for group in found for n in group)
-    return SuppressionList(numbers, len(texts), len(texts), listed.position)
+    return SuppressionList(numbers, len(texts), listed.position)
 
 
 def _unreadable_rows_message(path: Path, rows: Sequence[int], listed: _NumberColumn) -> str:

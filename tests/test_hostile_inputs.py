@@ -67,7 +67,7 @@ def test_headerless_list_uses_the_column_of_numbers_not_a_customer_id(tmp_path: 
     # The old rule took the leftmost column with six digits: the customer id, suppressing nobody.
     path = write(tmp_path, "stop.csv", "100234,0612345030\n100235,06 12 34 50 31\n")
     assert load_suppression_list(path) == SuppressionList(
-        numbers=frozenset({A, B}), read=2, used=2, column=2
+        numbers=frozenset({A, B}), read=2, column=2
     )
 
 
@@ -93,7 +93,7 @@ def test_entries_give_every_number_they_hold_whatever_is_written_around(tmp_path
         "+33123456789",
         "+590690123456",
     }
-    assert (result.read, result.used, result.column) == (7, 7, 1)
+    assert (result.read, result.column) == (7, 1)
 
 
 def test_list_from_a_workbook_with_spreadsheet_floats(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_list_from_a_workbook_with_spreadsheet_floats(tmp_path: Path) -> None:
         sheet.append(row)
     workbook.save(tmp_path / "stop.xlsx")
     result = load_suppression_list(tmp_path / "stop.xlsx")
-    assert result.numbers == {A, B} and (result.read, result.used) == (2, 2)
+    assert result.numbers == {A, B} and result.read == 2
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,7 @@ def test_the_page_is_in_french_and_in_english_on_demand() -> None:
     assert "<strong>Guadeloupe</strong> : envoi immédiat" in page
     assert "pas un mobile (not_mobile)" in page and "<td class=n>87,5\u202f%</td>" in page
     assert "vérifiés le mercredi 5 mars 10:00 (heure de Paris)" in page
-    assert "2 destinataires ont répondu STOP" in page
+    assert "Réponses STOP : 2 ;" in page
     en = render_html(summary, FOLLOW_UP, lang="en")
     assert '<html lang="en">' in en and "<title>Survey campaign spring-2025</title>" in en
     assert "<dt>Cost</dt><dd>€36.00</dd>" in en and "<dt>Rows loaded</dt><dd>12,345</dd>" in en

@@ -120,7 +120,7 @@ def test_entries_in_arabic_indic_devanagari_and_full_width_digits_are_suppressed
         "06 12 34 50 30\n"
     )
     listed = load_suppression_list(write(tmp_path, "stop.csv", text))
-    assert listed == SuppressionList(frozenset({A, B, C, D}), read=5, used=5, column=1)
+    assert listed == SuppressionList(frozenset({A, B, C, D}), read=5, column=1)
 
 
 def test_recipients_in_other_scripts_are_read_like_ascii(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_a_list_in_any_digit_script_suppresses_the_same_numbers(
     with tempfile.TemporaryDirectory() as folder:
         listed = load_suppression_list(write(Path(folder), "stop.csv", text))
     assert listed.numbers == expected
-    assert listed.read == listed.used == len(entries)
+    assert listed.read == len(entries)
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ def test_a_header_with_digits_is_a_row_to_fix(tmp_path: Path) -> None:
 def test_a_two_column_list_uses_its_phone_column_and_ignores_the_other(tmp_path: Path) -> None:
     text = f"nom;telephone\n{SECRETS[0]};06 12 34 50 30\nMartin;+33 6 12 34 50 31\n;0781234533\n"
     listed = load_suppression_list(write(tmp_path, "stop.csv", text))
-    assert listed == SuppressionList(frozenset({A, B, C}), 3, 3, column=2)
+    assert listed == SuppressionList(frozenset({A, B, C}), read=3, column=2)
     assert SECRETS[0] not in repr(listed)  # nothing of the file is carried, hence logged
     # Headerless: the column of numbers is found by its content.
     text = f"{SECRETS[0]};06 12 34 50 30\n{SECRETS[2]};06 12 34 50 31\n"
@@ -326,7 +326,7 @@ def test_a_row_with_no_number_in_the_phone_column_refuses_the_list(tmp_path: Pat
 def test_the_list_carries_no_content_of_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "stop.csv", "Téléphone;mot de passe secret\n0612345030;x\n")
     listed = load_suppression_list(path)
-    assert listed == SuppressionList(frozenset({A}), read=1, used=1, column=1)
+    assert listed == SuppressionList(frozenset({A}), read=1, column=1)
     assert "Téléphone" not in repr(listed) and "secret" not in repr(listed)
 
 
