@@ -183,6 +183,15 @@ ApprovalModeChoice = Annotated[
         "ask); approved: approved in advance.",
     ),
 ]
+SendWithinCredits = Annotated[
+    bool,
+    Field(
+        title="Send what the credits allow",
+        description="When the account's credits or the budget cap do not cover the whole "
+        "campaign, nothing is sent unless this is ticked: then only the recipients the money "
+        "covers are texted, the others are reported as not sent.",
+    ),
+]
 ResumeChangedInput = Annotated[
     bool,
     Field(
@@ -427,6 +436,7 @@ class Limits(BaseModel):
         window: DeliveryWindow,
         dry_run: bool,
         resume_changed_input: bool,
+        send_within_credits: bool = False,
     ) -> PlanRequest:
         return PlanRequest(
             campaign_id=campaign_id,
@@ -439,6 +449,7 @@ class Limits(BaseModel):
             dry_run=dry_run,
             resume_changed_input=resume_changed_input,
             global_limit=self.global_limit,
+            send_within_credits=send_within_credits,
         )
 
     def send_policy(self) -> SendPolicy:

@@ -39,6 +39,7 @@ from flows.parameters import (
     Limits,
     RecipientSource,
     ResumeChangedInput,
+    SendWithinCredits,
     SourceKind,
     SuppressionList,
     SurveyId,
@@ -86,6 +87,7 @@ def send_survey_campaign(
     lang: Language = DEFAULT_LANG,
     resume_changed_input: ResumeChangedInput = False,
     api_key_block: ApiKeyBlock = None,
+    send_within_credits: SendWithinCredits = False,
 ) -> dict[str, Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once.
 
@@ -106,6 +108,8 @@ def send_survey_campaign(
         lang: The language of the reports and artifacts (fr or en).
         resume_changed_input: Let a resumed campaign take a changed input (new rows added).
         api_key_block: The Secret block of this deployment's SMS Partner account.
+        send_within_credits: Short of credits or budget, send what the money covers instead
+            of nothing.
     """
     started = time.monotonic()
     try:
@@ -140,6 +144,7 @@ def send_survey_campaign(
         window=window,
         dry_run=dry_run,
         resume_changed_input=resume_changed_input,
+        send_within_credits=send_within_credits,
     )
 
     def prepare(hold: bool) -> cp.Prepared | Problem:
@@ -226,6 +231,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--yes", action="store_true", help="approve in advance: send past the thresholds"
     )
     p.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
+    p.add_argument(
+        "--send-within-credits",
+        action="store_true",
+        help="when the credits or --max-cost do not cover the campaign, send what they cover "
+        "(default: send nothing and stop)",
+    )
     p.add_argument(
         "--lang", choices=["fr", "en"], default="fr", help="language of the reports (fr, en)"
     )
@@ -314,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         approval_mode=approve.ApprovalMode.approved if args.yes else approve.ApprovalMode.stop,
         api_key_block=args.api_key_block,
         resume_changed_input=args.resume_changed_input,
+        send_within_credits=args.send_within_credits,
         lang=args.lang,
         return_state=True,
     )

@@ -47,9 +47,7 @@ class SurveyError(Exception):
         return (_rebuild, (type(self), self.message, self.summary))
 
 
-def _rebuild(
-    kind: type[SurveyError], message: str, summary: dict[str, Any] | None
-) -> SurveyError:
+def _rebuild(kind: type[SurveyError], message: str, summary: dict[str, Any] | None) -> SurveyError:
     error = kind.__new__(kind)
     Exception.__init__(error, message)
     error.summary = summary

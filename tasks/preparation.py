@@ -89,6 +89,7 @@ class PlanRequest:
     thresholds: tuple[float | None, int | None] | None = None  # approval: (cost, recipients)
     resume_changed_input: bool = False
     global_limit: str | None = None
+    send_within_credits: bool = False  # short of money: send what it covers (else send nothing)
 
 
 # -- tasks -------------------------------------------------------------------------------------
