@@ -27,12 +27,14 @@ Unix timestamps, ids and amounts as strings, ``nb_sms``/``nbSMS``, ``error``/``e
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -62,6 +64,7 @@ from smspartner.errors import (
     TransportError,
 )
 from smspartner.outcome import (
+    Ending,
     Exchange,
     SendOutcome,
     _as_float,
@@ -69,6 +72,7 @@ from smspartner.outcome import (
     _error_list,
     _first,
     classify,
+    may_have_landed,
 )
 
 __all__ = [
@@ -153,13 +157,16 @@ def public_url(url: str) -> str:
 
 
 class _Watch:
-    """The whole-call deadline: a timer that shuts the call's socket down when it passes, so a
-    server dripping its status line or headers a byte at a time (each within the read timeout)
-    cannot hold a worker past the deadline."""
+    """One call on the wire. Holds the whole-call deadline: a timer that shuts the call's socket
+    down when it passes, so a server dripping its status line or headers a byte at a time (each
+    within the read timeout) cannot hold a worker past the deadline. And whether the request's
+    first byte was written: a failure before that proves nothing left, any failure after it may
+    come after the gateway acted (``smspartner.outcome.may_have_landed``)."""
 
     def __init__(self, until: float) -> None:
         self.until = until
         self.expired = False
+        self.written = False
         self._timer: threading.Timer | None = None
 
     def arm(self, sock: socket.socket | None) -> None:
@@ -184,9 +191,20 @@ _calls = threading.local()  # the current call's _Watch, per worker thread
 
 
 class _Watched:
-    """Arms the current call's watch once the request is out, before the answer is read."""
+    """Records on the current call's watch when the request starts to be written, and arms its
+    deadline once the request is out, before the answer is read."""
 
     sock: socket.socket | None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is None:
+            # A new plain-HTTP connection is opened lazily by the first write: open it (and for
+            # HTTPS the pool already did, handshake included) before anything counts as written.
+            self.connect()  # type: ignore[attr-defined]
+        watch = getattr(_calls, "watch", None)
+        if watch is not None:
+            watch.written = True
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
     def getresponse(self) -> Any:
         watch = getattr(_calls, "watch", None)
@@ -412,24 +430,86 @@ def _retry_after(value: str | None) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-_HANDSHAKE_FAILURES: Final = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "HANDSHAKE")
+# Exception types for each ending, most specific first (NameResolutionError is a
+# NewConnectionError, which is a ConnectTimeoutError; RemoteDisconnected is both a reset and an
+# HTTPException; a TLS failure wrapped in a reset is TLS).
+_ENDING_TYPES: Final[tuple[tuple[Ending, tuple[type[BaseException], ...]], ...]] = (
+    (Ending.DNS, (urllib3.exceptions.NameResolutionError, socket.gaierror)),
+    (Ending.REFUSED, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)),
+    (
+        Ending.CONNECT_TIMEOUT,
+        (urllib3.exceptions.ConnectTimeoutError, requests.exceptions.ConnectTimeout),
+    ),
+    (Ending.TLS, (ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError)),
+    (
+        Ending.READ_TIMEOUT,
+        (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout, TimeoutError),
+    ),
+    (Ending.CUT, (http.client.IncompleteRead, requests.exceptions.ChunkedEncodingError)),
+    (Ending.RESET, (ConnectionError,)),
+    (
+        Ending.PROTOCOL,
+        (
+            http.client.HTTPException,
+            urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.HeaderParsingError,
+        ),
+    ),
+)
 
 
-def _may_have_landed(exc: requests.exceptions.ConnectionError) -> bool:
-    """False only when the request never left: no TCP connection (refused, DNS, connect timeout)
-    or a TLS handshake that failed (a bad certificate is found before any byte is sent)."""
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    if isinstance(
-        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    ):
-        return False
-    if isinstance(exc, requests.exceptions.SSLError):
-        # Only the handshake's own failures: a TLS error on an established connection may come
-        # after the request went out.
-        return not any(mark in str(reason).upper() for mark in _HANDSHAKE_FAILURES)
-    return True
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and those it wraps (requests wraps urllib3, which wraps the socket's)."""
+    found: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(found) < 16:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is f for f in found):
+            continue
+        found.append(item)
+        todo.append(getattr(item, "reason", None))  # MaxRetryError, NewConnectionError...
+        todo.extend(item.args)
+        todo.extend((item.__cause__, item.__context__))
+    return found
+
+
+def ending_of(exc: BaseException) -> Ending:
+    """How a call ended, from the types of the exception and of what it wraps (pure; never from
+    an error's text, which OpenSSL words the same before and after the request is written)."""
+    causes = _causes(exc)
+    for ending, types in _ENDING_TYPES:
+        if any(isinstance(cause, types) for cause in causes):
+            return ending
+    return Ending.OTHER
+
+
+_SAID: Final = {
+    Ending.REFUSED: "connection refused",
+    Ending.DNS: "name not found",
+    Ending.CONNECT_TIMEOUT: "connect timeout",
+    Ending.TLS: "TLS error",
+    Ending.RESET: "connection reset",
+    Ending.PROTOCOL: "an answer that is not HTTP",
+    Ending.READ_TIMEOUT: "read timeout",
+    Ending.CUT: "answer cut",
+    Ending.TOO_LARGE: "answer too large",
+    Ending.DEADLINE: "deadline passed",
+    Ending.OTHER: "transport error",
+}
+
+
+def _lost(where: str, exc: BaseException, written: bool, read_timeout: float) -> Exchange:
+    """The exchange of a call that raised before its answer came (never the exception's text,
+    which holds the URL and so the key)."""
+    ending = ending_of(exc)
+    landed = may_have_landed(ending, written)
+    if ending is Ending.READ_TIMEOUT:
+        what = f"no answer within {read_timeout:g}s"
+    elif not landed:
+        what = f"could not connect ({_SAID[ending]})"
+    else:
+        what = f"connection lost after sending ({_SAID[ending]})"
+    return Exchange(None, connected=landed, failure=f"{where}: {what}")
 
 
 class _Secret:
@@ -754,13 +834,14 @@ class SMSPartnerClient:
         started = time.monotonic()
         watch = _calls.watch = _Watch(started + self.deadline)
         try:
-            exchange = self._exchange_within(where, method, path, query, body, started)
+            exchange = self._exchange_within(where, method, path, query, body, watch, started)
         finally:
             watch.cancel()
             _calls.watch = None
-        if watch.expired:  # the request went out: what it did is unknown
+        if watch.expired:  # armed once the request is out: what it did is unknown
             failure = f"{where}: answer not complete within {self.deadline:g}s"
-            exchange = replace(exchange, connected=True, failure=failure)
+            landed = may_have_landed(Ending.DEADLINE, watch.written)
+            exchange = replace(exchange, connected=landed, failure=failure)
         elapsed = time.monotonic() - started
         log.debug("%s %s -> %s in %.3fs", method, path, exchange.status, elapsed)
         return exchange
@@ -772,6 +853,7 @@ class SMSPartnerClient:
         path: str,
         query: Mapping[str, Any] | None,
         body: Mapping[str, Any] | None,
+        watch: _Watch,
         started: float,
     ) -> Exchange:
         try:
@@ -784,30 +866,26 @@ class SMSPartnerClient:
                 allow_redirects=False,  # a redirect would carry the key to another URL
                 stream=True,
             )
-        except requests.exceptions.ConnectTimeout:
-            exchange = Exchange(None, connected=False, failure=f"{where}: connect timeout")
-        except requests.exceptions.ReadTimeout:
-            exchange = Exchange(None, failure=f"{where}: no answer within {self.timeout[1]:g}s")
-        except requests.exceptions.ConnectionError as exc:
-            landed = _may_have_landed(exc)
-            what = "connection lost after sending" if landed else "could not connect"
-            exchange = Exchange(None, connected=landed, failure=f"{where}: {what}")
-        except requests.exceptions.RequestException as exc:
-            exchange = Exchange(None, failure=f"{where}: {type(exc).__name__}")
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            exchange = _lost(where, exc, watch.written, self.timeout[1])
         else:
-            exchange = self._read(where, response, started)
+            exchange = self._read(where, response, watch, started)
         return exchange
 
-    def _read(self, where: str, response: requests.Response, started: float) -> Exchange:
+    def _read(
+        self, where: str, response: requests.Response, watch: _Watch, started: float
+    ) -> Exchange:
         status = response.status_code
         retry_after = _retry_after(response.headers.get("Retry-After"))
         parts: list[bytes] = []
         size = 0
         failure = ""
+        ending: Ending | None = None
         try:
             while True:
                 if time.monotonic() - started > self.deadline:
                     failure = f"{where}: answer not complete within {self.deadline:g}s"
+                    ending = Ending.DEADLINE
                     break
                 block = response.raw.read1(65536)
                 if not block:
@@ -815,13 +893,17 @@ class SMSPartnerClient:
                 size += len(block)
                 if size > self.max_body:
                     failure = f"{where}: answer larger than {self.max_body} bytes"
+                    ending = Ending.TOO_LARGE
                     break
                 parts.append(block)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            failure = f"{where}: answer cut ({type(exc).__name__})"
+            ending = ending_of(exc)
+            how = "" if ending is Ending.CUT else f" ({_SAID[ending]})"
+            failure = f"{where}: answer cut{how}"
         finally:
             response.close()
-        return Exchange(status, b"".join(parts), retry_after, failure=failure)
+        landed = ending is None or may_have_landed(ending, watch.written)
+        return Exchange(status, b"".join(parts), retry_after, connected=landed, failure=failure)
 
 
 def _with_message_id(entry: StatusEntry, message_id: int) -> StatusEntry:

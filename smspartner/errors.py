@@ -3,9 +3,13 @@
 ```
 SMSPartnerError(Exception)   .code (API code), .http_status, .retryable,
 │                            .errors [(elementId, message)]
-├── TransportError           connection refused/reset, timeout                    (retryable)
-│                            .may_have_landed: False for refused / connect timeout, True once the
-│                            request may have reached the gateway (read timeout, reset after send)
+├── TransportError           no whole answer: refused, DNS, timeout, TLS, reset   (retryable)
+│                            .may_have_landed: False only for a failure before the request's first
+│                            byte was written (refused, DNS, connect timeout, the TLS handshake of
+│                            a new connection); True once it started to be written, whatever came
+│                            next (a TLS or protocol error, a reset - on a new or a reused
+│                            connection - a read timeout, a cut answer). Decided by the error's
+│                            type and that moment (``outcome.may_have_landed``), never its text.
 ├── RateLimited              HTTP 429, .retry_after seconds or None                (retryable)
 ├── ServerError              HTTP 5xx, or a non-JSON error page                    (retryable)
 ├── AuthError                codes 1 (key missing), 10 (key wrong), HTTP 401/403   (fatal)
@@ -92,7 +96,10 @@ class SMSPartnerError(Exception):
 
 
 class TransportError(SMSPartnerError):
-    """No usable HTTP answer: refused, reset, or timed out."""
+    """No usable HTTP answer: refused, reset, timed out, a TLS or protocol error, a cut answer.
+
+    ``may_have_landed`` is False only when the call failed before any byte of the request was
+    written."""
 
     retryable = True
 

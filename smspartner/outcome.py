@@ -6,15 +6,17 @@ evidence only for what it says for certain:
 - **accepted**: a well-formed JSON object with ``success`` true, no error code, and the
   ``message_id`` the API documents for every accepted send;
 - **refused**: a well-formed JSON object with ``success`` false and a code the API documents,
-  an HTTP 429, or a connection that was never established (refused, DNS, connect timeout, TLS
-  handshake failure): nothing landed, it may be sent again;
-- **unknown**: everything else - a read timeout, a connection lost after the request went out,
-  any 5xx, a redirect, a body that is not the JSON the API documents (HTML, empty, truncated,
-  too large, not an object, ``success`` missing), an undocumented code, a success without its
-  message id. It may have landed: only the status endpoints, after a settle time, can say.
+  an HTTP 429, or a call that failed before any byte of the request was written (refused, DNS,
+  connect timeout, the TLS handshake of a new connection): nothing landed, it may be sent again;
+- **unknown**: everything else - a read timeout, any TLS or protocol error or reset once the
+  request started to be written (on a new or a reused connection), any 5xx, a redirect, a body
+  that is not the JSON the API documents (HTML, empty, truncated, too large, not an object,
+  ``success`` missing), an undocumented code, a success without its message id. It may have
+  landed: only the status endpoints, after a settle time, can say.
 
-``classify`` is the one place that decides; it is pure (an ``Exchange`` in, a ``SendOutcome``
-out) and tested as a table.
+``classify`` is the one place that decides what an answer proves, and ``may_have_landed`` the
+one place that decides what a call without a whole answer proves; both are pure and tested as
+tables.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from smspartner.errors import mask_phone_numbers
 __all__ = [
     "ACCOUNT_CODES",
     "SEND_CODES",
+    "Ending",
     "Exchange",
     "Kind",
     "Refusal",
     "SendOutcome",
     "classify",
+    "may_have_landed",
 ]
 
 
@@ -68,13 +72,50 @@ _SLOT_CODES: Final = frozenset({22, 23})
 _MAX_REASON: Final = 200
 
 
+class Ending(StrEnum):
+    """How a call ended without a whole HTTP answer (the client tells them apart by type, never
+    by an error's text)."""
+
+    REFUSED = "refused"  # no TCP connection: refused, unreachable
+    DNS = "dns"  # the gateway's name did not resolve
+    CONNECT_TIMEOUT = "connect_timeout"
+    TLS = "tls"  # any TLS failure: handshake, certificate, a record that is not TLS, an alert
+    RESET = "reset"  # the connection was reset or closed by the other side
+    PROTOCOL = "protocol"  # bytes that are not HTTP where HTTP was expected
+    READ_TIMEOUT = "read_timeout"  # no answer within the read timeout
+    CUT = "cut"  # the answer's body ended early or its chunked framing broke
+    TOO_LARGE = "too_large"  # the answer passed the body cap
+    DEADLINE = "deadline"  # the answer was not whole within the call's deadline
+    OTHER = "other"  # anything else the HTTP stack raised
+
+
+# What can fail while connecting, before the request is written. Any of them after the first
+# byte of the request was written (a TLS error on an established or reused connection, a reset,
+# plain bytes where a TLS record was expected) may come after the gateway acted on it.
+_CONNECTING: Final = frozenset(
+    {Ending.REFUSED, Ending.DNS, Ending.CONNECT_TIMEOUT, Ending.TLS, Ending.RESET, Ending.PROTOCOL}
+)
+
+
+def may_have_landed(ending: Ending, written: bool) -> bool:
+    """Whether a call that ended this way may have reached the gateway.
+
+    ``written``: the first byte of the request was handed to the connection. Only a failure
+    before that proves nothing left; an ending that needs an answer to have started (a read
+    timeout, a cut or oversized body, the deadline) or one not understood is "may have landed"
+    whatever ``written`` says, so a wrong flag can only ever err on the safe side.
+    """
+    return written or ending not in _CONNECTING
+
+
 @dataclass(frozen=True)
 class Exchange:
     """What one HTTP request produced, before any reading of its meaning.
 
     ``status`` is None when no HTTP answer came; ``connected`` is False only when the request
-    certainly never left (no connection was established); ``failure`` says what went wrong on
-    the wire (timeout, reset, body too large or too slow), in one line without the key.
+    certainly never left (``may_have_landed`` said no: the call failed before its first byte was
+    written); ``failure`` says what went wrong on the wire (timeout, reset, body too large or
+    too slow), in one line without the key.
     """
 
     status: int | None

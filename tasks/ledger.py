@@ -83,6 +83,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
+from tasks.errors import SurveyError
 from tasks.outcomes import ALREADY_PLANNED, BUDGET_EXCEEDED, INSUFFICIENT_CREDITS, ChunkState
 
 log = logging.getLogger("survey.ledger")
@@ -238,6 +239,19 @@ _BUDGET = select(
 _OBSERVED = select(
     func.sum(chunks.c.cost), func.sum(chunks.c.nb_sms), func.sum(chunks.c.size)
 ).where(and_(chunks.c.campaign_id == bindparam("cid"), _PRICED))
+# Chunks confirmed at the gateway without an answer naming their price.
+_ESTIMATED = select(chunks.c.chunk_index, chunks.c.size, chunks.c.cost, chunks.c.nb_sms).where(
+    and_(
+        chunks.c.campaign_id == bindparam("cid"),
+        chunks.c.state == SENT,
+        chunks.c.cost_estimated.is_(True),
+    )
+)
+_REPRICE = (
+    update(chunks)
+    .where(and_(chunks.c.campaign_id == bindparam("cid"), chunks.c.chunk_index == bindparam("at")))
+    .values(cost=bindparam("new_cost"), nb_sms=bindparam("new_sms"))
+)
 _LOCK_CAP = select(cap_lock.c.id).where(cap_lock.c.id == 1)
 # Whether pseudonyms stand for numbers anywhere (a purge or an erasure marks its campaigns).
 _ANY_PSEUDONYMISED = (
@@ -245,7 +259,7 @@ _ANY_PSEUDONYMISED = (
 )
 
 
-class LedgerUnavailable(Exception):
+class LedgerUnavailable(SurveyError):
     """The ledger could not be reached within the outage bound: str() is one line."""
 
 
@@ -1032,7 +1046,10 @@ class Ledger:
         """The outcome and the per-recipient record, in one transaction.
 
         ``numbers`` are the chunk's numbers as last recorded, when the caller has them at hand;
-        ``reserved`` says the claim already recorded them for the frequency cap.
+        ``reserved`` says the claim already recorded them for the frequency cap. ``estimated``:
+        no answer named the chunk's price (it was confirmed through the status endpoint); its
+        cost and SMS count are then the campaign's learnt price as soon as one is known, here
+        or later (see ``_reprice``), ``cost`` and ``nb_sms`` being only the fallback.
         """
         key = {"cid": campaign_id, "idx": chunk_index}
         values = {
@@ -1047,7 +1064,9 @@ class Ledger:
             "detail": detail,
             "updated_at": self.now(),
         }
-        with self._write() as conn:
+        # The campaign lock orders the prices: whichever of an estimated chunk and the first
+        # priced one commits second sees the other.
+        with self._campaign_lock(campaign_id) as (conn, _halt):
             row = self._update(conn, key, values)
             wanted = [n for n in (row.numbers if numbers is None else numbers) if n]
             if not reserved:
@@ -1055,6 +1074,8 @@ class Ledger:
             elif row.slot is not None and wanted:
                 # Rescheduled after the claim reserved it: the cap counts from the delivery.
                 _retime_texted(conn, campaign_id, wanted, texted_at)
+            if chunk_index in _reprice(conn, campaign_id):
+                row = _row(conn.execute(_SELECT_CHUNK, key).one())
         return row
 
     @_ridden
@@ -1740,6 +1761,37 @@ def _record_texted(
             f"{columns.replace('INTO', 'IGNORE INTO')} VALUES ({mark}, {mark}, {mark})",
             [(n, campaign_id, when) for n in numbers],
         )
+
+
+def _reprice(conn: Connection, campaign_id: str) -> set[int]:
+    """Price the campaign's estimated chunks at what the gateway's answers to it charged, once
+    any did; the indexes of the chunks changed.
+
+    A chunk confirmed through the status endpoint has no price of its own. Priced when it was
+    confirmed, it could keep the configured estimate for good: after a crash, the resumed run
+    confirms what the dead one sent before any answer of its own tells the price.
+    """
+    cost, nb_sms, size = conn.execute(_OBSERVED, {"cid": campaign_id}).one()
+    if not size:
+        return set()
+    per_recipient = float(cost) / int(size)
+    sms_each = float(nb_sms) / int(size) if nb_sms else None
+    changes = []
+    for row in conn.execute(_ESTIMATED, {"cid": campaign_id}).all():
+        new_cost = round(int(row.size) * per_recipient, 6)
+        new_sms = round(int(row.size) * sms_each) if sms_each is not None else row.nb_sms
+        if row.cost is None or abs(float(row.cost) - new_cost) > 1e-9 or new_sms != row.nb_sms:
+            changes.append(
+                {
+                    "cid": campaign_id,
+                    "at": row.chunk_index,
+                    "new_cost": new_cost,
+                    "new_sms": new_sms,
+                }
+            )
+    if changes:
+        conn.execute(_REPRICE, changes)
+    return {int(c["at"]) for c in changes}
 
 
 def _budget(conn: Connection, campaign_id: str, owner: str) -> tuple[float, float, float | None]:

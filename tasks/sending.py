@@ -214,9 +214,11 @@ def _record_accepted(
 ) -> ChunkResult:
     answer = step.outcome
     size = len(state.numbers)
-    estimated = answer.cost is None or answer.nb_sms is None
+    # Only a missing cost makes the chunk's cost an estimate (the ledger re-prices those once
+    # the price is known); a missing SMS count alone is filled in, the cost is the gateway's.
+    estimated = answer.cost is None
     cost, nb_sms = answer.cost, answer.nb_sms
-    if estimated:
+    if cost is None or nb_sms is None:
         per_recipient, sms_each = _prices(settings, ledger)
         cost = size * per_recipient if cost is None else cost
         nb_sms = round(size * sms_each) if nb_sms is None else nb_sms
@@ -267,7 +269,9 @@ def _record_landed(
 
 def _prices(settings: SendSettings, ledger: lg.Ledger) -> tuple[float, float]:
     """Cost and SMS per recipient: as the gateway's answers to this campaign priced them, else
-    the configured estimate (one SMS each)."""
+    the configured estimate (one SMS each). Only a first guess for an estimated chunk: the
+    ledger prices it, in the transaction that records it, at the price learnt by then, and
+    again should the first price come later."""
     per_recipient, sms_each = ledger.observed_prices(settings.campaign_id)
     return per_recipient or settings.cost_per_recipient, sms_each or 1.0
 
@@ -320,11 +324,13 @@ def settle_deferred(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
     say: Callable[[str], None] = log.info,
+    on_settled: Callable[[], None] = lambda: None,
 ) -> list[ChunkResult]:
     """Drive the chunks left in doubt again as each becomes due, until ``until``.
 
     A chunk whose look cannot settle it before ``until`` stays in doubt for a rerun or the
-    follow-up. Returns the last result of every chunk driven.
+    follow-up. ``on_settled`` is called for each chunk out of doubt (the run's progress).
+    Returns the last result of every chunk driven.
     """
     waiting = dict(deferred)
     results: dict[int, ChunkResult] = {}
@@ -349,6 +355,7 @@ def settle_deferred(
                 results[result.chunk_index] = result
                 if result.deferred_until is None:
                     waiting.pop(result.chunk_index, None)
+                    on_settled()
                 else:
                     waiting[result.chunk_index] = result.deferred_until
                 if result.stop_campaign:

@@ -7,10 +7,12 @@ recorded through the client's ``sleep`` hook instead of slept.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 import traceback
@@ -22,6 +24,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
+import urllib3.exceptions
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,7 +46,8 @@ from smspartner import (
     parse_gateway_date,
     schedule_at,
 )
-from smspartner.client import public_url
+from smspartner.client import ending_of, public_url
+from smspartner.outcome import Ending
 from smspartner.simulator import FaultConfig, SimulatorServer, run_simulator
 
 KEY = "sk-live-7Qw9-SECRET-zz81"
@@ -211,7 +216,7 @@ def make_client(
         options.update(kwargs)
         base_url = str(options.pop("base_url", sim.url))
         api_key = str(options.pop("api_key", KEY))
-        client = SMSPartnerClient(api_key, base_url, **options)  # type: ignore[arg-type]
+        client = SMSPartnerClient(api_key, base_url, **options)
         made.append(client)
         return client
 
@@ -1198,6 +1203,166 @@ def test_status_answer_without_its_list_is_an_error_not_nobody(
     assert "no status list" in str(caught.value)
     assert len(v1_requests(sim, path)) == 1
     assert waits == []
+
+
+class GarbageHandler(QuietHandler):
+    """Reads the request, then answers bytes that are not HTTP and hangs up."""
+
+    def answer(self) -> None:
+        self.take_request()
+        self.wfile.write(b"\x00\x01 not HTTP at all\r\n\r\n")
+        self.close_connection = True
+
+    do_GET = do_POST = answer
+
+
+class BrokenChunksHandler(QuietHandler):
+    """Reads the request, then starts a chunked answer and hangs up in the middle of a chunk."""
+
+    def answer(self) -> None:
+        self.take_request()
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n20\r\n{"success": true, "me'
+        )
+        self.close_connection = True
+
+    do_GET = do_POST = answer
+
+
+@pytest.mark.parametrize(
+    ("handler", "reason"),
+    [
+        (GarbageHandler, "connection lost after sending (an answer that is not HTTP)"),
+        (BrokenChunksHandler, "answer cut"),
+    ],
+    ids=["not-http", "chunk-cut"],
+)
+def test_an_answer_broken_after_the_request_was_read_may_have_landed(
+    make_client: Callable[..., SMSPartnerClient],
+    waits: list[float],
+    handler: type[QuietHandler],
+    reason: str,
+) -> None:
+    with local_server(handler) as server:
+        client = make_client(base_url=f"http://127.0.0.1:{server.port}/v1", max_retries=1)
+        outcome = client.send_survey(NUMBERS, "S", tag="broken")
+        with pytest.raises(TransportError) as caught:
+            client.credits()
+    assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+    assert outcome.reason == f"POST sondage/to/send: {reason}"
+    assert caught.value.may_have_landed is True
+    assert len(server.seen) == 3  # the send once (never retried), the read twice
+    assert len(waits) == 1
+
+
+def _pool(reason: Exception) -> urllib3.exceptions.MaxRetryError:
+    return urllib3.exceptions.MaxRetryError(None, "/v1/sondage/to/send", reason)
+
+
+# The exceptions as requests and urllib3 wrap them for each way a call can end. The TLS ones
+# carry the text a failed handshake shows too: the ending comes from the types, the decision
+# from whether the request was written (smspartner.outcome.may_have_landed), never the text.
+WRONG_VERSION = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:2580)")
+ENDINGS = [
+    pytest.param(
+        requests.exceptions.ConnectionError(
+            _pool(
+                urllib3.exceptions.NameResolutionError(
+                    "gw.example", None, socket.gaierror(-2, "Name or service not known")
+                )
+            )
+        ),
+        Ending.DNS,
+        id="dns",
+    ),
+    pytest.param(
+        requests.exceptions.ConnectionError(
+            _pool(urllib3.exceptions.NewConnectionError(None, "[Errno 111] Connection refused"))
+        ),
+        Ending.REFUSED,
+        id="refused",
+    ),
+    pytest.param(
+        requests.exceptions.ConnectTimeout(
+            _pool(urllib3.exceptions.ConnectTimeoutError(None, "connect timed out"))
+        ),
+        Ending.CONNECT_TIMEOUT,
+        id="connect-timeout",
+    ),
+    pytest.param(
+        requests.exceptions.SSLError(_pool(urllib3.exceptions.SSLError(WRONG_VERSION))),
+        Ending.TLS,
+        id="tls-wrong-version",
+    ),
+    pytest.param(
+        requests.exceptions.SSLError(
+            _pool(urllib3.exceptions.SSLError(ssl.SSLCertVerificationError(1, "HANDSHAKE")))
+        ),
+        Ending.TLS,
+        id="tls-certificate",
+    ),
+    pytest.param(
+        requests.exceptions.ConnectionError(
+            urllib3.exceptions.ProtocolError(
+                "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
+            )
+        ),
+        Ending.RESET,
+        id="reset",
+    ),
+    pytest.param(
+        requests.exceptions.ConnectionError(
+            urllib3.exceptions.ProtocolError(
+                "Connection aborted.", http.client.RemoteDisconnected("closed without response")
+            )
+        ),
+        Ending.RESET,
+        id="closed",
+    ),
+    pytest.param(
+        requests.exceptions.ConnectionError(
+            urllib3.exceptions.ProtocolError(
+                "Connection aborted.", http.client.BadStatusLine("\x00 not HTTP")
+            )
+        ),
+        Ending.PROTOCOL,
+        id="garbage",
+    ),
+    pytest.param(
+        requests.exceptions.ReadTimeout(
+            urllib3.exceptions.ReadTimeoutError(None, "/v1/sondage/to/send", "Read timed out.")
+        ),
+        Ending.READ_TIMEOUT,
+        id="read-timeout",
+    ),
+    pytest.param(
+        urllib3.exceptions.ProtocolError(
+            "Connection broken", urllib3.exceptions.IncompleteRead(10, 20)
+        ),
+        Ending.CUT,
+        id="partial-body",
+    ),
+    pytest.param(
+        requests.exceptions.ChunkedEncodingError(
+            urllib3.exceptions.ProtocolError("Response ended prematurely")
+        ),
+        Ending.CUT,
+        id="chunked",
+    ),
+    pytest.param(requests.exceptions.InvalidHeader("odd header"), Ending.OTHER, id="other"),
+]
+
+
+@pytest.mark.parametrize(("error", "ending"), ENDINGS)
+def test_ending_of(error: Exception, ending: Ending) -> None:
+    assert ending_of(error) is ending
+
+
+def test_the_endings_table_meets_every_ending_an_exception_can_give() -> None:
+    made = {p.values[1] for p in ENDINGS}
+    # Too large and the deadline are the client's own decisions, not exceptions.
+    assert made == set(Ending) - {Ending.TOO_LARGE, Ending.DEADLINE}
 
 
 def test_tls_handshake_failure_is_not_connected(

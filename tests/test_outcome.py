@@ -15,7 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smspartner import mask_phone_numbers
-from smspartner.outcome import SEND_CODES, Exchange, Kind, Refusal, SendOutcome, classify
+from smspartner.outcome import (
+    SEND_CODES,
+    Ending,
+    Exchange,
+    Kind,
+    Refusal,
+    SendOutcome,
+    classify,
+    may_have_landed,
+)
 
 SEED = b'{"success":true,"code":200,"message_id":307,"nb_sms":1,"cost":0.038,"currency":"EUR"}'
 HTML = b"<!DOCTYPE html><html><head><title>Oops</title></head><body>Bad gateway</body></html>"
@@ -378,3 +387,45 @@ def test_without_an_http_answer_only_a_request_that_never_left_is_refused(
     else:
         assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.NOT_CONNECTED)
     assert_reason_is_clean(outcome)
+
+
+# --- a call without a whole answer: may it have landed? ---------------------------------------
+
+# Every ending, before the request's first byte was written and after. Only a failure while
+# connecting, before anything was written, proves nothing left; an ending that needs an answer
+# to have started cannot come before the write, and counts as "may have landed" even then.
+LANDED = [
+    # ending                  not written yet  written
+    (Ending.REFUSED, False, True),
+    (Ending.DNS, False, True),
+    (Ending.CONNECT_TIMEOUT, False, True),
+    (Ending.TLS, False, True),  # a handshake failure / a TLS error after the write
+    (Ending.RESET, False, True),
+    (Ending.PROTOCOL, False, True),
+    (Ending.READ_TIMEOUT, True, True),
+    (Ending.CUT, True, True),  # a chunked or partial body
+    (Ending.TOO_LARGE, True, True),
+    (Ending.DEADLINE, True, True),
+    (Ending.OTHER, True, True),
+]
+
+
+def test_the_table_covers_every_ending() -> None:
+    assert sorted(e for e, _, _ in LANDED) == sorted(Ending)
+
+
+@pytest.mark.parametrize(("ending", "before_write", "after_write"), LANDED)
+def test_may_have_landed(ending: Ending, before_write: bool, after_write: bool) -> None:
+    assert may_have_landed(ending, written=False) is before_write
+    assert may_have_landed(ending, written=True) is after_write
+
+
+@pytest.mark.parametrize("ending", list(Ending))
+def test_a_call_that_may_have_landed_is_never_refused(ending: Ending) -> None:
+    for written in (False, True):
+        landed = may_have_landed(ending, written)
+        outcome = classify(Exchange(None, connected=landed, failure=f"ended: {ending}"))
+        if landed:
+            assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
+        else:
+            assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.NOT_CONNECTED)

@@ -1,10 +1,26 @@
-"""The settle phase: chunks left in doubt are driven again when due, and never past the bound."""
+"""The settle phase: chunks left in doubt are driven again when due, and never past the bound.
+The price of chunks confirmed at the gateway: what the campaign learnt, whenever it learnt it."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from tasks.sending import ChunkResult, settle_deferred
+import pytest
+from conftest import REPO, TEST_KEY, need_server
+
+from smspartner import SMSPartnerClient
+from tasks import ledger as lg
+from tasks.sending import ChunkResult, SendSettings, send_chunk_once, settle_deferred
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -90,3 +106,165 @@ def test_a_stop_ends_the_settle_phase() -> None:
         say=lambda _: None,
     )
     assert results and results[0].stop_campaign
+
+
+# --- prices: chunks confirmed at the gateway cost what the campaign learnt -------------------
+
+ESTIMATE = 0.045  # the configured estimate per recipient
+PRICE = 0.038  # what the gateway really charges
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh ledger database on each engine the ledger runs on (as tests/test_ledger.py)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.sqlite"
+        return
+    name = f"prices_{uuid.uuid4().hex[:10]}"
+    if request.param == "postgresql":
+        need_server("127.0.0.1", 5432, "PostgreSQL")
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
+            c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        return
+    need_server("127.0.0.1", 3306, "MariaDB")
+    import pymysql
+
+    admin = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    try:
+        with admin.cursor() as c:
+            c.execute(f"CREATE DATABASE `{name}`")
+        yield f"mysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with admin.cursor() as c:
+            c.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[lg.Ledger]:
+    led = lg.Ledger(ledger_url)
+    yield led
+    led.close()
+
+
+def numbers_plan(n_chunks: int, size: int) -> list[lg.ChunkPlan]:
+    return [
+        lg.ChunkPlan(i, "FR", None, tuple(f"+3367{i:03d}{j:04d}" for j in range(size)))
+        for i in range(n_chunks)
+    ]
+
+
+def sent(ledger: lg.Ledger, campaign_id: str, chunk: int, cost: float, estimated: bool) -> None:
+    claim = ledger.claim(campaign_id, chunk, "me", cost_per_recipient=ESTIMATE)
+    size = claim.chunk.size
+    ledger.mark_sent(
+        campaign_id,
+        chunk,
+        message_id=None if estimated else 100 + chunk,
+        nb_sms=size,
+        cost=cost * size,
+        currency="EUR",
+        texted_at=T0,
+        estimated=estimated,
+        reserved=claim.reserved,
+    )
+
+
+def test_chunks_priced_by_estimate_take_the_price_the_gateway_tells_later(
+    ledger: lg.Ledger,
+) -> None:
+    ledger.create_plan("p", "survey", numbers_plan(4, 5))
+    sent(ledger, "p", 0, ESTIMATE, estimated=True)  # confirmed by status before any price
+    sent(ledger, "p", 1, ESTIMATE, estimated=True)
+    assert [c.cost for c in ledger.chunks("p")[:2]] == [pytest.approx(5 * ESTIMATE)] * 2
+    sent(ledger, "p", 2, PRICE, estimated=False)  # the first answer that names the price
+    # A caller that read the prices before that answer was recorded still gets the real one.
+    sent(ledger, "p", 3, ESTIMATE, estimated=True)
+    chunks = ledger.chunks("p")
+    assert [c.cost for c in chunks] == [pytest.approx(5 * PRICE)] * 4
+    assert [c.cost_estimated for c in chunks] == [True, True, False, True]
+    assert ledger.observed_prices("p") == (pytest.approx(PRICE), pytest.approx(1.0))
+
+
+def test_repricing_stays_within_one_campaign(ledger: lg.Ledger) -> None:
+    ledger.create_plan("a", "survey", numbers_plan(1, 5))
+    ledger.create_plan("b", "survey", numbers_plan(1, 5))
+    sent(ledger, "a", 0, ESTIMATE, estimated=True)
+    sent(ledger, "b", 0, PRICE, estimated=False)
+    assert ledger.chunks("a")[0].cost == pytest.approx(5 * ESTIMATE)
+
+
+CRASH = """
+import os, signal, sys
+from smspartner import SMSPartnerClient
+from tasks import ledger as lg
+
+url, base_url, key, campaign = sys.argv[1:5]
+ledger = lg.Ledger(url)
+client = SMSPartnerClient(key, base_url)
+for index in (0, 1):
+    row = ledger.claim(campaign, index, lg.owner_token("crashed"), cost_per_recipient=0.045).chunk
+    assert client.send_survey(row.numbers, "survey", tag=row.tag).kind == "accepted"
+os.kill(os.getpid(), signal.SIGKILL)  # killed before recording what the gateway answered
+"""
+
+
+def test_after_a_crash_the_cost_of_the_campaign_is_what_the_gateway_charged(
+    ledger: lg.Ledger, ledger_url: str, simulator: Any
+) -> None:
+    simulator.state.cost_per_sms = PRICE
+    ledger.create_plan("crash", "survey", numbers_plan(4, 5))
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH, ledger_url, simulator.url, TEST_KEY, "crash"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert len(simulator.state.sends) == 2
+    # The resumed run: the two chunks the crash left are found at the gateway by their tags
+    # (before any answer of this campaign told the price), then the other two are sent.
+    settings = SendSettings(
+        campaign_id="crash",
+        survey_id="survey",
+        base_url=simulator.url,
+        ledger_url=ledger_url,
+        owner=lg.owner_token("resumed"),
+        cost_per_recipient=ESTIMATE,
+    )
+    with SMSPartnerClient(TEST_KEY, simulator.url) as client:
+        results = [
+            send_chunk_once(settings, i, client=client, ledger=ledger, sleep=lambda _: None)
+            for i in range(4)
+        ]
+    assert [r.state for r in results] == ["sent"] * 4
+    texted = Counter(simulator.state.accepted_numbers())
+    assert len(texted) == 20 and max(texted.values()) == 1
+    charged = round(sum(s["cost"] for s in simulator.state.sends), 4)
+    chunks = ledger.chunks("crash")
+    assert [c.cost_estimated for c in chunks] == [True, True, False, False]
+    assert round(sum(c.cost or 0.0 for c in chunks), 4) == pytest.approx(charged)
+    assert sum(c.nb_sms or 0 for c in chunks) == sum(s["nb_sms"] for s in simulator.state.sends)
+
+
+def test_a_price_learnt_while_other_chunks_are_confirmed_reaches_all_of_them(
+    ledger: lg.Ledger,
+) -> None:
+    # Chunks confirmed by status and chunks priced by their answer, recorded by many workers at
+    # once: whichever commits first, every estimated chunk ends at the learnt price.
+    ledger.create_plan("many", "survey", numbers_plan(24, 5))
+
+    def price(i: int) -> float:
+        return PRICE if i % 4 == 3 else ESTIMATE
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: sent(ledger, "many", i, price(i), i % 4 != 3), range(24)))
+    chunks = ledger.chunks("many")
+    assert sum(not c.cost_estimated for c in chunks) == 6
+    assert [c.cost for c in chunks] == [pytest.approx(5 * PRICE)] * 24
