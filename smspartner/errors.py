@@ -47,7 +47,9 @@ __all__ = [
 ]
 
 # A run of 7+ digits (optionally with a leading + and separators) is treated as a phone number.
-_PHONE_RE = re.compile(r"\+?\d(?:[\s.\-/()\u2010-\u2015\u2212]*\d){6,}")
+# Not the narrow no-break space (U+202F): French number formatting groups counts and amounts
+# with it ("1 234 567 destinataires"), and nobody types it inside a phone number.
+_PHONE_RE = re.compile(r"\+?\d(?:(?:[^\S\u202f]|[.\-/()\u2010-\u2015\u2212])*\d){6,}")
 _MAX_MESSAGE = 300
 
 

@@ -429,3 +429,20 @@ def test_a_call_that_may_have_landed_is_never_refused(ending: Ending) -> None:
             assert (outcome.kind, outcome.refusal) == (Kind.UNKNOWN, None)
         else:
             assert (outcome.kind, outcome.refusal) == (Kind.REFUSED, Refusal.NOT_CONNECTED)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1\u202f234\u202f567 destinataires", "1\u202f234\u202f567 destinataires"),
+        ("il manque 1\u202f234\u202f567,50\u00a0€", "il manque 1\u202f234\u202f567,50\u00a0€"),
+        ("06 12 34 56 78", "06••••••78"),
+        ("06.12.34.56.78", "06••••••78"),
+        ("06\u00a012\u00a034\u00a056\u00a078", "06••••••78"),
+        ("+33 6 12 34 56 78", "+336••••••78"),
+        ("+33-6-12-34-56-78", "+336••••••78"),
+    ],
+)
+def test_french_grouped_counts_are_not_masked_but_numbers_are(text: str, expected: str) -> None:
+    # Babel groups French counts with U+202F: "1 234 567 destinataires" is a count, never a number.
+    assert mask_phone_numbers(text) == expected
