@@ -51,3 +51,59 @@ def _ensure_extra_loggers() -> None:
 
 
 _ensure_extra_loggers()
+
+
+# -- no traceback for an expected outcome ------------------------------------------------------
+
+# Prefect's loggers whose records carry the tracebacks of a run's end: a task that raised
+# ("Task run failed with exception ..."), the engine re-raising a failed run's exception at the
+# end of a worker's run ("Engine execution exited with unexpected exception"), its entry point.
+_ENGINE_LOGGERS = (
+    "prefect.flow_runs",
+    "prefect.task_runs",
+    "prefect.engine",
+    "prefect.flow_engine",
+)
+_RERAISED = ("exited with unexpected exception",)
+
+
+def _expected(exc: BaseException | None) -> bool:
+    """A failure of the family (tasks/errors.py), or a run a flow ended itself with a Failed or
+    Cancelled state (Prefect's wrapper of its message): an outcome, not a bug."""
+    from prefect.exceptions import CancelledRun, FailedRun
+
+    from tasks.errors import SurveyError
+
+    return isinstance(exc, (SurveyError, FailedRun, CancelledRun))
+
+
+class QuietExpected(logging.Filter):
+    """Drops the engine's re-raise of an expected failure (the run's state and its one line,
+    logged by ``flows.ending``, already say it) and strips the traceback from a task's failure
+    record, which keeps the error's one line. Anything else (a bug) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not _expected(exc):
+            return True
+        if any(words in record.getMessage() for words in _RERAISED):
+            return False
+        from tasks.errors import SurveyError
+
+        if isinstance(exc, SurveyError):
+            record.msg, record.args = exc.message, ()
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_expected_failures() -> None:
+    """A logger's filters see the records made on it, whichever handler (the run's logs in the
+    UI, the terminal) they then go to; set on the logger, they outlive Prefect's logging setup,
+    done before or after this import (a worker's flow-run process imports Prefect first)."""
+    for name in _ENGINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietExpected) for f in logger.filters):
+            logger.addFilter(QuietExpected())
+
+
+_quiet_expected_failures()

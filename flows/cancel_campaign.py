@@ -5,10 +5,12 @@
 Cancels at the gateway every scheduled chunk of the campaign still more than five minutes from its
 slot, cancels in the ledger the chunks that were never sent (so a rerun skips them), and says
 what could not be cancelled and why (already sent, too late, not found, being sent). Writes
-``data/reports/<campaign>/cancel.json`` and a markdown artifact. The last line on stdout is a
-JSON object with the counts; on an error, one line on stderr and a non-zero exit (the run's log
-lines go to the Prefect UI, and to stderr too with ``--verbose``). Running it again is safe:
-what is already cancelled is counted as such.
+``data/reports/<campaign>/cancel.json`` and a markdown artifact, then brings the campaign's
+report up to date (summary.json, report.html, chunks.*, rejects.*, its artifacts): cancelled
+chunks shown cancelled, their recipients rejected with the reason ``cancelled``, the cost as it
+is. The last line on stdout is a JSON object with the counts; on an error, one line on stderr
+and a non-zero exit (the run's log lines go to the Prefect UI, and to stderr too with
+``--verbose``). Running it again is safe: what is already cancelled is counted as such.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ import sys
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
 from pydantic import Field
 
-from flows.cli import one_line, quiet_console
+from flows import ending
+from flows.cli import failure_exit, quiet_console
 from flows.parameters import ApiKeyBlock, Language
 from tasks import campaign as cp
 from tasks import cancellation as cx
-from tasks import i18n, runtime
-from tasks.i18n import DEFAULT_LANG
-from tasks.outcomes import CANCEL_OUTCOMES, Problem
+from tasks import i18n, report, runtime
+from tasks.errors import SurveyError
+from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.outcomes import CANCEL_OUTCOMES
 from tasks.runs import name_this_run
 
 
@@ -40,23 +43,24 @@ def cancel_campaign(
     api_key_block: ApiKeyBlock = None,
     lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any]:
-    """Cancel every scheduled chunk of a campaign that can still be cancelled."""
+    """Cancel every scheduled chunk of a campaign that can still be cancelled, then bring the
+    campaign's report (summary.json, report.html, chunks.*, rejects.*, artifacts) up to date."""
     logger = get_run_logger()
     try:
         cp.validate_campaign_id(campaign_id)
-    except cp.CampaignError as exc:
-        logger.error(str(exc))
-        return Failed(message=str(exc))  # type: ignore[return-value]
-    name_this_run(campaign_id, "cancel")
-    ledger_url = runtime.ledger_url()
-    if broken := runtime.unusable_ledger(ledger_url):  # one line, not a traceback
-        logger.error(broken)
-        return Failed(message=broken)  # type: ignore[return-value]
-    results = cx.cancel_task(campaign_id, ledger_url, api_key_block)
-    if isinstance(results, Problem):
-        logger.error(results.message)
-        return Failed(message=results.message)  # type: ignore[return-value]
-    counts = cx.report_task(campaign_id, results, lang)
+        name_this_run(campaign_id, "cancel")
+        ledger_url = runtime.ledger_url()
+        report.known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
+        try:
+            results = cx.cancel_task(campaign_id, ledger_url, api_key_block)
+        except SurveyError:
+            # What was cancelled before the gateway failed shows in the report all the same.
+            _refresh_anyway(campaign_id, ledger_url, lang)
+            raise
+        counts = cx.report_task(campaign_id, results, lang)
+        report.refresh_task(campaign_id, ledger_url, lang)
+    except SurveyError as exc:
+        return ending.failed(exc)  # type: ignore[return-value]
     logger.info(
         i18n.text(
             lang,
@@ -67,6 +71,15 @@ def cancel_campaign(
         )
     )
     return counts
+
+
+def _refresh_anyway(campaign_id: str, ledger_url: str, lang: Lang) -> None:
+    """The report refreshed on the way out of a failed cancel; its own failure is logged, the
+    cancel's error is the one the run ends with."""
+    try:
+        report.refresh_task(campaign_id, ledger_url, lang)
+    except SurveyError as exc:
+        get_run_logger().warning(exc.message)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -94,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0
-    print(f"error: {one_line(state.message or 'cancel failed')}", file=sys.stderr)
-    return 1
+    return failure_exit(state, "cancel failed")
 
 
 if __name__ == "__main__":

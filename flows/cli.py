@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 import types
 from typing import Any, Union, get_args, get_origin
 
+from prefect.states import State
 from pydantic import BaseModel
+
+from tasks.errors import SurveyError
 
 
 def quiet_console() -> None:
@@ -24,6 +29,27 @@ def one_line(text: object, default: str = "failed") -> str:
     """The first line of an error's text: the command line says what went wrong in one line."""
     lines = str(text).strip().splitlines()
     return lines[0] if lines else default
+
+
+def failure_exit(state: State[Any], default: str) -> int:
+    """The end of a command whose run did not complete: the JSON summary the run kept, when
+    there is one, as the last line on stdout; one ``error:`` line on stderr; the exit code of
+    the error (tasks/errors.py: 1 an error, 2 a usage error, 3 a campaign left incomplete)."""
+    error: object = None
+    if state.is_failed() or state.is_cancelled() or state.is_crashed():
+        try:
+            error = state.result(raise_on_failure=False)
+        except Exception:  # noqa: BLE001 - no result kept: the state's message says it
+            error = None
+    if isinstance(error, SurveyError):
+        if error.summary is not None:
+            print(json.dumps(error.summary, ensure_ascii=False), flush=True)
+        print(f"error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    if isinstance(error, dict):  # a flow that still ends with its summary as the state's data
+        print(json.dumps(error, ensure_ascii=False), flush=True)
+    print(f"error: {one_line(state.message or default, default)}", file=sys.stderr)
+    return 1
 
 
 def _scalar(annotation: Any) -> Any:

@@ -24,13 +24,15 @@ import sys
 from typing import Annotated, Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger
-from prefect.states import Failed
+from prefect import flow
+from prefect.states import State
 from pydantic import Field, SecretStr
 
-from flows.cli import one_line
+from flows import ending
+from flows.cli import failure_exit
 from tasks import privacy as pv
 from tasks import runtime
+from tasks.errors import SurveyError
 from tasks.numbers import mask_number, parse_loose
 
 
@@ -60,16 +62,13 @@ def erase_person(
             "masked.",
         ),
     ],
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Erase one person's number from the ledger and every local file; suppress it for good."""
-    logger = get_run_logger()
     _mask_own_parameter(phone)
-    ledger_url = runtime.ledger_url()
-    result = pv.erase_task(phone, ledger_url)
-    if isinstance(result, pv.Problem):
-        logger.error(result.message)
-        return Failed(message=result.message)  # type: ignore[return-value]
-    return result
+    try:
+        return pv.erase_task(phone, runtime.ledger_url())
+    except SurveyError as exc:
+        return ending.failed(exc)
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
@@ -110,14 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --phone cannot be read as a phone number", file=sys.stderr)
         return 2
     state = erase_person(phone=SecretStr(args.phone), return_state=True)
-    if state.is_completed():
-        for line in report_lines(state.result()):
+    result = state.result() if state.is_completed() else None
+    if isinstance(result, dict):
+        for line in report_lines(result):
             print(line, flush=True)
         return 0
-    print(
-        f"error: {one_line(state.message or 'erasure failed', 'erasure failed')}", file=sys.stderr
-    )
-    return 1
+    return failure_exit(state, "erasure failed")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ Run it the day after a campaign's slot (or on a schedule)::
     python -m flows.follow_up --campaign-id ID [--verbose]
 
 It reads the delivery statuses of every sent chunk from the gateway, writes
-``data/reports/<campaign>/follow_up.json`` and a new ``report.html``, publishes new versions of the
-campaign's artifacts, and adds the numbers that replied STOP to the local suppression list
-(``SURVEY_SUPPRESSION_LIST``, else ``data/state/suppression.csv``). The last line on stdout is a
-JSON object with the counts; on an error, one line on stderr and a non-zero exit. The run's log
-lines go to the Prefect UI, and to stderr too with ``--verbose``.
+``data/reports/<campaign>/follow_up.json``, brings the campaign's report up to date (chunks
+settled or cancelled since; summary.json, report.html with the delivery, chunks.*, rejects.*),
+publishes new versions of the campaign's artifacts, and adds the numbers that replied STOP to
+the never-text store. The last line on stdout is a JSON object with the counts; on an error,
+one line on stderr and a non-zero exit. The run's log lines go to the Prefect UI, and to stderr
+too with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
 from pydantic import Field
 
-from flows.cli import one_line, quiet_console
+from flows import ending
+from flows.cli import failure_exit, quiet_console
 from flows.parameters import ApiKeyBlock, Language, Limits
 from tasks import campaign as cp
 from tasks import followup as fu
-from tasks import i18n, runtime
+from tasks import i18n, report, runtime
+from tasks.errors import SurveyError
 from tasks.i18n import DEFAULT_LANG, Lang
-from tasks.outcomes import Problem
 from tasks.runs import name_this_run
 
 SETTLE_SECONDS = Limits.model_fields["settle_seconds"].default  # one default for both flows
@@ -63,33 +64,29 @@ def follow_up_campaign(
         since_days: How far back an empty campaign id looks.
     """
     logger = get_run_logger()
-    ledger_url = runtime.ledger_url()
-    if broken := runtime.unusable_ledger(ledger_url):  # one line, not a traceback
-        logger.error(broken)
-        return Failed(message=broken)  # type: ignore[return-value]
-    if campaign_id:
-        name_this_run(campaign_id, "follow-up")
-        outcome = _follow_one(campaign_id, ledger_url, settle_seconds, api_key_block, lang)
-        if isinstance(outcome, Problem):
-            logger.error(outcome.message)
-            return Failed(message=outcome.message)  # type: ignore[return-value]
-        return outcome
-    since = datetime.now(UTC) - timedelta(days=since_days)
-    campaigns = runtime.shared_ledger(ledger_url).campaigns_texted_since(since)
+    try:
+        ledger_url = runtime.ledger_url()
+        runtime.shared_ledger(ledger_url)  # a ledger that cannot be opened: one line
+        if campaign_id:
+            name_this_run(campaign_id, "follow-up")
+            return _follow_one(campaign_id, ledger_url, settle_seconds, api_key_block, lang)
+        since = datetime.now(UTC) - timedelta(days=since_days)
+        campaigns = runtime.shared_ledger(ledger_url).campaigns_texted_since(since)
+    except SurveyError as exc:
+        return ending.failed(exc)  # type: ignore[return-value]
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for cid in campaigns:  # one campaign's failure must not hide the others' statuses
-        outcome = _follow_one(cid, ledger_url, settle_seconds, api_key_block, lang)
-        if isinstance(outcome, Problem):
-            logger.error("%s: %s", cid, outcome.message)
-            problems[cid] = outcome.message
-        else:
-            results[cid] = outcome
+        try:
+            results[cid] = _follow_one(cid, ledger_url, settle_seconds, api_key_block, lang)
+        except SurveyError as exc:
+            logger.error("%s: %s", cid, exc.message)
+            problems[cid] = exc.message
     logger.info("%d campaigns followed up, %d failed", len(results), len(problems))
     summary = {"since_days": since_days, "campaigns": results, "failed": problems}
     if problems:
         message = f"{len(problems)} of {len(campaigns)} campaigns could not be followed up"
-        return Failed(message=message, data=summary)  # type: ignore[return-value]
+        return ending.failed(SurveyError(message, summary=summary))  # type: ignore[return-value]
     return summary
 
 
@@ -99,29 +96,20 @@ def _follow_one(
     settle_seconds: float,
     key_block: str | None = None,
     lang: Lang = DEFAULT_LANG,
-) -> dict[str, Any] | Problem:
-    """One campaign: chunks in doubt, statuses, STOP replies, new report and artifacts."""
+) -> dict[str, Any]:
+    """One campaign: chunks in doubt, statuses, STOP replies, new report and artifacts.
+    Raises a ``SurveyError`` (unknown campaign, gateway, ledger, report) in one line."""
     logger = get_run_logger()
-    try:
-        cp.validate_campaign_id(campaign_id)
-    except cp.CampaignError as exc:
-        return Problem(message=str(exc))
-    if isinstance(known := runtime.campaign_ledger(ledger_url, campaign_id), Problem):
-        return known
+    cp.validate_campaign_id(campaign_id)
+    report.known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
     cost_per_sms = Limits().cost_per_sms  # prices chunks no answer of the campaign priced
     doubt = fu.settle_in_doubt_task(
         campaign_id, ledger_url, settle_seconds, cost_per_sms, key_block
     )
-    if isinstance(doubt, Problem):
-        return doubt
     deliveries = fu.check_delivery_task(campaign_id, ledger_url, key_block)
-    if isinstance(deliveries, Problem):
-        return deliveries
     result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
     result.doubt = doubt
     added = fu.record_stops_task(ledger_url, campaign_id, fu.stop_numbers(deliveries))
-    if isinstance(added, Problem):
-        return added
     result.stop_added = added
     fu.publish_task(result, deliveries, ledger_url, lang)
     counts = result.as_counts()
@@ -185,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0
-    print(f"error: {one_line(state.message or 'follow-up failed')}", file=sys.stderr)
-    return 1
+    return failure_exit(state, "follow-up failed")
 
 
 if __name__ == "__main__":

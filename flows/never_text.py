@@ -9,7 +9,8 @@ hashes only (see ``tasks/nevertext.py``); nothing here ever prints or writes a f
     python -m flows.never_text count
     python -m flows.never_text forget-import --reason TEXT --yes   # undo a mistaken import
 
-The last line on stdout is a JSON object; on an error, one line on stderr and exit 1.
+The last line on stdout is a JSON object; on an error, one line on stderr and exit 1 (2 for a
+bad option).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tasks import ledger as lg
 from tasks import runtime
+from tasks.errors import SurveyError, UsageError
 from tasks.files import atomic_path
 from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_number, mask_numbers_in_text, parse_loose
-from tasks.recipients import RecipientsError, load_suppression_list
+from tasks.recipients import load_suppression_list
 
 EXPORT_COLUMNS = ("digest", "source", "reason", "campaign_id", "added_at")
 
@@ -38,7 +39,7 @@ def _store() -> NeverText:
 def _number(raw: str) -> str:
     e164 = parse_loose(raw)
     if e164 is None:
-        raise ValueError("--phone cannot be read as a phone number")
+        raise UsageError("--phone cannot be read as a phone number")
     return e164
 
 
@@ -56,7 +57,8 @@ def export(store: NeverText, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """One command; raises ValueError, RecipientsError or LedgerUnavailable (one line each)."""
+    """One command; raises a ``SurveyError`` (UsageError, RecipientsError, LedgerUnavailable:
+    one line each) or an OSError."""
     store = _store()
     if args.command == "import":
         listed = load_suppression_list(args.file)
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return {"file": args.file, "rows": export(store, Path(args.file))}
     if args.command == "forget-import":
         if not args.yes:
-            raise ValueError("forget-import removes people from the never-text store: add --yes")
+            raise UsageError("forget-import removes people from the never-text store: add --yes")
         return {"reason": args.reason, "removed": store.forget_import(args.reason)}
     return store.counts()
 
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = run(args)
-    except (ValueError, RecipientsError, lg.LedgerUnavailable, OSError) as exc:
+    except SurveyError as exc:  # masked already
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {mask_numbers_in_text(message)}", file=sys.stderr)
         return 1

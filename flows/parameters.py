@@ -19,7 +19,7 @@ from tasks import dburl, runtime
 from tasks import ledger as lg
 from tasks.approval import ApprovalMode
 from tasks.fanout import Throttle
-from tasks.i18n import Lang
+from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.preparation import PlanRequest, PlanRules, Source
 from tasks.runtime import API_KEY_ENV, SECRET_BLOCK
 from tasks.sendcore import SendPolicy
@@ -186,7 +186,8 @@ ApprovalModeChoice = Annotated[
 SendWithinCredits = Annotated[
     bool,
     Field(
-        title="Send what the credits allow",
+        # The operator's words: the line that stops a campaign short of money names this box.
+        title="Envoyer ce que les crédits permettent / Send what the credits allow",
         description="When the account's credits or the budget cap do not cover the whole "
         "campaign, nothing is sent unless this is ticked: then only the recipients the money "
         "covers are texted, the others are reported as not sent.",
@@ -437,6 +438,7 @@ class Limits(BaseModel):
         dry_run: bool,
         resume_changed_input: bool,
         send_within_credits: bool = False,
+        lang: Lang = DEFAULT_LANG,
     ) -> PlanRequest:
         return PlanRequest(
             campaign_id=campaign_id,
@@ -450,6 +452,8 @@ class Limits(BaseModel):
             resume_changed_input=resume_changed_input,
             global_limit=self.global_limit,
             send_within_credits=send_within_credits,
+            max_cost=self.max_cost,
+            lang=lang,
         )
 
     def send_policy(self) -> SendPolicy:

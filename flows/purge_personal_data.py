@@ -8,7 +8,7 @@ nobody is texted twice and the frequency cap still holds; its state folder is re
 report folder keeps only the aggregates (see ``tasks/privacy.py``). The never-text store (hashes
 only) is not touched: an opposition list outlives the person's data. Idempotent: a second run
 changes nothing. The last line on stdout is a JSON object of counts; on an error, one line on
-stderr and a non-zero exit.
+stderr and exit 1 (2 for a bad option).
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ import json
 import sys
 from typing import Annotated, Any
 
-from prefect import flow, get_run_logger
-from prefect.states import Failed
+from prefect import flow
+from prefect.states import State
 from pydantic import Field
 
-from flows.cli import one_line
+from flows import ending
+from flows.cli import failure_exit
 from tasks import privacy as pv
 from tasks import runtime
+from tasks.errors import SurveyError
 
 DEFAULT_RETENTION_DAYS = 90
 
@@ -41,14 +43,12 @@ def purge_personal_data(
             "replaced by pseudonyms in the ledger and removed from the files.",
         ),
     ] = DEFAULT_RETENTION_DAYS,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Remove full phone numbers older than the retention period (RGPD), keeping aggregates."""
-    ledger_url = runtime.ledger_url()
-    result = pv.purge_task(ledger_url, older_than_days)
-    if isinstance(result, pv.Problem):
-        get_run_logger().error(result.message)
-        return Failed(message=result.message)  # type: ignore[return-value]
-    return result
+    try:
+        return pv.purge_task(runtime.ledger_url(), older_than_days)
+    except SurveyError as exc:
+        return ending.failed(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if state.is_completed():
         print(json.dumps(state.result(), ensure_ascii=False), flush=True)
         return 0
-    print(f"error: {one_line(state.message or 'purge failed', 'purge failed')}", file=sys.stderr)
-    return 1
+    return failure_exit(state, "purge failed")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ command line::
         [--campaign-id ID] [--dry-run]
 
 The gateway comes from ``SMSPARTNER_BASE_URL`` and the key from ``SMSPARTNER_API_KEY`` or the
-Prefect Secret block ``smspartner-api-key``. The last line on stdout is the JSON summary.
+Prefect Secret block ``smspartner-api-key``. The last line on stdout is the JSON summary
+(whenever the campaign got as far as one, stops included). Exit codes: 0 every row sent or
+rejected with a reason, 3 the campaign ran but rows ended failed or in doubt, 1 an error or a
+stop before any send (one ``error:`` line on stderr), 2 a usage error.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.states import Failed
+from prefect import flow
+from prefect.states import State
 from pydantic import ValidationError
 
-from flows.cli import add_model_options, model_from_args, one_line
+from flows import ending
+from flows.cli import add_model_options, failure_exit, model_from_args, one_line
 from flows.parameters import (
     ApiKeyBlock,
     ApprovalModeChoice,
@@ -47,13 +51,13 @@ from flows.parameters import (
     confine_form_paths,
 )
 from smspartner import SMSPartnerClient
-from smspartner.errors import mask_phone_numbers
 from tasks import approval as approve
 from tasks import campaign as cp
-from tasks import dburl, runtime
+from tasks import dburl, progress, runtime
+from tasks.errors import SurveyError, UsageError
 from tasks.fanout import credits_task, credits_to_check, send_campaign
 from tasks.i18n import DEFAULT_LANG
-from tasks.outcomes import Problem
+from tasks.money import CreditsShort
 from tasks.preparation import (
     check_credits_task,
     clean_task,
@@ -61,14 +65,9 @@ from tasks.preparation import (
     plan_task,
     suppress_task,
 )
-from tasks.report import ReportRequest, end_state, report_task
+from tasks.progress import Phase
+from tasks.report import ReportRequest, report_task
 from tasks.runs import campaign_id_of_run, name_this_run
-
-
-def _failed(message: str) -> Any:
-    message = mask_phone_numbers(message)
-    get_run_logger().error(message)
-    return Failed(message=message)
 
 
 @flow(name="send-survey-campaign", log_prints=False, persist_result=False)
@@ -88,7 +87,7 @@ def send_survey_campaign(
     resume_changed_input: ResumeChangedInput = False,
     api_key_block: ApiKeyBlock = None,
     send_within_credits: SendWithinCredits = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once.
 
     Args:
@@ -114,81 +113,96 @@ def send_survey_campaign(
     started = time.monotonic()
     try:
         cid = cp.validate_campaign_id(campaign_id) if campaign_id else campaign_id_of_run(survey_id)
-    except cp.CampaignError as exc:
-        return _failed(str(exc))  # type: ignore[no-any-return]
+    except SurveyError as exc:
+        return ending.failed(exc)
     name_this_run(cid)
-    source = recipients.plain()
-    if runtime.from_deployment():  # the command line, run by someone with a shell, may name any
-        try:
-            source, suppression_list = confine_form_paths(
-                source, suppression_list, runtime.form_roots()
+    progress.begin(cid, lang)
+    try:
+        source = recipients.plain()
+        if runtime.from_deployment():  # the command line, run by someone with a shell, may name any
+            try:
+                source, suppression_list = confine_form_paths(
+                    source, suppression_list, runtime.form_roots()
+                )
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
+        lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
+        real_gateway = base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run
+        approval = approve.Approval(
+            above_cost=approve_above_cost,
+            above_recipients=approve_above_recipients,
+            mode=approval_mode,
+            timeout_hours=approval_timeout_hours,
+            cost_per_sms=limits.cost_per_sms,
+            max_cost=limits.max_cost,
+            lang=lang,
+        )
+        request = limits.plan_request(
+            campaign_id=cid,
+            survey_id=survey_id,
+            ledger_url=ledger_url,
+            window=window,
+            dry_run=dry_run,
+            resume_changed_input=resume_changed_input,
+            send_within_credits=send_within_credits,
+            lang=lang,
+        )
+
+        def prepare(hold: bool, within_credits: bool = False) -> cp.Prepared:
+            """Load, clean, suppress, check the credits, plan: the first failure ends it.
+            ``within_credits``: the person who approved chose to send what the money covers."""
+            loaded = load_task(source, real_gateway=real_gateway)
+            cleaned = clean_task(loaded, recipients.phone_column, window.allow_foreign)
+            suppress_task(lists, base_url, api_key_block, request)
+            credits = check_credits_task(base_url, api_key_block)
+            held = replace(
+                request,
+                thresholds=approval.thresholds if hold else None,
+                send_within_credits=request.send_within_credits or within_credits,
             )
-        except ValueError as exc:
-            return _failed(str(exc))  # type: ignore[no-any-return]
-    base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
-    lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
-    real_gateway = base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run
-    approval = approve.Approval(
-        above_cost=approve_above_cost,
-        above_recipients=approve_above_recipients,
-        mode=approval_mode,
-        timeout_hours=approval_timeout_hours,
-        cost_per_sms=limits.cost_per_sms,
-        max_cost=limits.max_cost,
-        lang=lang,
-    )
-    request = limits.plan_request(
-        campaign_id=cid,
-        survey_id=survey_id,
-        ledger_url=ledger_url,
-        window=window,
-        dry_run=dry_run,
-        resume_changed_input=resume_changed_input,
-        send_within_credits=send_within_credits,
-    )
+            return plan_task(cleaned, credits, held)
 
-    def prepare(hold: bool) -> cp.Prepared | Problem:
-        """Load, clean, suppress, check the credits, plan: the first Problem ends it."""
-        loaded = load_task(source, real_gateway=real_gateway)
-        if isinstance(loaded, Problem):
-            return loaded
-        cleaned = clean_task(loaded, recipients.phone_column, window.allow_foreign)
-        if isinstance(cleaned, Problem):
-            return cleaned
-        suppressed = suppress_task(lists, base_url, api_key_block, request)
-        if isinstance(suppressed, Problem):
-            return suppressed
-        credits = check_credits_task(base_url, api_key_block)
-        if isinstance(credits, Problem):
-            return credits
-        held = replace(request, thresholds=approval.thresholds if hold else None)
-        return plan_task(cleaned, credits, held)
-
-    prepared, verdict = approve.until_approved(prepare, approval)
-    if isinstance(prepared, Problem):
-        get_run_logger().error(prepared.message)  # a Problem's message is masked already
-        return Failed(message=prepared.message)  # type: ignore[return-value]
-    settings = limits.send_settings(
-        campaign_id=cid,
-        survey_id=survey_id,
-        base_url=base_url,
-        ledger_url=ledger_url,
-        credits=credits_to_check(prepared.credits_now, prepared.to_send, limits.cost_per_sms),
-        window=window,
-        key_block=api_key_block,
-    )
-    sending = time.monotonic()
-    throttle = limits.throttle(prepared.global_limit_is_rate)
-    stop = send_campaign(settings, prepared.chunk_indices, throttle, limits.settle_wait_seconds)
-    send_seconds = time.monotonic() - sending
-    credits_after = (
-        prepared.credits_now if prepared.dry_run else credits_task(base_url, api_key_block)
-    )
-    report = ReportRequest(
-        survey_id, ledger_url, started, limits.cost_per_sms, limits.ledger_outage_seconds, lang
-    )
-    summary = report_task(prepared, report, credits_after, send_seconds, verdict.record())
-    return end_state(summary, verdict, approval, stop)  # type: ignore[return-value]
+        report = ReportRequest(
+            survey_id, ledger_url, started, limits.cost_per_sms, limits.ledger_outage_seconds, lang
+        )
+        progress.phase(cid, Phase.preparing)
+        try:
+            prepared, verdict = approve.until_approved(prepare, approval)
+        except CreditsShort as short:
+            # Nothing was sent: the report still accounts for every row (those the money did
+            # not cover rejected with the reason), and the run ends with the shortfall's line.
+            if short.prepared is None:
+                raise
+            progress.phase(cid, Phase.reporting)
+            summary = report_task(
+                short.prepared, report, short.prepared.credits_now, 0.0, short.approval
+            )
+            short.summary = summary.as_json()
+            raise
+        settings = limits.send_settings(
+            campaign_id=cid,
+            survey_id=survey_id,
+            base_url=base_url,
+            ledger_url=ledger_url,
+            credits=credits_to_check(prepared.credits_now, prepared.to_send, limits.cost_per_sms),
+            window=window,
+            key_block=api_key_block,
+        )
+        sending = time.monotonic()
+        throttle = limits.throttle(prepared.global_limit_is_rate)
+        stop = send_campaign(settings, prepared.chunk_indices, throttle, limits.settle_wait_seconds)
+        send_seconds = time.monotonic() - sending
+        credits_after = (
+            prepared.credits_now if prepared.dry_run else credits_task(base_url, api_key_block)
+        )
+        progress.phase(cid, Phase.reporting)
+        summary = report_task(prepared, report, credits_after, send_seconds, verdict.record())
+        return ending.end_state(summary, verdict, approval, stop)
+    except SurveyError as exc:
+        return ending.failed(exc)
+    finally:
+        progress.end(cid)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -312,36 +326,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipients and not Path(args.recipients).is_file():
         print(f"error: recipients file not found: {args.recipients}", file=sys.stderr)
         return 2
-    state = send_survey_campaign(
-        survey_id=args.survey_id,
-        recipients=source,
-        campaign_id=args.campaign_id,
-        dry_run=args.dry_run,
-        window=window,
-        limits=limits,
-        suppression_list=args.suppression_list,
-        approve_above_cost=args.approve_above_cost,
-        approve_above_recipients=args.approve_above_recipients,
-        approval_mode=approve.ApprovalMode.approved if args.yes else approve.ApprovalMode.stop,
-        api_key_block=args.api_key_block,
-        resume_changed_input=args.resume_changed_input,
-        send_within_credits=args.send_within_credits,
-        lang=args.lang,
-        return_state=True,
-    )
+    with progress.terminal_bar():
+        state = send_survey_campaign(
+            survey_id=args.survey_id,
+            recipients=source,
+            campaign_id=args.campaign_id,
+            dry_run=args.dry_run,
+            window=window,
+            limits=limits,
+            suppression_list=args.suppression_list,
+            approve_above_cost=args.approve_above_cost,
+            approve_above_recipients=args.approve_above_recipients,
+            approval_mode=approve.ApprovalMode.approved if args.yes else approve.ApprovalMode.stop,
+            api_key_block=args.api_key_block,
+            resume_changed_input=args.resume_changed_input,
+            send_within_credits=args.send_within_credits,
+            lang=args.lang,
+            return_state=True,
+        )
     if state.is_completed():
         summary = state.result()
         print(json.dumps(summary, ensure_ascii=False), flush=True)
         return 0
-    data = (
-        state.result(raise_on_failure=False)
-        if (state.is_failed() or state.is_cancelled())
-        else None
-    )
-    if isinstance(data, dict):  # what was done (or would have been sent) before it stopped
-        print(json.dumps(data, ensure_ascii=False), flush=True)
-    print(f"error: {one_line(state.message or 'campaign failed')}", file=sys.stderr)
-    return 1
+    return failure_exit(state, "campaign failed")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from tasks import ledger as lg
+from tasks.errors import SurveyError
 
 INCOMPLETE_EVENT = "survey.campaign.incomplete"
 RESOURCE_PREFIX = "survey.campaign."
@@ -93,7 +94,7 @@ def emit_campaign_outcome(summary: Mapping[str, Any]) -> None:
 # -- creating the automations ----------------------------------------------------------------------
 
 
-class AlertsError(RuntimeError):
+class AlertsError(SurveyError):
     """The automations could not be created: str() says why, in one line."""
 
 
@@ -166,7 +167,10 @@ def create_automations(path: Path, block: str) -> str:
             check=False,
         )
     if done.returncode != 0:
-        raise AlertsError(f"prefect automation create failed:\n{done.stdout}{done.stderr}")
+        said = [ln.strip() for ln in f"{done.stderr}\n{done.stdout}".splitlines() if ln.strip()]
+        # One line: the last one Prefect printed says why (a traceback ends with its error).
+        last = said[-1] if said else f"exit code {done.returncode}"
+        raise AlertsError(f"prefect automation create failed: {last}")
     return done.stdout + HEARTBEAT_REMINDER
 
 

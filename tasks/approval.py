@@ -2,6 +2,10 @@
 
 The rule (``reasons``) is pure. In the Prefect UI the run pauses with a form (``ask``); on the
 command line, with nobody to ask, the run stops before any send unless ``--yes`` was given.
+
+A plan its credits or its budget cap do not cover (``tasks/money.py``) shows the shortfall at the
+top of the form, and the form then has one more box: sending only what the money covers is a
+choice of its own; approving without it sends nothing.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pydantic import Field
 
 from smspartner.errors import mask_phone_numbers
 from tasks import i18n
+from tasks import money as mn
 from tasks.campaign import Prepared
 from tasks.i18n import Lang
-from tasks.outcomes import Problem
 from tasks.reporting import artifact_key
 from tasks.slots import TERRITORY_ZONES
 
@@ -46,10 +50,19 @@ class Verdict:
     decision: Decision
     comment: str = ""
     reasons: tuple[str, ...] = ()  # the thresholds the plan passed
+    within_credits: bool = False  # approved to send only what the money covers
+    money: str = ""  # stopped on the command line short of money: the line that says it
 
     def as_dict(self, reasons: Sequence[str] | None = None) -> dict[str, Any]:
         why = list(self.reasons if reasons is None else reasons)
-        return {"decision": str(self.decision), "reasons": why, "comment": self.comment}
+        said: dict[str, Any] = {
+            "decision": str(self.decision),
+            "reasons": why,
+            "comment": self.comment,
+        }
+        if self.within_credits:
+            said["send_within_credits"] = True
+        return said
 
     def record(self) -> dict[str, Any] | None:
         """What the campaign's summary keeps of it (None when no approval was needed)."""
@@ -75,17 +88,39 @@ def reasons(
     return why
 
 
-class ApprovalForm(RunInput):
-    """What the operator answers in the UI to resume a paused campaign."""
-
-    approve: bool = Field(
+def _approve_field() -> Any:
+    return Field(
         False,
         title="Approuver l'envoi / Approve the send",
         description="Cochez pour envoyer ; laissez décoché pour refuser (rien n'est envoyé).",
     )
-    comment: str = Field(
-        "", title="Commentaire / Comment", description="Pourquoi (gardé dans le rapport)."
+
+
+def _comment_field() -> Any:
+    return Field("", title="Commentaire / Comment", description="Pourquoi (gardé dans le rapport).")
+
+
+class ApprovalForm(RunInput):
+    """What the operator answers in the UI to resume a paused campaign."""
+
+    approve: bool = _approve_field()
+    comment: str = _comment_field()
+
+
+class ShortApprovalForm(RunInput):
+    """The form of a plan its credits or its budget cap do not cover: sending what the money
+    covers is a choice of its own, never implied by approving (the box sits right under
+    "Approuver l'envoi", before the comment)."""
+
+    approve: bool = _approve_field()
+    send_within_credits: bool = Field(
+        False,
+        title="Envoyer ce que les crédits permettent / Send what the credits allow",
+        description="Avec « Approuver l'envoi » : n'envoyer qu'aux destinataires que les crédits "
+        "(ou le plafond de budget) couvrent, les autres ne sont pas envoyés. Sans cette case, "
+        "approuver n'envoie rien.",
     )
+    comment: str = _comment_field()
 
 
 def slots_per_territory(plan: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
@@ -98,22 +133,34 @@ def slots_per_territory(plan: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
     return {t: dict(sorted(c.items())) for t, c in sorted(out.items())}
 
 
-def ask(description: str, timeout_seconds: int) -> Verdict:
-    """Pause the current flow run until a person answers the form (or the timeout passes)."""
+def ask(description: str, timeout_seconds: int, *, short: bool = False) -> Verdict:
+    """Pause the current flow run until a person answers the form (or the timeout passes);
+    ``short``: the plan's money does not cover it (the form has the choice to send what it
+    covers)."""
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
 
+    form = ShortApprovalForm if short else ApprovalForm
     try:
         answer = pause_flow_run(
-            wait_for_input=ApprovalForm.with_initial_data(description=description),
+            wait_for_input=form.with_initial_data(description=description),
             timeout=timeout_seconds,
             poll_interval=2,  # an approval is seen within seconds (one light API read each)
             key="approval",
         )
     except FlowPauseTimeout:
         return Verdict(Decision.timed_out)
+    return verdict_of(answer)
+
+
+def verdict_of(answer: ApprovalForm | ShortApprovalForm) -> Verdict:
+    """What the form's answer decides (the box to send what the money covers counts only with
+    an approval)."""
     comment = str(answer.comment or "").strip()[:500]
-    return Verdict(Decision.approved if answer.approve else Decision.refused, comment)
+    if not answer.approve:
+        return Verdict(Decision.refused, comment)
+    within = isinstance(answer, ShortApprovalForm) and answer.send_within_credits
+    return Verdict(Decision.approved, comment, within_credits=within)
 
 
 def describe(
@@ -129,18 +176,20 @@ def describe(
     plan: Sequence[Mapping[str, Any]],
     timeout_hours: float,
     lang: Lang = "fr",
+    money: mn.Money | None = None,
 ) -> str:
-    """The plan a person approves, in markdown (the pause form's description)."""
+    """The plan a person approves, in markdown (the pause form's description); a plan its money
+    does not cover (``money.short``) opens with the shortfall and the choice it leaves."""
 
     def t(key: str, **values: object) -> str:
         return i18n.text(lang, f"approval.{key}", **values)
 
-    def money(amount: float | None) -> str:
-        return t("none") if amount is None else i18n.money(amount, currency, lang)
+    def amount(value: float | None) -> str:
+        return t("none") if value is None else i18n.money(value, currency, lang)
 
     passed = []
     if above_cost is not None and cost > above_cost:
-        passed.append(t("over_cost", cost=money(cost), limit=money(above_cost)))
+        passed.append(t("over_cost", cost=amount(cost), limit=amount(above_cost)))
     if above_recipients is not None and recipients > above_recipients:
         passed.append(
             t(
@@ -152,15 +201,16 @@ def describe(
     lines = [
         f"## {t('title', campaign=campaign_id)}",
         "",
+        *money_warning(money, recipients, lang),
         t("why", reasons=i18n.text(lang, "sep.list").join(passed)),
         "",
         f"| {t('item')} | |",
         "|---|---|",
         f"| {t('recipients')} | {i18n.number(recipients, lang)} |",
         f"| {t('sms_estimated')} | {i18n.number(recipients, lang)} |",
-        f"| {t('estimated_cost')} | {money(cost)} |",
-        f"| {t('credits')} | {money(credits)} |",
-        f"| {t('budget_cap')} | {money(max_cost)} |",
+        f"| {t('estimated_cost')} | {amount(cost)} |",
+        f"| {t('credits')} | {amount(credits)} |",
+        f"| {t('budget_cap')} | {amount(max_cost)} |",
         "",
         f"| {t('territory')} | {t('slot')} | {t('recipients')} |",
         "|---|---|---|",
@@ -173,6 +223,23 @@ def describe(
             )
     lines += ["", t("how", hours=f"{timeout_hours:g}")]
     return "\n".join(lines)
+
+
+def money_warning(money: mn.Money | None, sending: int, lang: Lang) -> list[str]:
+    """The form's warning when the money does not cover the plan (markdown lines, a quote in
+    bold), and what approving then does; nothing when it does."""
+    if money is None or not money.short:
+        return []
+    if sending < money.recipients:  # "send what the credits allow" was ticked at launch
+        then = i18n.text(
+            lang,
+            "money.form_within",
+            sending=i18n.number(sending, lang),
+            left=i18n.number(money.recipients - sending, lang),
+        )
+    else:
+        then = i18n.text(lang, "money.form_choice", covered=i18n.number(money.covered, lang))
+    return [f"> **⚠️ {mn.short_text(money, lang)}**", ">", f"> {then}", ""]
 
 
 def _slot_when(slot: str, territory: str, lang: Lang) -> str:
@@ -208,17 +275,28 @@ class Approval:
 
 
 def until_approved(
-    prepare: Callable[[bool], Prepared | Problem], approval: Approval
-) -> tuple[Prepared | Problem, Verdict]:
+    prepare: Callable[..., Prepared], approval: Approval
+) -> tuple[Prepared, Verdict]:
     """The campaign's plan, held for a person's yes when it passes a threshold and planned again
-    once approved (slots move with the time that passed while it waited)."""
+    once approved (slots move with the time that passed while it waited).
+
+    ``prepare(hold)`` plans, held at the thresholds when ``hold``; ``prepare(False, True)``
+    plans what the money covers only (the person ticked the form's box). Planned again short of
+    money without that choice, it raises ``money.CreditsShort``, which then carries the
+    verdict's record (the summary keeps who approved)."""
     prepared = prepare(approval.asks)
-    if isinstance(prepared, Problem) or not prepared.approval_reasons:
+    if not prepared.approval_reasons:
         return prepared, Verdict(Decision.not_needed)
     verdict = seek(prepared, approval)
     if verdict.decision == Decision.approved:
-        get_run_logger().info("approved%s", f": {verdict.comment}" if verdict.comment else "")
-        prepared = prepare(False)
+        said = f": {verdict.comment}" if verdict.comment else ""
+        within = " (send what the credits allow)" if verdict.within_credits else ""
+        get_run_logger().info("approved%s%s", within, said)
+        try:
+            prepared = prepare(False, True) if verdict.within_credits else prepare(False)
+        except mn.CreditsShort as short:
+            short.approval = verdict.record()
+            raise
     return prepared, verdict
 
 
@@ -226,14 +304,21 @@ def seek(prepared: Prepared, approval: Approval) -> Verdict:
     """Ask a person (a paused run in the UI), or stop when nobody can be asked: ``prepared`` is
     the plan held at a threshold."""
     held = tuple(prepared.approval_reasons)
-    if approval.mode == ApprovalMode.stop:
-        return Verdict(Decision.stopped, reasons=held)
+    money = prepared.money
+    short = money is not None and money.short and prepared.to_send >= money.recipients
     why = "; ".join(held)
+    if approval.mode == ApprovalMode.stop:
+        if short and money is not None:  # money first: --yes alone would not send
+            line = mn.shortfall_line(money, approval.lang, command_line=True)
+            also = i18n.text(approval.lang, "money.also_approval", why=why)
+            return Verdict(Decision.stopped, reasons=held, money=f"{line} {also}")
+        return Verdict(Decision.stopped, reasons=held)
     get_run_logger().warning("waiting for approval (%s): open the flow run in the Prefect UI", why)
+    price = approval.cost_per_sms if money is None else money.price
     description = describe(
         campaign_id=prepared.campaign_id,
         recipients=prepared.to_send,
-        cost=prepared.to_send * approval.cost_per_sms,
+        cost=prepared.to_send * price,
         currency=prepared.currency,
         credits=prepared.credits_now,
         max_cost=approval.max_cost,
@@ -242,20 +327,25 @@ def seek(prepared: Prepared, approval: Approval) -> Verdict:
         plan=prepared.dry_plan,
         timeout_hours=approval.timeout_hours,
         lang=approval.lang,
+        money=money,
     )
     create_markdown_artifact(
         key=artifact_key(prepared.campaign_id, "approval"),
         markdown=description,
         description=i18n.text(approval.lang, "artifact.approval"),
     )
-    verdict = ask(description, int(approval.timeout_hours * 3600))
-    return Verdict(verdict.decision, mask_phone_numbers(verdict.comment), held)
+    verdict = ask(description, int(approval.timeout_hours * 3600), short=short)
+    return Verdict(
+        verdict.decision, mask_phone_numbers(verdict.comment), held, verdict.within_credits
+    )
 
 
 def unapproved_end(verdict: Verdict, timeout_hours: float) -> tuple[str, str | None]:
     """The message of a campaign nobody said yes to (nothing was sent), and the name of its
     Cancelled state (None: it ends Failed, the command line's stop)."""
     why = "; ".join(verdict.reasons)
+    if verdict.decision == Decision.stopped and verdict.money:
+        return verdict.money, None
     if verdict.decision == Decision.stopped:
         return (
             f"approval needed before sending ({why}): nothing sent; rerun with --yes to send, "

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,10 @@ from pandas.api.types import infer_dtype, is_object_dtype
 
 from tasks import ledger as lg
 from tasks import runtime
+from tasks.errors import SurveyError, known_id
 from tasks.numbers import clean_column, parse_loose
 from tasks.outcomes import (
+    CAMPAIGN_CANCELLED,
     DRY_RUN,
     FAILED,
     GATEWAY_REJECTED,
@@ -43,6 +45,9 @@ from tasks.outcomes import (
     SENT,
 )
 from tasks.slots import PARIS, SlotDecision, WindowPolicy, plan_slot
+
+if TYPE_CHECKING:  # tasks/money.py imports this module: no import back at run time
+    from tasks.money import Money
 
 MAX_CHUNK = 500  # the gateway's limit per call
 
@@ -59,7 +64,7 @@ E164, TERRITORY, REASON, DETAIL, OUTCOME, ROW = (
 )
 
 
-class CampaignError(Exception):
+class CampaignError(SurveyError):
     """Bad input or configuration: str() is one line for the operator."""
 
 
@@ -71,7 +76,7 @@ def validate_campaign_id(campaign_id: str) -> str:
             "campaign id must be 1-120 characters: letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
-    return campaign_id
+    return known_id(campaign_id)
 
 
 def input_fingerprint(df: pd.DataFrame) -> str:
@@ -115,7 +120,7 @@ def binding_problem(
 
 def new_campaign_id(survey_id: str, now: datetime) -> str:
     stem = re.sub(r"[^a-z0-9]+", "-", survey_id.lower()).strip("-")[:40] or "survey"
-    return f"{stem}-{now.astimezone(PARIS):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return known_id(f"{stem}-{now.astimezone(PARIS):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}")
 
 
 # -- pure rules ------------------------------------------------------------------------------
@@ -277,8 +282,11 @@ def row_outcomes(
     groups: list[tuple[str, str | None, str | None]] = []
     sizes: list[int] = []
     for c in chunks:
+        reason: str | None
         if c.state == lg.SENT:
             outcome, reason = SENT, None
+        elif c.state == lg.CANCELLED:  # the operator called it off: nobody failed to send it
+            outcome, reason = REJECTED, CAMPAIGN_CANCELLED
         else:
             outcome, reason = FAILED, c.reason or c.state
         numbers.extend(c.numbers)
@@ -413,6 +421,7 @@ class Prepared:
     approval_reasons: list[str] = field(
         default_factory=list
     )  # why it waits for a yes; nothing written
+    money: Money | None = None  # the plan's money check (tasks/money.py); None: not checked
 
 
 def state_dir(campaign_id: str) -> Path:
@@ -430,21 +439,32 @@ def save_rows(rows: pd.DataFrame, campaign_id: str, run: str = "") -> str:
     other's rows) and publish them as the campaign's latest ``rows.pkl`` (the follow-up's), by a
     hard link where the file system allows it."""
     folder = state_dir(campaign_id)
-    folder.mkdir(parents=True, exist_ok=True)
     latest = folder / "rows.pkl"
     path = folder / f"rows.{run}.pkl" if run else latest
-    # Never let a reader see a half-written file: write aside, then rename.
+    # Never let a reader see a half-written file: write aside, then rename; and never leave a
+    # half-written one behind (it holds people's numbers): a failure removes it.
     partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(partial, "wb") as fh:
-        pickle.dump(_packed(rows), fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, path)
-    if path != latest:
-        link = latest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.link")
-        try:
-            os.link(path, link)
-        except OSError:
-            shutil.copyfile(path, link)
-        os.replace(link, latest)
+    link = latest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.link")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as fh:
+            pickle.dump(_packed(rows), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, path)
+        if path != latest:
+            try:
+                os.link(path, link)
+            except OSError:
+                shutil.copyfile(path, link)
+            os.replace(link, latest)
+    except OSError as exc:
+        for left in (partial, link):
+            left.unlink(missing_ok=True)
+        if path != latest:
+            path.unlink(missing_ok=True)  # this run's own file: nobody reads it without the run
+        raise CampaignError(
+            f"cannot write the campaign's rows in {folder} ({exc.strerror or type(exc).__name__})"
+            ": nothing was sent; free some space (or fix the folder), then run the campaign again"
+        ) from None
     return str(path)
 
 

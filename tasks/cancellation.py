@@ -35,6 +35,7 @@ from smspartner import CancelError, NotFound, SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
 from tasks import runtime
 from tasks.campaign import report_dir
+from tasks.errors import SurveyError
 from tasks.files import write_text_atomic
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, territory_name, text, when
 from tasks.outcomes import (
@@ -47,7 +48,6 @@ from tasks.outcomes import (
     CANCEL_NOT_SENT,
     CANCEL_OUTCOMES,
     CANCEL_TOO_LATE,
-    Problem,
     gateway_problem,
 )
 from tasks.reporting import artifact_key
@@ -326,11 +326,11 @@ def write_cancel(
 @masked_errors
 def cancel_task(
     campaign_id: str, ledger_url: str, key_block: str | None = None
-) -> list[ChunkCancel] | Problem:
-    """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger."""
-    ledger = runtime.campaign_ledger(ledger_url, campaign_id)
-    if isinstance(ledger, Problem):
-        return ledger
+) -> list[ChunkCancel]:
+    """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger. A
+    gateway that cannot be reached (or refuses the key) is a ``SurveyError`` saying how far it
+    got; what was cancelled before it stays cancelled, and running again resumes."""
+    ledger = runtime.shared_ledger(ledger_url)
     chunks = ledger.chunks(campaign_id)
     base_url = runtime.gateway_url()
     try:
@@ -338,12 +338,10 @@ def cancel_task(
             return cancel_chunks(client, ledger, chunks, datetime.now(UTC))
     except SMSPartnerError as exc:
         done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
-        return Problem(
-            message=f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
+        raise SurveyError(
+            f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
             "chunks are cancelled so far, run the cancel again"
-        )
-    except runtime.CampaignStopped as exc:
-        return Problem(message=str(exc))
+        ) from None
 
 
 @task(name="report-cancel", cache_policy=NO_CACHE)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import URL, make_url
 
+from tasks.errors import SurveyError
+
 # Query keys that hold no secret in the drivers we ship (libpq through psycopg, PyMySQL, SQLite):
 # the only ones a URL stored by Prefect may carry. Anything else (password, passwd, pwd,
 # sslpassword, pass, secret, token, api_key, odbc_connect, a percent-encoded or upper-case
@@ -125,7 +127,7 @@ def is_public(url: str) -> bool:
     return _PUBLIC_URL.search(url) is not None
 
 
-class DbUrlError(ValueError):
+class DbUrlError(SurveyError, ValueError):
     """A database URL that cannot be read: str() is one line without any secret in it."""
 
 

@@ -11,10 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
-from uuid import UUID
 
 from prefect import get_run_logger, task, unmapped
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.runtime import task_run
@@ -23,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import campaign as cp
 from tasks import ledger as lg
-from tasks import runtime
+from tasks import progress, runtime
 from tasks.outcomes import ChunkState
 from tasks.runs import masked_errors
 from tasks.sending import ChunkResult, SendSettings, deferred_of, send_chunk_once, settle_deferred
@@ -67,14 +65,8 @@ def fan_out(
     again."""
     if not indices:
         return None, {}
-    total = len(indices)
-    progress = cast(
-        UUID,
-        create_progress_artifact(
-            progress=0.0, key=None, description=f"Chunks sent for {settings.campaign_id}"
-        ),
-    )
-    done, step = 0, max(1, total // 20)
+    # Counted by chunk, in send_chunks_task: a batch of several chunks takes a while.
+    progress.phase(settings.campaign_id, progress.Phase.sending, total=len(indices))
     stop: str | None = None
     deferred: dict[int, datetime] = {}
     runner: ThreadPoolTaskRunner[Any]
@@ -89,11 +81,8 @@ def fan_out(
         )
         for future in futures:
             results = cast(list[ChunkResult], future.result())
-            before, done = done, done + len(results)
             stop = stop or next((r.stop_campaign for r in results if r.stop_campaign), None)
             deferred.update(deferred_of(results))
-            if done // step > before // step or done == total:
-                update_progress_artifact(progress, progress=100.0 * done / total)
     return stop, deferred
 
 
@@ -119,6 +108,7 @@ def send_chunks_task(
     for chunk_index in chunk_indices:
         result = send_one(settings, chunk_index, client, ledger, throttle, logger.warning)
         results.append(result)
+        progress.advance(settings.campaign_id)
         if result.stop_campaign:
             break  # the chunks left are reported from the ledger as they stand
     return results
@@ -148,8 +138,14 @@ def settle_task(
         return send_one(settings, index, client, ledger, throttle, logger.warning)
 
     until = datetime.now(UTC) + timedelta(seconds=wait_seconds)
+    progress.phase(settings.campaign_id, progress.Phase.settling, total=len(deferred))
     results = settle_deferred(
-        deferred, drive=drive, until=until, workers=throttle.concurrency, say=logger.info
+        deferred,
+        drive=drive,
+        until=until,
+        workers=throttle.concurrency,
+        say=logger.info,
+        on_settled=lambda: progress.advance(settings.campaign_id),
     )
     if left := sum(1 for r in results if r.deferred_until is not None):
         logger.warning(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from smspartner import (
@@ -37,8 +37,10 @@ from smspartner import (
 )
 from tasks import campaign as cp
 from tasks import ledger as lg
+from tasks import report as rep
 from tasks import reporting as rp
 from tasks import runtime
+from tasks.errors import SurveyError
 from tasks.files import write_text_atomic
 from tasks.html_report import write_html_report
 from tasks.i18n import DEFAULT_LANG, Lang, label, number, percent, territory_cell, text, when
@@ -50,14 +52,13 @@ from tasks.outcomes import (
     NOT_DELIVERED,
     OTHER_STATUS,
     WAITING,
-    Problem,
     gateway_problem,
 )
 from tasks.runs import masked_errors
 from tasks.sendcore import SendPolicy
 from tasks.sending import SendSettings, settle_only
 from tasks.spreadsheet import write_table
-from tasks.summary import CampaignSummary, read_summary
+from tasks.summary import read_summary
 
 # Spellings folded to lowercase ASCII with single spaces (see _fold).
 _BUCKETS: dict[str, str] = {
@@ -415,17 +416,14 @@ def settle_in_doubt_task(
     settle_seconds: float,
     cost_per_sms: float,
     key_block: str | None = None,
-) -> dict[str, int] | Problem:
+) -> dict[str, int]:
     """Settle the chunks a send run left in doubt, where the gateway can now tell."""
     ledger = runtime.shared_ledger(ledger_url)
-    try:
-        doubtful = ledger.chunks(campaign_id, states=[lg.IN_DOUBT])
-        if not doubtful:
-            return doubt_counts([])
-        settings = _settle_settings(campaign_id, ledger_url, settle_seconds, cost_per_sms)
-        counts = doubt_counts(_settle_states(settings, ledger, doubtful, key_block))
-    except (runtime.CampaignStopped, lg.LedgerUnavailable) as exc:
-        return Problem(message=str(exc))
+    doubtful = ledger.chunks(campaign_id, states=[lg.IN_DOUBT])
+    if not doubtful:
+        return doubt_counts([])
+    settings = _settle_settings(campaign_id, ledger_url, settle_seconds, cost_per_sms)
+    counts = doubt_counts(_settle_states(settings, ledger, doubtful, key_block))
     get_run_logger().info(
         "%d chunk(s) in doubt: %d confirmed sent, %d shown not sent (a rerun sends them), "
         "%d still in doubt",
@@ -465,33 +463,25 @@ def _settle_states(
 @masked_errors
 def check_delivery_task(
     campaign_id: str, ledger_url: str, key_block: str | None = None
-) -> list[ChunkDelivery] | Problem:
+) -> list[ChunkDelivery]:
     """Ask the gateway for the statuses of every sent chunk of the campaign."""
-    ledger = runtime.campaign_ledger(ledger_url, campaign_id)
-    if isinstance(ledger, Problem):
-        return ledger
-    chunks = chunks_to_check(ledger.chunks(campaign_id))
+    chunks = chunks_to_check(runtime.shared_ledger(ledger_url).chunks(campaign_id))
     base_url = runtime.gateway_url()
     try:
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
             deliveries = check_chunks(client, chunks)
     except SMSPartnerError as exc:
-        return Problem(message=gateway_problem(exc, base_url))
-    except runtime.CampaignStopped as exc:
-        return Problem(message=str(exc))
+        raise SurveyError(gateway_problem(exc, base_url)) from None
     get_run_logger().info("%d sent chunks checked", len(deliveries))
     return deliveries
 
 
 @task(name="record-stops", cache_policy=NO_CACHE)
 @masked_errors
-def record_stops_task(ledger_url: str, campaign_id: str, numbers: list[str]) -> int | Problem:
+def record_stops_task(ledger_url: str, campaign_id: str, numbers: list[str]) -> int:
     """Add the STOP replies to the never-text store; how many people were new to it."""
-    try:
-        store = runtime.never_text_store(runtime.shared_ledger(ledger_url))
-        added = store.add(numbers, Origin.reply, "STOP reply", campaign_id)
-    except lg.LedgerUnavailable as exc:
-        return Problem(message=str(exc))
+    store = runtime.never_text_store(runtime.shared_ledger(ledger_url))
+    added = store.add(numbers, Origin.reply, "STOP reply", campaign_id)
     get_run_logger().info("%d STOP replies, %d new to the never-text store", len(numbers), added)
     return added
 
@@ -504,65 +494,55 @@ def publish_task(
     ledger_url: str,
     lang: Lang = DEFAULT_LANG,
 ) -> str:
-    """follow_up.json, a new report.html and new versions of the campaign's artifacts."""
-    report_dir = cp.report_dir(result.campaign_id)
-    with runtime.shared_ledger(ledger_url).lock(f"report {result.campaign_id}"):
-        write_follow_up(report_dir, result, deliveries)
-        summary = read_summary(report_dir, result.campaign_id)
-        if summary.complete:
+    """follow_up.json and delivery.*, the campaign's report rebuilt with the ledger as it is
+    now (chunks settled since, cancelled ones) and the delivery figures, and new versions of
+    its artifacts."""
+    cid = result.campaign_id
+    report_dir = cp.report_dir(cid)
+    ledger = runtime.shared_ledger(ledger_url)
+    delivery_md = markdown_delivery(result, lang=lang)
+    with ledger.lock(f"report {cid}"):
+        try:
+            write_follow_up(report_dir, result, deliveries)
+        except OSError as exc:
+            raise rep.ReportError(
+                text(lang, "error.report_unwritten", folder=report_dir, why=exc.strerror or exc)
+            ) from None
+        rebuilt = rep.rebuild(cid, ledger, lang)
+        summary = read_summary(report_dir, cid)
+        page: Path | None = rebuilt.page if rebuilt else None
+        if rebuilt is None and summary.complete:
+            # A report written before its rows were kept: the delivery added, as it was.
             page = write_html_report(report_dir, summary.as_json(), result.as_dict(), lang=lang)
-    if not summary.complete:
-        # Not the campaign's newest report: a partial one would hide what the send run wrote.
-        create_markdown_artifact(
-            key=rp.artifact_key(result.campaign_id, "delivery"),
-            markdown=markdown_delivery(result, lang=lang),
-            description=text(lang, "artifact.delivery"),
+    create_markdown_artifact(
+        key=rp.artifact_key(cid, "delivery"),
+        markdown=delivery_md,
+        description=text(lang, "artifact.delivery"),
+    )
+    if rebuilt is not None:
+        rep.publish(
+            rebuilt.summary,
+            rebuilt.rows,
+            rebuilt.chunks,
+            rebuilt.page,
+            lang,
+            delivery_markdown=delivery_md,
         )
+        rep.refreshed(rebuilt.summary, lang)
+        return str(rebuilt.page)
+    if page is None:
+        # Not the campaign's newest report: a partial one would hide what the send run wrote.
         get_run_logger().warning(
             "the campaign's summary.json is not in this worker's data folder (%s): its report "
             "was left as it is; give every worker the same SURVEY_DATA_DIR",
             report_dir.parent,
         )
         return ""
-    _publish_artifacts(result, summary, page, ledger_url, lang)
+    rep.not_refreshed(cid, lang)
+    rows = pd.DataFrame(columns=[cp.OUTCOME, cp.E164, cp.REASON])  # no rows kept to show
+    chunks = ledger.chunks(cid)
+    rep.publish(summary, rows, chunks, page, lang, delivery_markdown=delivery_md)
     return str(page)
-
-
-def _publish_artifacts(
-    result: FollowUp, summary: CampaignSummary, page: Path, ledger_url: str, lang: Lang
-) -> None:
-    """The delivery, the send summary followed by the delivery, and the link to the report."""
-    cid = result.campaign_id
-    delivery_md = markdown_delivery(result, lang=lang)
-    create_markdown_artifact(
-        key=rp.artifact_key(cid, "delivery"),
-        markdown=delivery_md,
-        description=text(lang, "artifact.delivery"),
-    )
-    if summary.complete:
-        chunks = runtime.shared_ledger(ledger_url).chunks(cid)
-        rows = _send_rows(cid, chunks, summary.dry_run)
-        create_markdown_artifact(
-            key=rp.artifact_key(cid, "summary"),
-            markdown=rp.markdown_summary(summary, rows, lang=lang)
-            + "\n\n"
-            + delivery_md.replace("# ", "## ", 1),
-            description=text(lang, "artifact.summary_delivery"),
-        )
-    create_link_artifact(
-        key=rp.artifact_key(cid, "report"),
-        link=page.resolve().as_uri(),
-        link_text=text(lang, "artifact.report_link", page=page),
-    )
-
-
-def _send_rows(campaign_id: str, chunks: list[lg.ChunkRow], dry_run: bool) -> pd.DataFrame:
-    """The send run's rows with their outcome (for the summary's masked examples)."""
-    try:
-        rows = cp.load_rows(str(cp.state_dir(campaign_id) / "rows.pkl"))
-        return cp.row_outcomes(rows, chunks, dry_run=dry_run)
-    except (OSError, AssertionError, ValueError, KeyError):
-        return pd.DataFrame(columns=[cp.OUTCOME, cp.E164, cp.REASON])
 
 
 __all__ = [

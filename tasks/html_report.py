@@ -138,6 +138,7 @@ class Bar:
 
     label: str
     parts: Sequence[tuple[str, int]]  # (series, value)
+    short: str | None = None  # shown beside the bar when the label is too long for it
 
     @property
     def total(self) -> int:
@@ -163,9 +164,12 @@ def svg_bars(chart_id: str, title: str, bars: Sequence[Bar], lang: Lang = DEFAUL
     for row, bar in enumerate(bars):
         y = _TOP + row * _ROW_H
         mid = y + _ROW_H / 2
+        # A label wider than its column would be cut at the page's edge: the short one is
+        # shown, the whole one is the tooltip.
+        tip = f"<title>{_e(bar.label)}</title>" if bar.short else ""
         out.append(
             f'<text class="label" x="{_LABEL_W - 8}" y="{mid:.1f}" text-anchor="end" '
-            f'dominant-baseline="middle">{_e(bar.label)}</text>'
+            f'dominant-baseline="middle">{_e(bar.short or bar.label)}{tip}</text>'
         )
         x = float(_LABEL_W)
         for series, value in bar.parts:
@@ -257,6 +261,10 @@ def _overview(s: Mapping[str, Any], lang: Lang) -> str:
     if s.get("sent_at_once"):
         parts = [text(lang, "html.at_once"), scheduled]
         scheduled = text(lang, "sep.list").join(p for p in parts if p)
+    cancelled = _int((s.get("chunks") or {}).get("cancelled"))
+    if cancelled:  # called off after it was planned: said, not left as "scheduled"
+        said = text(lang, "html.cancelled_chunks", n=number(cancelled, lang))
+        scheduled = text(lang, "sep.list").join(p for p in (scheduled, said) if p)
     items.append((text(lang, "html.delivery_when"), _e(scheduled or text(lang, "unknown"))))
     if s.get("duration_seconds") is not None:
         seconds = number(round(float(s["duration_seconds"]), 1), lang)
@@ -286,7 +294,7 @@ def _outcome_section(s: Mapping[str, Any], lang: Lang) -> str:
     ]
     if rejected:
         reason_bars = [
-            Bar(_reason(k, lang), [(REJECTED, v)])
+            Bar(_reason(k, lang), [(REJECTED, v)], short=label(lang, "reason", k))
             for k, v in sorted(rejected.items(), key=lambda kv: -kv[1])
         ]
         out.append(

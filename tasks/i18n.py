@@ -259,6 +259,76 @@ CATALOG: dict[str, dict[str, str]] = {
         "campaign is refused and nothing is sent; without an answer within {hours} h, nothing "
         "is sent.",
     },
+    # money first (tasks/money.py, tasks/preparation.py, the approval form): the line that stops
+    # a campaign its credits or its budget cap do not cover, and the form's warning
+    "money.short_credits": {
+        "fr": "Crédits insuffisants : il manque {shortfall} pour {n} destinataires (crédits "
+        "{credits}, coût estimé {cost} ; de quoi en envoyer {covered}).",
+        "en": "Not enough credits: {shortfall} missing for {n} recipients (credits {credits}, "
+        "estimated cost {cost}; enough for {covered}).",
+    },
+    "money.short_budget": {
+        "fr": "Plafond de budget insuffisant : il manque {shortfall} pour {n} destinataires "
+        "(plafond {cap}, déjà dépensé {spent}, coût estimé {cost} ; de quoi en envoyer "
+        "{covered}).",
+        "en": "Budget cap too low: {shortfall} missing for {n} recipients (cap {cap}, already "
+        "spent {spent}, estimated cost {cost}; enough for {covered}).",
+    },
+    "money.nothing_sent": {"fr": "Rien n'a été envoyé.", "en": "Nothing was sent."},
+    "money.next_credits_ui": {
+        "fr": "Rechargez le compte SMS Partner, réduisez la liste, ou cochez « Envoyer ce que "
+        "les crédits permettent ».",
+        "en": "Top up the SMS Partner account, shorten the list, or tick 'Send what the "
+        "credits allow'.",
+    },
+    "money.next_credits_cli": {
+        "fr": "Rechargez le compte SMS Partner, réduisez la liste, ou relancez avec "
+        "--send-within-credits.",
+        "en": "Top up the SMS Partner account, shorten the list, or run again with "
+        "--send-within-credits.",
+    },
+    "money.next_budget_ui": {
+        "fr": "Relevez le plafond de budget, réduisez la liste, ou cochez « Envoyer ce que les "
+        "crédits permettent ».",
+        "en": "Raise the budget cap, shorten the list, or tick 'Send what the credits allow'.",
+    },
+    "money.next_budget_cli": {
+        "fr": "Relevez --max-cost, réduisez la liste, ou relancez avec --send-within-credits.",
+        "en": "Raise --max-cost, shorten the list, or run again with --send-within-credits.",
+    },
+    "money.within_credits": {
+        "fr": "Envoi dans la limite des crédits : {sending} destinataires sur {n} ; {left} ne "
+        "sont pas envoyés (crédits insuffisants). Rechargez le compte SMS Partner, puis "
+        "relancez la campagne {campaign} pour eux.",
+        "en": "Sending what the credits allow: {sending} recipients out of {n}; {left} are not "
+        "sent (insufficient credits). Top up the SMS Partner account, then run campaign "
+        "{campaign} again for them.",
+    },
+    "money.within_budget": {
+        "fr": "Envoi dans la limite du plafond de budget : {sending} destinataires sur {n} ; "
+        "{left} ne sont pas envoyés (budget dépassé). Relevez le plafond, puis relancez la "
+        "campagne {campaign} pour eux.",
+        "en": "Sending what the budget cap allows: {sending} recipients out of {n}; {left} are "
+        "not sent (budget exceeded). Raise the cap, then run campaign {campaign} again for "
+        "them.",
+    },
+    "money.form_choice": {
+        "fr": "Approuver sans cocher « Envoyer ce que les crédits permettent » n'envoie rien. "
+        "Cochez les deux pour n'envoyer qu'aux {covered} premiers destinataires : les autres ne "
+        "seront pas envoyés.",
+        "en": "Approving without ticking 'Send what the credits allow' sends nothing. Tick both "
+        "to text the first {covered} recipients only: the others will not be sent.",
+    },
+    "money.form_within": {
+        "fr": "« Envoyer ce que les crédits permettent » a été coché au lancement : approuver "
+        "n'envoie qu'à {sending} destinataires, les {left} autres ne seront pas envoyés.",
+        "en": "'Send what the credits allow' was ticked at launch: approving texts {sending} "
+        "recipients only; the other {left} will not be sent.",
+    },
+    "money.also_approval": {
+        "fr": "Une approbation est aussi requise ({why}) : ajoutez --yes.",
+        "en": "Approval is needed too ({why}): add --yes.",
+    },
     # the cancel flow's markdown (tasks/cancellation.py)
     "cancel.title": {
         "fr": "Annulation de la campagne `{campaign}`",
@@ -359,6 +429,94 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "No recipient replied STOP.",
     },
     "delivery.problems": {"fr": "Problèmes", "en": "Problems"},
+    # progress while a campaign runs (tasks/progress.py): the run's progress artifact, its log
+    # lines and the command line's bar. chunks.<CLDR plural form of n>: fr says "0 lot", and
+    # "1 000 000 de lots".
+    # The phase and count come first: the run page's artifact card cuts the line at ~45 signs.
+    "progress.line": {"fr": "{what} — campagne {cid}", "en": "{what} — campaign {cid}"},
+    "progress.phase.preparing": {"fr": "préparation", "en": "preparing"},
+    "progress.phase.sending": {"fr": "envoi", "en": "sending"},
+    "progress.phase.settling": {"fr": "vérification des envois", "en": "checking sends in doubt"},
+    "progress.phase.reporting": {"fr": "rapport", "en": "report"},
+    "progress.chunks.one": {"fr": "{n} lot", "en": "{n} chunk"},
+    "progress.chunks.many": {"fr": "{n} de lots", "en": "{n} chunks"},
+    "progress.chunks.other": {"fr": "{n} lots", "en": "{n} chunks"},
+    "progress.out_of": {"fr": "{done} sur {total}", "en": "{done} out of {total}"},
+    "progress.elapsed": {"fr": "(depuis {time})", "en": "({time} so far)"},
+    "progress.started": {
+        "fr": "Campagne {cid} — début de l'étape « {phase} »",
+        "en": "Campaign {cid} — step “{phase}” started",
+    },
+    "progress.over": {"fr": "exécution terminée en {time}", "en": "run finished in {time}"},
+    "progress.stopped": {
+        "fr": "exécution arrêtée pendant l'étape « {phase} »",
+        "en": "run stopped during the “{phase}” step",
+    },
+    # how a send run ends (flows/ending.py): the state message of an incomplete campaign
+    "end.not_sent_one": {"fr": "{n} destinataire non envoyé", "en": "{n} recipient not sent"},
+    "end.not_sent_many": {"fr": "{n} destinataires non envoyés", "en": "{n} recipients not sent"},
+    "end.next.insufficient_credits": {
+        "fr": "Rechargez le compte SMS Partner, puis relancez la campagne {campaign}.",
+        "en": "Top up the SMS Partner account, then run campaign {campaign} again.",
+    },
+    "end.next.budget_exceeded": {
+        "fr": "Relevez le coût maximal de la campagne, puis relancez la campagne {campaign}.",
+        "en": "Raise the campaign's maximum cost, then run campaign {campaign} again.",
+    },
+    "end.next.in_doubt": {
+        "fr": "Le suivi quotidien dira s'ils sont partis ; ou relancez la campagne {campaign} "
+        "(personne ne reçoit deux fois le SMS).",
+        "en": "The daily follow-up will tell whether they left; or run campaign {campaign} "
+        "again (nobody gets the SMS twice).",
+    },
+    "end.next.retry": {
+        "fr": "Relancez la campagne {campaign} plus tard (personne ne reçoit deux fois le SMS).",
+        "en": "Run campaign {campaign} again later (nobody gets the SMS twice).",
+    },
+    "end.next.cancelled": {
+        "fr": "La campagne {campaign} a été annulée : rien d'autre à faire.",
+        "en": "Campaign {campaign} was cancelled: nothing else to do.",
+    },
+    "end.next.other": {
+        "fr": "Lisez le rapport, puis relancez la campagne {campaign}.",
+        "en": "Read the report, then run campaign {campaign} again.",
+    },
+    "end.stopped": {"fr": "envoi arrêté", "en": "sending stopped"},
+    "end.next.fix": {
+        "fr": "Corrigez la cause, puis relancez la campagne {campaign} (personne ne reçoit deux "
+        "fois le SMS).",
+        "en": "Fix the cause, then run campaign {campaign} again (nobody gets the SMS twice).",
+    },
+    # the report follows the campaign (tasks/report.py, tasks/reporting.py, tasks/html_report.py,
+    # the cancel and follow-up flows)
+    "slot.some_cancelled": {"fr": "le reste annulé", "en": "the rest cancelled"},
+    "html.cancelled_chunks": {"fr": "lots annulés : {n}", "en": "chunks cancelled: {n}"},
+    "summary.chunks": {"fr": "Lots : {states}.", "en": "Chunks: {states}."},
+    "error.unknown_campaign": {
+        "fr": "campagne inconnue : {campaign} n'est pas dans le registre ; vérifiez "
+        "l'identifiant de la campagne",
+        "en": "unknown campaign id {campaign} in the ledger; check the campaign id",
+    },
+    "error.report_unwritten": {
+        "fr": "rapport non écrit dans {folder} ({why}) ; libérez de la place (ou rétablissez "
+        "le dossier), puis relancez la même commande",
+        "en": "cannot write the report in {folder} ({why}); free some space (or restore the "
+        "folder), then run the same command again",
+    },
+    "log.report_refreshed": {
+        "fr": "Rapport de la campagne {campaign} mis à jour : {sent} envoyés, {cancelled} "
+        "annulés, coût {cost}",
+        "en": "Report of campaign {campaign} updated: {sent} sent, {cancelled} cancelled, "
+        "cost {cost}",
+    },
+    "log.report_not_refreshed": {
+        "fr": "Le rapport de la campagne {campaign} n'a pas été mis à jour : {folder} ne garde "
+        "pas ses lignes (rapport d'une version antérieure, ou lignes purgées) ; relancez la "
+        "campagne pour le refaire (personne ne reçoit deux fois le SMS)",
+        "en": "The report of campaign {campaign} was not updated: {folder} does not keep its "
+        "rows (a report of an earlier version, or rows purged); run the campaign again to "
+        "remake it (nobody gets the SMS twice)",
+    },
 }
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from pydantic import BaseModel, field_validator
-
 from smspartner.client import public_url
-from smspartner.errors import AuthError, SMSPartnerError, TransportError, mask_phone_numbers
+from smspartner.errors import AuthError, SMSPartnerError, TransportError
 
 # French territories we plan slots for (compliance.md section 4). "FR" is metropolitan France.
 TERRITORIES: Final = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "NC", "PF", "WF")
@@ -131,19 +129,6 @@ CANCEL_NOT_FOUND: Final = CancelOutcome.not_found
 CANCEL_NOT_SENT: Final = CancelOutcome.not_sent_cancelled
 CANCEL_IN_PROGRESS: Final = CancelOutcome.in_progress
 CANCEL_OUTCOMES: Final = tuple(CancelOutcome)
-
-
-class Problem(BaseModel):
-    """An expected failure, said in one line (no traceback in the UI or on the terminal). The
-    message goes to a state, a log line and an event: any phone number in it is masked here,
-    whichever step wrote it (a database error quoting a value, a gateway's message)."""
-
-    message: str
-
-    @field_validator("message")
-    @classmethod
-    def _masked(cls, message: str) -> str:
-        return mask_phone_numbers(message)
 
 
 def gateway_problem(exc: SMSPartnerError, base_url: str) -> str:

@@ -1,13 +1,16 @@
 """The campaign's steps before any send: load, clean, suppress, check credits, plan.
 
 Each step is a Prefect task of a few lines beside the rules it applies (``tasks/campaign.py``,
-``tasks/recipients.py``, ``tasks/slots.py``); it takes plain values (the flows' form models turn
-themselves into these) and returns its result or a ``Problem``, the campaign's one-line end.
+``tasks/recipients.py``, ``tasks/slots.py``, ``tasks/money.py``); it takes plain values (the
+flows' form models turn themselves into these) and returns its result, or raises a
+``SurveyError`` (``tasks/errors.py``): the task then shows Failed with the campaign's one-line
+end. Money comes first: a plan its credits or its budget cap do not cover sends nothing
+(``money.CreditsShort``) unless the operator chose to send what the money covers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,12 +25,14 @@ from smspartner.client import Credits
 from tasks import approval as approve
 from tasks import campaign as cp
 from tasks import ledger as lg
+from tasks import money as mn
 from tasks import runtime
+from tasks.errors import SurveyError
+from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_numbers_in_text
-from tasks.outcomes import ChunkState, Problem, gateway_problem
+from tasks.outcomes import ChunkState, gateway_problem
 from tasks.recipients import (
-    RecipientsError,
     find_phone_column,
     load_recipients,
     load_suppression_list,
@@ -90,6 +95,8 @@ class PlanRequest:
     resume_changed_input: bool = False
     global_limit: str | None = None
     send_within_credits: bool = False  # short of money: send what it covers (else send nothing)
+    max_cost: float | None = None  # the campaign's budget cap (earlier runs' spending counts)
+    lang: Lang = DEFAULT_LANG  # of the line that stops a campaign short of money
 
 
 # -- tasks -------------------------------------------------------------------------------------
@@ -97,32 +104,30 @@ class PlanRequest:
 
 @task(name="load-recipients", cache_policy=NO_CACHE)
 @masked_errors
-def load_task(source: Source, *, real_gateway: bool) -> pd.DataFrame | Problem:
+def load_task(source: Source, *, real_gateway: bool) -> pd.DataFrame:
     """Read the recipients as they are, every cell as text."""
     if real_gateway and is_sample(source):
         # The samples' numbers may belong to real people: they are for the simulator only.
-        return Problem(
-            message="refusing to text the bundled sample recipients through the real gateway; "
+        raise cp.CampaignError(
+            "refusing to text the bundled sample recipients through the real gateway; "
             "use your own list, a dry run, or SMSPARTNER_BASE_URL pointing at the simulator"
         )
     try:
         return _load(source)
-    except (RecipientsError, cp.CampaignError, ValueError) as exc:  # ValueError: a Secret block
-        return Problem(message=str(exc))
+    except SurveyError:
+        raise
+    except ValueError as exc:  # a Secret block that is missing or unreadable
+        raise SurveyError(exc) from None
 
 
 @task(name="clean-numbers", cache_policy=NO_CACHE)
 @masked_errors
-def clean_task(
-    frame: pd.DataFrame, phone_column: str | None, allow_foreign: bool
-) -> Cleaned | Problem:
-    """One E.164 number or one reject reason per row."""
-    try:
-        fingerprint = cp.input_fingerprint(frame)
-        column = find_phone_column(list(frame.columns), phone_column)
-        rows = cp.clean_rows(frame, column, allow_foreign=allow_foreign)
-    except (RecipientsError, cp.CampaignError) as exc:
-        return Problem(message=str(exc))
+def clean_task(frame: pd.DataFrame, phone_column: str | None, allow_foreign: bool) -> Cleaned:
+    """One E.164 number or one reject reason per row (a ``RecipientsError`` or a
+    ``CampaignError`` says why not)."""
+    fingerprint = cp.input_fingerprint(frame)
+    column = find_phone_column(list(frame.columns), phone_column)
+    rows = cp.clean_rows(frame, column, allow_foreign=allow_foreign)
     # A header is the source's text: a file without one makes its first number the header.
     get_run_logger().info(
         "loaded %d rows; phone column %r", len(rows), mask_numbers_in_text(column)
@@ -134,7 +139,7 @@ def clean_task(
 @masked_errors
 def suppress_task(
     lists: list[str], base_url: str, key_block: str | None, request: PlanRequest
-) -> int | Problem:
+) -> int:
     """Everything this run is told about people never to text goes into the never-text store
     (the gateway's STOP list, the opt-out lists named), which the plan then reads whole: a list
     adds to the store, never replaces it. How many people were new to it."""
@@ -156,12 +161,10 @@ def suppress_task(
             entries = [e.phone_number for e in client.stop_list()]
         stop = cp.normalise_list(entries)
         new = store.add(stop, Origin.gateway, "STOP list of the account", request.campaign_id)
-    except (RecipientsError, cp.CampaignError, runtime.CampaignStopped) as exc:
-        return Problem(message=str(exc))
     except lg.LedgerUnavailable as exc:
-        return Problem(message=f"{exc}; nothing was sent")
+        raise lg.LedgerUnavailable(f"{exc}; nothing was sent") from None
     except SMSPartnerError as exc:
-        return Problem(message=gateway_problem(exc, base_url))
+        raise SurveyError(gateway_problem(exc, base_url)) from None
     if unread := len({e for e in entries if e}) - len(stop):
         # Not a number, so no recipient can be it (recipients are valid mobiles): said, not fatal.
         logger.warning("the gateway's STOP list has %d entries that are not phone numbers", unread)
@@ -171,43 +174,41 @@ def suppress_task(
 
 @task(name="check-credits", cache_policy=NO_CACHE)
 @masked_errors
-def check_credits_task(base_url: str, key_block: str | None) -> Credits | Problem:
-    """The account's credits before sending (a refused key ends the campaign here)."""
+def check_credits_task(base_url: str, key_block: str | None) -> Credits:
+    """The account's credits before sending (a refused key ends the campaign here); the plan
+    checks them against what it would send (``plan_task``)."""
     try:
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
             return client.credits()
     except SMSPartnerError as exc:
-        return Problem(message=gateway_problem(exc, base_url))
-    except runtime.CampaignStopped as exc:
-        return Problem(message=str(exc))
+        raise SurveyError(gateway_problem(exc, base_url)) from None
 
 
 @task(name="plan-campaign", cache_policy=NO_CACHE)
 @masked_errors
-def plan_task(
-    cleaned: Cleaned,
-    credits: Credits,
-    request: PlanRequest,
-) -> cp.Prepared | Problem:
+def plan_task(cleaned: Cleaned, credits: Credits, request: PlanRequest) -> cp.Prepared:
     """Slots and chunks for the rows no earlier run planned, written to the ledger (not in a
-    dry run, nor when the plan passes an approval threshold: then nothing is written)."""
+    dry run, nor when the plan passes an approval threshold: then nothing is written).
+
+    Money first: when the credits or the budget cap do not cover what it would send, nothing is
+    written and ``money.CreditsShort`` says what is missing (its ``prepared`` is the plan to
+    report), unless ``send_within_credits``: then only what the money covers is planned."""
     cid = request.campaign_id
     for folder in (cp.report_dir(cid), cp.state_dir(cid)):
         if why := cp.unwritable(folder):
-            return Problem(message=f"{why}; nothing was sent")
+            raise cp.CampaignError(f"{why}; nothing was sent")
     rate = global_limit_is_rate(request.global_limit) if request.global_limit else False
-    if isinstance(rate, Problem):
-        return rate
-    try:
-        ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
-        planned = write_plan(ledger, cleaned, credits, request)
-    except lg.LedgerUnavailable as exc:
-        return Problem(message=str(exc))
-    if isinstance(planned, Problem):
-        return planned
+    ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
+    command_line = not runtime.from_deployment()
+    planned = write_plan(ledger, cleaned, credits, request, command_line=command_line)
     logger = get_run_logger()
     for territory, why in planned.decisions.items():
         logger.info("%s: %s", territory, why)
+    if (money := planned.money) and money.short:
+        if planned.to_send < money.recipients and request.send_within_credits:
+            logger.warning(mn.within_line(money, planned.to_send, request.lang, campaign=cid))
+        else:  # a dry run, or a plan held for a person who sees it in the approval form
+            logger.warning(mn.shortfall_line(money, request.lang, command_line=command_line))
     if not planned.dry_run:
         logger.info("%d chunks to send", len(planned.chunk_indices))
     planned.global_limit_is_rate = rate
@@ -225,6 +226,9 @@ class _Attempt:
     decisions: dict[str, Any]
     held: list[str]
     withdrawn: dict[str, str]  # numbers to take out of earlier runs' unsent chunks, and why
+    money: mn.Money
+    left_unsent: frozenset[int] = frozenset()  # earlier runs' chunks the money leaves for later
+    stopped: bool = False  # short of money: nothing is written, nothing sent
 
 
 def write_plan(
@@ -233,36 +237,43 @@ def write_plan(
     credits: Credits,
     request: PlanRequest,
     now: datetime | None = None,
-) -> cp.Prepared | Problem:
+    *,
+    command_line: bool = True,
+) -> cp.Prepared:
     """Plan the campaign against its ledger and write the plan (a first run), extend it (a
-    rerun), or write nothing (a dry run, a plan held for approval)."""
+    rerun), or write nothing (a dry run, a plan held for approval, a plan its money does not
+    cover: that one raises ``money.CreditsShort``)."""
     cid, now, fingerprint = request.campaign_id, now or datetime.now(UTC), cleaned.fingerprint
     refused = cp.binding_problem(
         cid, ledger.binding(cid), request.survey_id, fingerprint, request.resume_changed_input
     )
     if refused:
-        return Problem(message=refused)
+        raise cp.CampaignError(refused)
     for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
-        a = _attempt(ledger, cleaned.rows, request, now)
-        if request.dry_run or a.held or a.existing:
+        a = _attempt(ledger, cleaned.rows, request, now, credits)
+        if request.dry_run or a.held or a.existing or a.stopped:
             break
         if ledger.create_plan(
             cid, request.survey_id, a.plan, credits_before=credits.balance, fingerprint=fingerprint
         ):
             break
     else:
-        return Problem(message="could not write the campaign's plan to the ledger")
+        raise SurveyError("could not write the campaign's plan to the ledger; nothing was sent")
     # The report covers the campaign as a whole: credits as they were before its first run.
     first_credits = credits.balance
     if a.existing:
         recorded = ledger.credits_before(cid)
         first_credits = credits.balance if recorded is None else recorded
-        if not request.dry_run and not a.held:
+        if not request.dry_run and not a.held and not a.stopped:
             ledger.withdraw(cid, a.withdrawn)
             ledger.extend_plan(cid, a.plan)
             ledger.clear_halt(cid)  # a rerun is a new chance (credits may be back)
             ledger.bind_input(cid, fingerprint)
-    return _prepared(a, request, cleaned.source_columns, credits, first_credits)
+    prepared = _prepared(a, request, cleaned.source_columns, credits, first_credits)
+    if a.stopped:
+        line = mn.shortfall_line(a.money, request.lang, command_line=command_line)
+        raise mn.CreditsShort(line, prepared=prepared)
+    return prepared
 
 
 def _attempt(
@@ -270,6 +281,7 @@ def _attempt(
     rows: pd.DataFrame,
     request: PlanRequest,
     now: datetime,
+    credits: Credits,
 ) -> _Attempt:
     cid = request.campaign_id
     existing = ledger.chunks(cid) if ledger.campaign_exists(cid) else []
@@ -282,11 +294,83 @@ def _attempt(
         rows.copy(deep=False), existing, never, ledger, cid, request.rules, now
     )
     planned = cp.with_earlier_recipients(planned, existing)
-    held: list[str] = []
+    money = _money(ledger, request, existing, plan, credits)
+    a = _Attempt(planned, existing, plan, decisions, [], withdrawn, money)
+    if money.short and request.send_within_credits:
+        a = _within_money(a)
+    sending = left_to_send(a.existing, a.plan) - _unsent_size(a)
     if request.thresholds and not request.dry_run:
-        n = left_to_send(existing, plan)
-        held = approve.reasons(n, n * request.cost_per_sms, *request.thresholds)
-    return _Attempt(planned, existing, plan, decisions, held, withdrawn)
+        a.held = approve.reasons(sending, sending * money.price, *request.thresholds)
+    # Short of money with nobody to ask and no choice made, or with nothing the money covers:
+    # no send starts. A person asked (a plan held at a threshold) sees the shortfall in the
+    # form and chooses.
+    chosen = request.send_within_credits and sending > 0
+    if money.short and not chosen and not request.dry_run and not a.held:
+        a = _stopped(a)
+    return a
+
+
+def _money(
+    ledger: lg.Ledger,
+    request: PlanRequest,
+    existing: list[lg.ChunkRow],
+    plan: list[lg.ChunkPlan],
+    credits: Credits,
+) -> mn.Money:
+    """What this run would send against the credits and the cap; a resumed campaign is priced
+    at what the gateway charged it, and its earlier runs' spending counts against the cap."""
+    observed = ledger.observed_prices(request.campaign_id)[0] if existing else None
+    return mn.Money(
+        recipients=left_to_send(existing, plan),
+        price=mn.price_per_recipient(request.cost_per_sms, observed),
+        credits=credits.balance,
+        max_cost=request.max_cost,
+        spent=sum(c.cost or 0.0 for c in existing if c.state == ChunkState.sent),
+        currency=credits.currency or "EUR",
+    )
+
+
+def _within_money(a: _Attempt) -> _Attempt:
+    """Only what the money covers, in plan order: earlier runs' chunks whole or not at all (the
+    ledger holds them), the new ones cut where the money ends; everybody left out of the new
+    ones is rejected with the limit's reason before any send (a rerun plans them again)."""
+    unsent = [c for c in a.existing if c.state not in _DONE]
+    sizes = [c.size for c in unsent] + [len(c.numbers) for c in a.plan]
+    whole = [True] * len(unsent) + [False] * len(a.plan)
+    kept = mn.keep(sizes, whole, a.money.covered)
+    left_unsent = frozenset(c.chunk_index for c, k in zip(unsent, kept, strict=False) if k == 0)
+    plan: list[lg.ChunkPlan] = []
+    out: list[str] = []
+    for chunk, k in zip(a.plan, kept[len(unsent) :], strict=True):
+        out.extend(chunk.numbers[k:])
+        if k:
+            plan.append(replace(chunk, numbers=chunk.numbers[:k]))
+    rows = _not_covered(a.rows, out, a.money)
+    return replace(a, rows=rows, plan=plan, left_unsent=left_unsent)
+
+
+def _stopped(a: _Attempt) -> _Attempt:
+    """Nothing is sent: every recipient the plan held is rejected with the limit's reason (an
+    earlier run's chunks keep what the ledger says of them)."""
+    out = [n for c in a.plan for n in c.numbers]
+    rows = _not_covered(a.rows, out, a.money)
+    unsent = frozenset(c.chunk_index for c in a.existing if c.state not in _DONE)
+    return replace(a, rows=rows, plan=[], left_unsent=unsent, stopped=True)
+
+
+def _not_covered(rows: pd.DataFrame, numbers: list[str], money: mn.Money) -> pd.DataFrame:
+    if not numbers:
+        return rows
+    hit = rows[cp.E164].isin(numbers) & rows[cp.REASON].isna()
+    limit = "the budget cap" if money.reason == mn.BUDGET_EXCEEDED else "the account's credits"
+    rows = rows.copy(deep=False)
+    rows.loc[hit, cp.REASON] = money.reason
+    rows.loc[hit, cp.DETAIL] = f"not covered by {limit} before any send: not sent"
+    return rows
+
+
+def _unsent_size(a: _Attempt) -> int:
+    return sum(c.size for c in a.existing if c.chunk_index in a.left_unsent)
 
 
 def _prepared(
@@ -297,6 +381,8 @@ def _prepared(
     first_credits: float | None,
 ) -> cp.Prepared:
     dry = request.dry_run or bool(a.held)
+    # The chunks left to send: earlier runs' unfinished ones the money covers, then the new.
+    unsent = [c for c in a.existing if c.state not in _DONE and c.chunk_index not in a.left_unsent]
     prepared = cp.Prepared(
         campaign_id=request.campaign_id,
         rows_path=cp.save_rows(a.rows, request.campaign_id, request.run),
@@ -308,14 +394,15 @@ def _prepared(
         currency=credits.currency or "EUR",
         dry_run=dry,
         approval_reasons=a.held,
-        to_send=left_to_send(a.existing, a.plan),
+        to_send=sum(c.size for c in unsent) + sum(len(c.numbers) for c in a.plan),
+        money=a.money,
     )
     if dry:
         # What would be sent: the chunks planned now and those earlier runs left unsent.
         prepared.dry_plan = [
             {"index": c.chunk_index, "territory": c.territory, "slot": c.slot, "size": c.size}
-            for c in a.existing
-            if a.held and c.state not in _DONE
+            for c in unsent
+            if a.held
         ] + [
             {
                 "index": c.chunk_index,
@@ -326,10 +413,8 @@ def _prepared(
             for c in a.plan
         ]
         return prepared
-    # What is left to send: earlier runs' unfinished chunks and the ones planned now (no need to
-    # read every chunk's numbers back from the ledger).
-    prepared.chunk_indices = [c.chunk_index for c in a.existing if c.state not in _DONE]
-    prepared.chunk_indices += [c.chunk_index for c in a.plan]
+    # What is left to send (no need to read every chunk's numbers back from the ledger).
+    prepared.chunk_indices = [c.chunk_index for c in unsent] + [c.chunk_index for c in a.plan]
     return prepared
 
 
@@ -396,9 +481,9 @@ def candidates(rows: pd.DataFrame, existing: list[lg.ChunkRow]) -> np.ndarray:
     return np.concatenate([fresh, np.array(unsent, dtype=object)]) if unsent else fresh
 
 
-def global_limit_is_rate(name: str) -> bool | Problem:
-    """Whether the named Prefect global limit is a rate limit; a Problem when it is missing
-    (a missing name would otherwise throttle nothing, silently)."""
+def global_limit_is_rate(name: str) -> bool:
+    """Whether the named Prefect global limit is a rate limit; a ``CampaignError`` when it is
+    missing (a missing name would otherwise throttle nothing, silently)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -406,10 +491,10 @@ def global_limit_is_rate(name: str) -> bool | Problem:
         with get_client(sync_client=True) as client:
             limit = client.read_global_concurrency_limit_by_name(name)
     except ObjectNotFound:
-        return Problem(
-            message=f"no Prefect global concurrency limit named {name!r}: create it with "
+        raise cp.CampaignError(
+            f"no Prefect global concurrency limit named {name!r}: create it with "
             f"`prefect gcl create {name} --limit 8`"
-        )
+        ) from None
     return bool(limit.slot_decay_per_second)
 
 

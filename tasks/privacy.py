@@ -53,10 +53,16 @@ from pydantic import SecretStr
 from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import runtime
+from tasks.errors import UsageError
 from tasks.files import atomic_path
 from tasks.nevertext import Origin
 from tasks.numbers import mask_number, parse_loose
 
+# A run's own rows file (``rows.<run>.pkl``) lives from its plan to its report: the purge leaves
+# it to the run (which reads it to write the report, then removes it) unless it is older than a
+# run can last: the longest approval wait (14 days) and a day to send and settle. Older, its
+# run died, and the file goes.
+RUN_FILE_LIFETIME = timedelta(days=15)
 TEXT_SUFFIXES = frozenset({".json", ".html", ".htm", ".md", ".txt", ".log"})
 TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".xlsm", ".pkl", ".parquet", ".xls"})
 # Separators people (and our own spreadsheet guard, U+200B) put between a number's digits.
@@ -353,12 +359,35 @@ def purge_folder(folder: Path, known: frozenset[str]) -> FileCounts:
 
 
 def remove_folder(folder: Path) -> FileCounts:
-    """A campaign's state folder: working copies only (a rerun rebuilds them): all removed."""
+    """A campaign's state folder: working copies only (a rerun rebuilds them): all removed, but
+    for the rows file of a run still going (``live_run_file``), which its report needs."""
     counts = FileCounts()
-    if folder.is_dir():
-        counts.removed = sorted(str(p) for p in folder.rglob("*") if p.is_file())
+    if not folder.is_dir():
+        return counts
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    kept = [p for p in files if live_run_file(p)]
+    if not kept:
+        counts.removed = [str(p) for p in files]
         shutil.rmtree(folder)
+        return counts
+    for path in files:
+        if path not in kept:
+            path.unlink(missing_ok=True)
+            counts.removed.append(str(path))
     return counts
+
+
+def live_run_file(path: Path, now: float | None = None) -> bool:
+    """Whether ``path`` is the rows file of a run that may still be going (see
+    ``RUN_FILE_LIFETIME``): the latest ``rows.pkl`` is not one, a ``rows.<run>.pkl`` is."""
+    name = path.name
+    if not (name.startswith("rows.") and name.endswith(".pkl")) or name == "rows.pkl":
+        return False
+    try:
+        age = (now or time.time()) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age < RUN_FILE_LIFETIME.total_seconds()
 
 
 def rows_numbers(state: Path) -> set[str]:
@@ -402,16 +431,10 @@ def ledger_files(ledger_url: str) -> list[Path]:
 # -- tasks -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Problem:
-    """An expected failure, said in one line."""
-
-    message: str
-
-
 @task(name="purge-personal-data", cache_policy=NO_CACHE)
-def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any] | Problem:
-    """Numbers older than the retention period out of the ledger (pseudonyms) and the files."""
+def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any]:
+    """Numbers older than the retention period out of the ledger (pseudonyms) and the files. A
+    ledger that cannot be reached raises ``LedgerUnavailable`` (the task fails with its line)."""
     logger = get_run_logger()
     now = datetime.now(UTC)
     cutoff = now - timedelta(days=older_than_days)
@@ -426,34 +449,33 @@ def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any] | Proble
         "files_removed": 0,
     }
     files = FileCounts()
+    ledger = lg.Ledger(ledger_url)
     try:
-        ledger = lg.Ledger(ledger_url)
-        try:
-            scan = ledger.purge_scan(cutoff)
-            counts["campaigns_kept_unfinished"] = len(scan.unfinished)
-            if scan.unfinished:
-                logger.warning(
-                    "%d campaign(s) past the retention period still have chunks to send or to "
-                    "settle (a rerun or the follow-up finishes them); kept: %s",
-                    len(scan.unfinished),
-                    ", ".join(scan.unfinished[:10]),
-                )
-            for cid in scan.due:
-                known = number_forms(ledger.campaign_numbers(cid) | rows_numbers(cp.state_dir(cid)))
-                result = ledger.purge_campaign(
-                    cid, cutoff, functools.partial(mask_numbers, known=known)
-                )
-                if result is None:  # a rerun took it up meanwhile
-                    continue
+        scan = ledger.purge_scan(cutoff)
+        counts["campaigns_kept_unfinished"] = len(scan.unfinished)
+        if scan.unfinished:
+            logger.warning(
+                "%d campaign(s) past the retention period still have chunks to send or to "
+                "settle (a rerun or the follow-up finishes them); kept: %s",
+                len(scan.unfinished),
+                ", ".join(scan.unfinished[:10]),
+            )
+        for cid in scan.due:
+            known = number_forms(ledger.campaign_numbers(cid) | rows_numbers(cp.state_dir(cid)))
+            result = ledger.purge_campaign(
+                cid, cutoff, functools.partial(mask_numbers, known=known)
+            )
+            if result is None:  # a rerun took it up meanwhile
+                continue
+            # The report's own lock: never while a run writes this campaign's report.
+            with ledger.lock(f"report {cid}"):
                 files.merge(_purge_campaign_files(cid, known))
-                counts["campaigns_purged"] += 1
-                counts["chunks"] += result["chunks"]
-                counts["numbers_pseudonymised"] += result["numbers"]
-                counts["texted_rows"] += result["texted"]
-        finally:
-            ledger.close()
-    except lg.LedgerUnavailable as exc:
-        return Problem(str(exc))
+            counts["campaigns_purged"] += 1
+            counts["chunks"] += result["chunks"]
+            counts["numbers_pseudonymised"] += result["numbers"]
+            counts["texted_rows"] += result["texted"]
+    finally:
+        ledger.close()
     # Purged before: their folders again (idempotent), in case a purge stopped between the
     # ledger and the files, or a rerun wrote them anew.
     for cid in scan.purged:
@@ -502,26 +524,23 @@ def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
 
 
 @task(name="erase-person", cache_policy=NO_CACHE)
-def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any] | Problem:
+def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any]:
     """One person into the never-text store first (whatever fails next, nobody texts them
     again), then out of the ledger (pseudonym) and every file of the data folder."""
     logger = get_run_logger()
     e164 = parse_loose(phone.get_secret_value())
     if e164 is None:
-        return Problem("the phone number given cannot be read as a phone number")
+        raise UsageError("the phone number given cannot be read as a phone number")
     masked = mask_number(e164)
     started = time.monotonic()
+    ledger = lg.Ledger(ledger_url)  # LedgerUnavailable: the task fails with its line
     try:
-        ledger = lg.Ledger(ledger_url)
-        try:
-            store = runtime.never_text_store(ledger)
-            added = bool(store.add([e164], Origin.erasure, "erased on request"))
-            found = ledger.erase_number(e164, scrubber(e164))
-            compacted = ledger.compact()
-        finally:
-            ledger.close()
-    except lg.LedgerUnavailable as exc:
-        return Problem(str(exc))
+        store = runtime.never_text_store(ledger)
+        added = bool(store.add([e164], Origin.erasure, "erased on request"))
+        found = ledger.erase_number(e164, scrubber(e164))
+        compacted = ledger.compact()
+    finally:
+        ledger.close()
     pattern, fn = person_pattern(e164), scrubber(e164)
     files = FileCounts()
     exclude = [runtime.state_dir() / "pseudonym.key", *ledger_files(ledger_url)]
@@ -551,7 +570,6 @@ def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any] | Problem:
 
 __all__ = [
     "FileCounts",
-    "Problem",
     "erase_from_file",
     "erase_task",
     "has_number",

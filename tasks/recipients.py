@@ -60,10 +60,11 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from tasks import dburl
+from tasks.errors import SurveyError
 from tasks.numbers import mask_numbers_in_text, numbers_in_entries
 
 
-class RecipientsError(Exception):
+class RecipientsError(SurveyError):
     """Bad input or source: str(exc) is ONE clear line for the operator (no traceback needed,
     no password, phone numbers masked)."""
 
@@ -1146,7 +1147,7 @@ def _read_statement(query: str, dialect: str) -> str | sa.Select[Any]:
     return text
 
 
-class SQLUnreadable(ValueError):
+class SQLUnreadable(SurveyError, ValueError):
     """Text the guard cannot read for certain as the server would: str() says what."""
 
 

@@ -12,6 +12,8 @@ summary keys, JSON, CSV column names and reason codes stay as they are (machine 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -41,6 +43,7 @@ from tasks.slots import TERRITORY_ZONES
 from tasks.spreadsheet import write_table
 from tasks.summary import CampaignSummary
 
+ROWS_FILE = "rows.pkl"  # the rows a report was made of, beside it
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _PARIS = "Europe/Paris"
 CHUNK_COLUMNS = (
@@ -211,6 +214,8 @@ def slot_sentence(territory: str, entry: Mapping[str, Any] | None, lang: Lang) -
             sent.append(text(lang, "slot.scheduled", when=str(slot)))
     if not sent:
         sent.append(text(lang, "slot.cancelled" if entry.get("cancelled") else "slot.none"))
+    elif entry.get("cancelled"):
+        sent.append(text(lang, "slot.some_cancelled"))  # the rest was called off
     return text(lang, "sep.list").join([*parts, *sent])
 
 
@@ -238,10 +243,17 @@ def write_files(
     chunks: Sequence[lg.ChunkRow],
     rows: pd.DataFrame,
     source_columns: Sequence[str],
+    *,
+    rows_file: Path | None = None,
 ) -> dict[str, Path]:
-    """summary.json; chunks and rejects (original row + reason, full numbers) as .csv + .xlsx."""
+    """summary.json; chunks and rejects (original row + reason, full numbers) as .csv + .xlsx;
+    with ``rows_file``, the rows the report was made of as ``rows.pkl`` (a cancel or a
+    follow-up rebuilds the report from it: tasks/report.py). Every file is replaced
+    atomically, and a failure leaves no temporary file (tasks/files.py)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = {"summary": report_dir / "summary.json"}
+    if rows_file is not None:
+        paths["rows"] = keep_file(rows_file, report_dir / ROWS_FILE)
     write_text_atomic(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     records = chunk_records(chunks)
     header = list(records[0]) if records else list(CHUNK_COLUMNS)
@@ -258,6 +270,17 @@ def write_files(
         ),
     )
     return paths
+
+
+def keep_file(source: Path, path: Path) -> Path:
+    """``source`` published as ``path``, atomically: a hard link where the file system allows
+    it (no copy of a million rows), else a copy."""
+    with atomic_path(path) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    return path
 
 
 def _row(*cells: object) -> str:
@@ -327,6 +350,12 @@ def markdown_summary(
         lines += [f"- **{name}**{colon}{why}" for name, why in sentences.items()]
     else:
         lines.append("- " + text(lang, "slots.nothing"))
+    chunks: Mapping[str, Any] = summary.get("chunks") or {}
+    if chunks:
+        states = text(lang, "sep.list").join(
+            f"{n(int(v))} {label(lang, 'state', str(k))}" for k, v in chunks.items()
+        )
+        lines += ["", text(lang, "summary.chunks", states=states)]
     cost = money(summary["cost"], currency, lang)
     if summary.get("cost_estimated"):
         cost += text(lang, "cost.partly_estimated")
@@ -369,10 +398,12 @@ def artifact_key(campaign_id: str, suffix: str) -> str:
 
 __all__ = [
     "CHUNK_COLUMNS",
+    "ROWS_FILE",
     "artifact_key",
     "atomic_path",
     "build_summary",
     "chunk_records",
+    "keep_file",
     "markdown_summary",
     "slot_plan",
     "slot_sentence",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from smspartner.errors import mask_phone_numbers
+from tasks.errors import SurveyError, known_id
 
 log = logging.getLogger("survey.runs")
 
@@ -66,9 +67,9 @@ def campaign_id_of_run(survey_id: str) -> str:
         run = client.read_flow_run(uuid.UUID(run_id))
     if run.deployment_id and run.auto_scheduled and run.expected_start_time:
         stem = new_campaign_id(survey_id, run.expected_start_time).rsplit("-", 1)[0]
-        return f"{stem}-{str(run.deployment_id)[:6]}"
+        return known_id(f"{stem}-{str(run.deployment_id)[:6]}")
     stem = new_campaign_id(survey_id, datetime.now(UTC)).rsplit("-", 1)[0]
-    return f"{stem}-{run_id[:8]}"
+    return known_id(f"{stem}-{run_id[:8]}")
 
 
 CANCEL_DEPLOYMENT = "cancel-campaign/cancel-campaign"  # flow name / deployment name
@@ -105,6 +106,8 @@ def masked_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
+        except SurveyError:
+            raise  # masked when made, campaign ids kept (tasks/errors.py)
         except Exception as exc:
             said = f"{type(exc).__name__}: {exc}"
             masked = mask_phone_numbers(said)

@@ -16,8 +16,8 @@ from pathlib import Path
 from smspartner import SMSPartnerClient
 from tasks import dburl
 from tasks import ledger as lg
+from tasks.errors import SurveyError
 from tasks.nevertext import NeverText, Origin
-from tasks.outcomes import Problem
 
 API_KEY_ENV = "SMSPARTNER_API_KEY"
 BASE_URL_ENV = "SMSPARTNER_BASE_URL"
@@ -66,7 +66,7 @@ def legacy_suppression_file() -> Path:
     return state_dir() / "suppression.csv"
 
 
-class CampaignStopped(Exception):
+class CampaignStopped(SurveyError):
     """The campaign cannot go on (invalid key): str() is one line for the operator."""
 
 
@@ -205,14 +205,6 @@ def ledger_problem(url: str, exc: BaseException) -> str:
         "SURVEY_LEDGER_URL (a SQLAlchemy URL such as sqlite:///data/state/ledger.sqlite or "
         "postgresql://user@host/db) and that the file is a ledger this tool wrote"
     )
-
-
-def campaign_ledger(url: str, campaign_id: str) -> lg.Ledger | Problem:
-    """The shared ledger, when it knows the campaign (a mistyped id is said in one line)."""
-    ledger = shared_ledger(url)
-    if not ledger.campaign_exists(campaign_id):
-        return Problem(message=f"unknown campaign id {campaign_id!r} in the ledger")
-    return ledger
 
 
 _migrated: set[str] = set()

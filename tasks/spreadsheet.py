@@ -31,8 +31,9 @@ import math
 import numbers
 import re
 from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -142,6 +143,7 @@ def write_table(
     room = _XLSX_MAX_ROWS - 2  # the header, and a last row for the note
     left_out = 0
     with ExitStack() as stack:
+        stack.callback(_drop_sheet_scratch, sheet)
         csv_tmp = stack.enter_context(atomic_path(csv_path))
         xlsx_tmp = stack.enter_context(atomic_path(xlsx_path))
         fh = stack.enter_context(csv_tmp.open("w", newline="", encoding="utf-8-sig"))
@@ -159,6 +161,25 @@ def write_table(
         fh.close()
         book.save(xlsx_tmp)
     return [csv_path, xlsx_path]
+
+
+def _drop_sheet_scratch(sheet: Any) -> None:
+    """openpyxl streams a write-only sheet through a temporary file in the system's temp
+    folder, removed when the book is saved, or only when the process exits: a table that
+    fails half-way (disk full, its folder removed) would leave people's numbers there for as
+    long as the worker runs. Removed here whatever happened (nothing left after a save)."""
+    writer = getattr(sheet, "_writer", None)
+    if writer is None:
+        return
+    # Close the sheet's stream first (a no-op after a save), so that nothing writes to it later.
+    with suppress(Exception):  # a stream broken by the failure being cleaned up: closed anyway
+        rows = getattr(sheet, "_rows", None)
+        if rows is not None:
+            rows.close()
+        writer.close()
+    scratch = getattr(writer, "out", None)
+    if isinstance(scratch, str):
+        Path(scratch).unlink(missing_ok=True)
 
 
 def unguard(cell: str) -> str:

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,14 @@ def env(campaign_env: Path, simulator: object) -> dict[str, str]:
         "SMSPARTNER_BASE_URL": simulator.url,  # type: ignore[attr-defined]
         "SURVEY_LEDGER_URL": f"sqlite:///{campaign_env}/ledger.sqlite",
     }
+
+
+def summary_of(state: Any) -> dict[str, Any]:
+    """A send run's JSON summary however it ended: a Completed run's result, else the summary
+    its error carries (an incomplete campaign, a money stop, an approval stop)."""
+    if state.is_completed():
+        return dict(state.result())
+    error = state.result(raise_on_failure=False)
+    summary = getattr(error, "summary", None)
+    assert summary is not None, f"{state.name}: {state.message}"
+    return dict(summary)

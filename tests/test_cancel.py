@@ -152,7 +152,7 @@ def test_cancel_in_time_calls_everything_off_and_forgets_the_recipients(
     # A rerun of the campaign does not send the cancelled chunks again...
     rerun = send(csv, "oops")
     assert len(simulator.state.sends) == 2
-    assert rerun["sent"] == 0 and rerun["failed_reasons"] == {"cancelled": 36}
+    assert rerun["sent"] == rerun["failed"] == 0 and rerun["rejected"] == {"cancelled": 36}
     # ...and the frequency cap forgot them: nobody was texted, so a new campaign may text them.
     fresh = send(csv, "the-right-one")
     assert fresh["sent"] == 36 and fresh["rejected"] == {}
@@ -197,12 +197,25 @@ def test_chunks_never_sent_are_cancelled_so_a_rerun_skips_them(
     campaign_env: Path, simulator: Any
 ) -> None:
     csv = write_csv(campaign_env / "r.csv", FR)
-    simulator.state.credits = 0.0
-    first = send(csv, "broke", limits=Limits(chunk_size=10))
+    # The account looked rich enough, the gateway says otherwise when sending (code 11).
+    broke = {"success": False, "code": 11, "message": "Crédits insuffisants"}
+    simulator.state.add_canned("sondage/to/send", broke, times=3)
+    state = send_survey_campaign(
+        survey_id="satisfaction",
+        recipients=RecipientSource(path=str(csv)),
+        campaign_id="broke",
+        window=DeliveryWindow(allow_immediate=False),
+        limits=Limits(chunk_size=10),
+        return_state=True,
+    )
+    assert not state.is_completed()  # an incomplete campaign does not end green
+    first = state.result(raise_on_failure=False).summary
     assert first["failed_reasons"] == {"insufficient_credits": 30}
     counts = cancel("broke")
     assert counts["not_sent_cancelled"] == 3 and counts["recipients_cancelled"] == 30
-    simulator.state.credits = 1000.0
+    # The report says it: nobody failed, everybody called off.
+    report = json.loads((campaign_env / "data/reports/broke/summary.json").read_text())
+    assert report["failed"] == 0 and report["rejected"] == {"cancelled": 30}
     rerun = send(csv, "broke", limits=Limits(chunk_size=10))
     assert rerun["sent"] == 0 and simulator.state.sends == []
 
@@ -211,7 +224,7 @@ def test_gateway_problems_fail_the_run_in_one_line(
     campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unknown = cancel_campaign(campaign_id="nothing-here", return_state=True)
-    assert unknown.is_failed() and "unknown campaign id" in str(unknown.message)
+    assert unknown.is_failed() and "campagne inconnue : nothing-here" in str(unknown.message)
 
     send(write_csv(campaign_env / "r.csv", FR[:3]), "keyless")
     monkeypatch.setenv("SMSPARTNER_API_KEY", "wrong-key-456")
@@ -242,7 +255,8 @@ def test_command_line_prints_counts_last_and_fails_in_one_line(
     out, err = bad.communicate(timeout=120)
     assert bad.returncode != 0 and out.strip() == ""
     assert err.strip().splitlines() == [
-        "error: unknown campaign id 'no-such-campaign' in the ledger"
+        "error: campagne inconnue : no-such-campaign n'est pas dans le registre ; vérifiez "
+        "l'identifiant de la campagne"
     ]
     assert "Traceback" not in err
 

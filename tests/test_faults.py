@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TEST_KEY, start_cli
+from conftest import TEST_KEY, start_cli, summary_of
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
 from smspartner.simulator import FaultConfig
@@ -107,8 +107,10 @@ def test_low_credits_stop_the_campaign_without_overspending(
         "sondage/to/send", {"success": False, "code": 11, "message": "Crédits insuffisants"}
     )
     state = run(csv_of(campaign_env / "r.csv", numbers), "low-credits", concurrency=1)
-    assert state.is_completed(), state.message
-    summary = state.result()
+    # Nothing sent is not a success: the run ends Incomplete, saying why and what to do.
+    assert state.is_failed() and state.name == "Incomplete", state.message
+    assert "non envoyés" in state.message and "crédits insuffisants" in state.message
+    summary = summary_of(state)
     assert summary["sent"] == 0
     assert summary["failed_reasons"] == {"insufficient_credits": 1000}
     assert simulator.state.sends == []
@@ -235,7 +237,8 @@ def test_a_chunk_that_may_have_landed_is_never_resent_blindly(
     simulator.state.faults = FaultConfig(drop_after_accept_rate=1.0)
     simulator.state.add_canned("bulk-status-by-tag", "<html>502</html>", status=502, times=1000)
     state = run(csv, "lost-answers", chunk_size=100, max_attempts=3, settle_wait_seconds=3.0)
-    summary = state.result()
+    assert state.is_failed() and state.name == "Incomplete", state.message
+    summary = summary_of(state)
     assert summary["sent"] == 0 and summary["failed_reasons"] == {"in_doubt": 300}
     assert len(simulator.state.sends) == 3  # each chunk reached the gateway once, and only once
     # the gateway is back: the rerun finds the three sends by their tags and resends nothing

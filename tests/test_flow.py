@@ -11,6 +11,7 @@ import pytest
 from conftest import TEST_KEY
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
+from tasks.errors import CampaignIncomplete, SurveyError
 
 HEADER = "id;name;mobile\n"
 
@@ -200,30 +201,65 @@ def test_frequency_cap_skips_numbers_texted_by_another_campaign(
     assert off["sent"] == 8
 
 
-def test_budget_cap_stops_before_overspending(campaign_env: Path, simulator: Any) -> None:
+def stopped(path: Path, **kwargs: Any) -> tuple[Any, SurveyError]:
+    """A run that ended Failed: its state and the error it ended with (its summary inside)."""
+    kwargs.setdefault("survey_id", "satisfaction-q4")
+    state = send_survey_campaign(
+        recipients=RecipientSource(path=str(path)), return_state=True, **kwargs
+    )
+    assert state.is_failed(), state.message
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, SurveyError) and state.message == error.message
+    return state, error
+
+
+def test_a_budget_cap_too_low_stops_before_any_send(campaign_env: Path, simulator: Any) -> None:
+    csv = write_csv(campaign_env / "r.csv", mobiles(1000))
+    _, error = stopped(csv, campaign_id="budget", limits=Limits(max_cost=30.0, chunk_size=250))
+    assert error.summary is not None
+    identity(error.summary)
+    assert error.summary["sent"] == 0 and error.summary["rejected"] == {"budget_exceeded": 1000}
+    assert simulator.state.sends == []
+    # Told to, it sends what the cap covers (666 at 0.045 under 30) and rejects the rest.
     summary = run(
-        write_csv(campaign_env / "r.csv", mobiles(1000)),
-        campaign_id="budget",
-        limits=Limits(max_cost=30.0, chunk_size=250, concurrency=1),
+        csv,
+        campaign_id="budget-within",
+        limits=Limits(max_cost=30.0, chunk_size=250),
+        send_within_credits=True,
     )
     identity(summary)
-    assert summary["cost"] <= 30.0
-    assert summary["sent"] == 500  # two chunks of 250 at 0.045 = 22.5; a third would be 33.75
-    assert summary["failed_reasons"] == {"budget_exceeded": 500}
-    assert len(texted(simulator)) == 500
+    assert summary["cost"] <= 30.0 and summary["sent"] == len(texted(simulator)) == 666
+    assert summary["rejected"] == {"budget_exceeded": 334} and summary["failed"] == 0
 
 
-def test_insufficient_credits_fails_the_rest_clearly(campaign_env: Path, simulator: Any) -> None:
+def test_credits_too_low_stop_before_any_send(campaign_env: Path, simulator: Any) -> None:
     simulator.state.credits = 0.045 * 300  # room for 300 recipients only
-    summary = run(
-        write_csv(campaign_env / "r.csv", mobiles(1000)),
-        campaign_id="credits",
-        limits=Limits(chunk_size=250, concurrency=1),
+    csv = write_csv(campaign_env / "r.csv", mobiles(1000))
+    _, error = stopped(csv, campaign_id="credits", limits=Limits(chunk_size=250))
+    assert error.summary is not None and error.summary["sent"] == 0
+    assert error.summary["rejected"] == {"insufficient_credits": 1000}
+    assert "Rechargez" in error.message and simulator.state.sends == []
+
+
+def test_credits_running_out_at_the_gateway_end_the_run_incomplete(
+    campaign_env: Path, simulator: Any
+) -> None:
+    # The account looks rich when the campaign starts; the gateway then says code 11.
+    simulator.state.add_canned(
+        "sondage/to/send", {"success": False, "code": 11, "message": "Crédits insuffisants"}
     )
-    identity(summary)
-    assert summary["sent"] == 250
-    assert summary["failed_reasons"] == {"insufficient_credits": 750}
-    assert len(texted(simulator)) == 250
+    csv = write_csv(campaign_env / "r.csv", mobiles(1000))
+    state, error = stopped(csv, campaign_id="short-later", limits=Limits(concurrency=1))
+    assert isinstance(error, CampaignIncomplete) and error.exit_code == 3
+    assert state.name == "Incomplete"
+    assert error.message == (
+        "1\u202f000 destinataires non envoyés : crédits insuffisants. Rechargez le compte SMS "
+        "Partner, puis relancez la campagne short-later."
+    )
+    assert error.summary is not None and error.summary["failed"] == 1000
+    # A rerun with the same id, credits back, sends them once and ends Completed.
+    summary = run(csv, campaign_id="short-later", limits=Limits(concurrency=1))
+    assert summary["sent"] == 1000 and max(texted(simulator).values()) == 1
 
 
 def test_artifacts_exist_and_show_no_number_and_no_key(campaign_env: Path, simulator: Any) -> None:

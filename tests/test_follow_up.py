@@ -293,7 +293,7 @@ def test_problems_fail_the_run_with_one_clear_line(
     campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unknown = follow("never-sent")
-    assert unknown.is_failed() and "unknown campaign id" in unknown.message
+    assert unknown.is_failed() and "campagne inconnue : never-sent" in unknown.message
 
     send(write_csv(campaign_env / "r.csv", ["+33610000001"]), "errors")
     monkeypatch.setenv("SMSPARTNER_API_KEY", "wrong-key-123")
@@ -329,7 +329,8 @@ def test_command_line_prints_counts_last_and_fails_in_one_line(
     out, err = bad.communicate(timeout=120)
     assert bad.returncode != 0 and out.strip() == ""
     assert err.strip().splitlines() == [
-        "error: unknown campaign id 'no-such-campaign' in the ledger"
+        "error: campagne inconnue : no-such-campaign n'est pas dans le registre ; vérifiez "
+        "l'identifiant de la campagne"
     ]
     assert "Traceback" not in err
 

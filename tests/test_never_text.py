@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import start_cli
+from conftest import start_cli, summary_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -29,11 +29,11 @@ from test_orchestration import CREDITS, NOW, _cleaned, _request
 
 from flows.erase_person import erase_person
 from flows.parameters import Limits
+from flows.survey_campaign import RecipientSource, send_survey_campaign
 from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks import privacy as pv
 from tasks.nevertext import NeverText, Origin, digester
-from tasks.outcomes import Problem
 from tasks.preparation import write_plan
 
 
@@ -178,7 +178,7 @@ def test_who_left_the_input_is_withdrawn_and_planned_again_once_back(tmp_path: P
     led = lg.Ledger(f"sqlite:///{tmp_path}/ledger.sqlite", pseudonym_key=os.urandom(32))
     three = ["06 12 34 56 78", "07 81 23 45 67", "06 98 76 54 32"]
     resume = _request(resume_changed_input=True)
-    assert not isinstance(write_plan(led, _cleaned(three), CREDITS, _request(), NOW), Problem)
+    write_plan(led, _cleaned(three), CREDITS, _request(), NOW)
     write_plan(led, _cleaned(three[:2]), CREDITS, resume, NOW)
     planned = {n for c in led.chunks("c1") for n in c.numbers}
     assert planned == {"+33612345678", "+33781234567"}  # nothing sent yet: the third is out
@@ -239,10 +239,19 @@ def test_a_resume_on_a_shortened_list_texts_nobody_who_was_removed(
     campaign_env: Path, simulator: Any
 ) -> None:
     people = mobiles(45)
-    simulator.state.credits = 0.0  # the first run sends nothing: every chunk failed
-    first = run(write_csv(campaign_env / "r.csv", people), campaign_id="shorter")
-    assert first["sent"] == 0 and first["failed"] == 45
-    simulator.state.credits = 100.0
+    # The first run sends nothing: the gateway refuses every chunk for credits (code 11).
+    simulator.state.add_canned(
+        "sondage/to/send", {"success": False, "code": 11, "message": "Crédits insuffisants"}
+    )
+    state = send_survey_campaign(
+        survey_id="satisfaction-q4",
+        recipients=RecipientSource(path=str(write_csv(campaign_env / "r.csv", people))),
+        campaign_id="shorter",
+        return_state=True,
+    )
+    first = summary_of(state)
+    assert state.name == "Incomplete" and first["sent"] == 0 and first["failed"] == 45
+    simulator.state.clear_canned()
     kept = people[:25]
     simulator.state.add_stop(kept[3])  # and one of those left said STOP meanwhile
     resumed = run(
@@ -317,7 +326,7 @@ def test_the_command_imports_checks_and_exports_without_a_number(
     assert code == 0 and audit.count("\n") == 3
     assert not any(f in audit for n in mobiles(3) for f in forms(n)[:3])
     code, _, err = cli("forget-import", "--reason", "opposition 2026")
-    assert code == 1 and "--yes" in err
+    assert code == 2 and "--yes" in err  # a usage error: nothing was done
     bad = campaign_env / "bad.csv"
     bad.write_text("secret=hunter2\n", encoding="utf-8")
     code, _, err = cli("import", str(bad))

@@ -862,9 +862,17 @@ def test_postgres_urls_work_for_the_ledger_and_the_recipients_alike() -> None:
 
 
 def test_an_expected_failure_never_carries_a_full_number() -> None:
-    """Whichever step says it (a loader, the gateway, the ledger), a Problem is masked."""
-    from tasks.outcomes import Problem
+    """Whichever step says it (a loader, the gateway, the ledger), an error of the family is
+    masked and one line; a campaign's id in it stays readable (it is a name, not a number)."""
+    from tasks.campaign import CampaignError, validate_campaign_id
+    from tasks.errors import SurveyError
+    from tasks.ledger import LedgerUnavailable
 
-    said = Problem(message='invalid input syntax for type bigint: "06 12 34 50 12"').message
-    assert "06 12 34 50 12" not in said and "bigint" in said
-    assert Problem(message="no phone column found").message == "no phone column found"
+    said = LedgerUnavailable('invalid input syntax for type bigint: "06 12 34 50 12"\nDETAIL')
+    assert "06 12 34 50 12" not in str(said) and "bigint" in str(said) and "\n" not in str(said)
+    assert SurveyError("no phone column found").message == "no phone column found"
+    cid = validate_campaign_id("demo-satisfaction-20250107-103012-ab31")
+    error = CampaignError(f"campaign {cid} was started with survey 'x' by +33 6 12 34 50 12")
+    assert cid in str(error) and "12 34 50" not in str(error)
+    # The same digits in a name no campaign has are masked like any number.
+    assert "20250107" not in str(CampaignError("file demo-satisfaction-20250107-103012-ab32.csv"))

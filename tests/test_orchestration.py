@@ -18,7 +18,6 @@ from tasks import campaign as cp
 from tasks import ledger as lg
 from tasks.fanout import credits_to_check
 from tasks.nevertext import NeverText, Origin
-from tasks.outcomes import Problem
 from tasks.preparation import Cleaned, PlanRequest, is_sample, write_plan
 from tasks.sendcore import SendPolicy
 from tasks.slots import LEAD, MARGIN
@@ -59,12 +58,10 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lg.Ledger:
 
 def test_a_first_run_writes_its_plan_and_a_rerun_plans_nobody_again(ledger: lg.Ledger) -> None:
     first = write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(), NOW)
-    assert not isinstance(first, Problem)
     # three distinct mobiles (one duplicate, one not a number), two per chunk
     assert first.to_send == 3 and len(first.chunk_indices) == 2
     assert sum(c.size for c in ledger.chunks("c1")) == 3
     again = write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(), NOW)
-    assert not isinstance(again, Problem)
     assert again.chunk_indices == first.chunk_indices  # the same chunks, still to send
     assert sum(c.size for c in ledger.chunks("c1")) == 3  # nobody planned twice
 
@@ -72,7 +69,7 @@ def test_a_first_run_writes_its_plan_and_a_rerun_plans_nobody_again(ledger: lg.L
 def test_numbers_in_the_never_text_store_are_not_planned(ledger: lg.Ledger) -> None:
     NeverText(ledger).add(["+33612345678"], Origin.reply)
     prepared = write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(), NOW)
-    assert not isinstance(prepared, Problem) and prepared.to_send == 2
+    assert prepared.to_send == 2
     planned = {n for c in ledger.chunks("c1") for n in c.numbers}
     assert "+33612345678" not in planned
 
@@ -89,21 +86,19 @@ def test_a_dry_run_or_a_held_plan_writes_nothing(
     ledger: lg.Ledger, changes: dict[str, object], held: list[str]
 ) -> None:
     prepared = write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(**changes), NOW)
-    assert not isinstance(prepared, Problem)
     assert prepared.dry_run and prepared.approval_reasons == held
     assert prepared.to_send == 3 and sum(p["size"] for p in prepared.dry_plan) == 3
     assert not ledger.campaign_exists("c1")
 
 
 def test_a_campaign_stays_bound_to_its_survey_and_its_input(ledger: lg.Ledger) -> None:
-    assert not isinstance(write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(), NOW), Problem)
-    other = write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(survey_id="s2"), NOW)
-    assert isinstance(other, Problem) and "survey" in other.message
+    write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(), NOW)
+    with pytest.raises(cp.CampaignError, match="survey"):
+        write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(survey_id="s2"), NOW)
     grown = _cleaned([*NUMBERS, "06 11 11 11 11"])
-    changed = write_plan(ledger, grown, CREDITS, _request(), NOW)
-    assert isinstance(changed, Problem) and "--resume-changed-input" in changed.message
-    resumed = write_plan(ledger, grown, CREDITS, _request(resume_changed_input=True), NOW)
-    assert not isinstance(resumed, Problem)
+    with pytest.raises(cp.CampaignError, match="--resume-changed-input"):
+        write_plan(ledger, grown, CREDITS, _request(), NOW)
+    write_plan(ledger, grown, CREDITS, _request(resume_changed_input=True), NOW)
     assert sum(c.size for c in ledger.chunks("c1")) == 4  # only the new number was added
 
 

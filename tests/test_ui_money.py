@@ -1,0 +1,201 @@
+"""Money first, in the Prefect UI: a campaign its credits do not cover waits for approval with the
+shortfall at the top of the form; approving alone sends nothing and the run ends Failed with the
+shortfall's line; ticking "Envoyer ce que les crédits permettent" sends what the credits cover.
+
+A real stack (Prefect server, process worker, gateway simulator) and headless Chromium, as in
+tests/test_ui_operator.py, whose helpers these tests reuse. Screenshots of the form at desktop
+(1400 px) and phone (390 px) width, of the failed run and of the summary go to the test's tmp
+folder (and /tmp/shots/money when it exists).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from test_deployments import copy_working_tree, mobiles, write_recipients
+from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context, require_chromium
+from test_ui_operator import (
+    api_run,
+    open_run_page,
+    pause_until_asked,
+    sends_of,
+    start_campaign,
+    wait_final,
+)
+
+from scripts.server import LocalStack, StackConfig, _http
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+SHOTS = Path("/tmp/shots/money")
+PRICE = 0.045  # the deployment's estimate, and the simulator's price
+RECIPIENTS = 10
+CREDITS = 0.2  # covers 4 of the 10 recipients (4 x 0,045 = 0,18)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_working_tree(tmp_path_factory.mktemp("clone-ui-money"))
+
+
+@pytest.fixture(scope="module")
+def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    require_chromium()
+    home = tmp_path_factory.mktemp("prefect-home-ui-money")
+    config = StackConfig(root=clone, home=home, logs=home / "logs")
+    with LocalStack(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(stack: LocalStack) -> Iterator[Any]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    context = new_context(browser)
+    failed_before = request.session.testsfailed
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        if request.session.testsfailed > failed_before:
+            shot = tmp_path / "failure.png"
+            opened.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failed page: {shot}")
+        context.close()
+
+
+def set_credits(stack: LocalStack, amount: float) -> None:
+    _http("POST", stack.simulator_admin_url + "/_sim/credits", {"credits": amount})
+
+
+def keep(page: Any, tmp_path: Path, name: str) -> None:
+    """A screenshot in the test's folder (and /tmp/shots/money when it exists)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if SHOTS.is_dir():
+        shutil.copy(path, SHOTS / path.name)
+
+
+def shoot_form_on_a_phone(
+    browser: Any, stack: LocalStack, run_id: str, tmp_path: Path, name: str
+) -> None:
+    """The same form as an operator on a phone (390 px) sees it: there, Resume is in the run's
+    menu. A page of its own: resizing the desktop page would close its open form."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(60_000)
+    try:
+        phone = context.new_page()
+        phone.goto(f"{stack.ui_url}/runs/flow-run/{run_id}")
+        phone.locator(".page-heading").get_by_role("button").last.click()  # the run's menu
+        phone.get_by_text("Resume", exact=True).last.click()
+        modal = phone.locator(".p-modal")
+        expect(modal.locator("blockquote").first).to_contain_text("Crédits insuffisants")
+        keep(phone, tmp_path, f"{name}-390")
+    finally:
+        context.close()
+
+
+def open_form_and_read_the_warning(page: Any) -> Any:
+    """Resume -> the form opens with the shortfall, in bold, above the plan."""
+    page.get_by_role("button", name="Resume", exact=True).click()
+    modal = page.locator(".p-modal")
+    expect(modal.get_by_text("Resume Flow Run")).to_be_visible()
+    warning = modal.locator("blockquote").first
+    expect(warning).to_contain_text(re.compile(r"Crédits insuffisants : il manque 0,25"))
+    expect(warning).to_contain_text("de quoi en envoyer 4")
+    expect(warning).to_contain_text("Approuver sans cocher")
+    # the warning comes before the threshold that asked for the approval
+    text = modal.inner_text()
+    assert text.index("Crédits insuffisants") < text.index("Seuil dépassé"), text
+    return modal
+
+
+def answer(page: Any, modal: Any, *, within: bool, comment: str) -> None:
+    approve = field(page, "Approuver l'envoi").get_by_role("switch")
+    approve.click()
+    expect(approve).to_have_attribute("aria-checked", "true")
+    box = field(page, "Envoyer ce que les crédits permettent").get_by_role("switch")
+    expect(box).to_have_attribute("aria-checked", "false")  # never implied by approving
+    if within:
+        box.click()
+        expect(box).to_have_attribute("aria-checked", "true")
+    field(page, "Commentaire").locator("textarea, input").first.fill(comment)
+    for _ in range(3):
+        with page.expect_response(
+            lambda r: r.url.endswith("/resume") and r.request.method == "POST"
+        ) as answered:
+            modal.get_by_role("button", name="Submit", exact=True).click()
+        if answered.value.ok:  # a busy SQLite: the form stays open, the operator submits again
+            break
+        page.wait_for_timeout(2000)
+    assert answered.value.ok, answered.value.text()
+    expect(modal).to_have_count(0)
+
+
+def test_approving_a_campaign_short_of_credits_sends_nothing_and_says_why(
+    stack: LocalStack, clone: Path, browser: Any, page: Any, tmp_path: Path
+) -> None:
+    set_credits(stack, CREDITS)
+    path = write_recipients(clone, "short-in-the-ui", mobiles(26_000_000, RECIPIENTS))
+    cid = f"short-{secrets.token_hex(3)}"
+    run = start_campaign(page, stack, cid, path, approve_above=1)
+    pause_until_asked(page, stack, run, cid)
+
+    modal = open_form_and_read_the_warning(page)
+    keep(page, tmp_path, "approval-form-short-1400")
+    shoot_form_on_a_phone(browser, stack, run["id"], tmp_path, "approval-form-short")
+    answer(page, modal, within=False, comment="on verra")
+
+    assert wait_final(page) == "Failed", stack.log_tail("worker-1", 60)  # not green
+    assert sends_of(stack, cid) == []
+    message = api_run(stack, run["id"])["state"]["message"]
+    assert re.match(r"Crédits insuffisants : il manque 0,25.€ pour 10 destinataires", message)
+    assert "Envoyer ce que les crédits permettent" in message  # the next step
+    page.get_by_text("Logs", exact=True).first.click()
+    expect(page.get_by_text(re.compile("Crédits insuffisants : il manque")).first).to_be_visible()
+    keep(page, tmp_path, "run-failed-short-1400")
+
+
+def test_approving_with_send_what_the_credits_allow_sends_within_them(
+    stack: LocalStack, clone: Path, page: Any, tmp_path: Path
+) -> None:
+    set_credits(stack, CREDITS)
+    numbers = mobiles(26_100_000, RECIPIENTS)
+    path = write_recipients(clone, "within-in-the-ui", numbers)
+    cid = f"within-{secrets.token_hex(3)}"
+    run = start_campaign(page, stack, cid, path, approve_above=1)
+    pause_until_asked(page, stack, run, cid)
+
+    modal = open_form_and_read_the_warning(page)
+    answer(page, modal, within=True, comment="on envoie ce qu'on peut")
+    assert wait_final(page) == "Completed", stack.log_tail("worker-1", 60)
+    texted = [n for s in sends_of(stack, cid) for n in s["numbers"]]
+    assert sorted(texted) == sorted(numbers[:4])  # the first four, in plan order, once each
+    assert stack.simulator_state()["credits"] == pytest.approx(CREDITS - 4 * PRICE)
+
+    page.get_by_text("Logs", exact=True).first.click()
+    expect(
+        page.get_by_text(re.compile("Envoi dans la limite des crédits : 4")).first
+    ).to_be_visible()
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.get_by_text(f"{cid}-summary", exact=True).click()
+    expect(page.get_by_text(re.compile("crédits insuffisants")).first).to_be_visible()
+    keep(page, tmp_path, "summary-within-1400")
+    open_run_page(page, stack, run["id"], cid)

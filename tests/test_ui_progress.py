@@ -1,0 +1,142 @@
+"""Progress you can watch: an operator starts a campaign of 100,000 recipients from the Prefect UI,
+with the gateway answering in 100 ms, opens the run's Artifacts tab and sees the progress
+artifact move (phase, chunks sent out of the total, time) until the run ends.
+
+Headless Chromium driven by Playwright against one stack (Prefect server, process worker,
+gateway simulator), as in tests/test_ui_operator.py. The page is only read, never reloaded: what
+is seen is what the UI's own refresh shows an operator.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from test_deployments import campaign_numbers, copy_working_tree, mobiles, write_recipients
+from test_ui import CHROMIUM, CHROMIUM_ARGS, new_context, require_chromium
+from test_ui_operator import (
+    FINAL,
+    RUN_TIMEOUT_MS,
+    open_custom_run,
+    open_run_page,
+    state_badge,
+    submit_run,
+    type_into,
+)
+
+from scripts.server import LocalStack, StackConfig
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+RECIPIENTS = 100_000
+LATENCY_MS = 100
+SHOTS = Path("/tmp/shots/PROGRESS")
+# The first word of the card in each phase, in their order; "Exécution ..." once it has ended.
+PHASES = ["Préparation", "Envoi", "Vérification", "Rapport", "Exécution"]
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_working_tree(tmp_path_factory.mktemp("clone-ui-progress"))
+
+
+@pytest.fixture(scope="module")
+def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    require_chromium()
+    home = tmp_path_factory.mktemp("prefect-home-ui-progress")
+    config = StackConfig(
+        root=clone,
+        home=home,
+        logs=home / "logs",
+        # enough credits for 100,000 SMS: the campaign runs to its end
+        simulator_args=("--latency-ms", str(LATENCY_MS), "--credits", "20000"),
+    )
+    with LocalStack(config) as running:
+        yield running
+
+
+@pytest.fixture
+def page(stack: LocalStack) -> Iterator[Any]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield new_context(browser).new_page()
+        finally:
+            browser.close()
+
+
+def shoot(page: Any, card: Any, name: str) -> None:
+    """The page at desktop and phone widths, the card in view, kept for a person to look at."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1400, 390):
+        page.set_viewport_size({"width": width, "height": 1000})
+        card.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_the_progress_artifact_moves_while_a_large_campaign_runs(
+    stack: LocalStack, clone: Path, page: Any
+) -> None:
+    numbers = mobiles(27_000_000, RECIPIENTS)
+    path = write_recipients(clone, "watch-progress", numbers)
+    cid = f"watch-{secrets.token_hex(3)}"
+
+    open_custom_run(page, stack, "weekly-survey")
+    type_into(page, "campaign_id", cid, kind="str")
+    type_into(page, "File path", path)
+    # One call at a time: 200 chunks of 500 take some 20 s at 100 ms a call, the time to watch.
+    type_into(page, "Parallel API calls", 1)
+    # The deployment asks for approval above 100 EUR (tests/test_ui_operator.py covers it): the
+    # operator raises the threshold for this budgeted campaign of 4,500 EUR.
+    type_into(page, "approve_above_cost", 10_000)
+    run = submit_run(page)
+    assert run["parameters"]["limits"]["concurrency"] == 1
+    assert run["parameters"]["approve_above_cost"] == 10_000
+
+    open_run_page(page, stack, run["id"], cid)
+    page.get_by_text("Artifacts", exact=True).first.click()
+    card = page.get_by_text(re.compile(f" — campagne {re.escape(cid)}$")).first
+    expect(card).to_be_visible(timeout=RUN_TIMEOUT_MS)
+
+    seen: list[str] = []
+    shot = False
+    deadline = time.monotonic() + 240
+    while not FINAL.fullmatch(state_badge(page).inner_text().strip()):
+        assert time.monotonic() < deadline, (seen, stack.log_tail("worker-1", 60))
+        if card.count():  # between two refreshes of the list, the card may be redrawn
+            text = card.inner_text().strip()
+            if not seen or text != seen[-1]:
+                seen.append(text)
+            if not shot and text.startswith("Envoi : "):
+                shoot(page, card, "run-page-sending")
+                shot = True
+        page.wait_for_timeout(250)
+
+    print(f"progress seen in the UI ({len(seen)} values):", *seen, sep="\n  ")
+    assert state_badge(page).inner_text().strip() == "Completed", stack.log_tail("worker-1", 60)
+    assert len(set(seen)) >= 5, seen
+    # The sends moved by chunk while the operator watched: several counts out of the 200.
+    sent = [int(m[1]) for t in seen if (m := re.match(r"Envoi : (\d+) lots? sur 200 ", t))]
+    assert len(set(sent)) >= 3 and sent == sorted(sent), seen
+    # The phases show, in French, in their order.
+    phases = [t.split(" ", 1)[0] for t in seen]
+    assert phases == sorted(phases, key=PHASES.index)
+    assert "Envoi" in phases, seen
+
+    # Once the run is over, the card says so.
+    page.reload()
+    page.get_by_text("Artifacts", exact=True).first.click()
+    ended = page.get_by_text(re.compile(f"^Exécution terminée en .* — campagne {re.escape(cid)}$"))
+    expect(ended).to_be_visible()
+    shoot(page, ended, "run-page-ended")
+    assert campaign_numbers(stack, cid) == Counter(numbers)  # each texted once
