@@ -120,3 +120,34 @@ def summary_of(state: Any) -> dict[str, Any]:
     summary = getattr(error, "summary", None)
     assert summary is not None, f"{state.name}: {state.message}"
     return dict(summary)
+
+
+# -- one Prefect stack for the browser tests -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ui_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the working tree the browser tests' worker runs the flows from."""
+    from test_deployments import copy_working_tree
+
+    return copy_working_tree(tmp_path_factory.mktemp("clone-ui"))
+
+
+@pytest.fixture(scope="session")
+def ui_stack(ui_clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Prefect server, process worker and gateway simulator for every browser test module
+    (tests/test_ui*.py): starting one costs more than most of their tests. Each module leaves the
+    simulator as it found it (its faults and credits); their numbers come from ranges of their
+    own (test_deployments.mobiles), so the shared ledger's frequency cap never links them."""
+    from test_ui import require_chromium
+
+    from scripts.server import LocalStack, StackConfig
+
+    require_chromium()
+    home = tmp_path_factory.mktemp("prefect-home-ui")
+    # The workers import this list at every run: it must exist and hold a number at least.
+    suppression = home / "suppression.csv"
+    suppression.write_text("phone\n+33699999901\n", encoding="utf-8")
+    config = StackConfig(root=ui_clone, home=home, logs=home / "logs", suppression_list=suppression)
+    with LocalStack(config) as running:
+        yield running

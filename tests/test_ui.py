@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from conftest import IN_CI
-from test_deployments import campaign_numbers, copy_working_tree, mobiles, write_recipients
+from test_deployments import campaign_numbers, mobiles, write_recipients
 
-from scripts.server import LocalStack, StackConfig
+from scripts.server import LocalStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -35,8 +35,8 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_working_tree(tmp_path_factory.mktemp("clone-ui"))
+def clone(ui_clone: Path) -> Path:
+    return ui_clone
 
 
 def require_chromium() -> None:
@@ -56,11 +56,8 @@ def new_context(browser: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    require_chromium()
-    home = tmp_path_factory.mktemp("prefect-home-ui")
-    with LocalStack(StackConfig(root=clone, home=home, logs=home / "logs")) as running:
-        yield running
+def stack(ui_stack: LocalStack) -> LocalStack:
+    return ui_stack  # one stack for every browser module (tests/conftest.py)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from test_deployments import copy_working_tree, mobiles, write_recipients
-from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context, require_chromium
+from test_deployments import mobiles, write_recipients
+from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context
 from test_ui_operator import (
     api_run,
     open_run_page,
@@ -30,7 +30,7 @@ from test_ui_operator import (
     wait_final,
 )
 
-from scripts.server import LocalStack, StackConfig, _http
+from scripts.server import LocalStack, _http
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -41,17 +41,15 @@ CREDITS = 0.2  # covers 4 of the 10 recipients (4 x 0,045 = 0,18)
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_working_tree(tmp_path_factory.mktemp("clone-ui-money"))
+def clone(ui_clone: Path) -> Path:
+    return ui_clone  # one stack for every browser module (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    require_chromium()
-    home = tmp_path_factory.mktemp("prefect-home-ui-money")
-    config = StackConfig(root=clone, home=home, logs=home / "logs")
-    with LocalStack(config) as running:
-        yield running
+def stack(ui_stack: LocalStack) -> Iterator[LocalStack]:
+    credits = ui_stack.simulator_state()["credits"]
+    yield ui_stack
+    set_credits(ui_stack, credits)  # the next module finds the account as it was
 
 
 @pytest.fixture(scope="module")

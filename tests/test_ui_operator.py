@@ -20,14 +20,13 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from test_deployments import (
     campaign_numbers,
-    copy_working_tree,
     deployment,
     mobiles,
     write_recipients,
 )
-from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context, require_chromium
+from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context
 
-from scripts.server import LocalStack, StackConfig
+from scripts.server import LocalStack
 from tasks.ledger import chunk_tag
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -41,20 +40,13 @@ FULL_NUMBER = re.compile(r"(?:\+33|\b0)[\s.]?[1-9](?:[\s.]?\d){8}\b")
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_working_tree(tmp_path_factory.mktemp("clone-ui-operator"))
+def clone(ui_clone: Path) -> Path:
+    return ui_clone  # one stack for every browser module (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    require_chromium()
-    home = tmp_path_factory.mktemp("prefect-home-ui-operator")
-    # The workers import this list at every run: it must exist and hold a number at least.
-    suppression = home / "suppression.csv"
-    suppression.write_text("phone\n+33699999901\n", encoding="utf-8")
-    config = StackConfig(root=clone, home=home, logs=home / "logs", suppression_list=suppression)
-    with LocalStack(config) as running:
-        yield running
+def stack(ui_stack: LocalStack) -> LocalStack:
+    return ui_stack
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from test_deployments import campaign_numbers, copy_working_tree, mobiles, write_recipients
-from test_ui import CHROMIUM, CHROMIUM_ARGS, new_context, require_chromium
+from test_deployments import campaign_numbers, mobiles, write_recipients
+from test_ui import CHROMIUM, CHROMIUM_ARGS, new_context
 from test_ui_operator import (
     FINAL,
     RUN_TIMEOUT_MS,
@@ -31,7 +31,7 @@ from test_ui_operator import (
     type_into,
 )
 
-from scripts.server import LocalStack, StackConfig
+from scripts.server import LocalStack, _http
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -43,23 +43,23 @@ PHASES = ["Préparation", "Envoi", "Vérification", "Rapport", "Exécution"]
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_working_tree(tmp_path_factory.mktemp("clone-ui-progress"))
+def clone(ui_clone: Path) -> Path:
+    return ui_clone  # one stack for every browser module (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def stack(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    require_chromium()
-    home = tmp_path_factory.mktemp("prefect-home-ui-progress")
-    config = StackConfig(
-        root=clone,
-        home=home,
-        logs=home / "logs",
-        # enough credits for 100,000 SMS: the campaign runs to its end
-        simulator_args=("--latency-ms", str(LATENCY_MS), "--credits", "20000"),
-    )
-    with LocalStack(config) as running:
-        yield running
+def stack(ui_stack: LocalStack) -> Iterator[LocalStack]:
+    """The shared stack, its gateway LATENCY_MS slow and rich enough for 100,000 SMS (the
+    campaign runs to its end), as it was again afterwards."""
+    admin = ui_stack.simulator_admin_url
+    credits = ui_stack.simulator_state()["credits"]
+    _http("POST", admin + "/_sim/faults", {"latency_ms": LATENCY_MS})
+    _http("POST", admin + "/_sim/credits", {"credits": 20000})
+    try:
+        yield ui_stack
+    finally:
+        _http("POST", admin + "/_sim/faults", {})
+        _http("POST", admin + "/_sim/credits", {"credits": credits})
 
 
 @pytest.fixture
@@ -120,6 +120,11 @@ def test_the_progress_artifact_moves_while_a_large_campaign_runs(
             if not shot and text.startswith("Envoi : "):
                 shoot(page, card, "run-page-sending")
                 shot = True
+        # The UI asks for a running run's artifacts every 5 s by itself; an operator who
+        # reloads the page sees the value of the moment (the artifact changes every second).
+        page.reload()
+        page.get_by_text("Artifacts", exact=True).first.click()
+        card.or_(state_badge(page)).first.wait_for(timeout=RUN_TIMEOUT_MS)
         page.wait_for_timeout(250)
 
     print(f"progress seen in the UI ({len(seen)} values):", *seen, sep="\n  ")
