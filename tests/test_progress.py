@@ -407,18 +407,12 @@ def test_on_a_terminal_the_bar_shows_the_phase_and_stdout_stays_clean(
 ) -> None:
     leader, follower = os.openpty()
     terminal = os.fdopen(follower, "w", encoding="utf-8")
-    try:
-        with progress.terminal_bar(terminal, every=0.01):
-            progress.begin("tty", "fr")
-            progress.phase("tty", Phase.sending, total=5)
-            progress.advance("tty", 3)
-            time.sleep(0.1)  # a few redraws of the bar
-            print('{"summary": true}')  # the JSON summary, printed while the bar is up
-            progress.phase("tty", Phase.reporting)
-            progress.end("tty")
-        terminal.flush()
-        drawn = b""
-        os.set_blocking(leader, False)
+    os.set_blocking(leader, False)
+    drawn = b""
+
+    def screen() -> str:
+        """What the terminal received so far, without its control sequences."""
+        nonlocal drawn
         while True:
             try:
                 chunk = os.read(leader, 65536)
@@ -427,10 +421,26 @@ def test_on_a_terminal_the_bar_shows_the_phase_and_stdout_stays_clean(
             if not chunk:
                 break
             drawn += chunk
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn.decode("utf-8", "replace"))
+
+    try:
+        with progress.terminal_bar(terminal, every=0.01):
+            progress.begin("tty", "fr")
+            progress.phase("tty", Phase.sending, total=5)
+            progress.advance("tty", 3)
+            # The bar redraws on its own clock: wait until it has drawn this state (a busy
+            # machine may take longer than a few redraws).
+            deadline = time.monotonic() + 20
+            while "Envoi : 3 lots sur 5" not in screen() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            print('{"summary": true}')  # the JSON summary, printed while the bar is up
+            progress.phase("tty", Phase.reporting)
+            progress.end("tty")
+        terminal.flush()
+        shown = screen()
     finally:
         terminal.close()
         os.close(leader)
-    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn.decode("utf-8", "replace"))
     assert "Envoi : 3 lots sur 5" in shown
     assert "Exécution terminée en 0 s — campagne tty" in shown  # the last state stays on screen
     assert "summary" not in shown
