@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from test_deployments import mobiles, write_recipients
-from test_ui import CHROMIUM, CHROMIUM_ARGS, field, new_context
+from test_ui import field
 from test_ui_operator import (
     api_run,
     open_run_page,
@@ -29,6 +29,8 @@ from test_ui_operator import (
     start_campaign,
     wait_final,
 )
+from test_ui_operator import browser as browser  # a browser for the module, a page per test
+from test_ui_operator import page as page
 
 from scripts.server import LocalStack, _http
 
@@ -50,33 +52,6 @@ def stack(ui_stack: LocalStack) -> Iterator[LocalStack]:
     credits = ui_stack.simulator_state()["credits"]
     yield ui_stack
     set_credits(ui_stack, credits)  # the next module finds the account as it was
-
-
-@pytest.fixture(scope="module")
-def browser(stack: LocalStack) -> Iterator[Any]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    context = new_context(browser)
-    failed_before = request.session.testsfailed
-    opened = context.new_page()
-    try:
-        yield opened
-    finally:
-        if request.session.testsfailed > failed_before:
-            shot = tmp_path / "failure.png"
-            opened.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot of the failed page: {shot}")
-        context.close()
 
 
 def set_credits(stack: LocalStack, amount: float) -> None:

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from test_deployments import campaign_numbers, mobiles, write_recipients
-from test_ui import CHROMIUM, CHROMIUM_ARGS, new_context
 from test_ui_operator import (
     FINAL,
     RUN_TIMEOUT_MS,
@@ -30,6 +29,8 @@ from test_ui_operator import (
     submit_run,
     type_into,
 )
+from test_ui_operator import browser as browser  # a browser for the module, a page per test
+from test_ui_operator import page as page
 
 from scripts.server import LocalStack, _http
 
@@ -60,18 +61,6 @@ def stack(ui_stack: LocalStack) -> Iterator[LocalStack]:
     finally:
         _http("POST", admin + "/_sim/faults", {})
         _http("POST", admin + "/_sim/credits", {"credits": credits})
-
-
-@pytest.fixture
-def page(stack: LocalStack) -> Iterator[Any]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield new_context(browser).new_page()
-        finally:
-            browser.close()
 
 
 def shoot(page: Any, card: Any, name: str) -> None:
