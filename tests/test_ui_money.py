@@ -27,6 +27,7 @@ from test_ui_operator import (
     pause_until_asked,
     sends_of,
     start_campaign,
+    submit_answer,
     wait_final,
 )
 from test_ui_operator import browser as browser  # a browser for the module, a page per test
@@ -110,16 +111,7 @@ def answer(page: Any, modal: Any, *, within: bool, comment: str) -> None:
         box.click()
         expect(box).to_have_attribute("aria-checked", "true")
     field(page, "Commentaire").locator("textarea, input").first.fill(comment)
-    for _ in range(3):
-        with page.expect_response(
-            lambda r: r.url.endswith("/resume") and r.request.method == "POST"
-        ) as answered:
-            modal.get_by_role("button", name="Submit", exact=True).click()
-        if answered.value.ok:  # a busy SQLite: the form stays open, the operator submits again
-            break
-        page.wait_for_timeout(2000)
-    assert answered.value.ok, answered.value.text()
-    expect(modal).to_have_count(0)
+    submit_answer(page, modal)
 
 
 def test_approving_a_campaign_short_of_credits_sends_nothing_and_says_why(

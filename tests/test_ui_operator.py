@@ -191,6 +191,11 @@ def resume(page: Any, approve: bool, comment: str, recipients: int) -> None:
         box.click()
         expect(box).to_have_attribute("aria-checked", "true")
     field(page, "Commentaire").locator("textarea, input").first.fill(comment)
+    submit_answer(page, modal)
+
+
+def submit_answer(page: Any, modal: Any) -> None:
+    """Submit the resume form, as an operator does until it goes through."""
     for _ in range(3):
         with page.expect_response(
             lambda r: r.url.endswith("/resume") and r.request.method == "POST"
