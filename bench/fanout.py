@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/numbers.py would shadow the standard library's `numbers` (numpy imports it): run from the
-# repository root's import path, not this folder's.
+# The project's packages from this clone's root, not from bench/ (the bench then works in a
+# temporary folder of its own).
 sys.path[0] = str(REPO)
 KEY = "bench-key"
 # The steps before the sends: one task once, several since the flow was split (whichever ran).

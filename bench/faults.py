@@ -57,7 +57,7 @@ def simulator(port: int, faults: list[str], recipients: int) -> subprocess.Popen
 def admin(port: int, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/_sim/{path}", data=data)
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=30) as answer:  # loopback only
         return dict(json.loads(answer.read()))
 
 

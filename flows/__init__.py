@@ -72,9 +72,9 @@ def _expected(exc: BaseException | None) -> bool:
     Cancelled state (Prefect's wrapper of its message): an outcome, not a bug."""
     from prefect.exceptions import CancelledRun, FailedRun
 
-    from tasks.errors import SurveyError
+    from tasks.errors import OperatorError
 
-    return isinstance(exc, (SurveyError, FailedRun, CancelledRun))
+    return isinstance(exc, (OperatorError, FailedRun, CancelledRun))
 
 
 class QuietExpected(logging.Filter):
@@ -88,9 +88,9 @@ class QuietExpected(logging.Filter):
             return True
         if any(words in record.getMessage() for words in _RERAISED):
             return False
-        from tasks.errors import SurveyError
+        from tasks.errors import OperatorError
 
-        if isinstance(exc, SurveyError):
+        if isinstance(exc, OperatorError):
             record.msg, record.args = exc.message, ()
         record.exc_info, record.exc_text = None, None
         return True

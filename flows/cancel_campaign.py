@@ -21,18 +21,21 @@ import sys
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.states import State
 from pydantic import Field
 
 from flows import ending
 from flows.cli import failure_exit, quiet_console
 from flows.parameters import ApiKeyBlock, Language
-from tasks import campaign as cp
 from tasks import cancellation as cx
-from tasks import i18n, report, runtime
-from tasks.errors import SurveyError
+from tasks import i18n, runtime
+from tasks import plan as pl
+from tasks.errors import OperatorError
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import CANCEL_OUTCOMES
-from tasks.runs import name_this_run
+from tasks.steps import report
+from tasks.steps.cancel import cancel_task, report_cancel_task
+from tasks.steps.runs import name_this_run
 
 
 @flow(name="cancel-campaign", log_prints=False, persist_result=False)
@@ -42,25 +45,25 @@ def cancel_campaign(
     ],
     api_key_block: ApiKeyBlock = None,
     lang: Language = DEFAULT_LANG,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Cancel every scheduled chunk of a campaign that can still be cancelled, then bring the
     campaign's report (summary.json, report.html, chunks.*, rejects.*, artifacts) up to date."""
     logger = get_run_logger()
     try:
-        cp.validate_campaign_id(campaign_id)
+        pl.validate_campaign_id(campaign_id)
         name_this_run(campaign_id, "cancel")
         ledger_url = runtime.ledger_url()
         report.known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
         try:
-            results = cx.cancel_task(campaign_id, ledger_url, api_key_block)
-        except SurveyError:
+            results = cancel_task(campaign_id, ledger_url, api_key_block)
+        except OperatorError:
             # What was cancelled before the gateway failed shows in the report all the same.
             _refresh_anyway(campaign_id, ledger_url, lang)
             raise
-        counts = cx.report_task(campaign_id, results, lang)
+        counts = report_cancel_task(campaign_id, results, lang)
         report.refresh_task(campaign_id, ledger_url, lang)
-    except SurveyError as exc:
-        return ending.failed(exc)  # type: ignore[return-value]
+    except OperatorError as exc:
+        return ending.failed(exc)
     logger.info(
         i18n.text(
             lang,
@@ -78,7 +81,7 @@ def _refresh_anyway(campaign_id: str, ledger_url: str, lang: Lang) -> None:
     cancel's error is the one the run ends with."""
     try:
         report.refresh_task(campaign_id, ledger_url, lang)
-    except SurveyError as exc:
+    except OperatorError as exc:
         get_run_logger().warning(exc.message)
 
 
@@ -97,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         quiet_console()
     try:
-        cp.validate_campaign_id(args.campaign_id)
-    except cp.CampaignError as exc:
+        pl.validate_campaign_id(args.campaign_id)
+    except pl.CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     state = cancel_campaign(

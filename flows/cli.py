@@ -12,7 +12,7 @@ from typing import Any, Union, get_args, get_origin
 from prefect.states import State
 from pydantic import BaseModel
 
-from tasks.errors import SurveyError
+from tasks.errors import OperatorError
 
 
 def quiet_console() -> None:
@@ -39,9 +39,9 @@ def failure_exit(state: State[Any], default: str) -> int:
     if state.is_failed() or state.is_cancelled() or state.is_crashed():
         try:
             error = state.result(raise_on_failure=False)
-        except Exception:  # noqa: BLE001 - no result kept: the state's message says it
+        except Exception:  # no result kept: the state's message says it
             error = None
-    if isinstance(error, SurveyError):
+    if isinstance(error, OperatorError):
         if error.summary is not None:
             print(json.dumps(error.summary, ensure_ascii=False), flush=True)
         print(f"error: {error.message}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """How a flow run ends when it cannot go on: one line, no traceback, the right state.
 
-A ``SurveyError`` (tasks/errors.py) becomes a Failed (or Cancelled) state whose message is its
+An ``OperatorError`` (tasks/errors.py) becomes a Failed (or Cancelled) state whose message is its
 line and whose data is the error itself: Prefect's engine re-raises a failed run's data at the
 end of the run, and re-raising an exception of the family is quiet (see ``flows/__init__.py``).
 The command line reads the summary and the exit code back from the error.
@@ -20,11 +20,11 @@ from prefect.states import Cancelled, Failed, State
 
 from tasks import approval as approve
 from tasks import i18n
-from tasks.alerts import emit_campaign_outcome
-from tasks.errors import CampaignIncomplete, SurveyError, mask
+from tasks.errors import CampaignIncomplete, OperatorError, mask
 from tasks.i18n import Lang
 from tasks.outcomes import Reason
-from tasks.summary import CampaignSummary
+from tasks.reporting import CampaignSummary
+from tasks.steps.alerts import emit_campaign_outcome
 
 _REASONS = frozenset(Reason)
 INCOMPLETE = "Incomplete"  # the Failed state's name (deployments/automations.yaml knows it)
@@ -41,7 +41,7 @@ _NEXT: dict[str, str] = {
 }
 
 
-def failed(error: SurveyError, *, name: str | None = None) -> State[Any]:
+def failed(error: OperatorError, *, name: str | None = None) -> State[Any]:
     """The Failed state of a run ended by ``error`` (its line logged once, as an error)."""
     get_run_logger().error(error.message)
     if name:
@@ -49,7 +49,7 @@ def failed(error: SurveyError, *, name: str | None = None) -> State[Any]:
     return Failed(message=error.message, data=error)
 
 
-def cancelled(error: SurveyError, name: str) -> State[Any]:
+def cancelled(error: OperatorError, name: str) -> State[Any]:
     """The Cancelled state of a run a person (or a timeout) stopped before any send."""
     get_run_logger().warning(error.message)
     return Cancelled(message=error.message, name=name, data=error)
@@ -98,7 +98,7 @@ def end_state(
     data = summary.as_json()
     if not verdict.lets_send:
         message, name = approve.unapproved_end(verdict, approval.timeout_hours)
-        error = SurveyError(message, summary=data)
+        error = OperatorError(message, summary=data)
         return failed(error) if name is None else cancelled(error, name)
     logger.info(
         i18n.text(
@@ -117,5 +117,5 @@ def end_state(
             logger.error(stop)  # what stopped the sends, in the gateway's or ledger's words
         return failed(CampaignIncomplete(line, summary=data, personal=False), name=INCOMPLETE)
     if stop:
-        return failed(SurveyError(stop, summary=data))
+        return failed(OperatorError(stop, summary=data))
     return data

@@ -22,7 +22,6 @@ import argparse
 import json
 import sys
 from typing import Annotated, Any
-from uuid import UUID
 
 from prefect import flow
 from prefect.states import State
@@ -30,25 +29,17 @@ from pydantic import Field, SecretStr
 
 from flows import ending
 from flows.cli import failure_exit
-from tasks import privacy as pv
 from tasks import runtime
-from tasks.errors import SurveyError
+from tasks.errors import OperatorError
 from tasks.numbers import mask_number, parse_loose
+from tasks.steps.privacy import erase_task
+from tasks.steps.runs import replace_own_parameters
 
 
 def _mask_own_parameter(phone: SecretStr) -> None:
     """Replace this run's stored ``phone`` by the masked number (see the module docstring)."""
-    from prefect.client.orchestration import get_client
-    from prefect.runtime import flow_run
-
     e164 = parse_loose(phone.get_secret_value())
-    run_id = flow_run.id
-    if not run_id:
-        return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(
-            UUID(str(run_id)), parameters={"phone": mask_number(e164) if e164 else "•••"}
-        )
+    replace_own_parameters({"phone": mask_number(e164) if e164 else "•••"})
 
 
 @flow(name="erase-person", log_prints=False, persist_result=False)
@@ -66,8 +57,8 @@ def erase_person(
     """Erase one person's number from the ledger and every local file; suppress it for good."""
     _mask_own_parameter(phone)
     try:
-        return pv.erase_task(phone, runtime.ledger_url())
-    except SurveyError as exc:
+        return erase_task(phone, runtime.ledger_url())
+    except OperatorError as exc:
         return ending.failed(exc)
 
 

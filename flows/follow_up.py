@@ -22,17 +22,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.states import State
 from pydantic import Field
 
 from flows import ending
 from flows.cli import failure_exit, quiet_console
 from flows.parameters import ApiKeyBlock, Language, Limits
-from tasks import campaign as cp
-from tasks import followup as fu
-from tasks import i18n, report, runtime
-from tasks.errors import SurveyError
-from tasks.i18n import DEFAULT_LANG, Lang
-from tasks.runs import name_this_run
+from tasks import delivery, i18n, runtime
+from tasks import plan as pl
+from tasks.errors import OperatorError
+from tasks.i18n import DEFAULT_LANG, LANGS, Lang
+from tasks.steps import follow_up as fu
+from tasks.steps import report
+from tasks.steps.runs import name_this_run
 
 SETTLE_SECONDS = Limits.model_fields["settle_seconds"].default  # one default for both flows
 
@@ -55,7 +57,7 @@ def follow_up_campaign(
     ] = SETTLE_SECONDS,
     api_key_block: ApiKeyBlock = None,
     lang: Language = DEFAULT_LANG,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Read delivery statuses for sent campaigns, report them and suppress STOP replies.
 
     Args:
@@ -72,21 +74,21 @@ def follow_up_campaign(
             return _follow_one(campaign_id, ledger_url, settle_seconds, api_key_block, lang)
         since = datetime.now(UTC) - timedelta(days=since_days)
         campaigns = runtime.shared_ledger(ledger_url).campaigns_texted_since(since)
-    except SurveyError as exc:
-        return ending.failed(exc)  # type: ignore[return-value]
+    except OperatorError as exc:
+        return ending.failed(exc)
     results: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for cid in campaigns:  # one campaign's failure must not hide the others' statuses
         try:
             results[cid] = _follow_one(cid, ledger_url, settle_seconds, api_key_block, lang)
-        except SurveyError as exc:
+        except OperatorError as exc:
             logger.error("%s: %s", cid, exc.message)
             problems[cid] = exc.message
     logger.info("%d campaigns followed up, %d failed", len(results), len(problems))
     summary = {"since_days": since_days, "campaigns": results, "failed": problems}
     if problems:
         message = f"{len(problems)} of {len(campaigns)} campaigns could not be followed up"
-        return ending.failed(SurveyError(message, summary=summary))  # type: ignore[return-value]
+        return ending.failed(OperatorError(message, summary=summary))
     return summary
 
 
@@ -98,18 +100,18 @@ def _follow_one(
     lang: Lang = DEFAULT_LANG,
 ) -> dict[str, Any]:
     """One campaign: chunks in doubt, statuses, STOP replies, new report and artifacts.
-    Raises a ``SurveyError`` (unknown campaign, gateway, ledger, report) in one line."""
+    Raises an ``OperatorError`` (unknown campaign, gateway, ledger, report) in one line."""
     logger = get_run_logger()
-    cp.validate_campaign_id(campaign_id)
+    pl.validate_campaign_id(campaign_id)
     report.known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
     cost_per_sms = Limits().cost_per_sms  # prices chunks no answer of the campaign priced
     doubt = fu.settle_in_doubt_task(
         campaign_id, ledger_url, settle_seconds, cost_per_sms, key_block
     )
     deliveries = fu.check_delivery_task(campaign_id, ledger_url, key_block)
-    result = fu.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
+    result = delivery.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
     result.doubt = doubt
-    added = fu.record_stops_task(ledger_url, campaign_id, fu.stop_numbers(deliveries))
+    added = fu.record_stops_task(ledger_url, campaign_id, delivery.stop_numbers(deliveries))
     result.stop_added = added
     fu.publish_task(result, deliveries, ledger_url, lang)
     counts = result.as_counts()
@@ -149,17 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a chunk in doubt counts as not sent only this long after its last attempt",
     )
     parser.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
-    parser.add_argument("--lang", choices=["fr", "en"], default="fr", help="report language")
+    parser.add_argument("--lang", choices=LANGS, default=DEFAULT_LANG, help="report language")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_console()
     try:
         if args.campaign_id is not None:  # an empty id is a mistake, not "a new campaign"
-            cp.validate_campaign_id(args.campaign_id)
+            pl.validate_campaign_id(args.campaign_id)
         if not 1 <= args.since_days <= 60:
-            raise cp.CampaignError("--since-days must be between 1 and 60")
-    except cp.CampaignError as exc:
+            raise pl.CampaignError("--since-days must be between 1 and 60")
+    except pl.CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     state = follow_up_campaign(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks import runtime
-from tasks.errors import SurveyError, UsageError
+from tasks.errors import OperatorError, UsageError
 from tasks.files import atomic_path
 from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_number, mask_numbers_in_text, parse_loose
@@ -57,7 +57,7 @@ def export(store: NeverText, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """One command; raises a ``SurveyError`` (UsageError, RecipientsError, LedgerUnavailable:
+    """One command; raises an ``OperatorError`` (UsageError, RecipientsError, LedgerUnavailable:
     one line each) or an OSError."""
     store = _store()
     if args.command == "import":
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         result = run(args)
-    except SurveyError as exc:  # masked already
+    except OperatorError as exc:  # masked already
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except (ValueError, OSError) as exc:

@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tasks import dburl, runtime
 from tasks import ledger as lg
 from tasks.approval import ApprovalMode
-from tasks.fanout import Throttle
 from tasks.i18n import DEFAULT_LANG, Lang
-from tasks.preparation import PlanRequest, PlanRules, Source
+from tasks.plan import PlanRequest, PlanRules
 from tasks.runtime import API_KEY_ENV, SECRET_BLOCK
-from tasks.sendcore import SendPolicy
+from tasks.sendcore import READ_TIMEOUT, SendPolicy
 from tasks.sending import SendSettings
-from tasks.slots import LEAD, MARGIN, WindowPolicy
+from tasks.slots import HORIZON_DAYS, LEAD, MARGIN, WindowPolicy
+from tasks.steps.prepare import Source
+from tasks.steps.send import Throttle
 
 ApiKeyBlock = Annotated[
     str | None,
@@ -316,7 +317,7 @@ class DeliveryWindow(BaseModel):
         title="Alsace-Moselle holidays",
         description="Also avoid Good Friday and 26 December.",
     )
-    horizon_days: int = Field(14, ge=1, le=60, title="Planning horizon (days)")
+    horizon_days: int = Field(HORIZON_DAYS, ge=1, le=60, title="Planning horizon (days)")
     allow_immediate: bool = Field(
         True,
         title="Send at once when allowed",
@@ -377,7 +378,7 @@ class Limits(BaseModel):
     )
     max_attempts: int = Field(SendPolicy.max_attempts, ge=1, le=20, title="Attempts per chunk")
     read_timeout: float = Field(
-        30.0,
+        READ_TIMEOUT,
         ge=1,
         le=600,
         title="Answer timeout (seconds)",
@@ -402,7 +403,7 @@ class Limits(BaseModel):
         "still unsettled end in_doubt, for a rerun or the daily follow-up to settle.",
     )
     ledger_outage_seconds: float = Field(
-        120.0,
+        lg.DEFAULT_OUTAGE,
         ge=0,
         le=3600,
         title="Ride through a ledger outage (seconds)",
@@ -461,8 +462,8 @@ class Limits(BaseModel):
             max_attempts=self.max_attempts,
             backoff=self.retry_backoff,
             settle=timedelta(seconds=self.settle_seconds),
-            first_look=timedelta(seconds=min(2.0, self.settle_seconds)),
-            look_every=timedelta(seconds=min(30.0, self.settle_seconds)),
+            first_look=min(SendPolicy.first_look, timedelta(seconds=self.settle_seconds)),
+            look_every=min(SendPolicy.look_every, timedelta(seconds=self.settle_seconds)),
         )
 
     def throttle(self, rate_limited: bool) -> Throttle:

@@ -24,9 +24,9 @@ from pydantic import Field
 
 from flows import ending
 from flows.cli import failure_exit
-from tasks import privacy as pv
 from tasks import runtime
-from tasks.errors import SurveyError
+from tasks.errors import OperatorError
+from tasks.steps.privacy import purge_task
 
 DEFAULT_RETENTION_DAYS = 90
 
@@ -46,8 +46,8 @@ def purge_personal_data(
 ) -> dict[str, Any] | State[Any]:
     """Remove full phone numbers older than the retention period (RGPD), keeping aggregates."""
     try:
-        return pv.purge_task(runtime.ledger_url(), older_than_days)
-    except SurveyError as exc:
+        return purge_task(runtime.ledger_url(), older_than_days)
+    except OperatorError as exc:
         return ending.failed(exc)
 
 

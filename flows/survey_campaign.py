@@ -52,36 +52,39 @@ from flows.parameters import (
 )
 from smspartner import SMSPartnerClient
 from tasks import approval as approve
-from tasks import campaign as cp
-from tasks import dburl, progress, runtime
-from tasks.errors import SurveyError, UsageError
-from tasks.fanout import credits_task, credits_to_check, send_campaign
-from tasks.i18n import DEFAULT_LANG
+from tasks import dburl, runtime
+from tasks import plan as pl
+from tasks.errors import OperatorError, UsageError
+from tasks.i18n import DEFAULT_LANG, LANGS
 from tasks.money import CreditsShort
-from tasks.preparation import (
+from tasks.progress import Phase
+from tasks.slots import HORIZON_DAYS
+from tasks.steps import progress
+from tasks.steps.approval import until_approved
+from tasks.steps.prepare import (
     check_credits_task,
     clean_task,
     load_task,
     plan_task,
     suppress_task,
 )
-from tasks.progress import Phase
-from tasks.report import ReportRequest, report_task
-from tasks.runs import campaign_id_of_run, name_this_run
+from tasks.steps.report import ReportRequest, report_task
+from tasks.steps.runs import campaign_id_of_run, name_this_run
+from tasks.steps.send import credits_task, credits_to_check, send_campaign
 
 
 @flow(name="send-survey-campaign", log_prints=False, persist_result=False)
 def send_survey_campaign(
     survey_id: SurveyId,
-    recipients: RecipientSource = RecipientSource(),  # noqa: B008 - read-only default
+    recipients: RecipientSource = RecipientSource(),  # read-only default
     campaign_id: CampaignId = None,
     dry_run: DryRun = False,
-    window: DeliveryWindow = DeliveryWindow(),  # noqa: B008
-    limits: Limits = Limits(),  # noqa: B008
+    window: DeliveryWindow = DeliveryWindow(),
+    limits: Limits = Limits(),
     suppression_list: SuppressionList = None,
     approve_above_cost: ApproveAboveCost = None,
     approve_above_recipients: ApproveAboveRecipients = None,
-    approval_timeout_hours: ApprovalTimeoutHours = 24.0,
+    approval_timeout_hours: ApprovalTimeoutHours = approve.Approval.timeout_hours,
     approval_mode: ApprovalModeChoice = approve.ApprovalMode.pause,
     lang: Language = DEFAULT_LANG,
     resume_changed_input: ResumeChangedInput = False,
@@ -112,8 +115,8 @@ def send_survey_campaign(
     """
     started = time.monotonic()
     try:
-        cid = cp.validate_campaign_id(campaign_id) if campaign_id else campaign_id_of_run(survey_id)
-    except SurveyError as exc:
+        cid = pl.validate_campaign_id(campaign_id) if campaign_id else campaign_id_of_run(survey_id)
+    except OperatorError as exc:
         return ending.failed(exc)
     name_this_run(cid)
     progress.begin(cid, lang)
@@ -149,7 +152,7 @@ def send_survey_campaign(
             lang=lang,
         )
 
-        def prepare(hold: bool, within_credits: bool = False) -> cp.Prepared:
+        def prepare(hold: bool, within_credits: bool = False) -> pl.Prepared:
             """Load, clean, suppress, check the credits, plan: the first failure ends it.
             ``within_credits``: the person who approved chose to send what the money covers."""
             loaded = load_task(source, real_gateway=real_gateway)
@@ -168,7 +171,7 @@ def send_survey_campaign(
         )
         progress.phase(cid, Phase.preparing)
         try:
-            prepared, verdict = approve.until_approved(prepare, approval)
+            prepared, verdict = until_approved(prepare, approval)
         except CreditsShort as short:
             # Nothing was sent: the report still accounts for every row (those the money did
             # not cover rejected with the reason), and the run ends with the shortfall's line.
@@ -199,7 +202,7 @@ def send_survey_campaign(
         progress.phase(cid, Phase.reporting)
         summary = report_task(prepared, report, credits_after, send_seconds, verdict.record())
         return ending.end_state(summary, verdict, approval, stop)
-    except SurveyError as exc:
+    except OperatorError as exc:
         return ending.failed(exc)
     finally:
         progress.end(cid)
@@ -252,7 +255,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: send nothing and stop)",
     )
     p.add_argument(
-        "--lang", choices=["fr", "en"], default="fr", help="language of the reports (fr, en)"
+        "--lang", choices=LANGS, default=DEFAULT_LANG, help="language of the reports (fr, en)"
     )
     p.add_argument(
         "--resume-changed-input",
@@ -262,7 +265,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
     p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
     p.add_argument("--alsace-moselle", action="store_true", help="add Alsace-Moselle holidays")
-    p.add_argument("--horizon-days", type=int, default=14)
+    p.add_argument("--horizon-days", type=int, default=HORIZON_DAYS)
     p.add_argument(
         "--no-immediate", action="store_true", help="always schedule, never send at once"
     )
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.campaign_id is not None:  # an empty id is a mistake, not "a new campaign"
-            cp.validate_campaign_id(args.campaign_id)
+            pl.validate_campaign_id(args.campaign_id)
         window = DeliveryWindow(
             preset=WindowPreset(args.window),
             gateway_hold=not args.no_gateway_hold,
@@ -320,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"error: invalid option: {problems}", file=sys.stderr)
         return 2
-    except (cp.CampaignError, ValueError) as exc:  # dburl.DbUrlError is a ValueError
+    except (pl.CampaignError, ValueError) as exc:  # dburl.DbUrlError is a ValueError
         print(f"error: {one_line(exc, type(exc).__name__)}", file=sys.stderr)
         return 2
     if args.recipients and not Path(args.recipients).is_file():

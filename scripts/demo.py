@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from smspartner.simulator import start_process
-from tasks.summary import CampaignSummary
+from tasks.reporting import CampaignSummary
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KEY = "sim-test-key"  # the simulator's built-in key; not a real credential

@@ -32,12 +32,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from smspartner.simulator import DEFAULT_API_KEY, start_process
 from tasks.runtime import API_KEY_ENV, BASE_URL_ENV, SECRET_BLOCK
@@ -55,6 +56,14 @@ DEFAULT_UI_PORT = 4200
 # Variables of the caller's shell that must not reach the stack: a real key or gateway, another
 # Prefect server or profile, another ledger.
 _FOREIGN_PREFIXES = ("PREFECT_", "SMSPARTNER_", "SURVEY_")
+
+# Prefect answers "503 Service Unavailable" for an error its clients may retry (SQLite busy on a
+# loaded machine, a database connection dropped): nothing was stored, the request may be sent
+# again, as Prefect's own client does. Seconds to wait before each new attempt:
+_BUSY_WAITS: Final = (0.5, 1.0, 1.5, 2.0)
+# Creating a run is what a test then waits on: it rides a longer busy spell (15.5 s in all).
+_CREATE_RUN_WAITS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
+_pause = time.sleep  # between attempts; a test replaces it
 
 _SAVE_BLOCK_SCRIPT = (
     "import os, sys\n"
@@ -439,9 +448,19 @@ class LocalStack:
 
     # -- HTTP -------------------------------------------------------------------------------------
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the Prefect REST API of this stack; JSON in, JSON out."""
-        return _http(method, self.api_url + path, body)
+    def api(
+        self, method: str, path: str, body: Any = None, waits: Sequence[float] = _BUSY_WAITS
+    ) -> Any:
+        """Call the Prefect REST API of this stack; JSON in, JSON out. A 503 is tried again
+        after each of ``waits`` seconds."""
+        return _http(method, self.api_url + path, body, waits)
+
+    def answer(self, method: str, path: str, body: Any = None) -> tuple[int, str]:
+        """(HTTP status, body as text) of a call to the Prefect API, whatever the status (for a
+        test of what the server refuses); a busy server is asked again as ``create_flow_run``
+        does, so a 503 comes back only when it stayed busy."""
+        status, payload = _exchange(method, self.api_url + path, body, _CREATE_RUN_WAITS)
+        return status, payload.decode()
 
     def create_flow_run(
         self,
@@ -452,13 +471,19 @@ class LocalStack:
     ) -> str:
         """A run of ``flow-name/deployment-name`` scheduled now, in ``work_queue`` when given
         (then only the workers polling that queue take it), as the UI's Custom run creates it;
-        returns the flow run's id."""
+        returns the flow run's id. A busy server (503) is asked again, with the same
+        idempotency key: should a refused attempt have stored the run after all, the server
+        answers with that run rather than create a second one."""
         flow_name, _, name = deployment.partition("/")
-        found = self.api("GET", f"/deployments/name/{flow_name}/{name}")
-        body: dict[str, Any] = {"parameters": dict(parameters or {})}
+        found = self.api("GET", f"/deployments/name/{flow_name}/{name}", waits=_CREATE_RUN_WAITS)
+        body: dict[str, Any] = {
+            "parameters": dict(parameters or {}),
+            "idempotency_key": uuid.uuid4().hex,
+        }
         if work_queue:
             body["work_queue_name"] = work_queue
-        run = self.api("POST", f"/deployments/{found['id']}/create_flow_run", body)
+        create = f"/deployments/{found['id']}/create_flow_run"
+        run = self.api("POST", create, body, waits=_CREATE_RUN_WAITS)
         return str(run["id"])
 
     def wait_for_run(self, flow_run_id: str, timeout: float = 240) -> dict[str, Any]:
@@ -486,21 +511,30 @@ def _after(stamp: str | None, since: datetime) -> bool:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)) >= since
 
 
-def _http(method: str, url: str, body: Any = None, attempts: int = 5) -> Any:
+def _http(method: str, url: str, body: Any = None, waits: Sequence[float] = _BUSY_WAITS) -> Any:
+    """JSON in, JSON out; ``StackError`` for an answer that is not a success (a 503 is asked
+    again after each of ``waits`` seconds first)."""
+    status, payload = _exchange(method, url, body, waits)
+    if not 200 <= status < 300:
+        raise StackError(f"{method} {url}: HTTP {status} {payload[:500]!r}")
+    return json.loads(payload) if payload else None
+
+
+def _exchange(method: str, url: str, body: Any, waits: Sequence[float]) -> tuple[int, bytes]:
+    """(HTTP status, body) of a call, whatever the status, once the server is not busy: a 503
+    is asked again after each of ``waits`` seconds, and returned after the last."""
     data = None if body is None else json.dumps(body).encode()
-    for attempt in range(1, attempts + 1):
+    for wait in (*waits, None):
         request = urllib.request.Request(  # noqa: S310 - our own 127.0.0.1 servers
             url, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                payload = response.read()
-            return json.loads(payload) if payload else None
+                return int(response.status), response.read()
         except urllib.error.HTTPError as exc:
-            # 503 is Prefect's "retry" (a busy SQLite); Prefect's own client retries it too.
-            if exc.code != 503 or attempt == attempts:
-                raise StackError(f"{method} {url}: HTTP {exc.code} {exc.read()[:500]!r}") from None
-            time.sleep(0.5 * attempt)
+            if exc.code != 503 or wait is None:
+                return exc.code, exc.read()
+            _pause(wait)
     raise AssertionError("unreachable")
 
 

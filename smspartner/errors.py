@@ -43,26 +43,66 @@ __all__ = [
     "SMSPartnerError",
     "ServerError",
     "TransportError",
+    "is_phone_number",
     "mask_phone_numbers",
 ]
 
-# A run of 7+ digits (optionally with a leading + and separators) is treated as a phone number.
-# Not the narrow no-break space (U+202F): French number formatting groups counts and amounts
-# with it ("1 234 567 destinataires"), and nobody types it inside a phone number.
-_PHONE_RE = re.compile(r"\+?\d(?:(?:[^\S\u202f]|[.\-/()\u2010-\u2015\u2212])*\d){6,}")
+# THE rule for a phone number inside a text, for the gateway package and for tasks/ (which
+# imports it through tasks/numbers/masking.py): a run of digits with what people put between
+# them (spaces of every kind, dots, dashes, slashes, parentheses), a "+" first or not, holding
+# 7+ digits. Shorter runs are counts, line numbers, years. Two shapes are not numbers although
+# long enough: a database host in a connection error ("10.123.45.67"), and a count or amount
+# French formatting groups by thousands with the narrow no-break space U+202F
+# ("1 234 567 destinataires"), up to 8 digits: nobody types a phone number so, and a
+# 9-digit run is a French number's length, masked whatever its grouping.
+_PHONE_RE = re.compile(r"\+?\d(?:[\s.\-/()\u2010-\u2015\u2212]*\d)+")
+_MASKED_FROM = 7  # digits
+_KEPT_HEAD, _KEPT_TAIL = 2, 2  # digits left visible (one more in the head after a "+")
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_GROUPED_COUNT = re.compile(r"[0-9]{1,2}\u202f[0-9]{3}\u202f[0-9]{3}")
 _MAX_MESSAGE = 300
 
 
-def mask_phone_numbers(text: str) -> str:
-    """Replace the middle digits of anything that looks like a phone number with bullets."""
+def is_phone_number(run: str) -> bool:
+    """Whether a run found by the rule above is a phone number (not a count, not an address)."""
+    digits = sum(ch.isdigit() for ch in run)
+    return not (digits < _MASKED_FROM or _IPV4.fullmatch(run) or _GROUPED_COUNT.fullmatch(run))
+
+
+def mask_phone_numbers(text: str, *, in_place: bool = False) -> str:
+    """``text`` with the middle digits of every phone number in it replaced by bullets.
+
+    Two spellings of one rule: by default (the gateway's own messages) a number is written
+    again without its separators, ``06 12 34 56 78`` -> ``06••••••78``; ``in_place`` keeps its
+    shape, ``06 •• •• •• 78``, for a text that quotes what someone typed. Either way at most the
+    first two digits (three after a "+") and the last two survive."""
+    render = _masked_in_place if in_place else _masked_compact
 
     def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        prefix = "+" if match.group(0).startswith("+") else ""
-        head = digits[:3] if prefix else digits[:2]
-        return f"{prefix}{head}{'•' * max(len(digits) - len(head) - 2, 1)}{digits[-2:]}"
+        run = match.group(0)
+        return render(run) if is_phone_number(run) else run
 
     return _PHONE_RE.sub(_mask, text)
+
+
+def _masked_compact(run: str) -> str:
+    digits = re.sub(r"\D", "", run)
+    prefix = "+" if run.startswith("+") else ""
+    head = digits[: _KEPT_HEAD + 1] if prefix else digits[:_KEPT_HEAD]
+    return f"{prefix}{head}{'•' * max(len(digits) - len(head) - _KEPT_TAIL, 1)}{digits[-2:]}"
+
+
+def _masked_in_place(run: str) -> str:
+    digits = sum(ch.isdigit() for ch in run)
+    head = _KEPT_HEAD + run.startswith("+")
+    out, seen = [], 0
+    for ch in run:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= head or seen > digits - _KEPT_TAIL else "•")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class SMSPartnerError(Exception):

@@ -22,13 +22,13 @@ tables.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from smspartner._parse import as_float, as_int, error_list, first
 from smspartner.errors import mask_phone_numbers
+from smspartner.models import Exchange
 
 __all__ = [
     "ACCOUNT_CODES",
@@ -109,23 +109,6 @@ def may_have_landed(ending: Ending, written: bool) -> bool:
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """What one HTTP request produced, before any reading of its meaning.
-
-    ``status`` is None when no HTTP answer came; ``connected`` is False only when the request
-    certainly never left (``may_have_landed`` said no: the call failed before its first byte was
-    written); ``failure`` says what went wrong on the wire (timeout, reset, body too large or
-    too slow), in one line without the key.
-    """
-
-    status: int | None
-    content: bytes = b""
-    retry_after: float | None = None
-    connected: bool = True
-    failure: str = ""
-
-
-@dataclass(frozen=True)
 class SendOutcome:
     kind: Kind
     reason: str  # one line for people: masked numbers, never the key
@@ -165,42 +148,58 @@ def classify(exchange: Exchange) -> SendOutcome:
         what = "an empty answer" if not exchange.content.strip() else "an answer that is not JSON"
         return _unknown(f"HTTP {status} with {what}", status)
     success = body.get("success")
-    code = _as_int(body.get("code"))
+    code = as_int(body.get("code"))
     if success is True and 200 <= status < 300 and code in (None, 200):
-        message_id = _as_int(_first(body, "message_id", "messageId"))
-        if message_id is None or message_id <= 0:
-            return _unknown(f"HTTP {status}: success without a message id", status)
-        scheduled = body.get("scheduledDeliveryDate")
-        return SendOutcome(
-            Kind.ACCEPTED,
-            "accepted",
-            http_status=status,
-            message_id=message_id,
-            nb_sms=_as_int(_first(body, "nb_sms", "nbSMS", "nbSms")),
-            cost=_as_float(body.get("cost")),
-            currency=str(body["currency"]) if body.get("currency") else None,
-            scheduled=str(scheduled) if scheduled else None,
-        )
+        return _accepted(body, status)
     if success is not False or code is None or code not in SEND_CODES:
         return _unknown(f"HTTP {status}: not an answer the API documents (code {code})", status)
-    errors = _error_list(body)
+    return _refused_by_code(body, status, code)
+
+
+def _accepted(body: dict[str, Any], status: int) -> SendOutcome:
+    message_id = as_int(first(body, "message_id", "messageId"))
+    if message_id is None or message_id <= 0:
+        return _unknown(f"HTTP {status}: success without a message id", status)
+    scheduled = body.get("scheduledDeliveryDate")
+    return SendOutcome(
+        Kind.ACCEPTED,
+        "accepted",
+        http_status=status,
+        message_id=message_id,
+        nb_sms=as_int(first(body, "nb_sms", "nbSMS", "nbSms")),
+        cost=as_float(body.get("cost")),
+        currency=str(body["currency"]) if body.get("currency") else None,
+        scheduled=str(scheduled) if scheduled else None,
+    )
+
+
+def _refused_by_code(body: dict[str, Any], status: int, code: int) -> SendOutcome:
+    errors = error_list(body)
     text = f"code {code}"
     message = body.get("message")
     if message:
         text += f": {message}"
     if errors:
         text += f"; {errors[0][0]}: {errors[0][1]}"
-    if code in ACCOUNT_CODES:
-        refusal = Refusal.ACCOUNT
-    elif code == 11:
-        refusal = Refusal.CREDITS
-    elif code in _SLOT_CODES:
-        refusal = Refusal.SLOT
-    else:
-        refusal = Refusal.CONTENT
     return SendOutcome(
-        Kind.REFUSED, _line(text), refusal, code=code, http_status=status, errors=tuple(errors)
+        Kind.REFUSED,
+        _line(text),
+        _refusal_of(code),
+        code=code,
+        http_status=status,
+        errors=tuple(errors),
     )
+
+
+def _refusal_of(code: int) -> Refusal:
+    """What the caller must do differently after a documented refusal code."""
+    if code in ACCOUNT_CODES:
+        return Refusal.ACCOUNT
+    if code == 11:
+        return Refusal.CREDITS
+    if code in _SLOT_CODES:
+        return Refusal.SLOT
+    return Refusal.CONTENT
 
 
 def _refused(refusal: Refusal, reason: str) -> SendOutcome:
@@ -222,53 +221,3 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: not an answer
         return None
     return body if isinstance(body, dict) else None
-
-
-def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if mapping.get(key) is not None:
-            return mapping[key]
-    return None
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    text = value.strip() if isinstance(value, str) else ""
-    if text.isascii() and text.lstrip("-").isdigit():
-        return int(text)
-    return None
-
-
-def _as_float(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip().replace(",", "."))
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _error_list(body: Mapping[str, Any]) -> list[tuple[str, str]]:
-    raw = _first(body, "error", "errors")
-    if isinstance(raw, Mapping):
-        return [(str(k), str(v)) for k, v in raw.items()]
-    if not isinstance(raw, list):
-        return []
-    found: list[tuple[str, str]] = []
-    for item in raw:
-        if isinstance(item, Mapping):
-            found.append((str(item.get("elementId", "")), str(item.get("message", ""))))
-        elif item is not None:
-            found.append(("", str(item)))
-    return found

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import URL, make_url
 
-from tasks.errors import SurveyError
+from tasks.errors import OperatorError
 
 # Query keys that hold no secret in the drivers we ship (libpq through psycopg, PyMySQL, SQLite):
 # the only ones a URL stored by Prefect may carry. Anything else (password, passwd, pwd,
@@ -127,7 +127,7 @@ def is_public(url: str) -> bool:
     return _PUBLIC_URL.search(url) is not None
 
 
-class DbUrlError(SurveyError, ValueError):
+class DbUrlError(OperatorError, ValueError):
     """A database URL that cannot be read: str() is one line without any secret in it."""
 
 
@@ -161,7 +161,7 @@ def parse(url: str) -> URL:
         raise DbUrlError("the database URL holds a line break or a tab")
     try:
         parsed = make_url(text)
-    except Exception:  # noqa: BLE001 - SQLAlchemy raises several kinds; the message may echo it
+    except Exception:  # SQLAlchemy raises several kinds; the message may echo it
         raise DbUrlError(
             f"the database URL {mask(text)} cannot be read: expected "
             "dialect://user@host[:port]/database, e.g. postgresql://reader@db.example/crm"

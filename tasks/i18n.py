@@ -259,7 +259,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "campaign is refused and nothing is sent; without an answer within {hours} h, nothing "
         "is sent.",
     },
-    # money first (tasks/money.py, tasks/preparation.py, the approval form): the line that stops
+    # money first (tasks/money.py, tasks/steps/prepare.py, the approval form): the line that stops
     # a campaign its credits or its budget cap do not cover, and the form's warning
     "money.short_credits": {
         "fr": "Crédits insuffisants : il manque {shortfall} pour {n} destinataires (crédits "

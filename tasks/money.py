@@ -1,5 +1,5 @@
 """Money first: whether the account's credits and the campaign's budget cap cover what it would
-send, decided before any send (pure rules; the plan step applies them).
+send, decided before any send (pure rules; ``tasks/plan.py`` applies them to the plan).
 
 What is counted:
 
@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tasks import i18n
-from tasks.errors import SurveyError
+from tasks.errors import OperatorError
 from tasks.i18n import Lang
 from tasks.outcomes import BUDGET_EXCEEDED, INSUFFICIENT_CREDITS, Reason
 
 if TYPE_CHECKING:
-    from tasks.campaign import Prepared
+    from tasks.plan import Prepared
 
 # The ledger's own tolerance when it checks a claim against the cap or the credits
 # (``ledger.budget_refusal``): the plan and the claims agree on what fits.
@@ -180,7 +180,7 @@ def within_line(money: Money, sending: int, lang: Lang, *, campaign: str) -> str
     )
 
 
-class CreditsShort(SurveyError):
+class CreditsShort(OperatorError):
     """The account's credits or the budget cap do not cover the campaign: nothing was sent.
 
     ``prepared`` is the plan to report (nothing to send; every recipient the money did not

@@ -1,17 +1,19 @@
-"""The vocabulary every step shares: territories, per-row outcomes and reject reasons.
+"""The vocabulary every step shares: territories, per-row outcomes, reasons, chunk states,
+delivery and cancel outcomes. Enums and their names, nothing else.
 
 Every row that enters a campaign leaves with exactly one outcome: ``sent``, ``failed`` or
 ``rejected`` with one of the reasons below. Keeping the reasons in one place lets the report, the
-CLI summary and the tests agree on their spelling.
+CLI summary and the tests agree on their spelling. One spelling each: ``ChunkState.sent`` is the
+ledger's chunk state (the send executor's view of the chunk it holds is
+``tasks.sendcore.HeldChunk``); the module-level names (``SENT``, ``NO_SLOT``...) are the same
+members, for the modules that read better with them. It imports nothing of the project: anything
+may import it. A gateway error's line for the operator is ``tasks.errors.gateway_problem``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Final
-
-from smspartner.client import public_url
-from smspartner.errors import AuthError, SMSPartnerError, TransportError
 
 # French territories we plan slots for (compliance.md section 4). "FR" is metropolitan France.
 TERRITORIES: Final = ("FR", "GP", "MQ", "GF", "RE", "YT", "PM", "NC", "PF", "WF")
@@ -129,13 +131,3 @@ CANCEL_NOT_FOUND: Final = CancelOutcome.not_found
 CANCEL_NOT_SENT: Final = CancelOutcome.not_sent_cancelled
 CANCEL_IN_PROGRESS: Final = CancelOutcome.in_progress
 CANCEL_OUTCOMES: Final = tuple(CancelOutcome)
-
-
-def gateway_problem(exc: SMSPartnerError, base_url: str) -> str:
-    """One line for the operator, for every flow; the client's messages never hold the key or a
-    full number, and the URL is shown without any credential in it."""
-    if isinstance(exc, AuthError):
-        return f"the gateway refused the API key (code {exc.code})"
-    if isinstance(exc, TransportError):
-        return f"gateway unreachable at {public_url(base_url)}: {exc}"  # no credentials
-    return f"gateway error: {exc}"

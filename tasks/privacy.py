@@ -24,13 +24,13 @@ What goes:
 - on an erasure request (``erase``): the person's rows in every table and rows file, their
   number masked in every text file, under ``data/state`` and ``data/reports``.
 
-Pure rules first (patterns, maskers, what a file is), then the file I/O, then the two tasks.
+Pure rules first (patterns, maskers, what a file is), then the file I/O (no Prefect here); the
+two tasks are in ``tasks/steps/privacy.py``.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import os
@@ -40,22 +40,16 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import phonenumbers
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from pydantic import SecretStr
 
-from tasks import campaign as cp
-from tasks import ledger as lg
-from tasks import runtime
-from tasks.errors import UsageError
+from tasks import folders, rows_file, runtime
+from tasks import row_columns as cols
 from tasks.files import atomic_path
-from tasks.nevertext import Origin
 from tasks.numbers import mask_number, parse_loose
 
 # A run's own rows file (``rows.<run>.pkl``) lives from its plan to its report: the purge leaves
@@ -250,7 +244,7 @@ def _drop_pickle_rows(path: Path, pattern: re.Pattern[str], fn: Callable[[str], 
     columns' dtypes (object, pandas' str, numbers read as numbers), and a column named after
     them (a file without a header) renamed; None when the file is not a DataFrame."""
     try:
-        frame = cp.load_rows(str(path))
+        frame = rows_file.load_rows(str(path))
     except (AssertionError, OSError, ValueError, EOFError, ImportError, AttributeError):
         return None
     mask = pd.Series(False, index=frame.index)
@@ -394,8 +388,8 @@ def rows_numbers(state: Path) -> set[str]:
     """The E.164 numbers of a campaign's rows file, when there is one."""
     path = state / "rows.pkl"
     try:
-        frame = cp.load_rows(str(path))
-        return {n for n in frame[cp.E164].dropna() if isinstance(n, str)}
+        frame = rows_file.load_rows(str(path))
+        return {n for n in frame[cols.E164].dropna() if isinstance(n, str)}
     except (OSError, AssertionError, ValueError, KeyError, EOFError, ImportError):
         return set()
 
@@ -428,81 +422,16 @@ def ledger_files(ledger_url: str) -> list[Path]:
     return [base.with_name(base.name + s) for s in ("", "-wal", "-shm", "-journal")]
 
 
-# -- tasks -----------------------------------------------------------------------------------
-
-
-@task(name="purge-personal-data", cache_policy=NO_CACHE)
-def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any]:
-    """Numbers older than the retention period out of the ledger (pseudonyms) and the files. A
-    ledger that cannot be reached raises ``LedgerUnavailable`` (the task fails with its line)."""
-    logger = get_run_logger()
-    now = datetime.now(UTC)
-    cutoff = now - timedelta(days=older_than_days)
-    counts: dict[str, Any] = {
-        "older_than_days": older_than_days,
-        "campaigns_purged": 0,
-        "campaigns_kept_unfinished": 0,
-        "chunks": 0,
-        "numbers_pseudonymised": 0,
-        "texted_rows": 0,
-        "files_rewritten": 0,
-        "files_removed": 0,
-    }
-    files = FileCounts()
-    ledger = lg.Ledger(ledger_url)
-    try:
-        scan = ledger.purge_scan(cutoff)
-        counts["campaigns_kept_unfinished"] = len(scan.unfinished)
-        if scan.unfinished:
-            logger.warning(
-                "%d campaign(s) past the retention period still have chunks to send or to "
-                "settle (a rerun or the follow-up finishes them); kept: %s",
-                len(scan.unfinished),
-                ", ".join(scan.unfinished[:10]),
-            )
-        for cid in scan.due:
-            known = number_forms(ledger.campaign_numbers(cid) | rows_numbers(cp.state_dir(cid)))
-            result = ledger.purge_campaign(
-                cid, cutoff, functools.partial(mask_numbers, known=known)
-            )
-            if result is None:  # a rerun took it up meanwhile
-                continue
-            # The report's own lock: never while a run writes this campaign's report.
-            with ledger.lock(f"report {cid}"):
-                files.merge(_purge_campaign_files(cid, known))
-            counts["campaigns_purged"] += 1
-            counts["chunks"] += result["chunks"]
-            counts["numbers_pseudonymised"] += result["numbers"]
-            counts["texted_rows"] += result["texted"]
-    finally:
-        ledger.close()
-    # Purged before: their folders again (idempotent), in case a purge stopped between the
-    # ledger and the files, or a rerun wrote them anew.
-    for cid in scan.purged:
-        files.merge(_purge_campaign_files(cid, number_forms(rows_numbers(cp.state_dir(cid)))))
-    in_ledger = {*scan.due, *scan.unfinished, *scan.purged, *scan.recent}
-    files.merge(_purge_orphans(in_ledger, cutoff.timestamp()))
-    counts["files_rewritten"] = len(files.rewritten)
-    counts["files_removed"] = len(files.removed)
-    logger.info(
-        "purged %d campaign(s): %d numbers pseudonymised, %d files rewritten, %d removed",
-        counts["campaigns_purged"],
-        counts["numbers_pseudonymised"],
-        counts["files_rewritten"],
-        counts["files_removed"],
-    )
-    return counts
-
-
-def _purge_campaign_files(campaign_id: str, known: frozenset[str]) -> FileCounts:
-    counts = remove_folder(cp.state_dir(campaign_id))
-    report = cp.report_dir(campaign_id)
+def purge_campaign_files(campaign_id: str, known: frozenset[str]) -> FileCounts:
+    """A purged campaign's folders: its state folder removed, its report folder purged."""
+    counts = remove_folder(folders.state_dir(campaign_id))
+    report = folders.report_dir(campaign_id)
     if report.is_dir():
         counts.merge(purge_folder(report, known))
     return counts
 
 
-def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
+def purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
     """Folders of campaigns the ledger never saw (dry runs), by the age of their files."""
     counts = FileCounts()
     state = runtime.state_dir()
@@ -518,66 +447,21 @@ def _purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
                 if (folder / "rows.pkl").exists():  # a campaign's state folder, nothing else
                     counts.merge(remove_folder(folder))
             else:
-                known = number_forms(rows_numbers(cp.state_dir(folder.name)))
+                known = number_forms(rows_numbers(folders.state_dir(folder.name)))
                 counts.merge(purge_folder(folder, known))
     return counts
-
-
-@task(name="erase-person", cache_policy=NO_CACHE)
-def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any]:
-    """One person into the never-text store first (whatever fails next, nobody texts them
-    again), then out of the ledger (pseudonym) and every file of the data folder."""
-    logger = get_run_logger()
-    e164 = parse_loose(phone.get_secret_value())
-    if e164 is None:
-        raise UsageError("the phone number given cannot be read as a phone number")
-    masked = mask_number(e164)
-    started = time.monotonic()
-    ledger = lg.Ledger(ledger_url)  # LedgerUnavailable: the task fails with its line
-    try:
-        store = runtime.never_text_store(ledger)
-        added = bool(store.add([e164], Origin.erasure, "erased on request"))
-        found = ledger.erase_number(e164, scrubber(e164))
-        compacted = ledger.compact()
-    finally:
-        ledger.close()
-    pattern, fn = person_pattern(e164), scrubber(e164)
-    files = FileCounts()
-    exclude = [runtime.state_dir() / "pseudonym.key", *ledger_files(ledger_url)]
-    for path in local_files(exclude):
-        files.merge(erase_from_file(path, pattern, fn))
-    logger.info(
-        "%s erased: %d chunk(s) in %d campaign(s), %d file(s) rewritten, %d removed",
-        masked,
-        found["chunks"],
-        found["campaigns"],
-        len(files.rewritten),
-        len(files.removed),
-    )
-    return {
-        "number": masked,
-        "ledger_chunks": found["chunks"],
-        "ledger_campaigns": found["campaigns"],
-        "texted_rows": found["texted"],
-        "ledger_compacted": compacted,
-        "rows_removed": files.rows_removed,
-        "files_rewritten": files.rewritten,
-        "files_removed": files.removed,
-        "suppression_added": added,  # the command's JSON key since the CSV days
-        "seconds": round(time.monotonic() - started, 3),
-    }
 
 
 __all__ = [
     "FileCounts",
     "erase_from_file",
-    "erase_task",
     "has_number",
     "local_files",
     "mask_numbers",
     "number_forms",
     "person_pattern",
+    "purge_campaign_files",
     "purge_folder",
-    "purge_task",
+    "purge_orphans",
     "scrubber",
 ]

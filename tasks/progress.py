@@ -1,31 +1,27 @@
 """A campaign's progress, seen while it runs: the phase, and chunks done out of the total.
 
-One tracker per campaign id in this process; every function is safe from any thread (chunks are
-sent from a thread pool) and a no-op when nothing was begun.
-
-In a flow run the tracker owns one progress artifact: its bar, and a description in the
-campaign's language ("Envoi : 340 lots sur 1 000 (depuis 12 s) — campagne X"). Counting a chunk
-is a lock and an addition; the artifact is pushed by a small ticker thread, at most once a
+A ``Tracker`` counts one campaign; its methods are safe from any thread (chunks are sent from
+a thread pool). In a flow run the tracker owns one progress artifact: its bar, and a description
+in the campaign's language ("Envoi : 340 lots sur 1 000 (depuis 12 s) — campagne X"). Counting a
+chunk is a lock and an addition; the artifact is pushed by a small ticker thread, at most once a
 ``PUSH_EVERY`` and only when what it shows changed, so 2,000 chunks make no storm of API calls.
 The text carries the phase's elapsed time, so the artifact moves every second or two even while
 nothing else does (a settle wait, a long report), and the operator sees the run is alive.
 
-On the command line, ``terminal_bar()`` draws the same tracker as a Rich bar on stderr.
+This module holds the counts and their texts (``Tracker``, ``Snapshot``, ``Ticker``), without
+Prefect: the artifact, the run's log lines, the registry of running campaigns and the command
+line's Rich bar on stderr (``terminal_bar()``) are in ``tasks/steps/progress.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
-from uuid import UUID
 
 from babel import Locale
 
@@ -222,197 +218,3 @@ class Ticker:
         if self._thread is not None:
             self._thread.join()
         self.tick()
-
-
-@dataclass
-class _Running:
-    tracker: Tracker
-    ticker: Ticker | None  # None outside a flow run: counts only, no artifact
-
-
-_lock = threading.Lock()
-_running: dict[str, _Running] = {}
-_latest: Tracker | None = None  # the one the terminal bar draws (the last begun)
-
-
-def _in_flow_run() -> bool:
-    from prefect.context import FlowRunContext
-
-    return FlowRunContext.get() is not None
-
-
-def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return log
-
-
-def _artifact_pusher(tracker: Tracker) -> Callable[[Snapshot], None] | None:
-    """The run's progress artifact, created now, and how to update it (None if it cannot be
-    created: the campaign goes on without it)."""
-    from prefect.artifacts import create_progress_artifact, update_progress_artifact
-
-    snap = tracker.snapshot()
-    try:
-        artifact = create_progress_artifact(
-            progress=snap.percent, key=None, description=snap.description()
-        )
-    except Exception as exc:  # the API is down: the run finds out soon enough on its own
-        log.warning("the progress artifact could not be created: %s", exc)
-        return None
-    artifact_id = cast(UUID, artifact)  # a UUID in a sync flow (a coroutine in an async one)
-
-    def push(shown: Snapshot) -> None:
-        update_progress_artifact(
-            artifact_id, progress=shown.percent, description=shown.description()
-        )
-
-    return push
-
-
-def begin(campaign_id: str, lang: Lang) -> None:
-    """The flow, at its start: the run's progress artifact appears."""
-    global _latest
-    end(campaign_id)  # a campaign begun twice in one process: the older tracker stops
-    tracker = Tracker(campaign_id, lang)
-    ticker = None
-    if _in_flow_run() and (push := _artifact_pusher(tracker)) is not None:
-        ticker = Ticker(tracker, push)
-        ticker.tick()  # what create showed: the first change is pushed, not this
-        ticker.start()
-    with _lock:
-        _running[campaign_id] = _Running(tracker, ticker)
-        _latest = tracker
-
-
-def phase(campaign_id: str, step: Phase, total: int = 0) -> None:
-    """The flow, at each phase's start: ``total`` chunks (or items) to go through in it."""
-    running = _running.get(campaign_id)
-    if running is None:
-        return
-    tracker = running.tracker
-    tracker.phase(step, total)
-    said = i18n.text(
-        tracker.lang,
-        "progress.started",
-        cid=campaign_id,
-        phase=i18n.text(tracker.lang, f"progress.phase.{step}"),
-    )
-    if total:
-        said += i18n.text(tracker.lang, "sep.colon") + chunks(total, tracker.lang)
-    _run_logger().info(said)
-
-
-def advance(campaign_id: str, done: int = 1) -> None:
-    """A task, after each chunk: ``done`` more of the phase's total."""
-    running = _running.get(campaign_id)
-    if running is not None:
-        running.tracker.advance(done)
-
-
-def end(campaign_id: str) -> None:
-    """The flow, at its end (whatever the outcome): the artifact shows how it ended."""
-    with _lock:
-        running = _running.pop(campaign_id, None)
-    if running is None:
-        return
-    running.tracker.finish()
-    if running.ticker is not None:
-        running.ticker.stop()
-
-
-def snapshot(campaign_id: str) -> Snapshot | None:
-    """What a running campaign shows now (None when it was not begun or has ended)."""
-    running = _running.get(campaign_id)
-    return running.tracker.snapshot() if running else None
-
-
-# -- the command line ---------------------------------------------------------------------------
-
-
-def _console_handlers() -> list[Any]:
-    """Prefect's console log handlers, wherever logging set them up."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    loggers: list[Any] = [logging.getLogger()]
-    loggers += [lg for lg in logging.root.manager.loggerDict.values() if hasattr(lg, "handlers")]
-    found: dict[int, Any] = {}
-    for logger in loggers:
-        for handler in logger.handlers:
-            if isinstance(handler, PrefectConsoleHandler):
-                found[id(handler)] = handler
-    return list(found.values())
-
-
-@contextmanager
-def terminal_bar(stream: Any = None, every: float = 0.2) -> Iterator[None]:
-    """The command line, around the flow call: a progress bar on stderr when it is a terminal
-    (nothing otherwise: the phases are in the log lines). Only stderr is drawn on: the JSON
-    summary on stdout is never touched."""
-    import sys
-
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    stream = sys.stderr if stream is None else stream
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        yield
-        return
-    global _latest
-    _latest = None  # this command's campaign, not one an earlier call left behind
-    handlers = _console_handlers()
-    # Prefect's log lines go through the bar's console, so Rich prints them above the bar
-    # instead of through it.
-    console = next(
-        (h.console for h in handlers if getattr(h, "stream", None) is stream), None
-    ) or Console(file=stream)
-    saved = [(h, h.console) for h in handlers]
-    for handler in handlers:
-        handler.console = console
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        console=console,
-        redirect_stdout=False,  # stdout is the JSON summary's
-        redirect_stderr=False,
-        transient=False,
-    )
-    shown = bar.add_task("", total=None, visible=False)
-    stopping = threading.Event()
-
-    def follow() -> None:
-        while True:
-            tracker = _latest
-            if tracker is not None:
-                snap = tracker.snapshot()
-                bar.update(
-                    shown,
-                    description=snap.description(),
-                    total=100.0,
-                    completed=snap.percent,
-                    visible=True,
-                )
-            if stopping.wait(every):
-                return
-
-    follower = threading.Thread(target=follow, name="progress-bar", daemon=True)
-    try:
-        with bar:
-            follower.start()
-            try:
-                yield
-            finally:
-                stopping.set()
-                follower.join()
-                tracker = _latest
-                if tracker is not None:  # the last state, drawn once more before the bar stops
-                    snap = tracker.snapshot()
-                    bar.update(shown, description=snap.description(), completed=snap.percent)
-    finally:
-        for handler, before in saved:
-            with contextlib.suppress(Exception):
-                handler.console = before

@@ -16,7 +16,7 @@ from pathlib import Path
 from smspartner import SMSPartnerClient
 from tasks import dburl
 from tasks import ledger as lg
-from tasks.errors import SurveyError
+from tasks.errors import OperatorError
 from tasks.nevertext import NeverText, Origin
 
 API_KEY_ENV = "SMSPARTNER_API_KEY"
@@ -26,22 +26,28 @@ SUPPRESSION_ENV = "SURVEY_SUPPRESSION_LIST"
 DATA_DIR_ENV = "SURVEY_DATA_DIR"
 DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
 # Secrets a command-line run took out of --db-url, for its own process only (never a parameter).
-DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # noqa: S105 - a variable name
+DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # a variable name
 SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
 CONNECT_TIMEOUT = 5.0
+# The data folder when SURVEY_DATA_DIR is unset: ``data/`` of the working directory, relative on
+# purpose (a deployment runs at its clone's root; a test or an operator in a folder of their own).
+DEFAULT_DATA_DIR = Path("data")
+# The bundled samples, found from this file whatever the working directory (a run on them may
+# not reach the real gateway: tasks/steps/prepare.py).
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
 def data_dir() -> Path:
     """Where every campaign file lives (``SURVEY_DATA_DIR``, default ``data/`` of the working
     directory): on several machines, one shared folder, so a follow-up, a purge or an erasure
     on any worker sees what every other worker wrote."""
-    return Path(os.environ.get(DATA_DIR_ENV, "").strip() or "data")
+    return Path(os.environ.get(DATA_DIR_ENV, "").strip() or DEFAULT_DATA_DIR)
 
 
 def form_roots() -> list[Path]:
     """Where a file typed into a deployment's form may be: the clone's ``data/`` (the samples,
     the operator's lists) and the data folder, when elsewhere."""
-    return list(dict.fromkeys([Path("data"), data_dir()]))
+    return list(dict.fromkeys([DEFAULT_DATA_DIR, data_dir()]))
 
 
 def from_deployment() -> bool:
@@ -66,7 +72,7 @@ def legacy_suppression_file() -> Path:
     return state_dir() / "suppression.csv"
 
 
-class CampaignStopped(SurveyError):
+class CampaignStopped(OperatorError):
     """The campaign cannot go on (invalid key): str() is one line for the operator."""
 
 
@@ -97,7 +103,7 @@ def db_credentials(block: str | None) -> dburl.Credentials:
 
         try:
             password = str(Secret.load(block).get())  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - any failure means "no password", said plainly
+        except Exception as exc:  # any failure means "no password", said plainly
             raise ValueError(
                 f"cannot read the Secret block {block!r} ({type(exc).__name__})"
             ) from None
@@ -133,7 +139,7 @@ def get_api_key(secret_block: str | None = None) -> str:
         from prefect.blocks.system import Secret
 
         value = Secret.load(block).get()  # type: ignore[union-attr]
-    except Exception as exc:  # noqa: BLE001 - any failure means "no key", said plainly
+    except Exception as exc:  # any failure means "no key", said plainly
         where = f"the Prefect Secret block {block!r}"
         if not secret_block:
             where = f"{API_KEY_ENV} or {where}"
@@ -166,8 +172,16 @@ _ledgers: dict[tuple[str, timedelta, float], lg.Ledger] = {}
 _ledgers_lock = threading.Lock()
 
 
+def open_ledger(
+    url: str, *, lease: timedelta = lg.DEFAULT_LEASE, outage: float = lg.DEFAULT_OUTAGE
+) -> lg.Ledger:
+    """A ledger handed this worker's pseudonym key, read when first needed (a ledger that never
+    purged needs none): the store never reaches for its own configuration."""
+    return lg.Ledger(url, lease=lease, outage=outage, pseudonym_key=pseudonym_key)
+
+
 def shared_ledger(
-    url: str, lease: timedelta = timedelta(minutes=5), outage: float = 120.0
+    url: str, lease: timedelta = lg.DEFAULT_LEASE, outage: float = lg.DEFAULT_OUTAGE
 ) -> lg.Ledger:
     """One engine (one connection pool) per ledger URL in this process. A ledger that cannot
     be opened at all (a URL that does not parse, a file that is not a database, a folder that
@@ -175,10 +189,10 @@ def shared_ledger(
     with _ledgers_lock:
         if (url, lease, outage) not in _ledgers:
             try:
-                _ledgers[(url, lease, outage)] = lg.Ledger(url, lease=lease, outage=outage)
+                _ledgers[(url, lease, outage)] = open_ledger(url, lease=lease, outage=outage)
             except lg.LedgerUnavailable:
                 raise
-            except Exception as exc:  # noqa: BLE001 - whatever broke, the run stops in one line
+            except Exception as exc:  # whatever broke, the run stops in one line
                 raise lg.LedgerUnavailable(ledger_problem(url, exc)) from None
         return _ledgers[(url, lease, outage)]
 

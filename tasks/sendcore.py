@@ -27,9 +27,8 @@ from smspartner import (
     SendOutcome,
     SMSPartnerError,
     StatusEntry,
-    mask_phone_numbers,
 )
-from tasks.numbers import parse_loose
+from tasks.numbers import mask_phone_numbers, parse_loose
 from tasks.outcomes import GATEWAY_ERROR, GATEWAY_UNAVAILABLE, NO_SLOT
 
 # --- slots ---
@@ -91,6 +90,11 @@ def evidence_after(doubt_from: datetime, slot: Slot, settle: timedelta) -> datet
 # --- the policy and the state ---
 
 
+# How long one send waits for the gateway's answer (seconds): the form's and the command line's
+# default (flows/parameters.py) and the send settings' (tasks/sending.py) come from here.
+READ_TIMEOUT = 30.0
+
+
 @dataclass(frozen=True)
 class SendPolicy:
     max_attempts: int = 6  # sends (POSTs) of one chunk in one run
@@ -102,7 +106,7 @@ class SendPolicy:
 
 
 @dataclass(frozen=True)
-class ChunkState:
+class HeldChunk:
     """What the executor knows about the chunk it holds."""
 
     numbers: tuple[str, ...]
@@ -236,7 +240,7 @@ Step = (
 
 
 def next_step(
-    state: ChunkState,
+    state: HeldChunk,
     event: Event,
     now: datetime,
     policy: SendPolicy,
@@ -252,7 +256,7 @@ def next_step(
     return _after_send(state, event.outcome, now, policy, rng)
 
 
-def _send_or_done(state: ChunkState, policy: SendPolicy) -> Step:
+def _send_or_done(state: HeldChunk, policy: SendPolicy) -> Step:
     if not state.numbers:
         return NothingLeft()
     if state.sends >= policy.max_attempts:
@@ -260,7 +264,7 @@ def _send_or_done(state: ChunkState, policy: SendPolicy) -> Step:
     return Send()
 
 
-def _after_look(state: ChunkState, event: Looked, now: datetime, policy: SendPolicy) -> Step:
+def _after_look(state: HeldChunk, event: Looked, now: datetime, policy: SendPolicy) -> Step:
     if event.evidence is Evidence.FOUND:
         return RecordLanded(event.entries)
     doubt_from = state.doubt_from or now
@@ -273,7 +277,7 @@ def _after_look(state: ChunkState, event: Looked, now: datetime, policy: SendPol
 
 
 def _after_send(
-    state: ChunkState,
+    state: HeldChunk,
     outcome: SendOutcome,
     now: datetime,
     policy: SendPolicy,
@@ -316,7 +320,7 @@ def retry_wait(sends: int, policy: SendPolicy, rng: random.Random | None = None)
 
 def jitter(delay: float, rng: random.Random | None = None) -> float:
     """Somewhere in [delay/2, delay]: kept apart so tests can pin the randomness."""
-    draw = (rng or random).uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+    draw = (rng or random).uniform(0.5, 1.0)  # jitter, not crypto
     return delay * draw
 
 
@@ -346,7 +350,8 @@ def split_refusals(
 
 __all__ = [
     "AT_ONCE",
-    "ChunkState",
+    "READ_TIMEOUT",
+    "HeldChunk",
     "Claimed",
     "Defer",
     "Event",

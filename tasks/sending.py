@@ -55,10 +55,10 @@ class SendSettings:
     lead: timedelta = LEAD
     margin: timedelta = MARGIN
     send: sc.SendPolicy = field(default_factory=sc.SendPolicy)
-    timeout: float = 30.0  # read timeout of one send
+    timeout: float = sc.READ_TIMEOUT  # read timeout of one send
     cap_days: int = 0  # frequency cap: reserve the numbers against other campaigns
-    ledger_lease: timedelta = timedelta(minutes=5)
-    ledger_outage: float = 120.0
+    ledger_lease: timedelta = lg.DEFAULT_LEASE
+    ledger_outage: float = lg.DEFAULT_OUTAGE
     key_block: str | None = None  # the Secret block of this deployment's account (its name)
 
     @property
@@ -97,7 +97,7 @@ def send_chunk_once(
     if claim.action is lg.ClaimAction.SKIP:
         return _result(row)
     outstanding = claim.action is lg.ClaimAction.RECONCILE
-    state = sc.ChunkState(
+    state = sc.HeldChunk(
         numbers=row.numbers,
         slot=sc.Slot.from_ledger(row.slot),
         doubt_from=row.doubt_from if outstanding else None,
@@ -207,7 +207,7 @@ def _record_accepted(
     settings: SendSettings,
     chunk_index: int,
     ledger: lg.Ledger,
-    state: sc.ChunkState,
+    state: sc.HeldChunk,
     step: sc.RecordAccepted,
     claim: lg.Claim,
     now: datetime,
@@ -243,7 +243,7 @@ def _record_landed(
     settings: SendSettings,
     chunk_index: int,
     ledger: lg.Ledger,
-    state: sc.ChunkState,
+    state: sc.HeldChunk,
     step: sc.RecordLanded,
     claim: lg.Claim,
     now: datetime,
@@ -384,7 +384,7 @@ def settle_only(
         return _result(row)
     if claim.action is not lg.ClaimAction.RECONCILE:  # not in doubt any more: leave it be
         return _result(ledger.release(settings.campaign_id, chunk_index))
-    state = sc.ChunkState(row.numbers, sc.Slot.from_ledger(row.slot), row.doubt_from)
+    state = sc.HeldChunk(row.numbers, sc.Slot.from_ledger(row.slot), row.doubt_from)
     step = sc.next_step(state, _look(client, row.tag), now(), settings.send)
     if isinstance(step, sc.RecordLanded):
         return _record_landed(settings, chunk_index, ledger, state, step, claim, now())

@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from smspartner.client import schedule_at
+from smspartner.models import schedule_at
 from tasks.outcomes import TERRITORIES
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -144,6 +144,9 @@ _MONTHS = (
     "December",
 )
 
+# How far ahead a slot may be planned (days): the form's and the command line's default come
+# from here (flows/parameters.py, flows/survey_campaign.py).
+HORIZON_DAYS: Final = 14
 _STEP = timedelta(minutes=5)
 _TICK = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -163,7 +166,7 @@ class WindowPolicy:
     holidays: bool = True  # exclude the territory's public holidays
     gateway_hold: bool = True  # also require the Paris window (metropolitan holidays)
     alsace_moselle: bool = False  # add Good Friday and 26 December for FR
-    horizon_days: int = 14
+    horizon_days: int = HORIZON_DAYS
 
     def __post_init__(self) -> None:
         # A set passed by a caller would make the policy unhashable (it is a cache key).

@@ -7,15 +7,23 @@ talks over HTTP to a simulator on 127.0.0.1, never to the real gateway.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TEST_KEY,
+    copy_working_tree,
+    fresh_database,
+    new_context,
+    require_chromium,
+)
+
+from scripts.server import LocalStack
 
 # Prefect reads these when it is first imported: keep its home and database out of ~/.prefect.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
@@ -24,51 +32,6 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("SMSPARTNER_API_KEY", None)
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "data" / "samples"
-TEST_KEY = "sim-key-9f3c2a7d41"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def server_answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def need_server(host: str, port: int, what: str) -> None:
-    """Skip when a database server is absent, except in CI where it must be there."""
-    if server_answers(host, port):
-        return
-    if IN_CI:
-        pytest.fail(f"{what} at {host}:{port} does not answer, and CI=true requires it")
-    pytest.skip(f"{what} at {host}:{port} does not answer")
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """Environment for a command-line subprocess: the repository on its path and the test
-    harness's Prefect server (no second server to start per process)."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
-    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-    return env
-
-
-def start_cli(module: str, cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    """Start ``python -m module args`` as a user would, against the harness's Prefect server."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=cli_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a test may kill the whole process group
-    )
 
 
 @pytest.fixture(scope="session")
@@ -111,15 +74,24 @@ def env(campaign_env: Path, simulator: object) -> dict[str, str]:
     }
 
 
-def summary_of(state: Any) -> dict[str, Any]:
-    """A send run's JSON summary however it ended: a Completed run's result, else the summary
-    its error carries (an incomplete campaign, a money stop, an approval stop)."""
-    if state.is_completed():
-        return dict(state.result())
-    error = state.result(raise_on_failure=False)
-    summary = getattr(error, "summary", None)
-    assert summary is not None, f"{state.name}: {state.message}"
-    return dict(summary)
+# -- a ledger on each database it runs on ---------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh ledger database on each engine the ledger runs on (MariaDB: no UPDATE ...
+    RETURNING, no ON CONFLICT, so its own code paths)."""
+    yield from fresh_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Any]:
+    """A ledger opened as the flows open it (tasks.runtime), on each of the three databases."""
+    from tasks import runtime
+
+    led = runtime.open_ledger(ledger_url)
+    yield led
+    led.close()
 
 
 # -- one Prefect stack for the browser tests -------------------------------------------------------
@@ -128,8 +100,6 @@ def summary_of(state: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def ui_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the working tree the browser tests' worker runs the flows from."""
-    from test_deployments import copy_working_tree
-
     return copy_working_tree(tmp_path_factory.mktemp("clone-ui"))
 
 
@@ -138,10 +108,8 @@ def ui_stack(ui_clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """One Prefect server, process worker and gateway simulator for every browser test module
     (tests/test_ui*.py): starting one costs more than most of their tests. Each module leaves the
     simulator as it found it (its faults and credits); their numbers come from ranges of their
-    own (test_deployments.mobiles), so the shared ledger's frequency cap never links them."""
-    from test_ui import require_chromium
-
-    from scripts.server import LocalStack, StackConfig
+    own (helpers.stack_mobiles), so the shared ledger's frequency cap never links them."""
+    from scripts.server import StackConfig
 
     require_chromium()
     home = tmp_path_factory.mktemp("prefect-home-ui")
@@ -151,3 +119,47 @@ def ui_stack(ui_clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     config = StackConfig(root=ui_clone, home=home, logs=home / "logs", suppression_list=suppression)
     with LocalStack(config) as running:
         yield running
+
+
+# -- the browser test files (tests/test_ui_*.py) ---------------------------------------------------
+# A module that starts a stack of its own (test_deployments.py...) defines its own clone and stack.
+
+
+@pytest.fixture(scope="module")
+def clone(ui_clone: Path) -> Path:
+    return ui_clone  # one stack for every browser module (tests/conftest.py)
+
+
+@pytest.fixture(scope="module")
+def stack(ui_stack: LocalStack) -> LocalStack:
+    return ui_stack
+
+
+@pytest.fixture(scope="module")
+def browser(stack: LocalStack) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh page; on a failed test, a screenshot of it in the test's tmp folder."""
+    context = new_context(browser)
+    failed_before = request.session.testsfailed
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        if request.session.testsfailed > failed_before:  # this test's call just failed
+            shot = tmp_path / "failure.png"
+            opened.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the failed page: {shot}")
+        context.close()

@@ -11,16 +11,15 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY, need_server, start_cli, summary_of
+from helpers import TEST_KEY, csv_of, fresh_database, start_cli, summary_of
+from helpers import fault_mobiles as mobiles
 from tcp_proxy import TcpProxy
-from test_faults import csv_of, mobiles
 
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
 from smspartner.simulator import FaultConfig
@@ -150,41 +149,6 @@ def test_a_scheduled_chunk_hidden_until_its_slot_stays_in_doubt_not_resent(
 # -- two campaigns at once, on the three databases ------------------------------------------------
 
 
-def _database(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.sqlite"
-        return
-    name = f"amb_{uuid.uuid4().hex[:10]}"
-    if kind == "postgresql":
-        need_server("127.0.0.1", 5432, "PostgreSQL")
-        import psycopg
-
-        admin = "host=127.0.0.1 user=postgres dbname=test"
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        return
-    need_server("127.0.0.1", 3306, "MariaDB")
-    import pymysql
-
-    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
-    try:
-        with conn.cursor() as c:
-            c.execute(f"CREATE DATABASE `{name}`")
-        yield f"mysql://root@127.0.0.1:3306/{name}"
-        with conn.cursor() as c:
-            c.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from _database(request.param, tmp_path)
-
-
 def _cli(env_dir: Path, simulator: Any, csv: Path, cid: str, url: str, *extra: str) -> Any:
     return start_cli(
         "flows.survey_campaign",
@@ -228,7 +192,7 @@ def test_two_campaigns_started_together_text_a_shared_person_once(
 
 @pytest.fixture
 def pg_behind_a_proxy(tmp_path: Path) -> Iterator[tuple[TcpProxy, str]]:
-    gen = _database("postgresql", tmp_path)
+    gen = fresh_database("postgresql", tmp_path)
     url = next(gen)
     with TcpProxy("127.0.0.1", 5432) as proxy:
         yield proxy, url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")

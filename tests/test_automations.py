@@ -23,9 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from helpers import copy_working_tree, run_deployment
 from hypothesis import given
 from hypothesis import strategies as st
-from test_deployments import copy_working_tree, run_deployment
 
 from scripts.server import LocalStack, StackConfig
 from tasks import alerts
@@ -50,7 +50,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     receiver.posts.append(json.loads(raw or b"{}"))
@@ -136,7 +136,7 @@ INCOMPLETE_RUN = """
 import json, sys
 from prefect import flow
 from prefect.runtime import flow_run
-from tasks.alerts import emit_campaign_outcome
+from tasks.steps.alerts import emit_campaign_outcome
 
 @flow(name="alert-probe")
 def probe(summary: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.campaign import batch_chunks
+from tasks.plan import batch_chunks
 
 indices = st.lists(st.integers(0, 10**6), unique=True, max_size=3000)
 

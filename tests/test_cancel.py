@@ -9,48 +9,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY, start_cli
+from helpers import CANCEL_NOW as NOW
+from helpers import TEST_KEY, start_cli
+from helpers import cancel_chunk as chunk
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.cancel_campaign import cancel_campaign
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
-from smspartner import SMSPartnerClient
+from smspartner import CancelError, NotFound, SMSPartnerClient, StatusEntry
 from tasks import ledger as lg
 from tasks.cancellation import ASK_GATEWAY, LEDGER_ONLY, LOOK_UP_TAG, NOTHING, decide
-
-NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
-
-
-def chunk(
-    state: str = lg.SENT,
-    slot: datetime | None = NOW + timedelta(hours=1),
-    message_id: int | None = 42,
-    numbers: tuple[str, ...] = ("+33612345678",),
-) -> lg.ChunkRow:
-    return lg.ChunkRow(
-        campaign_id="c",
-        chunk_index=0,
-        tag="t",
-        territory="FR",
-        slot=slot.isoformat() if slot else None,
-        numbers=numbers,
-        refused={},
-        state=state,
-        reason=None,
-        detail=None,
-        owner=None,
-        message_id=message_id,
-        nb_sms=1,
-        cost=0.045,
-        currency="EUR",
-        attempts=1,
-    )
 
 
 @given(st.integers(min_value=-3 * 86400, max_value=3 * 86400))
@@ -283,7 +258,7 @@ def test_the_ledger_cancels_only_from_the_states_asked(tmp_path: Path) -> None:
 def test_a_chunk_in_doubt_the_gateway_never_got_is_cancelled_in_the_ledger(
     tmp_path: Path, simulator: Any
 ) -> None:
-    from tasks.cancellation import cancel_chunk
+    from tasks.cancel_io import cancel_chunk
 
     book = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite")
     slot = (NOW + timedelta(hours=2)).isoformat()
@@ -302,3 +277,103 @@ def test_a_chunk_in_doubt_the_gateway_never_got_is_cancelled_in_the_ledger(
     assert book.chunk("c", 0).state == lg.CANCELLED
     assert [r["path"] for r in simulator.state.requests] == ["bulk-status-by-tag"] * 2
     book.close()
+
+
+# -- one chunk's cancel, step by step (a fake gateway and ledger, no network) ------------------
+
+
+class FakeGateway:
+    """Answers ``status_by_tag`` with ``entries`` (None: code 4) and ``cancel`` with
+    ``refusal`` (None: cancelled; 4: NotFound; 5, 6, 7: CancelError)."""
+
+    def __init__(self, entries: list[Any] | None, refusal: int | None) -> None:
+        self.entries, self.refusal = entries, refusal
+        self.cancelled: list[int] = []
+
+    def status_by_tag(self, tag: str) -> list[Any]:
+        if self.entries is None:
+            raise NotFound("unknown tag", code=4)
+        return self.entries
+
+    def cancel(self, message_id: int) -> None:
+        if self.refusal == 4:
+            raise NotFound("unknown message", code=4)
+        if self.refusal is not None:
+            raise CancelError("refused", code=self.refusal)
+        self.cancelled.append(message_id)
+
+
+class FakeLedger:
+    """``mark_cancelled`` says ``moves`` (whether the chunk was still in a state asked)."""
+
+    def __init__(self, moves: bool = True) -> None:
+        self.moves = moves
+        self.marked: list[tuple[str, ...]] = []
+
+    def mark_cancelled(self, campaign_id: str, index: int, **kw: Any) -> bool:
+        self.marked.append(tuple(str(s) for s in kw["from_states"]))
+        return self.moves
+
+
+def doubtful(hours: int) -> lg.ChunkRow:
+    """A chunk left in doubt ``hours`` ago, its slot two hours ago."""
+    row = chunk(lg.IN_DOUBT, NOW - timedelta(hours=2))
+    return replace(row, doubt_from=NOW - timedelta(hours=hours))
+
+
+def entry(message_id: int | None) -> StatusEntry:
+    return StatusEntry("+33612345678", "Waiting", stop=False, date=None, message_id=message_id)
+
+
+DOUBT = (lg.SENT, lg.IN_DOUBT)  # the states a chunk cancelled at the gateway leaves
+
+
+@pytest.mark.parametrize(
+    ("row", "entries", "refusal", "moves", "outcome", "changed", "asked"),
+    [
+        # a message id and time: the gateway is asked, and its answers are outcomes
+        (chunk(), [], None, True, "cancelled", True, [42]),
+        (chunk(), [], 4, True, "not_found", False, [42]),
+        (chunk(), [], 5, True, "already_cancelled", True, [42]),
+        (chunk(), [], 6, True, "too_late", False, [42]),
+        (chunk(), [], 7, True, "already_sent", False, [42]),
+        # no message id: the tag finds it, then the gateway is asked with the id found
+        (chunk(message_id=None), [entry(None), entry(77)], None, True, "cancelled", True, [77]),
+        (chunk(message_id=None), [entry(None)], None, True, "not_found", False, []),
+        (chunk(message_id=None), None, None, True, "not_found", False, []),
+        # in doubt, the tag unknown: it never landed once its settle time has passed, and
+        # "not found" proves nothing before
+        (doubtful(hours=3), None, None, True, "not_sent_cancelled", True, []),
+        (doubtful(hours=0), None, None, True, "not_found", False, []),
+        # in doubt and the tag shows it sent, but its slot has passed: nothing left to cancel
+        (doubtful(hours=3), [entry(9)], None, True, "already_sent", False, []),
+        # never sent: the ledger alone, unless another run claimed it meanwhile
+        (chunk(lg.PENDING), None, None, True, "not_sent_cancelled", True, []),
+        (chunk(lg.PENDING), None, None, False, "in_progress", False, []),
+        # a sent chunk that reached nobody: nothing to ask
+        (chunk(numbers=()), None, None, True, "nothing", False, []),
+    ],
+)
+def test_cancel_chunk_asks_the_gateway_only_when_it_can_help(
+    row: lg.ChunkRow,
+    entries: list[Any] | None,
+    refusal: int | None,
+    moves: bool,
+    outcome: str,
+    changed: bool,
+    asked: list[int],
+) -> None:
+    from tasks.cancel_io import cancel_chunk
+
+    gateway, ledger = FakeGateway(entries, refusal), FakeLedger(moves)
+    done = cancel_chunk(gateway, ledger, row, NOW)  # type: ignore[arg-type]
+    assert (done.outcome, done.changed) == (outcome, changed)
+    assert gateway.cancelled == (asked if refusal is None else [])
+    assert (done.chunk_index, done.territory, done.slot, done.size) == (
+        row.chunk_index,
+        row.territory,
+        row.slot,
+        row.size,
+    )
+    if outcome in ("cancelled", "already_cancelled"):  # a sent chunk leaves the cap's record
+        assert ledger.marked == [tuple(str(s) for s in DOUBT)]

@@ -4,34 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import SAMPLES, TEST_KEY, cli_env
-
-
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = cli_env(**env)
-    return subprocess.run(
-        [sys.executable, "-m", "flows.survey_campaign", *args],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def one_clear_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr[-2000:]
-    for word in words:
-        assert word in errors[0]
+from helpers import SAMPLES, TEST_KEY, cli, one_clear_line
 
 
 def test_sample_campaign_prints_the_json_summary_last(

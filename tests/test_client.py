@@ -7,6 +7,7 @@ recorded through the client's ``sleep`` hook instead of slept.
 
 from __future__ import annotations
 
+import ast
 import http.client
 import json
 import logging
@@ -32,10 +33,12 @@ from hypothesis import strategies as st
 from smspartner import (
     AuthError,
     CancelError,
+    InsufficientCredits,
     Kind,
     NotFound,
     RateLimited,
     Refusal,
+    Rejected,
     SendOutcome,
     ServerError,
     SMSPartnerClient,
@@ -46,11 +49,14 @@ from smspartner import (
     parse_gateway_date,
     schedule_at,
 )
+from smspartner._parse import error_type_of, interpret
 from smspartner.client import ending_of, public_url
+from smspartner.models import Exchange
 from smspartner.outcome import Ending
 from smspartner.simulator import FaultConfig, SimulatorServer, run_simulator
 
 KEY = "sk-live-7Qw9-SECRET-zz81"
+GATEWAY = Path(__file__).resolve().parents[1] / "smspartner"
 PARIS = ZoneInfo("Europe/Paris")
 NUMBERS = ["+33612345678", "0712345678", "+33698765432"]
 
@@ -304,7 +310,7 @@ class QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: LocalServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: object) -> None:  # stdlib signature
         return
 
     def take_request(self) -> None:
@@ -1431,6 +1437,115 @@ def test_status_spellings_normalise(status: str, case: Callable[[str], str], pad
 def test_unknown_status_text_is_kept() -> None:
     assert normalise_status("Numéro introuvable") == "Numéro introuvable"
     assert normalise_status(None) == ""
+
+
+# What a read's answer that is not a success raises: by code, then by HTTP status; codes 5 to 7
+# are refusals of a cancel only (elsewhere they are per-request codes).
+@pytest.mark.parametrize(
+    ("code", "status", "cancel", "error_type"),
+    [
+        (1, 200, False, AuthError),
+        (10, 400, True, AuthError),
+        (None, 401, False, AuthError),
+        (None, 403, True, AuthError),
+        (11, 200, False, InsufficientCredits),
+        (4, 200, True, NotFound),
+        (4, 404, False, NotFound),
+        (5, 200, True, CancelError),
+        (6, 200, True, CancelError),
+        (7, 200, True, CancelError),
+        (5, 200, False, Rejected),
+        (7, 200, False, Rejected),
+        (3, 200, True, Rejected),
+        (9, 400, False, Rejected),
+        (None, 400, False, SMSPartnerError),
+        (None, 404, True, SMSPartnerError),
+    ],
+)
+def test_error_type_of_a_refused_read(
+    code: int | None, status: int, cancel: bool, error_type: type[SMSPartnerError]
+) -> None:
+    assert error_type_of(code, status, cancel) is error_type
+
+
+def envelope(**fields: object) -> bytes:
+    return json.dumps(fields).encode()
+
+
+@pytest.mark.parametrize(
+    ("exchange", "error_type", "text"),
+    [
+        (Exchange(None, failure="GET me: no answer within 30s"), TransportError, "no answer"),
+        (Exchange(429, retry_after=2.0), RateLimited, "GET me: HTTP 429, rate limited"),
+        (Exchange(503, b"<html>down</html>"), ServerError, "HTTP 503, the answer is not JSON"),
+        (
+            Exchange(500, envelope(code=500, message="boom " + KEY)),
+            ServerError,
+            "GET me: HTTP 500, boom ***",
+        ),
+        (Exchange(302), SMSPartnerError, "GET me: unexpected redirect (HTTP 302)"),
+        (Exchange(401, b"<html>"), AuthError, "HTTP 401, the answer is not a JSON object"),
+        (Exchange(200, b"[1, 2]"), SMSPartnerError, "HTTP 200, the answer is not a JSON object"),
+        (
+            Exchange(
+                400, envelope(success=False, code=9, error=[{"elementId": KEY, "message": "m"}])
+            ),
+            Rejected,
+            "GET me: HTTP 400, code 9; 1 validation error(s), first ***: m",
+        ),
+        (
+            Exchange(200, envelope(success=False, code=10, message="Clé API incorrecte")),
+            AuthError,
+            "GET me: HTTP 200, code 10: Clé API incorrecte",
+        ),
+    ],
+)
+def test_interpret_maps_an_answer_to_one_error_without_the_key(
+    exchange: Exchange, error_type: type[SMSPartnerError], text: str
+) -> None:
+    error = interpret("GET me", exchange, False, KEY)
+    assert type(error) is error_type
+    assert text in str(error) and KEY not in str(error)
+    assert KEY not in repr(getattr(error, "errors", ""))
+
+
+def test_interpret_returns_the_body_of_a_success() -> None:
+    body = {"success": True, "code": 200, "credits": {"balance": "1.5"}}
+    assert interpret("GET me", Exchange(200, envelope(**body)), False, KEY) == body
+    bom = Exchange(200, b"\xef\xbb\xbf" + envelope(code="200", stopId=3))
+    assert interpret("POST stop-sms/add", bom, False, KEY) == {"code": "200", "stopId": 3}
+
+
+# The modules that decide what an answer means are pure, so they are tested as tables: they
+# import no HTTP stack, no socket, and nothing of the simulator or the project.
+PURE_GATEWAY_MODULES = ["errors.py", "outcome.py", "models.py", "_parse.py"]
+HTTP_STACK = {"requests", "urllib3", "http", "socket", "ssl", "httpx"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Every module a file imports (top level or inside functions), as dotted names."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("name", PURE_GATEWAY_MODULES)
+def test_the_gateway_rules_import_no_http_stack(name: str) -> None:
+    imported = imported_roots(GATEWAY / name)
+    assert not {m for m in imported if m.split(".")[0] in HTTP_STACK | {"prefect", "tasks"}}
+    assert not {m for m in imported if m.startswith("smspartner.simulator")}
+    assert not {m for m in imported if m in {"smspartner.client", "smspartner._transport"}}
+
+
+def test_the_client_side_never_imports_the_simulator_nor_the_project() -> None:
+    for path in sorted(GATEWAY.glob("*.py")):
+        imported = imported_roots(path)
+        assert not {m for m in imported if m.startswith("smspartner.simulator")}, path.name
+        assert not {m for m in imported if m.split(".")[0] in {"tasks", "flows", "prefect"}}, path
 
 
 def test_headers_dripped_a_byte_at_a_time_end_at_the_deadline(

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,112 +21,28 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import REPO, need_server
+from helpers import (
+    PG,
+    SEND,
+    SEND_NAME,
+    artifacts,
+    campaign_numbers,
+    copy_working_tree,
+    deployment,
+    explain,
+    fresh_pg_databases,
+    run_deployment,
+    wait_for_final_state,
+    write_recipients,
+)
+from helpers import stack_mobiles as mobiles
 
 from scripts.server import LocalStack, StackConfig
-from tasks.ledger import chunk_tag
 
 pytestmark = pytest.mark.slow
 
-SEND = "send-survey-campaign/weekly-survey"
-SEND_NAME, FOLLOW_UP_NAME = "weekly-survey", "daily-follow-up"
+FOLLOW_UP_NAME = "daily-follow-up"
 PARIS = ZoneInfo("Europe/Paris")
-PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-# -- helpers shared with test_ui.py ----------------------------------------------------------------
-
-
-def copy_working_tree(dest: Path) -> Path:
-    """What a fresh clone holds: tracked and new files, not ignored ones (no .venv, no state)."""
-    try:
-        listed = (
-            subprocess.run(
-                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                cwd=REPO,
-                capture_output=True,
-                check=True,
-            )
-            .stdout.decode()
-            .split("\0")
-        )
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked archive)
-        skip = shutil.ignore_patterns(
-            ".git",
-            ".venv",
-            "__pycache__",
-            "*.egg-info",
-            ".*_cache",
-            ".hypothesis",
-            "reports",
-            "state",
-        )
-        shutil.copytree(REPO, dest, ignore=skip, dirs_exist_ok=True)
-        return dest
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():  # a deleted file is still listed until the deletion is committed
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    return dest
-
-
-def mobiles(first: int, n: int) -> list[str]:
-    """n French mobiles in E.164, from a range no other test uses."""
-    return [f"+336{first + i:08d}" for i in range(n)]
-
-
-def write_recipients(root: Path, name: str, numbers: list[str]) -> str:
-    """A CSV in the clone, in the national format people type; its path relative to the root."""
-    path = root / "data" / "e2e" / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{i};Client {i};0{n[3:]}" for i, n in enumerate(numbers, start=1)]
-    path.write_text("id;name;mobile\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    return str(path.relative_to(root))
-
-
-def campaign_numbers(stack: LocalStack, campaign_id: str) -> Counter[str]:
-    """How many times the simulator accepted each number for this campaign (by chunk tag)."""
-    prefix = chunk_tag(campaign_id, 0).split("-")[0]
-    sends = stack.simulator_state()["sends"]
-    return Counter(
-        n for s in sends if (s["tag"] or "").startswith(prefix + "-") for n in s["numbers"]
-    )
-
-
-def run_deployment(
-    stack: LocalStack, name: str, params: dict[str, Any] | None = None, timeout: int = 240
-) -> tuple[subprocess.CompletedProcess[str], str]:
-    """`prefect deployment run NAME --watch`; the completed command and the flow run's id."""
-    args = [
-        "deployment",
-        "run",
-        name,
-        "--watch",
-        "--watch-interval",
-        "1",
-        "--watch-timeout",
-        str(timeout),
-    ]
-    if params:
-        args += ["--params", json.dumps(params)]
-    done = stack.prefect(*args, timeout=timeout + 60, check=False)
-    found = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
-    assert found, f"no flow run id in:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    return done, found.group(1)
-
-
-def explain(stack: LocalStack, done: subprocess.CompletedProcess[str]) -> str:
-    return (
-        f"exit {done.returncode}\n{done.stdout[-2500:]}\n{done.stderr[-1500:]}\n"
-        f"--- worker log ---\n{stack.log_tail(stack.config.workers[0], 60)}"
-    )
-
-
-def artifacts(stack: LocalStack, flow_run_id: str) -> list[dict[str, Any]]:
-    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"}
-    found: list[dict[str, Any]] = stack.api("POST", "/artifacts/filter", body)
-    return found[::-1]
 
 
 def is_summary(artifact: dict[str, Any]) -> bool:
@@ -141,26 +54,6 @@ def campaign_of(stack: LocalStack, flow_run_id: str) -> str:
     keys = {a["key"] for a in artifacts(stack, flow_run_id) if is_summary(a)}
     assert len(keys) == 1, keys
     return keys.pop().removesuffix("-summary")
-
-
-def deployment(stack: LocalStack, name: str) -> dict[str, Any]:
-    found = stack.api("POST", "/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
-    assert len(found) == 1, found
-    result: dict[str, Any] = found[0]
-    return result
-
-
-def wait_for_final_state(stack: LocalStack, flow_run_id: str, timeout: float = 240) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = stack.api("GET", f"/flow_runs/{flow_run_id}")
-        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return str(run["state_type"])
-        time.sleep(1)
-    raise AssertionError(
-        f"flow run {flow_run_id} not finished after {timeout} s:\n"
-        f"{stack.log_tail(stack.config.workers[0], 60)}"
-    )
 
 
 def run_now(stack: LocalStack, flow_run_id: str, name: str = "Scheduled") -> None:
@@ -397,23 +290,6 @@ def test_scheduled_run_keeps_its_campaign_id_when_run_again(stack: LocalStack, c
 @pytest.fixture
 def pg_databases() -> Iterator[tuple[str, str]]:
     yield from fresh_pg_databases("survey_e2e")
-
-
-def fresh_pg_databases(prefix: str) -> Iterator[tuple[str, str]]:
-    """A fresh database for the Prefect server and one for the ledger; dropped afterwards."""
-    need_server("127.0.0.1", 5432, "PostgreSQL")
-    import psycopg
-
-    names = (f"{prefix}_prefect_{secrets.token_hex(4)}", f"{prefix}_ledger_{secrets.token_hex(4)}")
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield names
-    finally:
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.postgres

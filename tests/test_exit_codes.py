@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_env
-from test_operator_guards import flow_runs_mentioning, logs_of
+from helpers import cli_env, flow_runs_mentioning, logs_of
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
-from tasks import progress
 from tasks.errors import SurveyError
 from tasks.progress import Phase
+from tasks.steps import progress
 
 HEADER = "id;name;mobile\n"
 

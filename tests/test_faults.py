@@ -18,22 +18,13 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TEST_KEY, start_cli, summary_of
+from helpers import TEST_KEY, csv_of, start_cli, summary_of
+from helpers import fault_mobiles as mobiles
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
 from smspartner.simulator import FaultConfig
 
 N = 3000
-
-
-def mobiles(n: int, start: int = 0) -> list[str]:
-    return [f"+3367{i:07d}" for i in range(start, start + n)]
-
-
-def csv_of(path: Path, numbers: list[str], extra: list[str] = ()) -> Path:  # type: ignore[assignment]
-    rows = [*numbers, *extra]
-    path.write_text("phone\n" + "\n".join(rows) + "\n")
-    return path
 
 
 def run(path: Path, campaign_id: str, **limits: Any) -> Any:

@@ -8,41 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY
+from helpers import TEST_KEY, identity, mobiles, texted, write_csv
+from helpers import run_flow as run
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
 from tasks.errors import CampaignIncomplete, SurveyError
-
-HEADER = "id;name;mobile\n"
-
-
-def write_csv(path: Path, numbers: list[str]) -> Path:
-    lines = [f"{i};Client {i};{n}" for i, n in enumerate(numbers, start=1)]
-    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def run(path: Path, **kwargs: Any) -> dict[str, Any]:
-    kwargs.setdefault("survey_id", "satisfaction-q4")
-    state = send_survey_campaign(
-        recipients=RecipientSource(path=str(path)), return_state=True, **kwargs
-    )
-    assert state.is_completed(), state.message
-    return state.result()
-
-
-def identity(summary: dict[str, Any]) -> None:
-    assert summary["loaded"] == summary["sent"] + summary["failed"] + sum(
-        summary["rejected"].values()
-    )
-
-
-def texted(simulator: Any) -> Counter[str]:
-    return Counter(simulator.state.accepted_numbers())
-
-
-def mobiles(n: int, start: int = 0) -> list[str]:
-    return [f"+3361{(start + i):07d}" for i in range(n)]
 
 
 def test_clean_run_sends_each_valid_number_once(campaign_env: Path, simulator: Any) -> None:
@@ -282,7 +252,7 @@ def test_artifacts_exist_and_show_no_number_and_no_key(campaign_env: Path, simul
 
 
 def test_a_query_that_finds_nobody_is_an_empty_campaign(campaign_env: Path, simulator: Any) -> None:
-    from conftest import SAMPLES
+    from helpers import SAMPLES
 
     from flows.survey_campaign import SourceKind
 
@@ -329,7 +299,7 @@ def test_a_prefect_global_limit_bounds_the_sends(campaign_env: Path, simulator: 
 def test_sample_recipients_are_never_sent_through_the_real_gateway(
     campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import SAMPLES
+    from helpers import SAMPLES
 
     # pointing at the real gateway: the run must stop before any request leaves the machine
     monkeypatch.setenv("SMSPARTNER_BASE_URL", "https://api.smspartner.fr/v1")

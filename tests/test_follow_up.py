@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY, start_cli
+from helpers import TEST_KEY, start_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,7 +29,8 @@ from flows.survey_campaign import (
 from smspartner import StatusEntry
 from smspartner.simulator import FaultConfig
 from tasks import ledger as lg
-from tasks.followup import status_bucket, tally_chunk
+from tasks import runtime
+from tasks.delivery import status_bucket, tally_chunk
 from tasks.nevertext import NeverText
 
 # -- status rules --------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_statuses_move_from_waiting_to_final_and_stops_are_suppressed(
     assert after["waiting"] == after["other"] == 0
     assert after["stop_added"] == len(stops) == 2
 
-    store = NeverText(lg.Ledger(os.environ["SURVEY_LEDGER_URL"]))
+    store = NeverText(runtime.open_ledger(os.environ["SURVEY_LEDGER_URL"]))
     assert store.among(fr + gp) == set(stops)  # STOP replies: never texted again
     assert store.counts() == {"stop_reply": 2, "people": 2}
     assert not (campaign_env / "data" / "state" / "suppression.csv").exists()  # no clear list
@@ -285,7 +286,7 @@ def test_documented_answer_variations_are_tolerated(campaign_env: Path, simulato
         "other": 2,  # numbers[6]: no status
     }
     assert counts["stop_added"] == 1
-    store = NeverText(lg.Ledger(os.environ["SURVEY_LEDGER_URL"]))
+    store = NeverText(runtime.open_ledger(os.environ["SURVEY_LEDGER_URL"]))
     assert store.among(numbers) == {numbers[1]}
 
 

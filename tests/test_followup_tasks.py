@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks import ledger as lg
-from tasks.followup import doubt_counts
+from tasks.delivery import doubt_counts
 
 
 def test_doubt_counts_bucket_each_chunk_by_its_state_once_settled() -> None:

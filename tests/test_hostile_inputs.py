@@ -20,21 +20,25 @@ from pathlib import Path
 import openpyxl
 import phonenumbers
 import pytest
+from helpers import MARIADB_URLS, PG_URLS, execute, require_server, scalar
+from helpers import recipients_error_of as error_of
+from helpers import write_input as write
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_recipients import MARIADB_URLS, PG_URLS, error_of, execute, require_server, scalar, write
 
 import tasks.recipients as recipients
-from tasks.campaign import REASON, clean_rows
 from tasks.numbers import mask_numbers_in_text, numbers_in_entry
+from tasks.plan import clean_rows
 from tasks.recipients import (
     RecipientsError,
     SuppressionList,
+    limits,
     load_recipients,
     load_suppression_list,
     sql_refusal,
     xlsx_size_problem,
 )
+from tasks.row_columns import REASON
 
 # Valid French mobiles, one per test purpose, all distinct.
 A, B, C, D, E = (f"+336123450{n}" for n in ("30", "31", "33", "38", "39"))
@@ -425,7 +429,7 @@ def test_one_line_of_200000_values_is_refused_at_once(tmp_path: Path) -> None:
 def test_a_csv_with_too_many_cells_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recipients, "MAX_CELLS", 1_000)  # the real bound: 20 million cells
+    monkeypatch.setattr(limits, "MAX_CELLS", 1_000)  # the real bound: 20 million cells
     path = write(tmp_path, "r.csv", "id;phone\n" + "1;0612345030\n" * 600)
     assert "more than 1,000 cells" in _quick_error(load_recipients, path=path)
     assert (
@@ -512,7 +516,7 @@ def test_xlsx_with_too_many_columns_or_cells_is_refused(
     workbook.save(tmp_path / "wide.xlsx")
     assert "1,001 fields" in _quick_error(load_recipients, path=tmp_path / "wide.xlsx")
     # A sheet whose dimension lies (says A1): its cells are counted as they come.
-    monkeypatch.setattr(recipients, "MAX_CELLS", 1_000)
+    monkeypatch.setattr(limits, "MAX_CELLS", 1_000)
     rows = b"".join(b"<row><c><v>612345030</v></c><c><v>1</v></c></row>" for _ in range(600))
     path = _workbook_with_sheet_xml(
         tmp_path / "lying.xlsx",

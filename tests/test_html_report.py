@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
+from helpers import IN_CI
 
-from tasks.html_report import render_html, write_html_report
+from tasks.reporting import render_html, write_html_report
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ from babel.numbers import parse_decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.i18n import CATALOG, LANGS, money, number, territory_name, text, when
+from tasks.i18n import CATALOG, DEFAULT_LANG, LANGS, money, number, territory_name, text, when
 from tasks.outcomes import TERRITORIES
 
 NBSP = "\u00a0"
@@ -86,3 +87,50 @@ def test_the_catalog_says_everything_in_both_languages_with_the_same_fields() ->
     assert text("fr", "campaign.title", campaign="x") == "Campagne d'enquête x"
     with pytest.raises(ValueError):
         text("de", "campaign.title", campaign="x")  # type: ignore[arg-type]
+
+
+# --- one home for the language ----------------------------------------------------------------
+
+
+def _cli_lang() -> str:
+    from flows.survey_campaign import parse_args
+
+    return str(parse_args(["--survey-id", "s", "--recipients", "r.csv"]).lang)
+
+
+def _flow_lang(module: str, flow: str) -> Any:
+    import importlib
+    import inspect
+
+    fn = getattr(importlib.import_module(module), flow).fn
+    return inspect.signature(fn).parameters["lang"].default
+
+
+def _approval_lang() -> str:
+    from tasks.approval import Approval
+
+    return Approval().lang
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(_cli_lang, id="send command line"),
+        pytest.param(
+            lambda: _flow_lang("flows.survey_campaign", "send_survey_campaign"), id="send form"
+        ),
+        pytest.param(lambda: _flow_lang("flows.follow_up", "follow_up_campaign"), id="follow-up"),
+        pytest.param(_approval_lang, id="approval"),
+    ],
+)
+def test_every_language_default_is_the_one_in_i18n(where: Any) -> None:
+    assert where() == DEFAULT_LANG == "fr"  # README: French by default
+
+
+def test_the_command_lines_offer_exactly_the_languages_of_the_catalog() -> None:
+    from flows.survey_campaign import parse_args
+
+    for lang in LANGS:
+        assert parse_args(["--survey-id", "s", "--recipients", "r", "--lang", lang]).lang == lang
+    with pytest.raises(SystemExit):
+        parse_args(["--survey-id", "s", "--recipients", "r", "--lang", "de"])

@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 
 from flows.parameters import DeliveryWindow, Limits
 from smspartner.client import Credits
-from tasks import campaign as cp
+from tasks import accounting, rows_file
 from tasks import ledger as lg
 from tasks import money as mn
+from tasks import plan as pl
 from tasks.errors import SurveyError
-from tasks.preparation import Cleaned, PlanRequest, write_plan
+from tasks.plan import PlanRequest
+from tasks.steps.prepare import Cleaned, write_plan
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Paris: the window is open
 
@@ -157,7 +159,7 @@ def test_the_line_that_stops_a_campaign_says_what_is_missing_and_what_to_do() ->
 
 
 def test_the_stop_is_an_error_of_the_family_that_keeps_what_the_report_needs() -> None:
-    prepared = cp.Prepared(campaign_id="c1", rows_path="rows.pkl", chunk_indices=[])
+    prepared = pl.Prepared(campaign_id="c1", rows_path="rows.pkl", chunk_indices=[])
     short = mn.CreditsShort("Crédits insuffisants : il manque 1 €", prepared=prepared)
     short.approval = {"decision": "approved", "reasons": [], "comment": "ok"}
     assert isinstance(short, SurveyError) and short.exit_code == 1
@@ -173,8 +175,8 @@ NUMBERS = ["06 12 34 56 78", "07 81 23 45 67", "06 98 76 54 32", "not a number"]
 
 def cleaned(numbers: list[str]) -> Cleaned:
     frame = pd.DataFrame({"phone": numbers})
-    rows = cp.clean_rows(frame, "phone", allow_foreign=False)
-    return Cleaned(rows, cp.input_fingerprint(frame), ["phone"])
+    rows = pl.clean_rows(frame, "phone", allow_foreign=False)
+    return Cleaned(rows, pl.input_fingerprint(frame), ["phone"])
 
 
 def request(**changes: Any) -> PlanRequest:
@@ -199,11 +201,13 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lg.Ledger:
     return lg.Ledger(f"sqlite:///{tmp_path}/ledger.sqlite")
 
 
-def outcomes(prepared: cp.Prepared, ledger: lg.Ledger) -> cp.Counts:
+def outcomes(prepared: pl.Prepared, ledger: lg.Ledger) -> accounting.Counts:
     """What the report step would count of this plan (the ledger's chunks as they stand)."""
-    rows = cp.load_rows(prepared.rows_path)
+    rows = rows_file.load_rows(prepared.rows_path)
     chunks = [] if prepared.dry_run else ledger.chunks(prepared.campaign_id)
-    return cp.count_outcomes(cp.row_outcomes(rows, chunks, dry_run=prepared.dry_run))
+    return accounting.count_outcomes(
+        accounting.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
+    )
 
 
 def test_short_of_credits_nothing_is_planned_and_every_row_is_accounted_for(
@@ -463,7 +467,7 @@ def test_the_form_opens_with_the_shortfall_and_the_choice_it_leaves() -> None:
 def test_sending_what_the_credits_allow_is_a_choice_of_its_own(
     form: str, answer: dict[str, Any], decision: str, within: bool
 ) -> None:
-    from tasks import approval as approve
+    from tasks.steps import approval as approve
 
     kind = approve.ShortApprovalForm if form == "short" else approve.ApprovalForm
     verdict = approve.verdict_of(kind(**answer))
@@ -473,7 +477,7 @@ def test_sending_what_the_credits_allow_is_a_choice_of_its_own(
 
 
 def test_the_forms_fields_are_the_ones_operators_already_answer() -> None:
-    from tasks import approval as approve
+    from tasks.steps import approval as approve
 
     plain_form = approve.ApprovalForm.model_json_schema()["properties"]
     assert set(plain_form) == {"approve", "comment"}  # unchanged: earlier paused runs resume
@@ -489,14 +493,15 @@ def test_the_command_line_says_the_money_first_when_a_threshold_holds_it_too(
     ledger: lg.Ledger,
 ) -> None:
     from tasks import approval as approve
+    from tasks.steps import approval as asking
 
     approval = approve.Approval(above_recipients=1, mode=approve.ApprovalMode.stop)
 
-    def prepare(hold: bool, within_credits: bool = False) -> cp.Prepared:
+    def prepare(hold: bool, within_credits: bool = False) -> pl.Prepared:
         asked = request(thresholds=approval.thresholds if hold else None)
         return write_plan(ledger, cleaned(NUMBERS), credits(0.25), asked, NOW)
 
-    prepared, verdict = approve.until_approved(prepare, approval)
+    prepared, verdict = asking.until_approved(prepare, approval)
     assert verdict.decision == "stopped" and prepared.dry_run
     message, name = approve.unapproved_end(verdict, approval.timeout_hours)
     assert name is None  # the command line's stop: Failed

@@ -18,23 +18,26 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import start_cli, summary_of
+from helpers import PLAN_CREDITS as CREDITS
+from helpers import PLAN_NOW as NOW
+from helpers import cancel_chunk, identity, mobiles, start_cli, summary_of, texted, write_csv
+from helpers import cleaned_rows as _cleaned
+from helpers import plan_request as _request
+from helpers import run_flow as run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
-from test_cancel import chunk as cancel_chunk
-from test_flow import identity, mobiles, run, texted, write_csv
-from test_ledger import ledger  # noqa: F401 - the fixture, on three databases
-from test_orchestration import CREDITS, NOW, _cleaned, _request
 
 from flows.erase_person import erase_person
 from flows.parameters import Limits
 from flows.survey_campaign import RecipientSource, send_survey_campaign
-from tasks import campaign as cp
 from tasks import ledger as lg
+from tasks import plan as pl
 from tasks import privacy as pv
+from tasks import row_columns as cols
+from tasks import rows_file, runtime
 from tasks.nevertext import NeverText, Origin, digester
-from tasks.preparation import write_plan
+from tasks.steps.prepare import write_plan
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +78,7 @@ def test_a_digest_recognises_a_number_under_its_key_only(
 # -- the store, on three databases ------------------------------------------------------------
 
 
-def test_each_source_is_kept_and_new_people_are_counted(ledger: lg.Ledger) -> None:  # noqa: F811
+def test_each_source_is_kept_and_new_people_are_counted(ledger: lg.Ledger) -> None:
     store = NeverText(ledger)
     people = mobiles(5)
     assert store.add(people[:3], Origin.gateway, "STOP list") == 3
@@ -87,7 +90,7 @@ def test_each_source_is_kept_and_new_people_are_counted(ledger: lg.Ledger) -> No
     assert sources == {"gateway_stop", "erasure"}
 
 
-def test_no_full_number_reaches_the_database_bytes(ledger: lg.Ledger) -> None:  # noqa: F811
+def test_no_full_number_reaches_the_database_bytes(ledger: lg.Ledger) -> None:
     people = mobiles(300, start=4_242_000)
     NeverText(ledger).add(people, Origin.imported, "opposition list")
     raw = database_bytes(ledger, "never_text")
@@ -129,7 +132,7 @@ def test_another_key_is_refused_rather_than_recognising_nobody(tmp_path: Path) -
         other.among(mobiles(1))
 
 
-def test_a_lock_is_held_by_one_holder_at_a_time(ledger: lg.Ledger) -> None:  # noqa: F811
+def test_a_lock_is_held_by_one_holder_at_a_time(ledger: lg.Ledger) -> None:
     order: list[str] = []
     held = threading.Event()
 
@@ -165,13 +168,13 @@ def test_unsent_chunks_lose_opted_out_and_removed_numbers_sent_ones_keep_theirs(
         chunk(2, lg.FAILED, [e]),
         chunk(3, lg.IN_DOUBT, [b, d]),  # may have landed: untouched
     ]
-    rows = pd.DataFrame({cp.E164: [a, c, e, None]})  # b and d left the input
-    why = cp.withdrawals(existing, rows, never={a, e})
+    rows = pd.DataFrame({cols.E164: [a, c, e, None]})  # b and d left the input
+    why = pl.withdrawals(existing, rows, never={a, e})
     assert why == {d: lg.NOT_IN_INPUT, e: lg.OPTED_OUT_SINCE}
-    after = cp.without(existing, why)
+    after = pl.without(existing, why)
     assert [x.numbers for x in after] == [(a, b), (c,), (), (b, d)]
     assert after[1].refused == {d: lg.NOT_IN_INPUT} and after[2].refused == {e: lg.OPTED_OUT_SINCE}
-    assert cp.withdrawals([chunk(0, lg.SENT, [a])], rows, never={a}) == {}
+    assert pl.withdrawals([chunk(0, lg.SENT, [a])], rows, never={a}) == {}
 
 
 def test_who_left_the_input_is_withdrawn_and_planned_again_once_back(tmp_path: Path) -> None:
@@ -192,7 +195,7 @@ def test_who_left_the_input_is_withdrawn_and_planned_again_once_back(tmp_path: P
 
 
 def store_of(campaign_env: Path) -> NeverText:
-    return NeverText(lg.Ledger(os.environ["SURVEY_LEDGER_URL"]))
+    return NeverText(runtime.open_ledger(os.environ["SURVEY_LEDGER_URL"]))
 
 
 def test_an_erased_person_is_not_texted_by_a_run_that_names_its_own_list(
@@ -290,11 +293,11 @@ def test_erasure_finds_the_person_in_any_column_of_a_rows_file(
     person = "+33612345678"
     note = [612345678, 611111111] if dtype == "int64" else ["rappeler le 06 12 34 56 78", "-"]
     frame = pd.DataFrame({"nom": ["A", "B"], "note": pd.Series(note).astype(dtype)})
-    frame[cp.E164] = ["+33611111111", "+33622222222"]
-    path = Path(cp.save_rows(frame, "c1"))
+    frame[cols.E164] = ["+33611111111", "+33622222222"]
+    path = Path(rows_file.save_rows(frame, "c1"))
     counts = pv.erase_from_file(path, pv.person_pattern(person), pv.scrubber(person))
     assert counts.rows_removed == 1
-    left = cp.load_rows(str(path))
+    left = rows_file.load_rows(str(path))
     assert list(left["nom"]) == ["B"]
     assert not any(f in path.read_bytes().decode("latin-1") for f in forms(person)[2:3])
 

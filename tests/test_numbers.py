@@ -1,4 +1,4 @@
-"""Phone numbers: what people type, what we send, what we reject and why (tasks/numbers.py).
+"""Phone numbers: what people type, what we send, what we reject and why (tasks/numbers/).
 
 The table below is the contract in examples (compliance.md section 5); the hypothesis tests hold
 the fast column path to the row-by-row reference on messy input of every kind.
@@ -16,14 +16,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import numbers
+from tasks import errors, i18n
 from tasks.numbers import (
     Parsed,
     clean_numbers,
+    fast,
     mark_duplicates,
     mask_number,
+    mask_numbers_in_text,
+    mask_phone_numbers,
     normalize_number,
     parse_loose,
+    prefix_table,
+    reference,
 )
 from tasks.outcomes import (
     CLEANING_REASONS,
@@ -355,7 +360,7 @@ def test_fast_path_agrees_on_every_nine_digit_range(pairs: list[tuple[int, str]]
 
 def test_fast_path_gives_the_same_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Big columns are read in blocks; a block size of 7 makes this table span many of them.
-    monkeypatch.setattr(numbers, "_BLOCK", 7)
+    monkeypatch.setattr(fast, "_BLOCK", 7)
     raws = [raw for raw, _, _ in CASES]
     assert rows(clean_numbers(pd.Series(raws, dtype=object))) == [
         expected(v, t) for _, v, t in CASES
@@ -368,16 +373,16 @@ def test_fast_path_reads_the_usual_shapes_without_the_reference() -> None:
              "+33 6 12 34 56 78", "0033612345678", "33612345678", "+33 (0)6 12 34 56 78",
              "612345678.0", "0690123456", "+590 690 12 34 56", "0123456789", "0712345678",
              "06 12 34 56", "06 12 34 56 78 (mobile)"]  # fmt: skip
-    codes, _ = numbers._fast(list(usual))
+    codes, _ = fast._fast(list(usual))
     assert codes.all()
 
 
 def test_prefix_automata_match_like_the_regex_engine() -> None:
-    patterns = numbers._patterns_behind([33, *numbers._OVERSEAS_COUNTRY_CODES])
+    patterns = prefix_table._patterns_behind([33, *reference._OVERSEAS_COUNTRY_CODES])
     assert patterns
     rng = np.random.default_rng(7)
     for pattern in patterns:
-        automaton = numbers._DigitAutomaton(pattern)
+        automaton = prefix_table._DigitAutomaton(pattern)
         compiled = re.compile(pattern)
         samples = [
             "".join(map(str, rng.integers(0, 10, size))) for size in rng.integers(0, 12, 300)
@@ -396,17 +401,17 @@ def test_prefix_automata_match_like_the_regex_engine() -> None:
 def test_prefix_automata_refuse_syntax_they_do_not_model() -> None:
     # A metadata update with new regex syntax must send numbers to the reference, not guess.
     for pattern in ("6.\\d{7}", "(?=6)\\d{9}", "6\\d{8}$"):
-        with pytest.raises(numbers._Unsupported):
-            numbers._DigitAutomaton(pattern)
+        with pytest.raises(prefix_table._Unsupported):
+            prefix_table._DigitAutomaton(pattern)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_prefix_automata_accept_what_the_pattern_generates(data: st.DataObject) -> None:
-    patterns = numbers._patterns_behind([33, *numbers._OVERSEAS_COUNTRY_CODES])
+    patterns = prefix_table._patterns_behind([33, *reference._OVERSEAS_COUNTRY_CODES])
     pattern = data.draw(st.sampled_from(patterns))
     text = data.draw(st.from_regex(pattern, fullmatch=True))
-    automaton = numbers._DigitAutomaton(pattern)
+    automaton = prefix_table._DigitAutomaton(pattern)
     state = automaton.start
     for c in text:
         state = automaton.step(state, int(c))
@@ -516,6 +521,85 @@ def test_mask_never_raises_and_hides_garbage(value: object) -> None:
     masked = mask_number(value)  # type: ignore[arg-type]
     if not (isinstance(value, str) and re.fullmatch(r"\+[1-9][0-9]{5,14}", value)):
         assert masked == "•••"
+
+
+# The one rule for numbers inside a text (tasks/numbers/masking.py, from smspartner.errors): the
+# same decision for both spellings; each row: text, in place (reports of what was typed), compact
+# (the gateway's messages and every OperatorError line).
+TEXT_MASKS = [
+    ("call 06 12 34 56 78 now", "call 06 •• •• •• 78 now", "call 06••••••78 now"),
+    ("06.12.34.56.78", "06.••.••.••.78", "06••••••78"),
+    ("+33 6 12 34 56 78", "+33 6 •• •• •• 78", "+336••••••78"),
+    ("+33612345678", "+336••••••78", "+336••••••78"),
+    (f"06{NNBSP}12{NNBSP}34{NNBSP}56{NNBSP}78", f"06{NNBSP}••{NNBSP}••{NNBSP}••{NNBSP}78",
+     "06••••••78"),
+    # A count or an amount as French formatting groups it is not a number, up to 8 digits ...
+    (f"1{NNBSP}234{NNBSP}567 destinataires", None, None),
+    (f"12{NNBSP}345{NNBSP}678 octets", None, None),
+    (f"1{NNBSP}234{NNBSP}567,89 €", None, None),
+    # ... but 9 digits are a French number's length, whatever the grouping.
+    (f"612{NNBSP}345{NNBSP}678", f"61•{NNBSP}•••{NNBSP}•78", "61•••••78"),
+    ("612 345 678", "61• ••• •78", "61•••••78"),
+    # Short runs and addresses stay.
+    ("line 12 of r.csv: 300 s on 10.123.45.67:5432", None, None),
+    ("123456", None, None),
+    ("1234567", "12•••67", "12•••67"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "in_place", "compact"), TEXT_MASKS)
+def test_one_rule_two_spellings(text: str, in_place: str | None, compact: str | None) -> None:
+    assert mask_numbers_in_text(text) == (in_place or text)
+    assert mask_phone_numbers(text) == (compact or text)
+    assert errors.mask(text) == (compact or text)  # what an OperatorError's line shows
+    # Masking what is masked changes nothing.
+    assert mask_numbers_in_text(in_place or text) == (in_place or text)
+    assert mask_phone_numbers(compact or text) == (compact or text)
+
+
+_no_digits = st.text(st.characters(blacklist_categories=["Nd"]), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cc=st.sampled_from(MASK_CODES),
+    nsn=st.text("0123456789", min_size=6, max_size=12),
+    left=_no_digits,
+    right=_no_digits,
+)
+def test_any_e164_number_in_any_text_is_masked(cc: str, nsn: str, left: str, right: str) -> None:
+    e164 = f"+{cc}{nsn}"[:16]
+    text = f"{left}{e164}{right}"
+    for mask in (mask_numbers_in_text, mask_phone_numbers, errors.mask):
+        shown = re.sub(r"\D", "", mask(text))
+        assert e164[1:] not in shown, mask
+        assert len(shown) <= 5  # at most "+" and 3 digits ahead, and the last two
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 99_999_999), st.sampled_from(["fr", "en"]))
+def test_counts_as_the_reports_write_them_are_not_masked(count: int, lang: str) -> None:
+    written = i18n.number(count, lang)  # type: ignore[arg-type]
+    text = f"{written} destinataires, {written} octets"
+    # French groups with U+202F ("12 345 678"), English with commas: neither is a number.
+    assert mask_numbers_in_text(text) == text
+    assert mask_phone_numbers(text) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.from_regex(r"[a-z][a-z0-9]{0,12}", fullmatch=True),
+    day=st.dates(),
+    secs=st.integers(0, 86_399),
+    tail=st.from_regex(r"[0-9a-f]{4}", fullmatch=True),
+)
+def test_campaign_ids_stay_as_typed_and_a_number_beside_them_is_masked(
+    name: str, day: object, secs: int, tail: str
+) -> None:
+    stamp = f"{day:%Y%m%d}-{secs // 3600:02}{secs // 60 % 60:02}{secs % 60:02}"
+    campaign = errors.known_id(f"{name}-{stamp}-{tail}")
+    masked = errors.mask(f"campaign {campaign}: 06 12 34 56 78 refused")
+    assert masked == f"campaign {campaign}: 06••••••78 refused"
 
 
 # --- Loose parsing, for stop and suppression lists -------------------------------------------

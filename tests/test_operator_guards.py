@@ -15,43 +15,26 @@ from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
-from conftest import need_server
+from helpers import (
+    cli,
+    flow_runs_mentioning,
+    logs_of,
+    mobiles,
+    need_server,
+    one_clear_line,
+    texted,
+    write_csv,
+)
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from test_cli import cli, one_clear_line
-from test_flow import mobiles, texted, write_csv
 
 from flows.survey_campaign import RecipientSource, send_survey_campaign
 from tasks import approval as approve
-from tasks import campaign as cp
-from tasks import dburl
+from tasks import dburl, folders, rows_file
+from tasks import plan as pl
 
-PASSWORD = "Sup3rS3cretPw"  # noqa: S105 - a test value the flow must never store
-QUERY_SECRET = "Qu3rySecretPw"  # noqa: S105
-
-
-def flow_runs_mentioning(text: str) -> list[Any]:
-    """Every flow run of the harness's server whose parameters, name or state message hold text."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(limit=200)
-    return [
-        r
-        for r in runs
-        if text in json.dumps(r.parameters, default=str)
-        or text in (r.name or "")
-        or text in str(r.state.message if r.state else "")
-    ]
-
-
-def logs_of(run_id: UUID) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-    return "\n".join(log.message for log in logs)
+PASSWORD = "Sup3rS3cretPw"  # a test value the flow must never store
+QUERY_SECRET = "Qu3rySecretPw"
 
 
 def read_run(run_id: UUID) -> Any:
@@ -188,7 +171,7 @@ def test_an_unreadable_db_url_is_refused_before_any_flow_run(
 def test_a_flow_run_given_a_url_with_a_password_fails_without_echoing_it(
     campaign_env: Path, simulator: Any
 ) -> None:
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - Prefect wraps the validation error
+    with pytest.raises(Exception) as caught:  # Prefect wraps the validation error
         RecipientSource(kind="sql", path=None, db_url=f"postgresql://u:{PASSWORD}@h/db", query="t")
     assert PASSWORD not in str(caught.value) and "Secret block" in str(caught.value)
     state = send_survey_campaign(
@@ -353,7 +336,7 @@ def test_no_url_the_form_accepts_holds_a_password_or_an_unknown_option(
     if dburl.is_public(url):
         try:
             parsed = make_url(url.strip())
-        except Exception:  # noqa: BLE001 - unreadable: the flow refuses it, nothing is in it
+        except Exception:  # unreadable: the flow refuses it, nothing is in it
             return
         assert parsed.password is None and set(parsed.query) <= dburl.SAFE_QUERY_KEYS
 
@@ -568,13 +551,13 @@ def test_the_server_refuses_absolute_paths_and_dotdot_in_the_forms_file_fields(
 
 @pytest.mark.parametrize("bad", ["abc\n", "abc\r\n", "", " ", "-abc", "a/b", "x" * 121, "é"])
 def test_campaign_ids_that_would_make_odd_folders_are_refused(bad: str) -> None:
-    with pytest.raises(cp.CampaignError):
-        cp.validate_campaign_id(bad)
+    with pytest.raises(pl.CampaignError):
+        pl.validate_campaign_id(bad)
 
 
 @pytest.mark.parametrize("good", ["a", "Q4-2026_survey.1", "x" * 120])
 def test_plain_campaign_ids_are_kept(good: str) -> None:
-    assert cp.validate_campaign_id(good) == good
+    assert pl.validate_campaign_id(good) == good
 
 
 def test_an_empty_campaign_id_on_the_command_line_is_an_error_not_a_new_campaign(
@@ -710,7 +693,7 @@ def test_a_refused_campaign_sends_nothing_and_ends_in_its_own_state(
 
 
 def test_an_unexpected_error_quoting_a_number_leaves_a_task_masked() -> None:
-    from tasks.runs import MaskedError, masked_errors
+    from tasks.steps import MaskedError, masked_errors
 
     @masked_errors
     def choke(value: str) -> None:
@@ -825,14 +808,14 @@ def test_two_runs_of_one_campaign_keep_their_own_rows(
     import pandas as pd
 
     monkeypatch.chdir(tmp_path)
-    mine = cp.save_rows(pd.DataFrame({"mobile": ["a"]}), "twice-1", "run1")
-    theirs = cp.save_rows(pd.DataFrame({"mobile": ["b", "c"]}), "twice-1", "run2")
-    assert cp.load_rows(mine)["mobile"].tolist() == ["a"]  # not overwritten by the other run
-    assert cp.load_rows(theirs)["mobile"].tolist() == ["b", "c"]
-    latest = str(cp.state_dir("twice-1") / "rows.pkl")
-    assert cp.load_rows(latest)["mobile"].tolist() == ["b", "c"]  # the follow-up's view
-    cp.drop_run_rows(mine)
-    cp.drop_run_rows(latest)  # the latest is never dropped
+    mine = rows_file.save_rows(pd.DataFrame({"mobile": ["a"]}), "twice-1", "run1")
+    theirs = rows_file.save_rows(pd.DataFrame({"mobile": ["b", "c"]}), "twice-1", "run2")
+    assert rows_file.load_rows(mine)["mobile"].tolist() == ["a"]  # not overwritten by the other run
+    assert rows_file.load_rows(theirs)["mobile"].tolist() == ["b", "c"]
+    latest = str(folders.state_dir("twice-1") / "rows.pkl")
+    assert rows_file.load_rows(latest)["mobile"].tolist() == ["b", "c"]  # the follow-up's view
+    rows_file.drop_run_rows(mine)
+    rows_file.drop_run_rows(latest)  # the latest is never dropped
     assert not Path(mine).exists() and Path(latest).exists()
 
 
@@ -864,9 +847,9 @@ def test_postgres_urls_work_for_the_ledger_and_the_recipients_alike() -> None:
 def test_an_expected_failure_never_carries_a_full_number() -> None:
     """Whichever step says it (a loader, the gateway, the ledger), an error of the family is
     masked and one line; a campaign's id in it stays readable (it is a name, not a number)."""
-    from tasks.campaign import CampaignError, validate_campaign_id
     from tasks.errors import SurveyError
     from tasks.ledger import LedgerUnavailable
+    from tasks.plan import CampaignError, validate_campaign_id
 
     said = LedgerUnavailable('invalid input syntax for type bigint: "06 12 34 50 12"\nDETAIL')
     assert "06 12 34 50 12" not in str(said) and "bigint" in str(said) and "\n" not in str(said)

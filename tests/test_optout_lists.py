@@ -25,8 +25,6 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import tasks.recipients as recipients
-from tasks.campaign import E164, REASON, clean_rows
 from tasks.numbers import (
     clean_column,
     clean_numbers,
@@ -35,14 +33,18 @@ from tasks.numbers import (
     numbers_in_entry,
     parse_loose,
 )
+from tasks.plan import clean_rows
 from tasks.recipients import (
     RecipientsError,
     SuppressionList,
     find_phone_column,
+    limits,
     load_recipients,
     load_suppression_list,
     xlsx_size_problem,
 )
+from tasks.recipients.text import _csv_error
+from tasks.row_columns import E164, REASON
 
 # Synthetic numbers, all valid, all distinct.
 A, B, C, D = "+33612345030", "+33612345031", "+33781234533", "+33123456738"
@@ -385,7 +387,7 @@ def test_workbook_errors_quote_no_sheet_name(
     message = error_of(lambda: load_recipients(path=tmp_path / "r.xlsx", sheet="Clients"))
     assert "'Clients' not found" in message and "2 sheets" in message
     assert not any(secret in message for secret in SECRETS)
-    monkeypatch.setattr(recipients, "MAX_CELLS", 4)
+    monkeypatch.setattr(limits, "MAX_CELLS", 4)
     message = error_of(lambda: load_recipients(path=tmp_path / "r.xlsx"))
     assert "declares 3 rows x 2 columns" in message and SECRETS[0] not in message
 
@@ -396,7 +398,7 @@ def test_a_zip_member_name_is_not_quoted() -> None:
 
 
 def test_a_parser_error_keeps_only_what_quotes_nothing(tmp_path: Path) -> None:
-    message = str(recipients._csv_error(tmp_path / "r.csv", ValueError(f"bad value {SECRETS[0]}")))
+    message = str(_csv_error(tmp_path / "r.csv", ValueError(f"bad value {SECRETS[0]}")))
     assert "not a valid CSV file" in message and SECRETS[0] not in message
     safe = ValueError("Error tokenizing data. C error: Expected 2 fields in line 3, saw 4")
-    assert "Expected 2 fields in line 3, saw 4" in str(recipients._csv_error(Path("r.csv"), safe))
+    assert "Expected 2 fields in line 3, saw 4" in str(_csv_error(Path("r.csv"), safe))

@@ -3,57 +3,35 @@ approval's end and the claims' credit check."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from helpers import PLAN_CREDITS as CREDITS
+from helpers import PLAN_NOW as NOW
+from helpers import cleaned_rows as _cleaned
+from helpers import plan_request as _request
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flows.parameters import DeliveryWindow, Limits, RecipientSource, SourceKind
-from smspartner.client import Credits
 from tasks import approval as approve
-from tasks import campaign as cp
 from tasks import ledger as lg
-from tasks.fanout import credits_to_check
+from tasks import plan as pl
+from tasks import runtime
 from tasks.nevertext import NeverText, Origin
-from tasks.preparation import Cleaned, PlanRequest, is_sample, write_plan
 from tasks.sendcore import SendPolicy
 from tasks.slots import LEAD, MARGIN
+from tasks.steps.prepare import is_sample, write_plan
+from tasks.steps.send import credits_to_check
 
-NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Paris: the window is open
 NUMBERS = ["06 12 34 56 78", "0612345678", "07 81 23 45 67", "not a number", "06 98 76 54 32"]
-
-
-def _cleaned(numbers: list[str]) -> Cleaned:
-    frame = pd.DataFrame({"phone": numbers})
-    rows = cp.clean_rows(frame, "phone", allow_foreign=False)
-    return Cleaned(rows, cp.input_fingerprint(frame), ["phone"])
-
-
-def _request(**changes: object) -> PlanRequest:
-    limits = Limits(chunk_size=2)
-    request = limits.plan_request(
-        campaign_id="c1",
-        survey_id="s1",
-        ledger_url="unused",
-        window=DeliveryWindow(),
-        dry_run=False,
-        resume_changed_input=False,
-    )
-    from dataclasses import replace
-
-    return replace(request, **changes)  # type: ignore[arg-type]
-
-
-CREDITS = Credits(balance=50.0, currency="EUR", credit_sms=None, to_send=None, raw={})
 
 
 @pytest.fixture
 def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> lg.Ledger:
     monkeypatch.chdir(tmp_path)  # the plan's row file goes to data/state under here
-    return lg.Ledger(f"sqlite:///{tmp_path}/ledger.sqlite")
+    return runtime.open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite")
 
 
 def test_a_first_run_writes_its_plan_and_a_rerun_plans_nobody_again(ledger: lg.Ledger) -> None:
@@ -93,10 +71,10 @@ def test_a_dry_run_or_a_held_plan_writes_nothing(
 
 def test_a_campaign_stays_bound_to_its_survey_and_its_input(ledger: lg.Ledger) -> None:
     write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(), NOW)
-    with pytest.raises(cp.CampaignError, match="survey"):
+    with pytest.raises(pl.CampaignError, match="survey"):
         write_plan(ledger, _cleaned(NUMBERS), CREDITS, _request(survey_id="s2"), NOW)
     grown = _cleaned([*NUMBERS, "06 11 11 11 11"])
-    with pytest.raises(cp.CampaignError, match="--resume-changed-input"):
+    with pytest.raises(pl.CampaignError, match="--resume-changed-input"):
         write_plan(ledger, grown, CREDITS, _request(), NOW)
     write_plan(ledger, grown, CREDITS, _request(resume_changed_input=True), NOW)
     assert sum(c.size for c in ledger.chunks("c1")) == 4  # only the new number was added

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_server, start_cli
+from helpers import fresh_database, start_cli
+from helpers import run_flow as run
 from hypothesis import given
 from hypothesis import strategies as st
-from test_flow import run
 
 from flows.erase_person import erase_person
 from flows.follow_up import follow_up_campaign
@@ -77,18 +76,7 @@ def test_masking_leaves_decimals_dates_and_ids_alone() -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.sqlite"
-        return
-    need_server("127.0.0.1", 5432, "PostgreSQL")
-    import psycopg
-
-    name = f"privacy_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
-        c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    yield from fresh_database(request.param, tmp_path)
 
 
 def numbers(n: int) -> tuple[str, ...]:
@@ -278,13 +266,13 @@ def test_erasing_a_person_leaves_only_a_hash_in_the_never_text_store(
     with sqlite3.connect(f"{campaign_env}/data/state/ledger.sqlite") as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for table in tables:
-            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - our own tables
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # our own tables
                 assert not any(f in str(v) for v in row for f in FORMS), table
         sent = db.execute("SELECT numbers, size, state FROM chunks").fetchone()
     assert sent[1] == 20 and sent[2] == "sent"  # the chunk's outcome and counts stay
     kept = {n for n in sent[0].split(",")}
     assert set(others) <= kept and len(kept - set(others)) == 1  # the pseudonym
-    led = lg.Ledger(ledger_url)
+    led = runtime.open_ledger(ledger_url)
     assert len(led.recently_texted([PERSON], since=datetime.now(UTC) - timedelta(days=1),
                                    exclude_campaign="x")) == 1  # fmt: skip
     assert NeverText(led).among([PERSON, others[0]]) == {PERSON}  # never texted again

@@ -33,13 +33,14 @@ from prefect.context import FlowRunContext
 from flows.parameters import DeliveryWindow, Limits
 from smspartner.client import Credits
 from smspartner.simulator import FaultConfig, SimulatorServer, SimulatorState
-from tasks import campaign as cp
-from tasks import i18n, progress
+from tasks import i18n
 from tasks import ledger as lg
-from tasks.fanout import Throttle, send_campaign
-from tasks.preparation import Cleaned, write_plan
-from tasks.progress import Phase, Snapshot, Ticker, Tracker
+from tasks import plan as pl
+from tasks.progress import Phase, Snapshot, Ticker, Tracker, chunks, duration
 from tasks.sending import ChunkResult, settle_deferred
+from tasks.steps import progress
+from tasks.steps.prepare import Cleaned, write_plan
+from tasks.steps.send import Throttle, send_campaign
 
 NNBSP = "\u202f"  # CLDR's French thousands separator
 
@@ -100,7 +101,7 @@ def test_the_artifact_reads_the_phase_and_the_count_in_the_campaign_language() -
 
 @given(st.integers(min_value=0, max_value=10**9))
 def test_chunk_counts_take_the_plural_of_their_number(n: int) -> None:
-    fr, en = progress.chunks(n, "fr"), progress.chunks(n, "en")
+    fr, en = chunks(n, "fr"), chunks(n, "en")
     assert fr.startswith(i18n.number(n, "fr") + " ") and en.startswith(i18n.number(n, "en") + " ")
     # French: 0 and 1 are singular; whole millions take "de" (1 000 000 de lots)
     expected_fr = "lot" if n < 2 else "de lots" if n % 10**6 == 0 else "lots"
@@ -111,14 +112,14 @@ def test_chunk_counts_take_the_plural_of_their_number(n: int) -> None:
 @given(st.integers(min_value=0, max_value=599))
 def test_the_elapsed_time_changes_every_second_for_ten_minutes(seconds: int) -> None:
     # So the artifact moves at least every 2 s through a wait, whatever else happens.
-    assert progress.duration(seconds) != progress.duration(seconds + 1)
+    assert duration(seconds) != duration(seconds + 1)
 
 
 @given(st.integers(min_value=600, max_value=10 * 86400))
 def test_a_long_wait_changes_the_text_once_a_minute_only(seconds: int) -> None:
     # An approval waited for hours must not update the artifact every second.
     start = seconds - seconds % 60
-    assert progress.duration(start) == progress.duration(start + 59)
+    assert duration(start) == duration(start + 59)
 
 
 phases = st.sampled_from(list(Phase))
@@ -292,7 +293,7 @@ def test_in_a_flow_run_one_artifact_follows_the_phases_and_the_log_says_each(
 
 @pytest.fixture
 def slow_gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[SimulatorServer]:
-    from conftest import TEST_KEY
+    from helpers import TEST_KEY
 
     state = SimulatorState(api_keys={TEST_KEY}, credits=1000.0, faults=FaultConfig(latency_ms=100))
     monkeypatch.chdir(tmp_path)
@@ -309,7 +310,7 @@ def test_the_fan_out_counts_each_chunk_not_each_batch(
     numbers = [f"06 12 00 00 {i:02d}" for i in range(12)]  # six chunks, one batch of six
     frame = pd.DataFrame({"phone": numbers})
     cleaned = Cleaned(
-        cp.clean_rows(frame, "phone", allow_foreign=False), cp.input_fingerprint(frame), ["phone"]
+        pl.clean_rows(frame, "phone", allow_foreign=False), pl.input_fingerprint(frame), ["phone"]
     )
     window = DeliveryWindow()
     request = limits.plan_request(
@@ -323,7 +324,7 @@ def test_the_fan_out_counts_each_chunk_not_each_batch(
     credits = Credits(balance=1000.0, currency="EUR", credit_sms=None, to_send=None, raw={})
     prepared = write_plan(lg.Ledger(ledger_url), cleaned, credits, request)
     assert len(prepared.chunk_indices) == 6
-    assert cp.batch_chunks(prepared.chunk_indices, 1) == [prepared.chunk_indices]
+    assert pl.batch_chunks(prepared.chunk_indices, 1) == [prepared.chunk_indices]
     settings = limits.send_settings(
         campaign_id="by-chunk",
         survey_id="s1",

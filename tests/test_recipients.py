@@ -8,7 +8,6 @@ answer, except on CI (CI=true) where a missing server is a failure.
 from __future__ import annotations
 
 import csv
-import os
 import socket
 import sqlite3
 import time
@@ -22,10 +21,11 @@ from urllib.parse import quote
 import openpyxl
 import pandas as pd
 import pytest
-import sqlalchemy as sa
+from helpers import MARIADB_URLS, PG_URLS, execute, require_server, scalar
+from helpers import recipients_error_of as error_of
+from helpers import write_input as write
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.pool import NullPool
 
 from tasks.recipients import (
     PHONE_COLUMN_CANDIDATES,
@@ -40,22 +40,9 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 SAMPLE_SQLITE = SAMPLES / "recipients.sqlite"
 SAMPLE_XLSX = SAMPLES / "recipients.xlsx"
 
-PG_URLS = (
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://root@127.0.0.1:5432/test",
-)
-MARIADB_URLS = ("mysql://root@127.0.0.1:3306/test",)
-
-
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def write(tmp_path: Path, name: str, content: bytes | str, encoding: str = "utf-8") -> Path:
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
-    return path
 
 
 def rows(df: pd.DataFrame) -> list[list[str]]:
@@ -71,69 +58,11 @@ def assert_contract(df: pd.DataFrame) -> None:
         assert all(isinstance(v, str) for v in df[column].tolist()), column
 
 
-def error_of(**kwargs: object) -> str:
-    with pytest.raises(RecipientsError) as info:
-        load_recipients(**kwargs)  # type: ignore[arg-type]
-    message = str(info.value)
-    assert "\n" not in message, "an operator message is one line"
-    assert "Traceback" not in message
-    return message
-
-
 def closed_port() -> int:
     """A local port nothing listens on (bound then released by the OS)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def sqlalchemy_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://").replace(
-        "mysql://", "mysql+pymysql://"
-    )
-
-
-def require_server(name: str, urls: tuple[str, ...]) -> str:
-    """The first of urls whose server answers. Otherwise skip, or fail when CI is "true":
-    on CI the database services are part of the job, and a skip would hide their absence."""
-    problems = []
-    for url in urls:
-        engine = sa.create_engine(
-            sqlalchemy_url(url), poolclass=NullPool, connect_args={"connect_timeout": 3}
-        )
-        try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return url
-        except sa.exc.SQLAlchemyError as exc:
-            first = str(getattr(exc, "orig", exc)).strip().splitlines()
-            problems.append(first[0] if first else type(exc).__name__)
-        finally:
-            engine.dispose()
-    reason = f"{name} not reachable ({'; '.join(problems)})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
-    pytest.skip(reason)
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(sqlalchemy_url(url), poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            raw = connection.execution_options(no_parameters=True)
-            for statement in statements:
-                raw.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
-
-
-def scalar(url: str, statement: str) -> object:
-    engine = sa.create_engine(sqlalchemy_url(url), poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            return connection.exec_driver_sql(statement).scalar()
-    finally:
-        engine.dispose()
 
 
 # --------------------------------------------------------------------------------------------

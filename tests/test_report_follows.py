@@ -22,8 +22,7 @@ from flows.follow_up import follow_up_campaign
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
 from tasks import ledger as lg
 from tasks.i18n import money, number
-from tasks.reporting import artifact_key
-from tasks.spreadsheet import read_table
+from tasks.reporting import artifact_key, read_table
 
 FR = [f"+3361{i:07d}" for i in range(30)]  # 3 chunks of 10
 GP = [f"+590690{i:06d}" for i in range(40)]  # 4 chunks of 10
@@ -244,9 +243,9 @@ def test_unknown_campaign_says_so_in_one_line_with_its_id_unmasked(campaign_env:
 FULL_DISK = r"""
 import resource, signal, sys
 import pandas as pd
-from tasks import campaign as cp
-from tasks.report import ReportError, write_report
-from tasks.summary import CampaignSummary
+from tasks import row_columns as cols
+from tasks.steps.report import ReportError, write_report
+from tasks.reporting import CampaignSummary
 
 # Files may not grow past 64 KiB: a write beyond fails as on a full disk (EFBIG, not a signal).
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -255,12 +254,12 @@ n = 5000
 rows = pd.DataFrame({
     "name": [f"Client {i}" for i in range(n)],
     "mobile": [f"+3361{i:07d}" for i in range(n)],
-    cp.ROW: range(1, n + 1),
-    cp.E164: [f"+3361{i:07d}" for i in range(n)],
-    cp.TERRITORY: "FR",
-    cp.REASON: "not_mobile",
-    cp.DETAIL: None,
-    cp.OUTCOME: "rejected",
+    cols.ROW: range(1, n + 1),
+    cols.E164: [f"+3361{i:07d}" for i in range(n)],
+    cols.TERRITORY: "FR",
+    cols.REASON: "not_mobile",
+    cols.DETAIL: None,
+    cols.OUTCOME: "rejected",
 })
 summary = CampaignSummary(campaign_id="full", loaded=n, rejected={"not_mobile": n})
 try:
@@ -301,7 +300,7 @@ def test_a_folder_removed_while_a_table_is_written_leaves_nothing_behind(
     import shutil
     import tempfile
 
-    from tasks.spreadsheet import write_table
+    from tasks.reporting import write_table
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from flows.survey_campaign import RecipientSource, send_survey_campaign
-from tasks.campaign import E164, OUTCOME, REASON
-from tasks.reporting import artifact_key, markdown_summary, slot_plan, slot_sentences
-from tasks.spreadsheet import GUARD
+from tasks.reporting import GUARD, artifact_key, markdown_summary, slot_plan, slot_sentences
+from tasks.row_columns import E164, OUTCOME, REASON
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 SUMMARY: dict[str, Any] = {
@@ -146,7 +145,7 @@ def test_rejects_neutralise_formulas_from_the_source(campaign_env: Path, simulat
 
 
 def test_the_delivery_summary_speaks_french_by_default() -> None:
-    from tasks.followup import FollowUp, markdown_delivery
+    from tasks.delivery import FollowUp, markdown_delivery
 
     counts = {"delivered": 1200, "not_delivered": 30, "waiting": 0, "other": 20}
     result = FollowUp(

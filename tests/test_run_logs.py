@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, SAMPLES, cli_env
-from test_operator_guards import flow_runs_mentioning, logs_of
+from helpers import REPO, SAMPLES, cli_env, flow_runs_mentioning, logs_of
 
 EXTRA = "PREFECT_LOGGING_EXTRA_LOGGERS"
 

@@ -31,12 +31,12 @@ from smspartner import (
 from tasks.outcomes import GATEWAY_ERROR, GATEWAY_UNAVAILABLE, NO_SLOT
 from tasks.sendcore import (
     AT_ONCE,
-    ChunkState,
     Claimed,
     Defer,
     Evidence,
     Fail,
     Halt,
+    HeldChunk,
     Look,
     Looked,
     NothingLeft,
@@ -74,16 +74,16 @@ LATER_AT = NOW + timedelta(hours=1)
 LATER = Slot(LATER_AT)
 SETTLED_LATER = LATER_AT + SETTLE  # the slot, then the settle time
 
-FRESH = ChunkState(NUMBERS, AT_ONCE)
-EMPTY = ChunkState((), AT_ONCE, refused={A: "stop", B: "stop"})
-SPENT = ChunkState(NUMBERS, AT_ONCE, sends=MAX)
-SENT_1 = ChunkState(NUMBERS, AT_ONCE, sends=1)  # what the executor holds after its first POST
-SENT_3 = ChunkState(NUMBERS, AT_ONCE, sends=3)
-DOUBT = ChunkState(NUMBERS, AT_ONCE, doubt_from=DOUBT_FROM, sends=1)
-DOUBT_LATER = ChunkState(NUMBERS, LATER, doubt_from=DOUBT_FROM, sends=1)
-DOUBT_PAST_SLOT = ChunkState(NUMBERS, Slot(NOW - timedelta(hours=1)), doubt_from=DOUBT_FROM)
-DOUBT_EMPTY = ChunkState((), AT_ONCE, doubt_from=DOUBT_FROM, sends=1)
-DOUBT_SPENT = ChunkState(NUMBERS, AT_ONCE, doubt_from=DOUBT_FROM, sends=MAX)
+FRESH = HeldChunk(NUMBERS, AT_ONCE)
+EMPTY = HeldChunk((), AT_ONCE, refused={A: "stop", B: "stop"})
+SPENT = HeldChunk(NUMBERS, AT_ONCE, sends=MAX)
+SENT_1 = HeldChunk(NUMBERS, AT_ONCE, sends=1)  # what the executor holds after its first POST
+SENT_3 = HeldChunk(NUMBERS, AT_ONCE, sends=3)
+DOUBT = HeldChunk(NUMBERS, AT_ONCE, doubt_from=DOUBT_FROM, sends=1)
+DOUBT_LATER = HeldChunk(NUMBERS, LATER, doubt_from=DOUBT_FROM, sends=1)
+DOUBT_PAST_SLOT = HeldChunk(NUMBERS, Slot(NOW - timedelta(hours=1)), doubt_from=DOUBT_FROM)
+DOUBT_EMPTY = HeldChunk((), AT_ONCE, doubt_from=DOUBT_FROM, sends=1)
+DOUBT_SPENT = HeldChunk(NUMBERS, AT_ONCE, doubt_from=DOUBT_FROM, sends=MAX)
 DOUBT_STATES = [DOUBT, DOUBT_LATER, DOUBT_PAST_SLOT, DOUBT_EMPTY, DOUBT_SPENT]
 ALL_STATES = [FRESH, EMPTY, SPENT, SENT_1, SENT_3, *DOUBT_STATES]
 
@@ -155,7 +155,7 @@ class Contains:
 
 
 def case(
-    state: ChunkState,
+    state: HeldChunk,
     event: Claimed | Sent | Looked,
     now: datetime,
     step: type,
@@ -385,7 +385,7 @@ CASES = [
 
 @pytest.mark.parametrize(("state", "event", "now", "step", "fields"), CASES)
 def test_next_step(
-    state: ChunkState,
+    state: HeldChunk,
     event: Claimed | Sent | Looked,
     now: datetime,
     step: type,
@@ -398,7 +398,7 @@ def test_next_step(
 
 @pytest.mark.parametrize("state", ALL_STATES, ids=lambda s: f"sends={s.sends},{s.doubt_from}")
 @pytest.mark.parametrize("offset", [0, 240, 299, 300, 3600, 3900, 86400])
-def test_an_unknown_send_is_never_followed_by_a_send(state: ChunkState, offset: int) -> None:
+def test_an_unknown_send_is_never_followed_by_a_send(state: HeldChunk, offset: int) -> None:
     now = NOW + timedelta(seconds=offset)
     got = next_step(state, Sent(UNKNOWN), now, POLICY)
     assert isinstance(got, Defer), got
@@ -406,7 +406,7 @@ def test_an_unknown_send_is_never_followed_by_a_send(state: ChunkState, offset: 
 
 
 @pytest.mark.parametrize("state", ALL_STATES, ids=lambda s: f"sends={s.sends},{s.doubt_from}")
-def test_found_is_landed_and_unclear_defers_whatever_the_time(state: ChunkState) -> None:
+def test_found_is_landed_and_unclear_defers_whatever_the_time(state: HeldChunk) -> None:
     for offset in (-3600, 0, 299, 300, 3900, 86400 * 3):
         now = NOW + timedelta(seconds=offset)
         assert next_step(state, FOUND, now, POLICY) == RecordLanded((ENTRY,))
@@ -419,7 +419,7 @@ def test_found_is_landed_and_unclear_defers_whatever_the_time(state: ChunkState)
 
 OFFSETS = st.integers(-2 * 86400, 2 * 86400).map(lambda s: NOW + timedelta(seconds=s))
 STATES = st.builds(
-    ChunkState,
+    HeldChunk,
     numbers=st.lists(st.sampled_from([A, B, "+590690000001"]), unique=True).map(tuple),
     slot=st.one_of(st.just(AT_ONCE), OFFSETS.map(Slot)),
     doubt_from=st.none() | OFFSETS,
@@ -446,7 +446,7 @@ POLICIES = st.builds(
     seed=st.integers(0, 2**32),
 )
 def test_next_step_never_sends_over_an_outstanding_attempt(
-    state: ChunkState,
+    state: HeldChunk,
     event: Claimed | Sent | Looked,
     now: datetime,
     policy: SendPolicy,
@@ -633,7 +633,7 @@ def test_a_failed_chunk_s_detail_masks_the_numbers_the_gateway_quoted() -> None:
         code=9,
         errors=(("children[sondageIdent].data", "unknown survey for +33699887766"),),
     )
-    state = ChunkState(numbers=("+33611111111",), slot=AT_ONCE)
+    state = HeldChunk(numbers=("+33611111111",), slot=AT_ONCE)
     step = next_step(state, Sent(outcome), NOW, POLICY)
     assert isinstance(step, Fail) and step.reason == "gateway_error"
     assert "+33699887766" not in step.detail and "unknown survey" in step.detail

@@ -7,16 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, TEST_KEY, need_server
+from helpers import REPO, TEST_KEY
 
 from smspartner import SMSPartnerClient
 from tasks import ledger as lg
@@ -112,37 +110,6 @@ def test_a_stop_ends_the_settle_phase() -> None:
 
 ESTIMATE = 0.045  # the configured estimate per recipient
 PRICE = 0.038  # what the gateway really charges
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh ledger database on each engine the ledger runs on (as tests/test_ledger.py)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.sqlite"
-        return
-    name = f"prices_{uuid.uuid4().hex[:10]}"
-    if request.param == "postgresql":
-        need_server("127.0.0.1", 5432, "PostgreSQL")
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True) as c:
-            c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        return
-    need_server("127.0.0.1", 3306, "MariaDB")
-    import pymysql
-
-    admin = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
-    try:
-        with admin.cursor() as c:
-            c.execute(f"CREATE DATABASE `{name}`")
-        yield f"mysql://root@127.0.0.1:3306/{name}"
-    finally:
-        with admin.cursor() as c:
-            c.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
 
 
 @pytest.fixture
@@ -268,3 +235,36 @@ def test_a_price_learnt_while_other_chunks_are_confirmed_reaches_all_of_them(
     chunks = ledger.chunks("many")
     assert sum(not c.cost_estimated for c in chunks) == 6
     assert [c.cost for c in chunks] == [pytest.approx(5 * PRICE)] * 24
+
+
+# --- one home for the read timeout ------------------------------------------------------------
+
+
+def _form_read_timeout() -> float:
+    from flows.parameters import Limits
+
+    return Limits().read_timeout
+
+
+def _settings_read_timeout() -> float:
+    return SendSettings("c", "s", "http://gateway", "sqlite://", "owner", 0.045).timeout
+
+
+def _cli_read_timeout() -> float:
+    from flows.survey_campaign import parse_args
+
+    return float(parse_args(["--survey-id", "s", "--recipients", "r.csv"]).read_timeout)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(_form_read_timeout, id="UI form"),
+        pytest.param(_settings_read_timeout, id="send settings"),
+        pytest.param(_cli_read_timeout, id="command line"),
+    ],
+)
+def test_every_read_timeout_default_is_the_send_policys(where: Any) -> None:
+    from tasks.sendcore import READ_TIMEOUT
+
+    assert where() == READ_TIMEOUT == 30.0  # README: "--read-timeout S ... (30)"

@@ -5,6 +5,7 @@ wire format itself is what is checked.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
@@ -998,3 +999,40 @@ def test_cli_rejects_unknown_garbage_kinds(capsys: pytest.CaptureFixture[str]) -
 
 def test_state_snapshot_is_json(sim: SimulatorServer) -> None:
     assert json.loads(json.dumps(sim.state.snapshot()))["credits"] == 100.0
+
+
+# --- the package's layers ----------------------------------------------------------------------
+
+# Each module of the simulator imports only those before it here (the map in its __init__), so
+# the state is usable without a server and the endpoints without a socket; none imports the
+# client side, which the simulator must never share code with (it would agree with its bugs).
+SIMULATOR_LAYERS = ["reply", "faults", "state", "api", "admin", "server", "cli"]
+
+
+def simulator_imports(path: Path) -> set[str]:
+    """The modules of ``smspartner`` a file imports, by name within the simulator package."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "smspartner.simulator":  # from smspartner.simulator import api
+                names = [f"smspartner.simulator.{a.name}" for a in node.names]
+            else:
+                names = [node.module]
+        for name in names:
+            if name.startswith("smspartner.simulator."):
+                found.add(name.removeprefix("smspartner.simulator."))
+            elif name.split(".")[0] == "smspartner":
+                found.add(name)
+    return found
+
+
+@pytest.mark.parametrize("position", range(len(SIMULATOR_LAYERS)), ids=SIMULATOR_LAYERS)
+def test_each_simulator_module_imports_only_the_layers_before_it(position: int) -> None:
+    path = REPO / "smspartner" / "simulator" / f"{SIMULATOR_LAYERS[position]}.py"
+    assert simulator_imports(path) <= set(SIMULATOR_LAYERS[:position])
+
+
+def test_every_simulator_module_has_its_layer() -> None:
+    modules = {p.stem for p in (REPO / "smspartner" / "simulator").glob("*.py")}
+    assert modules == {*SIMULATOR_LAYERS, "__init__", "__main__"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -20,6 +21,7 @@ from jours_feries_france import JoursFeries
 from tasks.outcomes import TERRITORIES
 from tasks.slots import (
     DEFAULT_POLICY,
+    HORIZON_DAYS,
     PARIS,
     TERRITORY_ZONES,
     SlotDecision,
@@ -677,3 +679,31 @@ def test_api_schedule_refuses_what_the_gateway_cannot_read() -> None:
         to_api_schedule(paris(2026, 5, 15, 8, 5, 30))
     with pytest.raises(ValueError, match="timezone-aware"):
         to_api_schedule(datetime(2026, 5, 15, 8, 5))
+
+
+# --- one home for the planning horizon --------------------------------------------------------
+
+
+def _cli_horizon() -> int:
+    from flows.survey_campaign import parse_args
+
+    return int(parse_args(["--survey-id", "s", "--recipients", "r.csv"]).horizon_days)
+
+
+def _form_horizon() -> int:
+    from flows.parameters import DeliveryWindow
+
+    return DeliveryWindow().horizon_days
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param(lambda: WindowPolicy().horizon_days, id="window policy"),
+        pytest.param(lambda: DEFAULT_POLICY.horizon_days, id="default policy"),
+        pytest.param(_form_horizon, id="UI form"),
+        pytest.param(_cli_horizon, id="command line"),
+    ],
+)
+def test_every_planning_horizon_default_is_the_one_in_slots(where: Any) -> None:
+    assert where() == HORIZON_DAYS == 14  # README: "--horizon-days N ... (14)"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from tasks.spreadsheet import GUARD, read_table, write_table
+from tasks.reporting import GUARD, read_table, write_table
 
 BOM = b"\xef\xbb\xbf"
 # What Excel or LibreOffice would start a formula with (OWASP), or trim into one.
@@ -135,7 +135,7 @@ def test_the_older_comma_csv_still_reads(tmp_path: Path) -> None:
 
 
 def follow_up_result(n_chunks: int) -> tuple[Any, list[Any]]:
-    from tasks.followup import ChunkDelivery, aggregate
+    from tasks.delivery import ChunkDelivery, aggregate
 
     deliveries = [
         ChunkDelivery(
@@ -155,7 +155,8 @@ def follow_up_result(n_chunks: int) -> tuple[Any, list[Any]]:
 
 
 def test_the_follow_up_writes_its_chunks_as_a_table_too(tmp_path: Path) -> None:
-    from tasks.followup import DELIVERY_COLUMNS, write_follow_up
+    from tasks.delivery import DELIVERY_COLUMNS
+    from tasks.delivery_io import write_follow_up
 
     result, deliveries = follow_up_result(3)
     path = write_follow_up(tmp_path, result, deliveries)
@@ -172,7 +173,7 @@ def test_the_follow_up_writes_its_chunks_as_a_table_too(tmp_path: Path) -> None:
 
 
 def test_two_follow_ups_writing_at_once_never_publish_half_a_file(tmp_path: Path) -> None:
-    from tasks.followup import write_follow_up
+    from tasks.delivery_io import write_follow_up
 
     result, deliveries = follow_up_result(150)  # a follow_up.json of about 70 kB
     path = tmp_path / "follow_up.json"
@@ -184,14 +185,14 @@ def test_two_follow_ups_writing_at_once_never_publish_half_a_file(tmp_path: Path
         try:
             for _ in range(10):
                 write_follow_up(tmp_path, result, deliveries)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     def reader() -> None:
         while not stop.is_set():
             try:
                 json.loads(path.read_text(encoding="utf-8"))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 errors.append(exc)
                 return
 

@@ -9,9 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.campaign import Counts
-from tasks.reporting import build_summary
-from tasks.summary import CampaignSummary, read_summary
+from tasks.accounting import Counts
+from tasks.reporting import CampaignSummary, build_summary, read_summary
 
 # The send command's JSON line, key by key, in order (README: "The JSON summary line").
 CONTRACT = [
@@ -43,7 +42,7 @@ CONTRACT = [
 def _built(dry_run: bool) -> CampaignSummary:
     import pandas as pd
 
-    from tasks.campaign import OUTCOME, TERRITORY
+    from tasks.row_columns import OUTCOME, TERRITORY
 
     rows = pd.DataFrame({TERRITORY: ["FR", "FR"], OUTCOME: ["rejected", "rejected"]})
     return build_summary(

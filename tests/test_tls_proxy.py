@@ -32,12 +32,12 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import TEST_KEY
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from test_faults import csv_of, mobiles
+from helpers import TEST_KEY, csv_of
+from helpers import fault_mobiles as mobiles
 
 from flows.survey_campaign import Limits, RecipientSource, send_survey_campaign
 from smspartner import Kind, Refusal, SMSPartnerClient

@@ -15,44 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
-from test_deployments import campaign_numbers, mobiles, write_recipients
+from helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    campaign_numbers,
+    field,
+    new_context,
+    write_recipients,
+)
+from helpers import stack_mobiles as mobiles
 
 from scripts.server import LocalStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 60_000
-
 
 @pytest.fixture(scope="module")
 def clone(ui_clone: Path) -> Path:
     return ui_clone
-
-
-def require_chromium() -> None:
-    """Skip without the browser, except in CI, where its absence is a failure."""
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing, and CI=true requires it (.ci/run installs it)")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-
-
-def new_context(browser: Any) -> Any:
-    """A browser context whose waits are bounded and whose requests never leave 127.0.0.1."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT_MS)
-    context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda r: r.abort())
-    return context
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +52,6 @@ def page(stack: LocalStack) -> Iterator[Any]:
             yield new_context(browser).new_page()
         finally:
             browser.close()
-
-
-def field(page: Any, label: str) -> Any:
-    """The form's property whose label starts with ``label`` (the innermost, for nested models)."""
-    header = page.locator(
-        ".schema-form-property__label", has_text=re.compile("^" + re.escape(label))
-    )
-    return page.locator(".schema-form-property").filter(has=header).last
 
 
 def test_custom_run_from_the_form_completes_and_shows_its_summary(

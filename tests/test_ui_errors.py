@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
-from test_deployments import mobiles, write_recipients
-from test_ui_operator import (
+from helpers import (
     RUN_TIMEOUT_MS,
     api_run,
     open_run_page,
@@ -25,11 +23,10 @@ from test_ui_operator import (
     sends_of,
     start_campaign,
     state_badge,
+    write_recipients,
 )
-from test_ui_operator import browser as browser  # the module's fixtures, shared
-from test_ui_operator import clone as clone
-from test_ui_operator import page as page
-from test_ui_operator import stack as stack
+from helpers import stack_mobiles as mobiles
+from playwright.sync_api import expect
 
 from scripts.server import LocalStack
 

@@ -18,20 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
-from test_deployments import mobiles, write_recipients
-from test_ui import field
-from test_ui_operator import (
+from helpers import (
     api_run,
+    field,
     open_run_page,
     pause_until_asked,
     sends_of,
     start_campaign,
     submit_answer,
     wait_final,
+    write_recipients,
 )
-from test_ui_operator import browser as browser  # a browser for the module, a page per test
-from test_ui_operator import page as page
+from helpers import stack_mobiles as mobiles
+from playwright.sync_api import expect
 
 from scripts.server import LocalStack, _http
 

@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
-from test_deployments import campaign_numbers, mobiles, write_recipients
-from test_ui_operator import (
+from helpers import (
     FINAL,
     RUN_TIMEOUT_MS,
+    campaign_numbers,
     open_custom_run,
     open_run_page,
     state_badge,
     submit_run,
     type_into,
+    write_recipients,
 )
-from test_ui_operator import browser as browser  # a browser for the module, a page per test
-from test_ui_operator import page as page
+from helpers import stack_mobiles as mobiles
+from playwright.sync_api import expect
 
 from scripts.server import LocalStack, _http
 

@@ -1,0 +1,61 @@
+"""The cancel flow's tasks: what can still be cancelled called off, chunk by chunk, then
+``cancel.json`` and the markdown artifact.
+
+The rule is ``tasks/cancellation.py`` (``decide``); the gateway and ledger calls and the file
+are ``tasks/cancel_io.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+
+from smspartner import SMSPartnerClient, SMSPartnerError
+from tasks import ledger as lg
+from tasks import runtime
+from tasks.cancel_io import cancel_chunks, write_cancel
+from tasks.cancellation import ChunkCancel, count, markdown_cancel
+from tasks.errors import OperatorError, gateway_problem
+from tasks.folders import report_dir
+from tasks.i18n import DEFAULT_LANG, Lang, text
+from tasks.reporting import artifact_key
+from tasks.steps import step
+
+
+@step("cancel-chunks")
+def cancel_task(
+    campaign_id: str, ledger_url: str, key_block: str | None = None
+) -> list[ChunkCancel]:
+    """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger. A
+    gateway that cannot be reached (or refuses the key) is an ``OperatorError`` saying how far it
+    got; what was cancelled before it stays cancelled, and running again resumes."""
+    ledger = runtime.shared_ledger(ledger_url)
+    chunks = ledger.chunks(campaign_id)
+    base_url = runtime.gateway_url()
+    try:
+        with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
+            return cancel_chunks(client, ledger, chunks, datetime.now(UTC))
+    except SMSPartnerError as exc:
+        done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
+        raise OperatorError(
+            f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
+            "chunks are cancelled so far, run the cancel again"
+        ) from None
+
+
+@step("report-cancel")
+def report_cancel_task(
+    campaign_id: str, results: list[ChunkCancel], lang: Lang = DEFAULT_LANG
+) -> dict[str, Any]:
+    """cancel.json and the markdown artifact."""
+    at = datetime.now(UTC)
+    counts = count(campaign_id, results)
+    write_cancel(report_dir(campaign_id), counts, results, at)
+    create_markdown_artifact(
+        key=artifact_key(campaign_id, "cancel"),
+        markdown=markdown_cancel(counts, results, at, lang=lang),
+        description=text(lang, "artifact.cancel"),
+    )
+    return counts
