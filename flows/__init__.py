@@ -1,4 +1,36 @@
-"""Prefect flows: wiring only; the rules live in ``tasks/``."""
+"""Prefect flows: the project's entry points, wiring only (what they wire lives in ``tasks/``).
+
+Purpose and scope
+    One ``@flow`` and its command line (``main()``) per module: ``survey_campaign`` (send a
+    survey), ``follow_up`` (delivery statuses, STOP replies), ``cancel_campaign``,
+    ``erase_person`` (erasure on request) and ``purge_personal_data`` (retention).
+    ``never_text`` is a command line without a flow run (the never-text store, in-process).
+    It does NOT hold a rule, a task or a store: those are ``tasks/``.
+
+Shared modules
+    ``parameters``  the form models and fields (the UI's Run form), each turning itself into
+                    the plain values the rules take.
+    ``cli``         options derived from the models, one-line errors, exit codes.
+    ``ending``      how a run stops: an ``OperatorError`` becomes one line and the right state.
+
+Entry points
+    ``python -m flows.<module>``; deployments name ``flows/<module>.py:<flow>``.
+
+What a flow may import
+    ``tasks.steps`` (every task), ``flows.parameters``, ``flows.ending``, ``flows.cli``,
+    ``tasks.runtime`` (the environment), the error family and the rules' value types and
+    checks (a campaign id, a phase). A flow calls steps and passes their values on; it makes
+    no decision of its own and never reads a file or a database itself (a rule, an I/O module:
+    through a step). Nothing in ``tasks/`` or ``smspartner/`` imports ``flows``.
+
+Parked in the wrong room (for now)
+    ``follow_up`` combines its steps' results with ``tasks.delivery`` in the flow (a step of
+    its own would change the run's tasks); ``never_text`` writes its audit CSV itself (it
+    belongs beside the store, in ``tasks/nevertext.py``).
+
+Importing the package sets Prefect up for the project (below): no telemetry, the project's
+loggers in each run's logs, no traceback for an expected failure.
+"""
 
 import logging
 import os

@@ -65,7 +65,6 @@ def follow_up_campaign(
             in the last `since_days` days (what the daily deployment does).
         since_days: How far back an empty campaign id looks.
     """
-    logger = get_run_logger()
     try:
         ledger_url = runtime.ledger_url()
         runtime.shared_ledger(ledger_url)  # a ledger that cannot be opened: one line
@@ -76,20 +75,34 @@ def follow_up_campaign(
         campaigns = runtime.shared_ledger(ledger_url).campaigns_texted_since(since)
     except OperatorError as exc:
         return ending.failed(exc)
-    results: dict[str, Any] = {}
-    problems: dict[str, str] = {}
-    for cid in campaigns:  # one campaign's failure must not hide the others' statuses
-        try:
-            results[cid] = _follow_one(cid, ledger_url, settle_seconds, api_key_block, lang)
-        except OperatorError as exc:
-            logger.error("%s: %s", cid, exc.message)
-            problems[cid] = exc.message
-    logger.info("%d campaigns followed up, %d failed", len(results), len(problems))
+    results, problems = _follow_each(campaigns, ledger_url, settle_seconds, api_key_block, lang)
     summary = {"since_days": since_days, "campaigns": results, "failed": problems}
     if problems:
         message = f"{len(problems)} of {len(campaigns)} campaigns could not be followed up"
         return ending.failed(OperatorError(message, summary=summary))
     return summary
+
+
+def _follow_each(
+    campaigns: list[str],
+    ledger_url: str,
+    settle_seconds: float,
+    key_block: str | None,
+    lang: Lang,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each campaign in turn: the counts of those followed up, the one line of those that
+    failed (one campaign's failure must not hide the others' statuses)."""
+    logger = get_run_logger()
+    results: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for cid in campaigns:
+        try:
+            results[cid] = _follow_one(cid, ledger_url, settle_seconds, key_block, lang)
+        except OperatorError as exc:
+            logger.error("%s: %s", cid, exc.message)
+            problems[cid] = exc.message
+    logger.info("%d campaigns followed up, %d failed", len(results), len(problems))
+    return results, problems
 
 
 def _follow_one(

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks import dburl, runtime
 from tasks import ledger as lg
-from tasks.approval import ApprovalMode
+from tasks.approval import Approval, ApprovalMode
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.plan import PlanRequest, PlanRules
 from tasks.runtime import API_KEY_ENV, SECRET_BLOCK
@@ -453,6 +453,27 @@ class Limits(BaseModel):
             resume_changed_input=resume_changed_input,
             global_limit=self.global_limit,
             send_within_credits=send_within_credits,
+            max_cost=self.max_cost,
+            lang=lang,
+        )
+
+    def approval(
+        self,
+        *,
+        above_cost: float | None,
+        above_recipients: int | None,
+        mode: ApprovalMode,
+        timeout_hours: float,
+        lang: Lang,
+    ) -> Approval:
+        """When the campaign waits for a person's yes: the form's thresholds, with the price
+        and the budget cap a person is shown."""
+        return Approval(
+            above_cost=above_cost,
+            above_recipients=above_recipients,
+            mode=mode,
+            timeout_hours=timeout_hours,
+            cost_per_sms=self.cost_per_sms,
             max_cost=self.max_cost,
             lang=lang,
         )

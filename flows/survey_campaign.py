@@ -20,9 +20,9 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefect import flow
 from prefect.states import State
@@ -55,13 +55,14 @@ from tasks import approval as approve
 from tasks import dburl, runtime
 from tasks import plan as pl
 from tasks.errors import OperatorError, UsageError
-from tasks.i18n import DEFAULT_LANG, LANGS
+from tasks.i18n import DEFAULT_LANG, LANGS, Lang
 from tasks.money import CreditsShort
 from tasks.progress import Phase
 from tasks.slots import HORIZON_DAYS
 from tasks.steps import progress
 from tasks.steps.approval import until_approved
 from tasks.steps.prepare import (
+    Source,
     check_credits_task,
     clean_task,
     load_task,
@@ -121,91 +122,190 @@ def send_survey_campaign(
     name_this_run(cid)
     progress.begin(cid, lang)
     try:
-        source = recipients.plain()
-        if runtime.from_deployment():  # the command line, run by someone with a shell, may name any
-            try:
-                source, suppression_list = confine_form_paths(
-                    source, suppression_list, runtime.form_roots()
-                )
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
-        lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
-        real_gateway = base_url == SMSPartnerClient.DEFAULT_BASE_URL and not dry_run
-        approval = approve.Approval(
-            above_cost=approve_above_cost,
-            above_recipients=approve_above_recipients,
-            mode=approval_mode,
-            timeout_hours=approval_timeout_hours,
-            cost_per_sms=limits.cost_per_sms,
-            max_cost=limits.max_cost,
-            lang=lang,
-        )
-        request = limits.plan_request(
-            campaign_id=cid,
+        run = _settle(
+            cid,
+            started,
             survey_id=survey_id,
-            ledger_url=ledger_url,
-            window=window,
+            recipients=recipients,
+            suppression_list=suppression_list,
             dry_run=dry_run,
+            window=window,
+            limits=limits,
+            approve_above_cost=approve_above_cost,
+            approve_above_recipients=approve_above_recipients,
+            approval_mode=approval_mode,
+            approval_timeout_hours=approval_timeout_hours,
             resume_changed_input=resume_changed_input,
             send_within_credits=send_within_credits,
             lang=lang,
-        )
-
-        def prepare(hold: bool, within_credits: bool = False) -> pl.Prepared:
-            """Load, clean, suppress, check the credits, plan: the first failure ends it.
-            ``within_credits``: the person who approved chose to send what the money covers."""
-            loaded = load_task(source, real_gateway=real_gateway)
-            cleaned = clean_task(loaded, recipients.phone_column, window.allow_foreign)
-            suppress_task(lists, base_url, api_key_block, request)
-            credits = check_credits_task(base_url, api_key_block)
-            held = replace(
-                request,
-                thresholds=approval.thresholds if hold else None,
-                send_within_credits=request.send_within_credits or within_credits,
-            )
-            return plan_task(cleaned, credits, held)
-
-        report = ReportRequest(
-            survey_id, ledger_url, started, limits.cost_per_sms, limits.ledger_outage_seconds, lang
+            api_key_block=api_key_block,
         )
         progress.phase(cid, Phase.preparing)
-        try:
-            prepared, verdict = until_approved(prepare, approval)
-        except CreditsShort as short:
-            # Nothing was sent: the report still accounts for every row (those the money did
-            # not cover rejected with the reason), and the run ends with the shortfall's line.
-            if short.prepared is None:
-                raise
-            progress.phase(cid, Phase.reporting)
-            summary = report_task(
-                short.prepared, report, short.prepared.credits_now, 0.0, short.approval
-            )
-            short.summary = summary.as_json()
-            raise
-        settings = limits.send_settings(
-            campaign_id=cid,
-            survey_id=survey_id,
-            base_url=base_url,
-            ledger_url=ledger_url,
-            credits=credits_to_check(prepared.credits_now, prepared.to_send, limits.cost_per_sms),
-            window=window,
-            key_block=api_key_block,
-        )
-        sending = time.monotonic()
-        throttle = limits.throttle(prepared.global_limit_is_rate)
-        stop = send_campaign(settings, prepared.chunk_indices, throttle, limits.settle_wait_seconds)
-        send_seconds = time.monotonic() - sending
-        credits_after = (
-            prepared.credits_now if prepared.dry_run else credits_task(base_url, api_key_block)
-        )
+        prepared, verdict = _approved_plan(run)
+        sent = _send(run, prepared)
         progress.phase(cid, Phase.reporting)
-        summary = report_task(prepared, report, credits_after, send_seconds, verdict.record())
-        return ending.end_state(summary, verdict, approval, stop)
+        summary = report_task(
+            prepared, run.report, sent.credits_after, sent.seconds, verdict.record()
+        )
+        return ending.end_state(summary, verdict, run.approval, sent.stop)
     except OperatorError as exc:
         return ending.failed(exc)
     finally:
         progress.end(cid)
+
+
+# -- the flow's steps ---------------------------------------------------------------------------
+
+
+def _settle(
+    cid: str,
+    started: float,
+    *,
+    survey_id: str,
+    recipients: RecipientSource,
+    suppression_list: str | None,
+    dry_run: bool,
+    window: DeliveryWindow,
+    limits: Limits,
+    approve_above_cost: float | None,
+    approve_above_recipients: int | None,
+    approval_mode: approve.ApprovalMode,
+    approval_timeout_hours: float,
+    resume_changed_input: bool,
+    send_within_credits: bool,
+    lang: Lang,
+    api_key_block: str | None,
+) -> _Campaign:
+    """The run's inputs from its form, settled before its first step: the files it may read,
+    the gateway and the ledger, the opt-out lists, the approval, the plan's request."""
+    source, suppression_list = _readable(recipients.plain(), suppression_list)
+    base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
+    lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
+    approval = limits.approval(
+        above_cost=approve_above_cost,
+        above_recipients=approve_above_recipients,
+        mode=approval_mode,
+        timeout_hours=approval_timeout_hours,
+        lang=lang,
+    )
+    request = limits.plan_request(
+        campaign_id=cid,
+        survey_id=survey_id,
+        ledger_url=ledger_url,
+        window=window,
+        dry_run=dry_run,
+        resume_changed_input=resume_changed_input,
+        send_within_credits=send_within_credits,
+        lang=lang,
+    )
+    return _Campaign(
+        request=request,
+        approval=approval,
+        source=source,
+        phone_column=recipients.phone_column,
+        opt_out_lists=lists,
+        window=window,
+        limits=limits,
+        base_url=base_url,
+        key_block=api_key_block,
+        started=started,
+    )
+
+
+def _readable(source: Source, named_list: str | None) -> tuple[Source, str | None]:
+    """The files the run may read: those a deployment's form named, confined to the data
+    folders (anyone with the UI could otherwise make a worker read any of its files); the
+    command line, run by someone with a shell, may name any."""
+    if not runtime.from_deployment():
+        return source, named_list
+    try:
+        return confine_form_paths(source, named_list, runtime.form_roots())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class _Campaign:
+    """One send run's inputs, settled before its first step: what the steps below share."""
+
+    request: pl.PlanRequest  # the campaign, the survey, the ledger, the plan's rules
+    approval: approve.Approval
+    source: Source
+    phone_column: str | None
+    opt_out_lists: list[str]
+    window: DeliveryWindow
+    limits: Limits
+    base_url: str
+    key_block: str | None
+    started: float  # time.monotonic() when the run started
+
+    @property
+    def report(self) -> ReportRequest:
+        r = self.request
+        return ReportRequest(
+            r.survey_id, r.ledger_url, self.started, r.cost_per_sms, r.ledger_outage, r.lang
+        )
+
+    def prepare(self, hold: bool, within_credits: bool = False) -> pl.Prepared:
+        """Load, clean, suppress, check the credits, plan: the first failure ends it.
+        ``within_credits``: the person who approved chose to send what the money covers."""
+        real_gateway = (
+            self.base_url == SMSPartnerClient.DEFAULT_BASE_URL and not self.request.dry_run
+        )
+        loaded = load_task(self.source, real_gateway=real_gateway)
+        cleaned = clean_task(loaded, self.phone_column, self.window.allow_foreign)
+        suppress_task(self.opt_out_lists, self.base_url, self.key_block, self.request)
+        credits = check_credits_task(self.base_url, self.key_block)
+        held = replace(
+            self.request,
+            thresholds=self.approval.thresholds if hold else None,
+            send_within_credits=self.request.send_within_credits or within_credits,
+        )
+        return plan_task(cleaned, credits, held)
+
+
+def _approved_plan(run: _Campaign) -> tuple[pl.Prepared, approve.Verdict]:
+    """The plan, approved when it needs a person's yes. Short of money, nothing is sent: the
+    report still accounts for every row (those the money did not cover rejected with the
+    reason), and the run ends with the shortfall's line."""
+    try:
+        return until_approved(run.prepare, run.approval)
+    except CreditsShort as short:
+        if short.prepared is not None:
+            progress.phase(run.request.campaign_id, Phase.reporting)
+            summary = report_task(
+                short.prepared, run.report, short.prepared.credits_now, 0.0, short.approval
+            )
+            short.summary = summary.as_json()
+        raise
+
+
+class _Sent(NamedTuple):
+    stop: str | None  # what stopped the sends (None: nothing did)
+    seconds: float
+    credits_after: float | None  # for the report (None: the gateway could not tell)
+
+
+def _send(run: _Campaign, prepared: pl.Prepared) -> _Sent:
+    """Send the planned chunks (a dry run sends nothing), then read the credits left."""
+    limits, r = run.limits, run.request
+    settings = limits.send_settings(
+        campaign_id=r.campaign_id,
+        survey_id=r.survey_id,
+        base_url=run.base_url,
+        ledger_url=r.ledger_url,
+        credits=credits_to_check(prepared.credits_now, prepared.to_send, limits.cost_per_sms),
+        window=run.window,
+        key_block=run.key_block,
+    )
+    sending = time.monotonic()
+    throttle = limits.throttle(prepared.global_limit_is_rate)
+    stop = send_campaign(settings, prepared.chunk_indices, throttle, limits.settle_wait_seconds)
+    seconds = time.monotonic() - sending
+    credits_after = (
+        prepared.credits_now if prepared.dry_run else credits_task(run.base_url, run.key_block)
+    )
+    return _Sent(stop, seconds, credits_after)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -216,6 +316,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m flows.survey_campaign",
         description="Send an SMS survey campaign through SMS Partner.",
     )
+    # The order of the options is the order --help shows them in.
+    _add_source_options(p)
+    p.add_argument("--campaign-id", help="reuse to resume a campaign; new id by default")
+    p.add_argument("--dry-run", action="store_true", help="plan and report, send nothing")
+    add_model_options(p, Limits)  # --max-cost ... --global-limit, from the model
+    _add_run_options(p)
+    _add_window_options(p)
+    args = p.parse_args(argv)
+    if args.db_url and not args.query:
+        p.error("--db-url needs --query")
+    if args.query and not args.db_url:
+        p.error("--query needs --db-url")
+    return args
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    """The survey and where its recipients come from (a file, or a query with --db-url)."""
     p.add_argument("--survey-id", required=True, help="the survey's sondageIdent")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--recipients", help="CSV or .xlsx file of recipients")
@@ -228,9 +345,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sheet", help="Excel sheet name (default: the first)")
     p.add_argument("--phone-column", help="column holding the numbers (default: detected)")
-    p.add_argument("--campaign-id", help="reuse to resume a campaign; new id by default")
-    p.add_argument("--dry-run", action="store_true", help="plan and report, send nothing")
-    add_model_options(p, Limits)  # --max-cost ... --ledger-outage-seconds, from the model
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Who is never texted, when a person must say yes first, the account, the reports'
+    language, resuming: the form's fields the command line names its own way."""
     p.add_argument("--suppression-list", help="CSV of numbers never to text")
     p.add_argument(
         "--approve-above-cost",
@@ -262,6 +381,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="resume a campaign id on recipients that changed since (new rows are added)",
     )
+
+
+def _add_window_options(p: argparse.ArgumentParser) -> None:
+    """The delivery window (``DeliveryWindow``), with the command line's own names."""
     p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
     p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
     p.add_argument("--alsace-moselle", action="store_true", help="add Alsace-Moselle holidays")
@@ -270,12 +393,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-immediate", action="store_true", help="always schedule, never send at once"
     )
     p.add_argument("--allow-foreign", action="store_true", help="accept non-French mobiles")
-    args = p.parse_args(argv)
-    if args.db_url and not args.query:
-        p.error("--db-url needs --query")
-    if args.query and not args.db_url:
-        p.error("--query needs --db-url")
-    return args
+
+
+def _window(args: argparse.Namespace) -> DeliveryWindow:
+    return DeliveryWindow(
+        preset=WindowPreset(args.window),
+        gateway_hold=not args.no_gateway_hold,
+        alsace_moselle=args.alsace_moselle,
+        horizon_days=args.horizon_days,
+        allow_immediate=not args.no_immediate,
+        allow_foreign=args.allow_foreign,
+    )
 
 
 def _source(args: argparse.Namespace) -> RecipientSource:
@@ -302,26 +430,21 @@ def _source(args: argparse.Namespace) -> RecipientSource:
     )
 
 
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors in one line: ``field: what is wrong``, separated by semicolons."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.campaign_id is not None:  # an empty id is a mistake, not "a new campaign"
             pl.validate_campaign_id(args.campaign_id)
-        window = DeliveryWindow(
-            preset=WindowPreset(args.window),
-            gateway_hold=not args.no_gateway_hold,
-            alsace_moselle=args.alsace_moselle,
-            horizon_days=args.horizon_days,
-            allow_immediate=not args.no_immediate,
-            allow_foreign=args.allow_foreign,
-        )
+        window = _window(args)
         limits = model_from_args(Limits, args)
         source = _source(args)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
-        )
-        print(f"error: invalid option: {problems}", file=sys.stderr)
+        print(f"error: invalid option: {_problems(exc)}", file=sys.stderr)
         return 2
     except (pl.CampaignError, ValueError) as exc:  # dburl.DbUrlError is a ValueError
         print(f"error: {one_line(exc, type(exc).__name__)}", file=sys.stderr)

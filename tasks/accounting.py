@@ -8,7 +8,7 @@ ledger; ``count_outcomes`` counts them and enforces, on every run, the identity
 (``check_identity``): a row counted twice or lost fails the run loudly instead of reporting
 wrong numbers.
 
-It is NOT the report (``tasks/report.py`` and ``tasks/reporting.py`` render these counts), nor
+It is NOT the report (``tasks/steps/report.py`` and ``tasks/reporting/`` render these counts), nor
 where the chunks are read (the caller hands them in). No I/O, no clock, no Prefect.
 Imported by the report step, the follow-up and the reporting modules.
 """

@@ -429,9 +429,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "No recipient replied STOP.",
     },
     "delivery.problems": {"fr": "Problèmes", "en": "Problems"},
-    # progress while a campaign runs (tasks/progress.py): the run's progress artifact, its log
-    # lines and the command line's bar. chunks.<CLDR plural form of n>: fr says "0 lot", and
-    # "1 000 000 de lots".
+    # progress while a campaign runs (tasks/progress.py, tasks/steps/progress.py): the run's
+    # progress artifact, its log lines and the command line's bar. chunks.<CLDR plural form of
+    # n>: fr says "0 lot", and "1 000 000 de lots".
     # The phase and count come first: the run page's artifact card cuts the line at ~45 signs.
     "progress.line": {"fr": "{what} — campagne {cid}", "en": "{what} — campaign {cid}"},
     "progress.phase.preparing": {"fr": "préparation", "en": "preparing"},
@@ -487,7 +487,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "fois le SMS).",
         "en": "Fix the cause, then run campaign {campaign} again (nobody gets the SMS twice).",
     },
-    # the report follows the campaign (tasks/report.py, tasks/reporting.py, tasks/html_report.py,
+    # the report follows the campaign (tasks/steps/report.py, tasks/reporting/,
     # the cancel and follow-up flows)
     "slot.some_cancelled": {"fr": "le reste annulé", "en": "the rest cancelled"},
     "html.cancelled_chunks": {"fr": "lots annulés : {n}", "en": "chunks cancelled: {n}"},

@@ -114,7 +114,7 @@ class NeverText:
                     self._key_checked = bool(ids)
         return self.ledger._key()
 
-    @lg._ridden
+    @lg.ridden
     def add(
         self,
         numbers: Iterable[str],
@@ -164,7 +164,7 @@ class NeverText:
                         raise
         return new
 
-    @lg._ridden
+    @lg.ridden
     def among(self, numbers: Sequence[str] | np.ndarray) -> set[str]:
         """The numbers of ``numbers`` (E.164; a column of a million is looked up in one pass)
         that the store holds."""
@@ -189,7 +189,7 @@ class NeverText:
         maybe = np.flatnonzero(known[at] == lead)
         return {wanted[i] for i in maybe if bytes(found[i]).hex() in held}
 
-    @lg._ridden
+    @lg.ridden
     def entries_of(self, e164: str) -> list[Entry]:
         """What the store holds for one number (an operator's or a DPO's question)."""
         mine = digester(self._key(adopt=False))(e164)
@@ -205,7 +205,7 @@ class NeverText:
             for row in conn.execution_options(yield_per=5000).execute(query):
                 yield Entry(*row)
 
-    @lg._ridden
+    @lg.ridden
     def counts(self) -> dict[str, int]:
         """Rows per source, and ``people``: distinct numbers."""
         table = lg.never_text
@@ -216,7 +216,7 @@ class NeverText:
             people = conn.execute(select(func.count(table.c.digest.distinct()))).scalar()
         return {**{str(k): int(v) for k, v in per.items()}, "people": int(people or 0)}
 
-    @lg._ridden
+    @lg.ridden
     def forget_import(self, reason: str) -> int:
         """Undo an import made by mistake: its rows (source ``import`` with that exact reason)
         go; a person another source also holds stays in the store. Never touches STOP

@@ -24,8 +24,9 @@ What goes:
 - on an erasure request (``erase``): the person's rows in every table and rows file, their
   number masked in every text file, under ``data/state`` and ``data/reports``.
 
-Pure rules first (patterns, maskers, what a file is), then the file I/O (no Prefect here); the
-two tasks are in ``tasks/steps/privacy.py``.
+What a file is (pure), then the file I/O (no Prefect here). The maskers that scrub stored files
+are the numbers package's (``tasks/numbers/masking.py``); the two tasks are in
+``tasks/steps/privacy.py``.
 """
 
 from __future__ import annotations
@@ -45,12 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import phonenumbers
 
 from tasks import folders, rows_file, runtime
 from tasks import row_columns as cols
 from tasks.files import atomic_path
-from tasks.numbers import mask_number, parse_loose
+from tasks.numbers.masking import (
+    has_number,
+    mask_numbers,
+    number_forms,
+)
 
 # A run's own rows file (``rows.<run>.pkl``) lives from its plan to its report: the purge leaves
 # it to the run (which reads it to write the report, then removes it) unless it is older than a
@@ -59,74 +63,9 @@ from tasks.numbers import mask_number, parse_loose
 RUN_FILE_LIFETIME = timedelta(days=15)
 TEXT_SUFFIXES = frozenset({".json", ".html", ".htm", ".md", ".txt", ".log"})
 TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".xlsm", ".pkl", ".parquet", ".xls"})
-# Separators people (and our own spreadsheet guard, U+200B) put between a number's digits.
-_SEP = r"[\s.\-()/\u00a0\u202f\u200b]*"
-# A run of digits and separators long enough to be a phone number.
-_RUN = re.compile(r"(?<![\w])\+?\d[\d\s.\-()/\u00a0\u202f]{6,}\d(?![\w])")
-_DECIMAL = re.compile(r"\d+\.\d+")
-# Territories people also write under +33 (compliance.md section 5).
-_ALSO_33 = frozenset({262, 508, 590, 594, 596, 681, 687, 689})
 
 
 # -- pure rules ------------------------------------------------------------------------------
-
-
-def _digits(value: str) -> str:
-    return _SEP.join(re.escape(d) for d in value)
-
-
-def person_pattern(e164: str) -> re.Pattern[str]:
-    """Every way one number is written: ``+33612345678``, ``0033 6…``, ``33612345678``,
-    ``+33 (0)6…``, ``06 12 34 56 78``, ``06.12.34.56.78``, ``612345678`` (pure)."""
-    parsed = phonenumbers.parse(e164, None)
-    cc, nsn = str(parsed.country_code), str(parsed.national_number)
-    codes = [cc, "33"] if parsed.country_code in _ALSO_33 else [cc]
-    international = "|".join(_digits(c) for c in codes)
-    prefix = rf"(?:(?:\+|00)?{_SEP}(?:{international}){_SEP}(?:\(?0\)?)?{_SEP}|0{_SEP})?"
-    return re.compile(rf"(?<!\d){prefix}{_digits(nsn)}(?!\d)")
-
-
-def scrubber(e164: str) -> Callable[[str], str]:
-    """A function that masks one person's number wherever it is in a text (pure)."""
-    pattern, masked = person_pattern(e164), mask_number(e164)
-    return lambda text: pattern.sub(masked, text)
-
-
-def number_forms(numbers: Iterable[str]) -> frozenset[str]:
-    """The digits of each number as people write it (international, 00, national, bare)."""
-    forms: set[str] = set()
-    for e164 in numbers:
-        try:
-            parsed = phonenumbers.parse(e164, None)
-        except phonenumbers.NumberParseException:
-            continue
-        cc, nsn = str(parsed.country_code), str(parsed.national_number)
-        forms.update({cc + nsn, "00" + cc + nsn, "0" + nsn, nsn, cc + "0" + nsn})
-    return frozenset(forms)
-
-
-def mask_numbers(text: str, known: frozenset[str] = frozenset()) -> str:
-    """``text`` with every phone number masked: any digit run written like a number (a ``+`` or
-    a leading 0) that is a valid number, or whose digits are one of ``known`` (pure). Decimals
-    (``0.123456789``) are left alone."""
-
-    def mask(match: re.Match[str]) -> str:
-        run = match.group(0)
-        digits = re.sub(r"\D", "", run)
-        if not 8 <= len(digits) <= 15 or _DECIMAL.fullmatch(run):
-            return run
-        if digits not in known and not run.startswith(("+", "0")):
-            return run
-        e164 = parse_loose(run)
-        if e164 is None and digits in known:
-            return "•••"
-        return run if e164 is None else mask_number(e164)
-
-    return _RUN.sub(mask, text)
-
-
-def has_number(text: str, known: frozenset[str] = frozenset()) -> bool:
-    return mask_numbers(text, known) != text
 
 
 def _walk(value: Any, fn: Callable[[str], str]) -> Any:
@@ -455,13 +394,8 @@ def purge_orphans(ledger_ids: set[str], cutoff: float) -> FileCounts:
 __all__ = [
     "FileCounts",
     "erase_from_file",
-    "has_number",
     "local_files",
-    "mask_numbers",
-    "number_forms",
-    "person_pattern",
     "purge_campaign_files",
     "purge_folder",
     "purge_orphans",
-    "scrubber",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
 from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
@@ -90,89 +91,194 @@ def send_chunk_once(
     rng: random.Random | None = None,
 ) -> ChunkResult:
     """Bring one chunk as far as this moment allows (sent, failed, or in doubt until a time)
-    without ever sending it twice. Raises ``LedgerUnavailable`` past the ledger's outage bound."""
-    cid = settings.campaign_id
+    without ever sending it twice. Raises ``LedgerUnavailable`` past the ledger's outage bound.
+
+    The send core picks each step from the loop's state and what just happened; ``_execute``
+    carries it out and hands back either the next state or the chunk's result."""
     claim = _claim(settings, chunk_index, ledger, sleep)
-    row = claim.chunk
     if claim.action is lg.ClaimAction.SKIP:
-        return _result(row)
-    outstanding = claim.action is lg.ClaimAction.RECONCILE
-    state = sc.HeldChunk(
+        return _result(claim.chunk)
+    run = _Run(settings, chunk_index, client, ledger, claim, now, sleep)
+    loop = _first_loop(run)
+    while True:
+        step = sc.next_step(loop.held, loop.event, now(), settings.send, rng)
+        after = _execute(run, loop, step)
+        if isinstance(after, ChunkResult):
+            return after
+        loop = after
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What stays fixed while one chunk is driven: the chunk, the services, the claim."""
+
+    settings: SendSettings
+    chunk_index: int
+    client: SMSPartnerClient
+    ledger: lg.Ledger
+    claim: lg.Claim
+    now: Callable[[], datetime]
+    sleep: Callable[[float], None]
+
+    @property
+    def campaign_id(self) -> str:
+        return self.settings.campaign_id
+
+    @property
+    def outstanding(self) -> bool:
+        """The claim found an earlier send of this chunk that may have landed."""
+        return self.claim.action is lg.ClaimAction.RECONCILE
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What changes from step to step: the core's view of the chunk, the ledger's row (its
+    numbers change when the gateway refuses some), and what just happened."""
+
+    held: sc.HeldChunk
+    row: lg.ChunkRow
+    event: sc.Event
+
+
+def _first_loop(run: _Run) -> _Loop:
+    row = run.claim.chunk
+    # A chunk taken to send carries the claim's doubt time, that of the send about to be made:
+    # only a reconciled chunk starts with an earlier send to settle.
+    held = sc.HeldChunk(
         numbers=row.numbers,
         slot=sc.Slot.from_ledger(row.slot),
-        doubt_from=row.doubt_from if outstanding else None,
+        doubt_from=row.doubt_from if run.outstanding else None,
         refused=row.refused,
     )
-    event: sc.Event = sc.Claimed()
-    while True:
-        step = sc.next_step(state, event, now(), settings.send, rng)
-        if isinstance(step, sc.Send):
-            slot = _current_slot(settings, row.territory, state.slot, now())
-            if isinstance(slot, sc.NoSlot):
-                return _result(ledger.mark_failed(cid, chunk_index, NO_SLOT, slot.why))
-            changes: dict[str, object] = {}
-            if slot != state.slot:
-                changes["slot"] = slot.to_ledger()
-            if state.sends or outstanding:
-                # The ledger's doubt time is the claim's, or an earlier attempt's: this send may
-                # land until it ends, should we die meanwhile.
-                changes["doubt_from"] = now() + settings.call_deadline
-            if changes:
-                ledger.update_chunk(cid, chunk_index, **changes)
-            # A send is decided only once nothing of an earlier one is outstanding.
-            state = replace(state, slot=slot, sends=state.sends + 1, doubt_from=None)
-            schedule = to_api_schedule(slot.at) if slot.at else None
-            outcome = client.send_survey(
-                state.numbers, settings.survey_id, tag=row.tag, schedule=schedule
+    return _Loop(held, row, sc.Claimed())
+
+
+def _execute(run: _Run, loop: _Loop, step: sc.Step) -> _Loop | ChunkResult:
+    """Carry out one step of the core: the loop's next state, or the result that ends it."""
+    match step:
+        case sc.Send():
+            return _do_send(run, loop)
+        case sc.Look():
+            return replace(loop, event=_look(run.client, loop.row.tag))
+        case sc.Wait():
+            run.sleep(step.seconds)
+            return replace(loop, event=sc.Claimed())
+        case sc.SetAside():
+            return _do_set_aside(run, loop, step)
+        case sc.Replan():
+            return _do_replan(run, loop)
+        case sc.RecordAccepted():
+            return _record_accepted(
+                run.settings, run.chunk_index, run.ledger, loop.held, step, run.claim, run.now()
             )
-            event = sc.Sent(outcome)
-        elif isinstance(step, sc.Look):
-            event = _look(client, row.tag)
-        elif isinstance(step, sc.Wait):
-            sleep(step.seconds)
-            event = sc.Claimed()
-        elif isinstance(step, sc.SetAside):
-            row = ledger.set_aside(cid, chunk_index, step.refused)
-            state = replace(state, numbers=row.numbers, refused=row.refused)
-            event = sc.Claimed()
-        elif isinstance(step, sc.Replan):
-            slot = _new_slot(settings, row.territory, now())
-            if isinstance(slot, sc.NoSlot):
-                return _result(ledger.mark_failed(cid, chunk_index, NO_SLOT, slot.why))
-            ledger.update_chunk(cid, chunk_index, slot=slot.to_ledger())
-            state = replace(state, slot=slot)
-            event = sc.Claimed()
-        elif isinstance(step, sc.RecordAccepted):
-            return _record_accepted(settings, chunk_index, ledger, state, step, claim, now())
-        elif isinstance(step, sc.RecordLanded):
-            return _record_landed(settings, chunk_index, ledger, state, step, claim, now())
-        elif isinstance(step, sc.NothingLeft):
-            sent = ledger.mark_sent(
-                cid,
-                chunk_index,
-                message_id=None,
-                nb_sms=0,
-                cost=0.0,
-                currency="EUR",
-                texted_at=now(),
-                detail="every number refused by the gateway",
-                numbers=(),
-                reserved=True,
+        case sc.RecordLanded():
+            return _record_landed(
+                run.settings, run.chunk_index, run.ledger, loop.held, step, run.claim, run.now()
             )
-            return _result(sent)
-        elif isinstance(step, sc.Defer):
-            doubt_from = now() if step.new_attempt else None
-            held = ledger.mark_in_doubt(cid, chunk_index, doubt_from=doubt_from, detail=step.detail)
-            return replace(_result(held), deferred_until=step.until)
-        elif isinstance(step, sc.Fail):
-            return _result(ledger.mark_failed(cid, chunk_index, step.reason, step.detail))
-        elif isinstance(step, sc.Halt):
-            ledger.halt(cid, INSUFFICIENT_CREDITS)
-            return _result(ledger.mark_failed(cid, chunk_index, INSUFFICIENT_CREDITS, step.detail))
-        else:
-            assert isinstance(step, sc.StopCampaign)
-            released = ledger.release(cid, chunk_index)
-            return replace(_result(released), stop_campaign=step.message)
+        case sc.NothingLeft():
+            return _finish_nothing_left(run)
+        case sc.Defer():
+            return _finish_defer(run, step)
+        case sc.Fail():
+            return _fail(run, step.reason, step.detail)
+        case sc.Halt():
+            return _finish_halt(run, step)
+        case sc.StopCampaign():
+            return _finish_stop(run, step)
+        case _:
+            assert_never(step)
+
+
+def _do_send(run: _Run, loop: _Loop) -> _Loop | ChunkResult:
+    """POST the chunk with the slot it can have now (its planned one may have passed)."""
+    slot = _current_slot(run.settings, loop.row.territory, loop.held.slot, run.now())
+    if isinstance(slot, sc.NoSlot):
+        return _fail(run, NO_SLOT, slot.why)
+    _note_attempt(run, loop.held, slot)
+    # A send is decided only once nothing of an earlier one is outstanding.
+    held = replace(loop.held, slot=slot, sends=loop.held.sends + 1, doubt_from=None)
+    schedule = to_api_schedule(slot.at) if slot.at else None
+    outcome = run.client.send_survey(
+        held.numbers, run.settings.survey_id, tag=loop.row.tag, schedule=schedule
+    )
+    return replace(loop, held=held, event=sc.Sent(outcome))
+
+
+def _note_attempt(run: _Run, held: sc.HeldChunk, slot: sc.Slot) -> None:
+    """Before the POST, record what the ledger must know should this run die during it."""
+    changes: dict[str, object] = {}
+    if slot != held.slot:
+        changes["slot"] = slot.to_ledger()
+    if held.sends or run.outstanding:
+        # The ledger's doubt time is the claim's, or an earlier attempt's: this send may
+        # land until it ends, should we die meanwhile.
+        changes["doubt_from"] = run.now() + run.settings.call_deadline
+    if changes:
+        run.ledger.update_chunk(run.campaign_id, run.chunk_index, **changes)
+
+
+def _do_set_aside(run: _Run, loop: _Loop, step: sc.SetAside) -> _Loop:
+    """Drop the numbers the gateway refused; the rest are sent as the ledger now holds them."""
+    row = run.ledger.set_aside(run.campaign_id, run.chunk_index, step.refused)
+    held = replace(loop.held, numbers=row.numbers, refused=row.refused)
+    return _Loop(held, row, sc.Claimed())
+
+
+def _do_replan(run: _Run, loop: _Loop) -> _Loop | ChunkResult:
+    """The gateway refused the slot: plan the next one the window allows, then send."""
+    slot = _new_slot(run.settings, loop.row.territory, run.now())
+    if isinstance(slot, sc.NoSlot):
+        return _fail(run, NO_SLOT, slot.why)
+    run.ledger.update_chunk(run.campaign_id, run.chunk_index, slot=slot.to_ledger())
+    return replace(loop, held=replace(loop.held, slot=slot), event=sc.Claimed())
+
+
+def _finish_nothing_left(run: _Run) -> ChunkResult:
+    """Every number was refused: the chunk is done, nobody texted (so no number enters the
+    frequency cap: ``numbers`` is empty)."""
+    sent = run.ledger.mark_sent(
+        run.campaign_id,
+        run.chunk_index,
+        message_id=None,
+        nb_sms=0,
+        cost=0.0,
+        currency="EUR",
+        texted_at=run.now(),
+        detail="every number refused by the gateway",
+        numbers=(),
+        reserved=True,
+    )
+    return _result(sent)
+
+
+def _finish_defer(run: _Run, step: sc.Defer) -> ChunkResult:
+    """Leave the chunk in doubt for the settle phase, a rerun or the follow-up."""
+    # An unknown answer just ended a new attempt: its doubt starts now. A look that settled
+    # nothing keeps the doubt time recorded (None).
+    doubt_from = run.now() if step.new_attempt else None
+    held = run.ledger.mark_in_doubt(
+        run.campaign_id, run.chunk_index, doubt_from=doubt_from, detail=step.detail
+    )
+    return replace(_result(held), deferred_until=step.until)
+
+
+def _fail(run: _Run, reason: str, detail: str) -> ChunkResult:
+    """Nothing of the chunk landed and this run gives up on it; a rerun may send it."""
+    return _result(run.ledger.mark_failed(run.campaign_id, run.chunk_index, reason, detail))
+
+
+def _finish_halt(run: _Run, step: sc.Halt) -> ChunkResult:
+    # Credits are gone for the whole account: the campaign halts (the ledger grants no more
+    # sends of it), so no later chunk is tried.
+    run.ledger.halt(run.campaign_id, INSUFFICIENT_CREDITS)
+    return _fail(run, INSUFFICIENT_CREDITS, step.detail)
+
+
+def _finish_stop(run: _Run, step: sc.StopCampaign) -> ChunkResult:
+    # The account was refused, so nothing was sent: the claim goes back untouched (pending)
+    # for a run with a key the gateway takes.
+    released = run.ledger.release(run.campaign_id, run.chunk_index)
+    return replace(_result(released), stop_campaign=step.message)
 
 
 def _claim(
@@ -341,26 +447,50 @@ def settle_deferred(
                 break
             due = sorted(i for i, at in waiting.items() if at <= moment)
             if not due:
-                first = min(waiting.values())
-                if first > until:
+                if not _wait_for_first(waiting, moment, until, sleep, say):
                     break
-                seconds = (first - moment).total_seconds()
-                say(
-                    f"waiting {seconds:.0f} s for {len(waiting)} chunk(s) whose send may have "
-                    "landed, before asking the gateway again"
-                )
-                sleep(max(seconds, 0.0))
                 continue
             for result in pool.map(drive, due):
-                results[result.chunk_index] = result
-                if result.deferred_until is None:
-                    waiting.pop(result.chunk_index, None)
-                    on_settled()
-                else:
-                    waiting[result.chunk_index] = result.deferred_until
+                _take_result(result, waiting, results, on_settled)
                 if result.stop_campaign:
                     return list(results.values())
     return list(results.values())
+
+
+def _wait_for_first(
+    waiting: dict[int, datetime],
+    moment: datetime,
+    until: datetime,
+    sleep: Callable[[float], None],
+    say: Callable[[str], None],
+) -> bool:
+    """Sleep until the first waiting chunk is due; False, without sleeping, when that is past
+    ``until`` (it stays in doubt for a rerun or the follow-up)."""
+    first = min(waiting.values())
+    if first > until:
+        return False
+    seconds = (first - moment).total_seconds()
+    say(
+        f"waiting {seconds:.0f} s for {len(waiting)} chunk(s) whose send may have "
+        "landed, before asking the gateway again"
+    )
+    sleep(max(seconds, 0.0))
+    return True
+
+
+def _take_result(
+    result: ChunkResult,
+    waiting: dict[int, datetime],
+    results: dict[int, ChunkResult],
+    on_settled: Callable[[], None],
+) -> None:
+    """Keep a driven chunk's last result; it waits again while it is still in doubt."""
+    results[result.chunk_index] = result
+    if result.deferred_until is None:
+        waiting.pop(result.chunk_index, None)
+        on_settled()
+    else:
+        waiting[result.chunk_index] = result.deferred_until
 
 
 def deferred_of(results: Iterable[ChunkResult]) -> dict[int, datetime]:

@@ -37,6 +37,7 @@ from smspartner.client import Credits
 from tasks import ledger as lg
 from tasks import plan as pl
 from tasks.ledger import chunk_tag
+from tasks.outcomes import ChunkState
 from tasks.plan import PlanRequest
 from tasks.recipients import RecipientsError, load_recipients
 
@@ -208,24 +209,45 @@ def logs_of(run_id: UUID) -> str:
 CANCEL_NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 
 
+def chunk_row(
+    index: int = 0, numbers: tuple[str, ...] = (), state: str = ChunkState.pending, **more: Any
+) -> lg.ChunkRow:
+    """A ledger chunk of campaign ``c1`` as the store reads it back: planned, never sent, unless
+    ``more`` says otherwise (any field of ``ChunkRow``)."""
+    fields: dict[str, Any] = {
+        "campaign_id": "c1",
+        "chunk_index": index,
+        "tag": f"c1-{index}",
+        "territory": "FR",
+        "slot": None,
+        "numbers": numbers,
+        "refused": {},
+        "state": state,
+        "reason": None,
+        "detail": None,
+        "owner": None,
+        "message_id": None,
+        "nb_sms": None,
+        "cost": None,
+        "currency": None,
+        "attempts": 0,
+    }
+    return lg.ChunkRow(**{**fields, **more})
+
+
 def cancel_chunk(
-    state: str = lg.SENT,
+    state: str = ChunkState.sent,
     slot: datetime | None = CANCEL_NOW + timedelta(hours=1),
     message_id: int | None = 42,
     numbers: tuple[str, ...] = ("+33612345678",),
 ) -> lg.ChunkRow:
-    return lg.ChunkRow(
+    return chunk_row(
+        0,
+        numbers,
+        state,
         campaign_id="c",
-        chunk_index=0,
         tag="t",
-        territory="FR",
         slot=slot.isoformat() if slot else None,
-        numbers=numbers,
-        refused={},
-        state=state,
-        reason=None,
-        detail=None,
-        owner=None,
         message_id=message_id,
         nb_sms=1,
         cost=0.045,

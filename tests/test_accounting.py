@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from helpers import chunk_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,35 +34,7 @@ from tasks.row_columns import DETAIL, E164, OUTCOME, REASON, ROW
 A, B, C = "+33612345601", "+33612345602", "+33612345603"
 
 
-def chunk(
-    index: int,
-    numbers: tuple[str, ...],
-    state: str,
-    *,
-    reason: str | None = None,
-    detail: str | None = None,
-    refused: dict[str, str] | None = None,
-    held: dict[str, str] | None = None,
-) -> ChunkRow:
-    return ChunkRow(
-        campaign_id="c1",
-        chunk_index=index,
-        tag=f"c1-{index}",
-        territory="FR",
-        slot=None,
-        numbers=numbers,
-        refused=refused or {},
-        state=state,
-        reason=reason,
-        detail=detail,
-        owner=None,
-        message_id=None,
-        nb_sms=None,
-        cost=None,
-        currency=None,
-        attempts=0,
-        held=held or {},
-    )
+chunk = chunk_row  # a ledger chunk of campaign c1
 
 
 def frame(*rows: tuple[str | None, str | None]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_
 from smspartner import CancelError, NotFound, SMSPartnerClient, StatusEntry
 from tasks import ledger as lg
 from tasks.cancellation import ASK_GATEWAY, LEDGER_ONLY, LOOK_UP_TAG, NOTHING, decide
+from tasks.outcomes import ChunkState
 
 
 @given(st.integers(min_value=-3 * 86400, max_value=3 * 86400))
@@ -41,11 +42,14 @@ def test_a_sent_chunk_is_tried_only_more_than_five_minutes_before_its_slot(secon
 
 def test_every_state_has_a_decision() -> None:
     assert decide(chunk(slot=None), NOW).action == "already_sent"  # sent at once
-    assert decide(chunk(state=lg.CANCELLED), NOW).action == "already_cancelled"
-    assert decide(chunk(state=lg.SENDING), NOW).action == "in_progress"
-    assert decide(chunk(state=lg.PENDING), NOW).action == LEDGER_ONLY
-    assert decide(chunk(state=lg.FAILED, slot=NOW - timedelta(days=1)), NOW).action == LEDGER_ONLY
-    assert decide(chunk(state=lg.IN_DOUBT), NOW).action == LOOK_UP_TAG
+    assert decide(chunk(state=ChunkState.cancelled), NOW).action == "already_cancelled"
+    assert decide(chunk(state=ChunkState.sending), NOW).action == "in_progress"
+    assert decide(chunk(state=ChunkState.pending), NOW).action == LEDGER_ONLY
+    assert (
+        decide(chunk(state=ChunkState.failed, slot=NOW - timedelta(days=1)), NOW).action
+        == LEDGER_ONLY
+    )
+    assert decide(chunk(state=ChunkState.in_doubt), NOW).action == LOOK_UP_TAG
     assert decide(chunk(message_id=None), NOW).action == LOOK_UP_TAG
     assert decide(chunk(numbers=()), NOW).action == NOTHING
 
@@ -243,12 +247,14 @@ def test_the_ledger_cancels_only_from_the_states_asked(tmp_path: Path) -> None:
     claim = book.claim("c", 0, "someone:1:x", cost_per_recipient=0.045)
     assert claim.action == "send"
     # another run holds chunk 0: a cancel that expected it pending leaves it alone
-    assert not book.mark_cancelled("c", 0, from_states=(lg.PENDING,), reason="cancelled")
-    assert book.chunk("c", 0).state == lg.SENDING
+    assert not book.mark_cancelled("c", 0, from_states=(ChunkState.pending,), reason="cancelled")
+    assert book.chunk("c", 0).state == ChunkState.sending
     book.mark_sent("c", 0, message_id=1, nb_sms=1, cost=0.045, currency="EUR", texted_at=NOW)
     since = NOW - timedelta(days=1)
     assert book.recently_texted(["+33612345678"], since=since, exclude_campaign="other")
-    assert book.mark_cancelled("c", 0, from_states=(lg.SENT,), reason="cancelled", detail="d")
+    assert book.mark_cancelled(
+        "c", 0, from_states=(ChunkState.sent,), reason="cancelled", detail="d"
+    )
     row = book.chunk("c", 0)
     assert (row.state, row.reason, row.detail) == ("cancelled", "cancelled", "d")
     assert not book.recently_texted(["+33612345678"], since=since, exclude_campaign="other")
@@ -269,12 +275,12 @@ def test_a_chunk_in_doubt_the_gateway_never_got_is_cancelled_in_the_ledger(
         # then, so the ledger must not say it was never sent.
         early = cancel_chunk(client, book, book.chunk("c", 0), NOW)
         assert (early.outcome, early.changed) == ("not_found", False)
-        assert book.chunk("c", 0).state == lg.IN_DOUBT
+        assert book.chunk("c", 0).state == ChunkState.in_doubt
         # A settle time after its slot, the gateway's "not found" shows it never landed.
         late = NOW + timedelta(hours=2, minutes=6)
         done = cancel_chunk(client, book, book.chunk("c", 0), late, settle=timedelta(minutes=5))
     assert (done.outcome, done.changed) == ("not_sent_cancelled", True)
-    assert book.chunk("c", 0).state == lg.CANCELLED
+    assert book.chunk("c", 0).state == ChunkState.cancelled
     assert [r["path"] for r in simulator.state.requests] == ["bulk-status-by-tag"] * 2
     book.close()
 
@@ -317,7 +323,7 @@ class FakeLedger:
 
 def doubtful(hours: int) -> lg.ChunkRow:
     """A chunk left in doubt ``hours`` ago, its slot two hours ago."""
-    row = chunk(lg.IN_DOUBT, NOW - timedelta(hours=2))
+    row = chunk(ChunkState.in_doubt, NOW - timedelta(hours=2))
     return replace(row, doubt_from=NOW - timedelta(hours=hours))
 
 
@@ -325,7 +331,7 @@ def entry(message_id: int | None) -> StatusEntry:
     return StatusEntry("+33612345678", "Waiting", stop=False, date=None, message_id=message_id)
 
 
-DOUBT = (lg.SENT, lg.IN_DOUBT)  # the states a chunk cancelled at the gateway leaves
+DOUBT = (ChunkState.sent, ChunkState.in_doubt)  # the states a chunk cancelled at the gateway leaves
 
 
 @pytest.mark.parametrize(
@@ -348,8 +354,8 @@ DOUBT = (lg.SENT, lg.IN_DOUBT)  # the states a chunk cancelled at the gateway le
         # in doubt and the tag shows it sent, but its slot has passed: nothing left to cancel
         (doubtful(hours=3), [entry(9)], None, True, "already_sent", False, []),
         # never sent: the ledger alone, unless another run claimed it meanwhile
-        (chunk(lg.PENDING), None, None, True, "not_sent_cancelled", True, []),
-        (chunk(lg.PENDING), None, None, False, "in_progress", False, []),
+        (chunk(ChunkState.pending), None, None, True, "not_sent_cancelled", True, []),
+        (chunk(ChunkState.pending), None, None, False, "in_progress", False, []),
         # a sent chunk that reached nobody: nothing to ask
         (chunk(numbers=()), None, None, True, "nothing", False, []),
     ],

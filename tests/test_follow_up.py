@@ -32,6 +32,7 @@ from tasks import ledger as lg
 from tasks import runtime
 from tasks.delivery import status_bucket, tally_chunk
 from tasks.nevertext import NeverText
+from tasks.outcomes import ChunkState
 
 # -- status rules --------------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ def _chunk(numbers: tuple[str, ...], territory: str = "FR") -> lg.ChunkRow:
         slot=None,
         numbers=numbers,
         refused={},
-        state=lg.SENT,
+        state=ChunkState.sent,
         reason=None,
         detail=None,
         owner=None,

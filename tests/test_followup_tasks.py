@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from tasks import ledger as lg
 from tasks.delivery import doubt_counts
+from tasks.outcomes import ChunkState
 
 
 def test_doubt_counts_bucket_each_chunk_by_its_state_once_settled() -> None:
-    states = [lg.SENT, lg.FAILED, lg.IN_DOUBT, lg.SENT, lg.SENDING]
+    states = [
+        ChunkState.sent,
+        ChunkState.failed,
+        ChunkState.in_doubt,
+        ChunkState.sent,
+        ChunkState.sending,
+    ]
     assert doubt_counts(states) == {"confirmed_sent": 2, "not_sent": 1, "still_in_doubt": 2}
 
 

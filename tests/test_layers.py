@@ -70,7 +70,7 @@ KIND: dict[str, str] = {
     "tasks.privacy": "io",
     "tasks.progress": "io",
     "tasks.alerts": "io",
-    "tasks.alerts.__main__": "io",
+    "tasks.alerts.__main__": "entry",  # `python -m tasks.alerts`: a command, as a flow is
     "tasks.recipients.load": "io",
     "tasks.recipients.text": "io",
     "tasks.recipients.excel": "io",
@@ -290,6 +290,15 @@ def offenders(
 def test_only_the_ring_and_runtime_import_prefect_anywhere_in_tasks() -> None:
     """The architecture's grep, on every module: prefect only in tasks/steps/ and runtime."""
     assert offenders("tasks", PREFECT, lambda n: kind_of(n) not in {"steps", "runtime"}) == {}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, kind in KIND.items() if kind == "io"))
+def test_an_io_module_calls_no_step(name: str) -> None:
+    assert hits(imports_of(name), (STEPS, "flows")) == []
+
+
+def test_nothing_in_tasks_imports_a_flow() -> None:
+    assert offenders("tasks", ("flows",)) == {}
 
 
 def test_the_ledger_is_handed_its_configuration() -> None:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks import ledger as lg
+from tasks.outcomes import ChunkState
 
 
 def plan(n_chunks: int, size: int = 3) -> list[lg.ChunkPlan]:
@@ -49,10 +50,10 @@ def test_a_halted_campaign_sends_no_further_chunk(ledger: lg.Ledger) -> None:
     ledger.halt("halted", "insufficient_credits")
     refused = ledger.claim("halted", 1, owner, cost_per_recipient=0.05)
     assert refused.action == "skip"
-    assert ledger.chunk("halted", 1).state == lg.FAILED
+    assert ledger.chunk("halted", 1).state == ChunkState.failed
     assert ledger.chunk("halted", 1).reason == "insufficient_credits"
     # the chunk claimed before the halt may have landed: it is not failed but reconciled
-    assert ledger.chunk("halted", 0).state == lg.SENDING
+    assert ledger.chunk("halted", 0).state == ChunkState.sending
     assert ledger.claim("halted", 0, owner, cost_per_recipient=0.05).action == "reconcile"
 
 
@@ -292,7 +293,7 @@ def test_an_old_ledger_gets_the_new_columns(tmp_path: Path) -> None:
         )
     led = lg.Ledger(f"sqlite:///{path}")
     (row,) = led.chunks("old")
-    assert row.state == lg.IN_DOUBT and row.doubt_from is None and row.held == {}
+    assert row.state == ChunkState.in_doubt and row.doubt_from is None and row.held == {}
     led.close()
 
 

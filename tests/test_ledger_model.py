@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import chunk_row
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -36,25 +37,8 @@ ENDS = timedelta(minutes=2)
 
 
 def row(**changes: Any) -> ChunkRow:
-    base: dict[str, Any] = {
-        "campaign_id": "c",
-        "chunk_index": 0,
-        "tag": chunk_tag("c", 0),
-        "territory": "FR",
-        "slot": None,
-        "numbers": ("+33611000001", "+33611000002"),
-        "refused": {},
-        "state": S.pending,
-        "reason": None,
-        "detail": None,
-        "owner": None,
-        "message_id": None,
-        "nb_sms": None,
-        "cost": None,
-        "currency": None,
-        "attempts": 0,
-    }
-    return ChunkRow(**{**base, **changes})
+    base: dict[str, Any] = {"numbers": ("+33611000001", "+33611000002"), "state": S.pending}
+    return chunk_row(campaign_id="c", tag=chunk_tag("c", 0), **{**base, **changes})
 
 
 def request(now: datetime = NOW) -> ClaimRequest:
@@ -239,7 +223,7 @@ def test_the_nouns_import_without_sqlalchemy() -> None:
         "import sys\n"
         "sys.modules['sqlalchemy'] = None  # any import of it fails\n"
         "import tasks.ledger.model\n"
-        "from tasks.ledger import ChunkPlan, ChunkRow, Claim, ClaimAction, SENT, owner_token\n"
+        "from tasks.ledger import ChunkPlan, ChunkRow, Claim, ClaimAction, owner_token\n"
         "try:\n"
         "    from tasks.ledger import Ledger\n"
         "except ImportError:\n"

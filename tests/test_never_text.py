@@ -37,6 +37,8 @@ from tasks import privacy as pv
 from tasks import row_columns as cols
 from tasks import rows_file, runtime
 from tasks.nevertext import NeverText, Origin, digester
+from tasks.numbers import masking
+from tasks.outcomes import ChunkState
 from tasks.steps.prepare import write_plan
 
 
@@ -163,10 +165,10 @@ def chunk(index: int, state: str, numbers: list[str]) -> lg.ChunkRow:
 def test_unsent_chunks_lose_opted_out_and_removed_numbers_sent_ones_keep_theirs() -> None:
     a, b, c, d, e = mobiles(5)
     existing = [
-        chunk(0, lg.SENT, [a, b]),
-        chunk(1, lg.PENDING, [c, d]),
-        chunk(2, lg.FAILED, [e]),
-        chunk(3, lg.IN_DOUBT, [b, d]),  # may have landed: untouched
+        chunk(0, ChunkState.sent, [a, b]),
+        chunk(1, ChunkState.pending, [c, d]),
+        chunk(2, ChunkState.failed, [e]),
+        chunk(3, ChunkState.in_doubt, [b, d]),  # may have landed: untouched
     ]
     rows = pd.DataFrame({cols.E164: [a, c, e, None]})  # b and d left the input
     why = pl.withdrawals(existing, rows, never={a, e})
@@ -174,7 +176,7 @@ def test_unsent_chunks_lose_opted_out_and_removed_numbers_sent_ones_keep_theirs(
     after = pl.without(existing, why)
     assert [x.numbers for x in after] == [(a, b), (c,), (), (b, d)]
     assert after[1].refused == {d: lg.NOT_IN_INPUT} and after[2].refused == {e: lg.OPTED_OUT_SINCE}
-    assert pl.withdrawals([chunk(0, lg.SENT, [a])], rows, never={a}) == {}
+    assert pl.withdrawals([chunk(0, ChunkState.sent, [a])], rows, never={a}) == {}
 
 
 def test_who_left_the_input_is_withdrawn_and_planned_again_once_back(tmp_path: Path) -> None:
@@ -295,7 +297,7 @@ def test_erasure_finds_the_person_in_any_column_of_a_rows_file(
     frame = pd.DataFrame({"nom": ["A", "B"], "note": pd.Series(note).astype(dtype)})
     frame[cols.E164] = ["+33611111111", "+33622222222"]
     path = Path(rows_file.save_rows(frame, "c1"))
-    counts = pv.erase_from_file(path, pv.person_pattern(person), pv.scrubber(person))
+    counts = pv.erase_from_file(path, masking.person_pattern(person), masking.scrubber(person))
     assert counts.rows_removed == 1
     left = rows_file.load_rows(str(path))
     assert list(left["nom"]) == ["B"]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from helpers import chunk_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,26 +37,7 @@ def rows_of(*phones: str) -> pd.DataFrame:
     return pl.clean_rows(pd.DataFrame({"phone": list(phones)}), "phone", allow_foreign=False)
 
 
-def chunk(index: int, numbers: tuple[str, ...], state: str, **more: object) -> ChunkRow:
-    fields: dict = dict(
-        campaign_id="c1",
-        chunk_index=index,
-        tag=f"c1-{index}",
-        territory="FR",
-        slot=None,
-        numbers=numbers,
-        refused={},
-        state=state,
-        reason=None,
-        detail=None,
-        owner=None,
-        message_id=None,
-        nb_sms=None,
-        cost=None,
-        currency=None,
-        attempts=0,
-    )
-    return ChunkRow(**{**fields, **more})
+chunk = chunk_row  # a ledger chunk of campaign c1
 
 
 def reasons(rows: pd.DataFrame) -> list[str | None]:

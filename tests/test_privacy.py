@@ -26,9 +26,10 @@ from flows.erase_person import erase_person
 from flows.follow_up import follow_up_campaign
 from flows.purge_personal_data import main as purge_main
 from tasks import ledger as lg
-from tasks import privacy as pv
 from tasks import runtime
 from tasks.nevertext import NeverText
+from tasks.numbers import masking
+from tasks.outcomes import ChunkState
 
 KEY = bytes(range(32))
 
@@ -59,16 +60,16 @@ def test_a_person_is_found_and_masked_however_the_number_is_written(
     nsn = f"6{tail:08d}"
     written = prefix + sep.join([nsn[0], *(nsn[i : i + 2] for i in range(1, 9, 2))])
     text = f"{before}{written}{after}"
-    masked = pv.scrubber("+33" + nsn)(text)
+    masked = masking.scrubber("+33" + nsn)(text)
     assert masked != text and nsn[1:7] not in re.sub(r"\D", "", masked)
     other = f"+33{int(nsn) + 1}"  # another person: left alone
-    assert pv.scrubber(other)(text) == text
+    assert masking.scrubber(other)(text) == text
 
 
 def test_masking_leaves_decimals_dates_and_ids_alone() -> None:
     text = '{"cost": 0.123456789, "at": "2025-03-01T10:00:00+01:00", "id": 612345678}'
-    assert pv.mask_numbers(text) == text
-    assert pv.mask_numbers("call 06 12 34 56 78 now") == "call +33 6 •• •• •• 78 now"
+    assert masking.mask_numbers(text) == text
+    assert masking.mask_numbers("call 06 12 34 56 78 now") == "call +33 6 •• •• •• 78 now"
 
 
 # -- the ledger ------------------------------------------------------------------------------
@@ -101,17 +102,17 @@ def test_a_purged_campaign_keeps_its_outcomes_and_still_counts_for_the_cap(
     later = datetime.now(UTC) + timedelta(seconds=1)
     scan = led.purge_scan(later)
     assert scan.due == ["old"]
-    done = led.purge_campaign("old", later, pv.mask_numbers)
+    done = led.purge_campaign("old", later, masking.mask_numbers)
     assert done == {"chunks": 2, "numbers": 6, "texted": 2}
     after = {c.chunk_index: c for c in led.chunks("old")}
     assert (after[0].state, after[0].tag, after[0].cost, after[0].nb_sms, after[0].size) == (
-        lg.SENT, before[0].tag, 0.1, 2, 2,
+        ChunkState.sent, before[0].tag, 0.1, 2, 2,
     )  # fmt: skip
-    assert after[1].state == lg.CANCELLED and after[1].reason == "gateway_unavailable"
+    assert after[1].state == ChunkState.cancelled and after[1].reason == "gateway_unavailable"
     stored = json.dumps([c.__dict__ for c in after.values()], default=str)
     assert not any(n in stored or n[3:] in stored for n in people)
     assert led.purge_scan(later).purged == ["old"]  # idempotent
-    assert led.purge_campaign("old", later, pv.mask_numbers) == {
+    assert led.purge_campaign("old", later, masking.mask_numbers) == {
         "chunks": 0, "numbers": 0, "texted": 0,
     }  # fmt: skip
 
@@ -123,7 +124,7 @@ def test_a_purged_campaign_keeps_its_outcomes_and_still_counts_for_the_cap(
     assert set(claimed.chunk.held) == set(people[:2])
     # A rerun of the purged campaign that did not re-identify its input plans nobody twice.
     led.extend_plan("old", [lg.ChunkPlan(2, "FR", None, people)])
-    assert led.chunk("old", 2).state == lg.CANCELLED and led.chunk("old", 2).numbers == ()
+    assert led.chunk("old", 2).state == ChunkState.cancelled and led.chunk("old", 2).numbers == ()
     assert led.reidentify(led.chunks("old"), people)[0].numbers == people[:2]
     led.close()
 
@@ -140,7 +141,7 @@ def test_a_campaign_with_a_chunk_to_settle_is_not_purged(tmp_path: Path) -> None
     led.mark_in_doubt("busy", 0, doubt_from=datetime.now(UTC), detail="timeout")
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert led.purge_scan(later).unfinished == ["busy"]
-    assert led.purge_campaign("busy", later, pv.mask_numbers) is None
+    assert led.purge_campaign("busy", later, masking.mask_numbers) is None
     assert led.chunk("busy", 0).numbers == numbers(2)
 
 
@@ -199,7 +200,11 @@ def test_purge_then_rerun_sends_nothing_and_the_cap_still_holds(
             assert "42 68 53 00" not in text, path
     led = lg.Ledger(f"sqlite:///{campaign_env}/ledger.sqlite")
     chunk = led.chunks("purge-me")[0]
-    assert chunk.state == lg.SENT and chunk.size == 20 and all(map(lg.is_pseudonym, chunk.numbers))
+    assert (
+        chunk.state == ChunkState.sent
+        and chunk.size == 20
+        and all(map(lg.is_pseudonym, chunk.numbers))
+    )
     assert purge_main(["--older-than-days", "0"]) == 0  # idempotent
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["campaigns_purged"] == again["files_removed"] == again["files_rewritten"] == 0

@@ -22,6 +22,7 @@ from flows.follow_up import follow_up_campaign
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
 from tasks import ledger as lg
 from tasks.i18n import money, number
+from tasks.outcomes import ChunkState
 from tasks.reporting import artifact_key, read_table
 
 FR = [f"+3361{i:07d}" for i in range(30)]  # 3 chunks of 10
@@ -103,8 +104,8 @@ def cancel_one_territory(simulator: Any, campaign_id: str) -> dict[str, Any]:
 def assert_report_matches_ledger(folder: Path, campaign_id: str) -> dict[str, Any]:
     """summary.json, report.html, chunks.csv and rejects.csv say what the ledger says."""
     chunks = ledger_chunks(campaign_id)
-    sent = [c for c in chunks if c.state == lg.SENT]
-    cancelled = [c for c in chunks if c.state == lg.CANCELLED]
+    sent = [c for c in chunks if c.state == ChunkState.sent]
+    cancelled = [c for c in chunks if c.state == ChunkState.cancelled]
     assert sent and cancelled and len(sent) + len(cancelled) == 7
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["chunks"] == {"cancelled": len(cancelled), "sent": len(sent)}

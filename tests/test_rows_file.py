@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import chunk_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,21 +114,4 @@ _OUR_PACKAGES = {"tasks", "flows", "smspartner", "scripts"}
 
 
 def _chunk(numbers: list[str]) -> ChunkRow:
-    return ChunkRow(
-        campaign_id="c1",
-        chunk_index=0,
-        tag="c1-0",
-        territory="FR",
-        slot=None,
-        numbers=tuple(numbers),
-        refused={},
-        state=ChunkState.sent,
-        reason=None,
-        detail=None,
-        owner=None,
-        message_id=None,
-        nb_sms=None,
-        cost=None,
-        currency=None,
-        attempts=0,
-    )
+    return chunk_row(0, tuple(numbers), ChunkState.sent)

@@ -39,6 +39,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from smspartner import Kind, NotFound, Refusal, SendOutcome, ServerError, StatusEntry
 from tasks import ledger as lg
+from tasks.outcomes import ChunkState
 from tasks.sendcore import SendPolicy
 from tasks.sending import ChunkResult, SendSettings, send_chunk_once, settle_deferred
 from tasks.slots import PARIS
@@ -415,7 +416,9 @@ class SendModel(RuleBasedStateMachine):
         """Drive a chunk now, one not sent yet if any: fresh, in doubt (early or late), left
         by a dead run, failed."""
         rows = self.ledger.chunks(CAMPAIGN)
-        todo = [r.chunk_index for r in rows if r.state != lg.SENT] or [r.chunk_index for r in rows]
+        todo = [r.chunk_index for r in rows if r.state != ChunkState.sent] or [
+            r.chunk_index for r in rows
+        ]
         chunk = todo[pick % len(todo)]
         self._play(script, lambda: self._run_once(chunk))
 
@@ -442,7 +445,7 @@ class SendModel(RuleBasedStateMachine):
 
         def run() -> None:
             for row in self.ledger.chunks(CAMPAIGN):
-                if row.state != lg.SENT:
+                if row.state != ChunkState.sent:
                     self._run_once(row.chunk_index)
             self._settle(span)
 
@@ -494,8 +497,8 @@ class SendModel(RuleBasedStateMachine):
         self.checked = self.runs
         landed = {t.tag for t in self.gateway.taken}
         for row in self.ledger.chunks(CAMPAIGN):
-            wrong = (row.state == lg.SENT and row.tag not in landed) or (
-                row.state in (lg.FAILED, lg.PENDING) and row.tag in landed
+            wrong = (row.state == ChunkState.sent and row.tag not in landed) or (
+                row.state in (ChunkState.failed, ChunkState.pending) and row.tag in landed
             )
             if wrong:
                 self.broken = True
@@ -526,11 +529,11 @@ class SendModel(RuleBasedStateMachine):
         self.clock.sleep((SETTLE + self.settings_for("x").call_deadline).total_seconds() + 1)
         for _ in range(3):
             rows = self.ledger.chunks(CAMPAIGN)
-            for chunk in [r.chunk_index for r in rows if r.state != lg.SENT]:
+            for chunk in [r.chunk_index for r in rows if r.state != ChunkState.sent]:
                 self._run_once(chunk)
             self._settle(2 * SETTLE.total_seconds())
         rows = self.ledger.chunks(CAMPAIGN)
-        assert [r.state for r in rows] == [lg.SENT] * len(self.plan), [
+        assert [r.state for r in rows] == [ChunkState.sent] * len(self.plan), [
             (r.chunk_index, r.state, r.reason, r.detail) for r in rows
         ]
         texted = self.gateway.texted()

@@ -4,6 +4,7 @@ The price of chunks confirmed at the gateway: what the campaign learnt, whenever
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from typing import Any
 import pytest
 from helpers import REPO, TEST_KEY
 
-from smspartner import SMSPartnerClient
+from smspartner import Kind, Refusal, SendOutcome, ServerError, SMSPartnerClient, StatusEntry
 from tasks import ledger as lg
+from tasks.sendcore import SendPolicy
 from tasks.sending import ChunkResult, SendSettings, send_chunk_once, settle_deferred
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -268,3 +270,186 @@ def test_every_read_timeout_default_is_the_send_policys(where: Any) -> None:
     from tasks.sendcore import READ_TIMEOUT
 
     assert where() == READ_TIMEOUT == 30.0  # README: "--read-timeout S ... (30)"
+
+
+# --- the executor: its ledger writes and gateway calls, in order ------------------------------
+# The order is the exactly-once argument: a send's doubt time is in the ledger before its POST,
+# a refused account gives the claim back untouched, credits halt the campaign before the chunk
+# fails.
+
+OPEN = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)  # Tuesday, 08:30 in Paris: the window is open
+ABOUT = ["+33612000001", "+33612000002", "+33612000003"]
+ACCEPTED = SendOutcome(Kind.ACCEPTED, "ok", message_id=7, nb_sms=3, cost=0.12, currency="EUR")
+UNKNOWN = SendOutcome(Kind.UNKNOWN, "read timeout")
+
+
+def refused(why: Refusal, code: int | None = None, *errors: tuple[str, str]) -> SendOutcome:
+    return SendOutcome(Kind.REFUSED, f"refused: {why}", why, code=code, errors=errors)
+
+
+class Recorded:
+    """A real ledger whose writes are noted in the trace the gateway also writes to."""
+
+    WRITES = ("claim", "set_aside", "mark_sent", "mark_in_doubt", "mark_failed", "halt", "release")
+
+    def __init__(self, ledger: lg.Ledger, trace: list[str]) -> None:
+        self._ledger, self._trace = ledger, trace
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._ledger, name)
+
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            if name == "update_chunk":
+                self._trace.append("update " + "+".join(sorted(kwargs)))
+            elif name in self.WRITES:
+                self._trace.append(name)
+            return method(*args, **kwargs)
+
+        return noted
+
+
+class Scripted:
+    """A gateway that answers sends and look-ups from a script and notes every call."""
+
+    def __init__(self, trace: list[str], sends: list[SendOutcome], looks: list[Any]) -> None:
+        self.trace, self.sends, self.looks = trace, list(sends), list(looks)
+
+    def send_survey(
+        self, numbers: tuple[str, ...], survey_id: str, *, tag: str, schedule: str | None
+    ) -> SendOutcome:
+        self.trace.append(f"POST {len(numbers)}" + (" scheduled" if schedule else ""))
+        return self.sends.pop(0)
+
+    def status_by_tag(self, tag: str) -> list[StatusEntry]:
+        self.trace.append("look")
+        answer = self.looks.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return list(answer)
+
+
+LANDED = [StatusEntry(ABOUT[0], "Delivered", False, None, 7)]
+NAMES_ONE = ("phoneNumbers", f"{ABOUT[1]}: not a mobile number")
+NAMES_ALL = ("phoneNumbers", " ; ".join(ABOUT) + " invalid")
+
+
+@pytest.mark.parametrize(
+    ("doubt_first", "sends", "looks", "trace", "state"),
+    [
+        ([], [ACCEPTED], [], ["claim", "POST 3", "mark_sent"], "sent"),
+        (
+            [],
+            [refused(Refusal.RATE_LIMITED), ACCEPTED],
+            [],
+            ["claim", "POST 3", "update doubt_from", "POST 3", "mark_sent"],
+            "sent",
+        ),
+        ([], [UNKNOWN], [], ["claim", "POST 3", "mark_in_doubt"], "in_doubt"),
+        ([], [refused(Refusal.ACCOUNT, 10)], [], ["claim", "POST 3", "release"], "pending"),
+        (
+            [],
+            [refused(Refusal.CREDITS, 11)],
+            [],
+            ["claim", "POST 3", "halt", "mark_failed"],
+            "failed",
+        ),
+        (
+            [],
+            [refused(Refusal.CONTENT, 9, NAMES_ONE), ACCEPTED],
+            [],
+            ["claim", "POST 3", "set_aside", "update doubt_from", "POST 2", "mark_sent"],
+            "sent",
+        ),
+        (
+            [],
+            [refused(Refusal.CONTENT, 9, NAMES_ALL)],
+            [],
+            ["claim", "POST 3", "set_aside", "mark_sent"],
+            "sent",
+        ),
+        (
+            [],
+            [refused(Refusal.SLOT, 22), ACCEPTED],
+            [],
+            [
+                "claim",
+                "POST 3",
+                "update slot",
+                "update doubt_from",
+                "POST 3 scheduled",
+                "mark_sent",
+            ],
+            "sent",
+        ),
+        (
+            [],
+            [refused(Refusal.CONTENT, 9, ("message", "too long"))],
+            [],
+            ["claim", "POST 3", "mark_failed"],
+            "failed",
+        ),
+        # In doubt from an earlier drive, then driven again: found at the gateway it is sent
+        # without a POST; shown absent after the settle time, its doubt time is written first.
+        ([UNKNOWN], [], [LANDED], ["claim", "look", "mark_sent"], "sent"),
+        (
+            [UNKNOWN],
+            [ACCEPTED],
+            [[]],
+            ["claim", "look", "update doubt_from", "POST 3", "mark_sent"],
+            "sent",
+        ),
+        ([UNKNOWN], [], [ServerError("HTTP 502")], ["claim", "look", "mark_in_doubt"], "in_doubt"),
+    ],
+    ids=[
+        "accepted",
+        "429-then-accepted",
+        "unknown",
+        "account-refused",
+        "credits-gone",
+        "one-number-refused",
+        "every-number-refused",
+        "slot-refused",
+        "content-refused",
+        "in-doubt-found",
+        "in-doubt-absent-resent",
+        "in-doubt-look-fails",
+    ],
+)
+def test_the_executor_writes_the_ledger_and_calls_the_gateway_in_this_order(
+    tmp_path: Any,
+    doubt_first: list[SendOutcome],
+    sends: list[SendOutcome],
+    looks: list[Any],
+    trace: list[str],
+    state: str,
+) -> None:
+    clock = Clock()
+    clock.at = OPEN
+    ledger = lg.Ledger(f"sqlite:///{tmp_path}/l.sqlite", clock=clock.now, sleep=clock.sleep)
+    ledger.create_plan("order", "survey", [lg.ChunkPlan(0, "FR", None, tuple(ABOUT))])
+    settings = SendSettings(
+        "order", "survey", "http://unused", "sqlite://", lg.owner_token("order"), 0.04
+    )
+    seen: list[str] = []
+
+    def drive(answers: list[SendOutcome], looked: list[Any]) -> ChunkResult:
+        return send_chunk_once(
+            settings,
+            0,
+            client=Scripted(seen, answers, looked),  # type: ignore[arg-type]
+            ledger=Recorded(ledger, seen),  # type: ignore[arg-type]
+            now=clock.now,
+            sleep=clock.sleep,
+            rng=random.Random(0),
+        )
+
+    if doubt_first:
+        assert drive(doubt_first, []).state == "in_doubt"
+        clock.sleep(SendPolicy().settle.total_seconds() + 60)  # past the settle time
+        seen.clear()
+    result = drive(sends, looks)
+    ledger.close()
+    assert seen == trace
+    assert result.state == state
+    assert (result.stop_campaign is not None) == (state == "pending")
+    assert (result.deferred_until is not None) == (state == "in_doubt")

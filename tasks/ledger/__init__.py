@@ -32,8 +32,8 @@ Architecture, one room per reason to change:
 - ``retention``   the purge of old campaigns, the erasure of one person, compaction
 - ``store``       ``Ledger``: plans, claims, outcomes, prices (the hot path)
 
-Pitfalls: chunk states are ``tasks.outcomes.ChunkState`` (``lg.SENT`` and its kin below are the
-same members, kept for the many callers that spell them so). A ledger that has pseudonyms needs
+Pitfalls: chunk states are ``tasks.outcomes.ChunkState``, the one spelling (the ledger has no
+aliases of its own). A ledger that has pseudonyms needs
 the same key on every worker (``SURVEY_PSEUDONYM_KEY``); a ``Ledger`` built without a key raises
 ``PseudonymKeyError`` the first time it needs one.
 """
@@ -61,11 +61,9 @@ from tasks.ledger.model import (
     decide_claim,
 )
 from tasks.ledger.owners import owner_token
-from tasks.outcomes import ChunkState
 
 if TYPE_CHECKING:
     from tasks.ledger.engine import DEFAULT_LEASE, DEFAULT_OUTAGE, is_outage, ridden
-    from tasks.ledger.engine import ridden as _ridden
     from tasks.ledger.pseudonyms import (
         PSEUDONYM_KEY_ENV,
         KeySource,
@@ -78,24 +76,15 @@ if TYPE_CHECKING:
     from tasks.ledger.schema import never_text, pseudonym_keys
     from tasks.ledger.store import Ledger
 
-# The chunk states under the names callers use across flows/, tasks/ and tests/ (members of
-# ``ChunkState``, which is the one spelling inside this package).
-PENDING = ChunkState.pending
-SENDING = ChunkState.sending
-SENT = ChunkState.sent
-FAILED = ChunkState.failed
-IN_DOUBT = ChunkState.in_doubt
-CANCELLED = ChunkState.cancelled
 
-# Names of the SQL rooms: (module, name there), loaded when first asked for. ``_ridden`` is the
-# decorator's old private spelling, still used by ``tasks.nevertext`` (a store that shares the
-# ledger's database and its outage riding).
+# Names of the SQL rooms: (module, name there), loaded when first asked for (the nouns above
+# import without SQLAlchemy). ``ridden`` is also used by ``tasks.nevertext``, a store that shares
+# the ledger's database and its outage riding.
 _LAZY = {
     "DEFAULT_LEASE": ("engine", "DEFAULT_LEASE"),
     "DEFAULT_OUTAGE": ("engine", "DEFAULT_OUTAGE"),
     "is_outage": ("engine", "is_outage"),
     "ridden": ("engine", "ridden"),
-    "_ridden": ("engine", "ridden"),
     "PSEUDONYM_KEY_ENV": ("pseudonyms", "PSEUDONYM_KEY_ENV"),
     "KeySource": ("pseudonyms", "KeySource"),
     "PseudonymKeyError": ("pseudonyms", "PseudonymKeyError"),
@@ -120,18 +109,12 @@ if not TYPE_CHECKING:  # the type checker reads the imports above instead
 
 
 __all__ = [
-    "CANCELLED",
     "DEFAULT_LEASE",
     "DEFAULT_OUTAGE",
     "ERASED",
-    "FAILED",
-    "IN_DOUBT",
     "NOT_IN_INPUT",
     "OPTED_OUT_SINCE",
-    "PENDING",
     "PSEUDONYM_KEY_ENV",
-    "SENDING",
-    "SENT",
     "WITHDRAWN",
     "ChunkPlan",
     "ChunkRow",
@@ -143,7 +126,6 @@ __all__ = [
     "LedgerUnavailable",
     "PseudonymKeyError",
     "PurgeScan",
-    "_ridden",
     "budget_refusal",
     "chunk_tag",
     "claim_values",

@@ -13,13 +13,13 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 
 from smspartner import SMSPartnerClient, SMSPartnerError
-from tasks import ledger as lg
 from tasks import runtime
 from tasks.cancel_io import cancel_chunks, write_cancel
 from tasks.cancellation import ChunkCancel, count, markdown_cancel
 from tasks.errors import OperatorError, gateway_problem
 from tasks.folders import report_dir
 from tasks.i18n import DEFAULT_LANG, Lang, text
+from tasks.outcomes import ChunkState
 from tasks.reporting import artifact_key
 from tasks.steps import step
 
@@ -38,7 +38,7 @@ def cancel_task(
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
             return cancel_chunks(client, ledger, chunks, datetime.now(UTC))
     except SMSPartnerError as exc:
-        done = sum(1 for c in ledger.chunks(campaign_id) if c.state == lg.CANCELLED)
+        done = sum(1 for c in ledger.chunks(campaign_id) if c.state == ChunkState.cancelled)
         raise OperatorError(
             f"{gateway_problem(exc, base_url)}; {done} of {len(chunks)} "
             "chunks are cancelled so far, run the cancel again"

@@ -25,6 +25,7 @@ from tasks.delivery_io import check_chunks, write_follow_up
 from tasks.errors import OperatorError, gateway_problem
 from tasks.i18n import DEFAULT_LANG, Lang, text
 from tasks.nevertext import Origin
+from tasks.outcomes import ChunkState
 from tasks.reporting import read_summary, write_html_report
 from tasks.sendcore import SendPolicy
 from tasks.sending import SendSettings, settle_only
@@ -42,7 +43,7 @@ def settle_in_doubt_task(
 ) -> dict[str, int]:
     """Settle the chunks a send run left in doubt, where the gateway can now tell."""
     ledger = runtime.shared_ledger(ledger_url)
-    doubtful = ledger.chunks(campaign_id, states=[lg.IN_DOUBT])
+    doubtful = ledger.chunks(campaign_id, states=[ChunkState.in_doubt])
     if not doubtful:
         return doubt_counts([])
     settings = _settle_settings(campaign_id, ledger_url, settle_seconds, cost_per_sms)

@@ -19,18 +19,15 @@ from tasks import ledger as lg
 from tasks.errors import UsageError
 from tasks.nevertext import Origin
 from tasks.numbers import mask_number, parse_loose
+from tasks.numbers.masking import mask_numbers, number_forms, person_pattern, scrubber
 from tasks.privacy import (
     FileCounts,
     erase_from_file,
     ledger_files,
     local_files,
-    mask_numbers,
-    number_forms,
-    person_pattern,
     purge_campaign_files,
     purge_orphans,
     rows_numbers,
-    scrubber,
 )
 from tasks.steps import step
 

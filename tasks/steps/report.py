@@ -1,7 +1,7 @@
 """The report step: every row's outcome, the campaign's summary, its files and its artifacts.
 
 The rules (outcomes, counts, the summary, the files) are in ``tasks/accounting.py`` and
-``tasks/reporting.py``; this module reads the ledger and writes what they make. One code path
+``tasks/reporting/``; this module reads the ledger and writes what they make. One code path
 serves the send run's report and its refresh (after a cancel, a follow-up): the same rows, the
 ledger's chunks as they are now, the same rules.
 
