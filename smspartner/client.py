@@ -55,7 +55,9 @@ from smspartner.errors import (
     TransportError,
 )
 from smspartner.models import (
+    CONNECT_TIMEOUT,
     MAX_NUMBERS_PER_SEND,
+    READ_TIMEOUT,
     TAG_PATTERN,
     Credits,
     Exchange,
@@ -114,7 +116,7 @@ class SMSPartnerClient:
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        timeout: tuple[float, float] = (5.0, 30.0),
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
         max_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,

@@ -28,6 +28,10 @@ __all__ = [
 
 PARIS: Final = ZoneInfo("Europe/Paris")  # the gateway reads and writes wall-clock Paris time
 MAX_NUMBERS_PER_SEND: Final = 500
+# How long the client waits to connect and for an answer (seconds), unless told otherwise: the one
+# home of both (tasks/ sends with ``READ_TIMEOUT`` too, and connects with ``CONNECT_TIMEOUT``).
+CONNECT_TIMEOUT: Final = 5.0
+READ_TIMEOUT: Final = 30.0
 TAG_PATTERN: Final = re.compile(r"^[a-z0-9_-]{1,20}$")
 
 

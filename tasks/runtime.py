@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from smspartner import SMSPartnerClient
+from smspartner.models import CONNECT_TIMEOUT
 from tasks import dburl
 from tasks import ledger as lg
 from tasks.errors import OperatorError
@@ -28,7 +29,6 @@ DB_PASSWORD_ENV = "SURVEY_DB_PASSWORD"  # noqa: S105 - a variable name, not a pa
 # Secrets a command-line run took out of --db-url, for its own process only (never a parameter).
 DB_SECRETS_ENV = "SURVEY_DB_URL_SECRETS"  # a variable name
 SECRET_BLOCK = "smspartner-api-key"  # noqa: S105 - a block name, not a secret
-CONNECT_TIMEOUT = 5.0
 # The data folder when SURVEY_DATA_DIR is unset: ``data/`` of the working directory, relative on
 # purpose (a deployment runs at its clone's root; a test or an operator in a folder of their own).
 DEFAULT_DATA_DIR = Path("data")

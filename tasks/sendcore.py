@@ -27,6 +27,7 @@ from smspartner import (
     SendOutcome,
     SMSPartnerError,
     StatusEntry,
+    models,
 )
 from tasks.numbers import mask_phone_numbers, parse_loose
 from tasks.outcomes import GATEWAY_ERROR, GATEWAY_UNAVAILABLE, NO_SLOT
@@ -90,9 +91,10 @@ def evidence_after(doubt_from: datetime, slot: Slot, settle: timedelta) -> datet
 # --- the policy and the state ---
 
 
-# How long one send waits for the gateway's answer (seconds): the form's and the command line's
-# default (flows/parameters.py) and the send settings' (tasks/sending.py) come from here.
-READ_TIMEOUT = 30.0
+# How long one send waits for the gateway's answer (seconds): the gateway client's own default;
+# the form's and the command line's default (flows/parameters.py) and the send settings'
+# (tasks/sending.py) come from here.
+READ_TIMEOUT = models.READ_TIMEOUT
 
 
 @dataclass(frozen=True)
