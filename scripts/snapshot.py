@@ -223,7 +223,8 @@ _LOCAL_URL = re.compile(r"(127\.0\.0\.1|localhost):\d{2,5}")
 _ISO_SECONDS = re.compile(
     r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?"
 )
-_RUN_TIME = re.compile(r"\b\d+[.,]\d s\b")  # a run's duration in words: "0,9 s", "1.3 s"
+# A run's duration in words: "0,9 s", "1.3 s", and a whole "1 s" where the report shows it.
+_RUN_TIME = re.compile(r"\b\d+[.,]\d s\b|(?<=<dd>)\d+ s(?=</dd>)")
 _DURATION_KEYS = re.compile(r"(seconds|duration|elapsed)", re.IGNORECASE)
 _TIME_KEYS = re.compile(r"(_at|checked|generated|created|updated|started|ended|time)$")
 
