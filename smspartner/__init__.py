@@ -20,11 +20,13 @@ Layout (public modules, then private ones the client is built from):
 - ``simulator/``   the local stand-in of the API (state, faults, endpoints, server, CLI)
 
 Pitfall: ``outcome``, ``models`` and ``_parse`` stay free of the HTTP stack, so the decisions
-they hold are tested as tables without a network.
+they hold are tested as tables without a network; this face loads the client (and requests) only
+when ``SMSPartnerClient`` is first asked for, so importing them does not pull it in.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from smspartner._parse import normalise_status, parse_gateway_date
-from smspartner.client import SMSPartnerClient
 from smspartner.errors import (
     AuthError,
     CancelError,
@@ -47,6 +49,22 @@ from smspartner.models import (
     schedule_at,
 )
 from smspartner.outcome import Kind, Refusal, SendOutcome, classify
+
+if TYPE_CHECKING:
+    from smspartner.client import SMSPartnerClient
+else:
+
+    def __getattr__(name: str) -> Any:
+        # The client (and with it requests and urllib3) loads when first asked for: the pure
+        # modules (errors, outcome, models, _parse) and the rules that use them stay free of the
+        # HTTP stack.
+        if name != "SMSPartnerClient":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from smspartner.client import SMSPartnerClient
+
+        globals()[name] = SMSPartnerClient
+        return SMSPartnerClient
+
 
 __all__ = [
     "MAX_NUMBERS_PER_SEND",

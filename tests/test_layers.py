@@ -16,6 +16,9 @@ does a name in the table with no module: a new module must be given its kind.
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -308,6 +311,32 @@ def test_the_ledger_is_handed_its_configuration() -> None:
 
 def test_the_gateway_package_never_imports_prefect() -> None:
     assert offenders("smspartner", PREFECT) == {}
+
+
+# What a rules module must not load, even through another module or a package's face.
+HEAVY = ("prefect", "sqlalchemy", "requests", "urllib3")
+_IMPORT_WITHOUT = """
+import importlib, json, sys
+for name in {heavy}:
+    sys.modules[name] = None  # any import of it, at any depth, fails
+failed = {{}}
+for module in {modules}:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        failed[module] = str(exc)
+print(json.dumps(failed))
+"""
+
+
+def test_every_rules_module_loads_without_the_framework_a_database_or_http() -> None:
+    """The source rules above see direct imports; this sees what importing really loads (a
+    package's face, a module imported by an imported module)."""
+    script = _IMPORT_WITHOUT.format(heavy=HEAVY, modules=RULES)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {}
 
 
 # -- the readers themselves (they must see what they are meant to see) -----------------------------

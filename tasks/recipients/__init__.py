@@ -32,20 +32,51 @@ Modules:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tasks.recipients.columns import PHONE_COLUMN_CANDIDATES, find_phone_column
-from tasks.recipients.excel import (
-    EXCEL_SUFFIXES,
-    MAX_XLSX_BYTES,
-    MAX_XLSX_RATIO,
-    xlsx_size_problem,
-)
 from tasks.recipients.frame import RecipientsError
 from tasks.recipients.limits import MAX_CELLS, MAX_COLUMNS
-from tasks.recipients.load import load_recipients
-from tasks.recipients.sql import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S, mask_db_url
 from tasks.recipients.sql_guard import SQLUnreadable, sql_code, sql_refusal
-from tasks.recipients.suppression import SuppressionList, load_suppression_list
-from tasks.recipients.text import CSV_SUFFIXES, DELIMITERS
+
+if TYPE_CHECKING:
+    from tasks.recipients.excel import (
+        EXCEL_SUFFIXES,
+        MAX_XLSX_BYTES,
+        MAX_XLSX_RATIO,
+        xlsx_size_problem,
+    )
+    from tasks.recipients.load import load_recipients
+    from tasks.recipients.sql import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S, mask_db_url
+    from tasks.recipients.suppression import SuppressionList, load_suppression_list
+    from tasks.recipients.text import CSV_SUFFIXES, DELIMITERS
+else:
+    # The readers (SQLAlchemy, openpyxl, pandas' parsers) load when one of their names is first
+    # asked for: the pure modules of this package (columns, frame, limits, sql_guard) import
+    # without them.
+    _LAZY = {
+        "EXCEL_SUFFIXES": "excel",
+        "MAX_XLSX_BYTES": "excel",
+        "MAX_XLSX_RATIO": "excel",
+        "xlsx_size_problem": "excel",
+        "load_recipients": "load",
+        "CONNECT_TIMEOUT_S": "sql",
+        "STATEMENT_TIMEOUT_S": "sql",
+        "mask_db_url": "sql",
+        "SuppressionList": "suppression",
+        "load_suppression_list": "suppression",
+        "CSV_SUFFIXES": "text",
+        "DELIMITERS": "text",
+    }
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # asked once: later lookups find it directly
+        return value
+
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
