@@ -65,6 +65,26 @@ def campaign_env(
 
 
 @pytest.fixture
+def open_all_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default window opened day and night, every day, for in-process runs: a test of
+    exactly-once under faults settles its in-doubt chunks only when they were sent at once (a
+    chunk scheduled for the next morning is settled after its slot, long after the test), and CI
+    runs at any hour. The window rules themselves are tested in test_slots.py. Closed only for
+    the last five minutes before midnight (a window's end is exclusive)."""
+    from datetime import time
+
+    from flows import parameters
+
+    always = {
+        "start": time(0, 0),
+        "end": time(23, 59),
+        "weekdays": frozenset(range(7)),
+        "holidays": False,
+    }
+    monkeypatch.setitem(parameters.PRESETS, parameters.WindowPreset.strict, always)
+
+
+@pytest.fixture
 def env(campaign_env: Path, simulator: object) -> dict[str, str]:
     """The same environment for a command-line subprocess (see ``cli_env``)."""
     return {

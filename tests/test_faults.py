@@ -26,6 +26,9 @@ from smspartner.simulator import FaultConfig
 
 N = 3000
 
+# In-doubt chunks settle within a test only when sent at once: any hour of CI (conftest.py).
+pytestmark = pytest.mark.usefixtures("open_all_day")
+
 
 def run(path: Path, campaign_id: str, **limits: Any) -> Any:
     limits.setdefault("chunk_size", 100)
