@@ -16,6 +16,7 @@ import pytest
 from helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    OPEN_ALL_DAY,
     TEST_KEY,
     copy_working_tree,
     fresh_database,
@@ -66,22 +67,11 @@ def campaign_env(
 
 @pytest.fixture
 def open_all_day(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default window opened day and night, every day, for in-process runs: a test of
-    exactly-once under faults settles its in-doubt chunks only when they were sent at once (a
-    chunk scheduled for the next morning is settled after its slot, long after the test), and CI
-    runs at any hour. The window rules themselves are tested in test_slots.py. Closed only for
-    the last five minutes before midnight (a window's end is exclusive)."""
-    from datetime import time
-
+    """The default window opened at every hour for in-process runs (see helpers.OPEN_ALL_DAY;
+    command-line runs take ``start_cli(..., all_day=True)``)."""
     from flows import parameters
 
-    always = {
-        "start": time(0, 0),
-        "end": time(23, 59),
-        "weekdays": frozenset(range(7)),
-        "holidays": False,
-    }
-    monkeypatch.setitem(parameters.PRESETS, parameters.WindowPreset.strict, always)
+    monkeypatch.setitem(parameters.PRESETS, parameters.WindowPreset.strict, dict(OPEN_ALL_DAY))
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -77,10 +78,36 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_cli(module: str, cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    """Start ``python -m module args`` as a user would, against the harness's Prefect server."""
+# The default window opened day and night, every day (closed only for the last minute before
+# midnight: a window's end is exclusive). Exactly-once tests under faults settle their in-doubt
+# chunks only when those were sent at once (a chunk scheduled for the next morning is settled
+# after its slot, long after the test), and CI runs at any hour; the window rules themselves are
+# tested in test_slots.py.
+OPEN_ALL_DAY: dict[str, Any] = {
+    "start": dtime(0, 0),
+    "end": dtime(23, 59),
+    "weekdays": frozenset(range(7)),
+    "holidays": False,
+}
+
+# ``python -c`` body: open the window as above, then run the module as ``python -m`` would.
+_ALL_DAY_LAUNCH = f"""
+import datetime, runpy, sys
+from flows import parameters
+parameters.PRESETS[parameters.WindowPreset.strict] = {OPEN_ALL_DAY!r}
+module = sys.argv.pop(1)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def start_cli(
+    module: str, cwd: Path, *args: str, all_day: bool = False, **env: str
+) -> subprocess.Popen[str]:
+    """Start ``python -m module args`` as a user would, against the harness's Prefect server;
+    with ``all_day``, under a window open at every hour (see ``OPEN_ALL_DAY``)."""
+    launch = ["-c", _ALL_DAY_LAUNCH, module] if all_day else ["-m", module]
     return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *launch, *args],
         cwd=cwd,
         env=cli_env(**env),
         stdout=subprocess.PIPE,

@@ -156,6 +156,7 @@ def _cli(env_dir: Path, simulator: Any, csv: Path, cid: str, url: str, *extra: s
     return start_cli(
         "flows.survey_campaign",
         env_dir,
+        all_day=True,
         *("--survey-id", "overlap", "--recipients", str(csv), "--campaign-id", cid),
         *("--chunk-size", "100", "--concurrency", "4", "--retry-backoff", "0.05"),
         *("--settle-seconds", str(SETTLE)),

@@ -162,6 +162,7 @@ def _cli(campaign_env: Path, simulator: Any, csv: Path, campaign_id: str) -> sub
     return start_cli(
         "flows.survey_campaign",
         campaign_env,
+        all_day=True,
         *("--survey-id", "kill", "--recipients", str(csv), "--campaign-id", campaign_id),
         *("--chunk-size", "50", "--concurrency", "2", "--retry-backoff", "0.05"),
         *("--settle-seconds", "1", "--settle-wait-seconds", "30"),
