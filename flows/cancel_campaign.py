@@ -1,6 +1,6 @@
 """Call a campaign off before it goes out.
 
-    python -m flows.cancel_campaign --campaign-id ID [--verbose]
+    python -m flows.cancel_campaign --campaign-id ID [--lang fr|en] [--verbose]
 
 Cancels at the gateway every scheduled chunk of the campaign still more than five minutes from its
 slot, cancels in the ledger the chunks that were never sent (so a rerun skips them), and says
@@ -16,7 +16,6 @@ and a non-zero exit (the run's log lines go to the Prefect UI, and to stderr too
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Annotated, Any
 
@@ -25,35 +24,53 @@ from prefect.states import State
 from pydantic import Field
 
 from flows import ending
-from flows.cli import failure_exit, quiet_console
-from flows.parameters import ApiKeyBlock, Language
+from flows.cli import failure_exit, print_result, quiet_console
+from flows.parameters import ApiKeyBlock, Language, operator_words
 from tasks import cancellation as cx
-from tasks import i18n, runtime
 from tasks import plan as pl
+from tasks import runtime
 from tasks.errors import OperatorError
-from tasks.i18n import DEFAULT_LANG, Lang
-from tasks.outcomes import CANCEL_OUTCOMES
+from tasks.i18n import DEFAULT_LANG, LANGS, Lang
 from tasks.steps import report
-from tasks.steps.cancel import cancel_task, report_cancel_task
+from tasks.steps.cancel import cancel_task, known_campaign, report_cancel_task
 from tasks.steps.runs import name_this_run
+
+# The cancel form's one field, in the operator's words. The form's schema is static: what is
+# still scheduled is listed under the campaign's summary, whose link opens this form filled in.
+CAMPAIGN_ID_TITLE = "Campagne à annuler (identifiant)"
+CAMPAIGN_ID_HELP = (
+    "Rempli par le lien « Annuler cette campagne » du résumé de la campagne, qui liste ce qui "
+    "est encore programmé ; sinon, copiez l'identifiant depuis le nom de la campagne dans la "
+    "page Runs. Cliquez ensuite sur « Submit » : les SMS programmés à plus de 5 minutes de leur "
+    "heure d'envoi sont décommandés chez SMS Partner, ceux pas encore envoyés sont retirés ; "
+    "les SMS déjà partis ne peuvent pas être rattrapés. Le résultat s'affiche dans l'onglet "
+    "Artifacts. Les boutons « Cancel » de Prefect n'annulent aucun SMS."
+)
 
 
 @flow(name="cancel-campaign", log_prints=False, persist_result=False)
 def cancel_campaign(
     campaign_id: Annotated[
-        str, Field(title="Campaign id", description="The campaign to call off.")
+        str,
+        Field(
+            title=CAMPAIGN_ID_TITLE,
+            description=CAMPAIGN_ID_HELP,
+            json_schema_extra=operator_words(CAMPAIGN_ID_TITLE, CAMPAIGN_ID_HELP),
+        ),
     ],
     api_key_block: ApiKeyBlock = None,
     lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any] | State[Any]:
-    """Cancel every scheduled chunk of a campaign that can still be cancelled, then bring the
+    """Annule les envois d'une campagne qui peuvent encore l'être, puis met son rapport à jour.
+
+    Cancels every scheduled chunk of a campaign that can still be cancelled, then brings the
     campaign's report (summary.json, report.html, chunks.*, rejects.*, artifacts) up to date."""
     logger = get_run_logger()
     try:
         pl.validate_campaign_id(campaign_id)
         name_this_run(campaign_id, "cancel")
         ledger_url = runtime.ledger_url()
-        report.known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
+        known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
         try:
             results = cancel_task(campaign_id, ledger_url, api_key_block)
         except OperatorError:
@@ -64,15 +81,8 @@ def cancel_campaign(
         report.refresh_task(campaign_id, ledger_url, lang)
     except OperatorError as exc:
         return ending.failed(exc)
-    logger.info(
-        i18n.text(
-            lang,
-            "log.cancel_summary",
-            cancelled=sum(counts[o] for o in CANCEL_OUTCOMES if o not in cx.NOT_CANCELLED),
-            not_cancelled=sum(counts[o] for o in cx.NOT_CANCELLED),
-            spared=counts["recipients_cancelled"],
-        )
-    )
+    for line in cx.summary_lines(counts, lang):
+        logger.info(line)
     return counts
 
 
@@ -91,11 +101,19 @@ def _refresh_anyway(campaign_id: str, ledger_url: str, lang: Lang) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.cancel_campaign",
-        description="Cancel the scheduled sends of a campaign that can still be cancelled.",
+        description="Annule les SMS d'une campagne qui peuvent encore l'être (programmés à plus "
+        "de 5 minutes de leur heure d'envoi, ou pas encore envoyés).",
     )
-    parser.add_argument("--campaign-id", required=True, help="the campaign to call off")
-    parser.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
+    parser.add_argument("--campaign-id", required=True, help="la campagne à annuler")
+    parser.add_argument(
+        "--api-key-block", help="le nom du secret Prefect qui garde la clé SMS Partner"
+    )
+    parser.add_argument(
+        "--lang", choices=LANGS, default=DEFAULT_LANG, help="langue des messages (fr)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="affiche aussi le journal de l'exécution"
+    )
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_console()
@@ -105,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     state = cancel_campaign(
-        campaign_id=args.campaign_id, api_key_block=args.api_key_block, return_state=True
+        campaign_id=args.campaign_id,
+        api_key_block=args.api_key_block,
+        lang=args.lang,
+        return_state=True,
     )
-    if state.is_completed():
-        print(json.dumps(state.result(), ensure_ascii=False), flush=True)
+    if state.is_completed() and isinstance(counts := state.result(), dict):
+        print_result(counts, args.lang, "cancel")  # readable lines, then the JSON line
         return 0
-    return failure_exit(state, "cancel failed")
+    return failure_exit(state, "annulation en échec", lang=args.lang, kind="cancel")
 
 
 if __name__ == "__main__":

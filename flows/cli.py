@@ -1,4 +1,5 @@
-"""What the flows' command lines share: one-line errors, and a quiet terminal."""
+"""What the flows' command lines share: the result for people then the JSON line
+(``print_result``), one-line errors, and a quiet terminal."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import json
 import logging
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
 
 from prefect.states import State
 from pydantic import BaseModel
 
 from tasks.errors import OperatorError
+from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.reporting.terminal import readable_lines
 
 
 def quiet_console() -> None:
@@ -31,10 +35,27 @@ def one_line(text: object, default: str = "failed") -> str:
     return lines[0] if lines else default
 
 
-def failure_exit(state: State[Any], default: str) -> int:
+def print_result(summary: Mapping[str, Any], lang: Lang, kind: str) -> None:
+    """A command's result on stdout: a few readable lines in the campaign's language (sent,
+    cost, what to do next; ``tasks/reporting/terminal.py``), then the JSON line, always last
+    and unchanged (programs read it). ``kind``: "send", "follow_up", "cancel"... (an unknown
+    kind prints the JSON line only)."""
+    try:
+        lines = readable_lines(summary, lang, kind)
+    except Exception:  # words for people must never cost the JSON line programs read
+        lines = []
+    if lines:
+        print("\n".join(lines), flush=True)
+    print(json.dumps(summary, ensure_ascii=False), flush=True)
+
+
+def failure_exit(
+    state: State[Any], default: str, *, lang: Lang = DEFAULT_LANG, kind: str = "send"
+) -> int:
     """The end of a command whose run did not complete: the JSON summary the run kept, when
-    there is one, as the last line on stdout; one ``error:`` line on stderr; the exit code of
-    the error (tasks/errors.py: 1 an error, 2 a usage error, 3 a campaign left incomplete)."""
+    there is one, as the last line on stdout (after its readable lines, ``print_result``); one
+    ``error:`` line on stderr; the exit code of the error (tasks/errors.py: 1 an error, 2 a
+    usage error, 3 a campaign left incomplete)."""
     error: object = None
     if state.is_failed() or state.is_cancelled() or state.is_crashed():
         try:
@@ -43,11 +64,11 @@ def failure_exit(state: State[Any], default: str) -> int:
             error = None
     if isinstance(error, OperatorError):
         if error.summary is not None:
-            print(json.dumps(error.summary, ensure_ascii=False), flush=True)
+            print_result(error.summary, lang, kind)
         print(f"error: {error.message}", file=sys.stderr)
         return error.exit_code
     if isinstance(error, dict):  # a flow that still ends with its summary as the state's data
-        print(json.dumps(error, ensure_ascii=False), flush=True)
+        print_result(error, lang, kind)
     print(f"error: {one_line(state.message or default, default)}", file=sys.stderr)
     return 1
 
@@ -67,7 +88,7 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -
         kind = _scalar(info.annotation)
         words = ": ".join(w for w in (info.title, info.description) if w)
         default = info.get_default(call_default_factory=True)
-        shown = "" if default is None else f" (default {default})"
+        shown = "" if default is None else f" (par défaut : {default})"
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,

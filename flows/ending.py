@@ -24,21 +24,13 @@ from tasks.errors import CampaignIncomplete, OperatorError, mask
 from tasks.i18n import Lang
 from tasks.outcomes import Reason
 from tasks.reporting import CampaignSummary
+from tasks.reporting.terminal import NEXT_STEP
 from tasks.steps.alerts import emit_campaign_outcome
 
 _REASONS = frozenset(Reason)
 INCOMPLETE = "Incomplete"  # the Failed state's name (deployments/automations.yaml knows it)
 
-# The next step, by the commonest reason rows were not sent.
-_NEXT: dict[str, str] = {
-    Reason.insufficient_credits: "end.next.insufficient_credits",
-    Reason.budget_exceeded: "end.next.budget_exceeded",
-    Reason.in_doubt: "end.next.in_doubt",
-    Reason.gateway_unavailable: "end.next.retry",
-    Reason.gateway_error: "end.next.retry",
-    Reason.no_slot: "end.next.retry",
-    Reason.cancelled: "end.next.cancelled",
-}
+_NEXT = NEXT_STEP  # the next step, by the commonest reason rows were not sent
 
 
 def failed(error: OperatorError, *, name: str | None = None) -> State[Any]:
@@ -75,10 +67,9 @@ def incomplete_line(summary: CampaignSummary, lang: Lang, stop: str | None = Non
         said(r) + (f" ({i18n.number(reasons[r], lang)})" if len(reasons) > 1 else "")
         for r in ranked
     ) or (said("") if stop else i18n.text(lang, "unknown"))
-    count = "end.not_sent_one" if summary.failed == 1 else "end.not_sent_many"
     first = ranked[0] if ranked else ""
     step = _NEXT.get(first) or ("end.next.fix" if stop else "end.next.other")
-    head = i18n.text(lang, count, n=i18n.number(summary.failed, lang))
+    head = i18n.plural(lang, "end.not_sent", summary.failed)
     return (
         f"{head}{i18n.text(lang, 'sep.colon')}{why}. "
         f"{i18n.text(lang, step, campaign=summary.campaign_id)}"
@@ -97,7 +88,7 @@ def end_state(
     logger = get_run_logger()
     data = summary.as_json()
     if not verdict.lets_send:
-        message, name = approve.unapproved_end(verdict, approval.timeout_hours)
+        message, name = approve.unapproved_end(verdict, approval.timeout_hours, approval.lang)
         error = OperatorError(message, summary=data)
         return failed(error) if name is None else cancelled(error, name)
     logger.info(
@@ -105,9 +96,9 @@ def end_state(
             approval.lang,
             "log.campaign_summary",
             campaign=summary.campaign_id,
-            sent=summary.sent,
-            failed=summary.failed,
-            rejected=summary.rejected_total,
+            sent=i18n.plural(approval.lang, "count.sent", summary.sent),
+            failed=i18n.plural(approval.lang, "count.failed", summary.failed),
+            rejected=i18n.plural(approval.lang, "count.rejected", summary.rejected_total),
             cost=i18n.money(summary.cost, summary.currency, approval.lang),
         )
     )

@@ -29,6 +29,7 @@ from pydantic import Field, SecretStr
 
 from flows import ending
 from flows.cli import failure_exit
+from flows.parameters import operator_words
 from tasks import runtime
 from tasks.errors import OperatorError
 from tasks.numbers import mask_number, parse_loose
@@ -47,10 +48,11 @@ def erase_person(
     phone: Annotated[
         SecretStr,
         Field(
-            title="Phone number",
-            description="The number to erase, in any format. Its keyed hash is added to the "
-            "never-text store (it is never texted again); everywhere else it is removed or "
-            "masked.",
+            json_schema_extra=operator_words(
+                "Numéro de téléphone",
+                "Le numéro à effacer, écrit comme vous voulez (06 12 34 56 78, +33 6...). Il "
+                "ne recevra plus jamais de SMS ; partout ailleurs, il est supprimé ou masqué.",
+            ),
         ),
     ],
 ) -> dict[str, Any] | State[Any]:

@@ -16,18 +16,24 @@ too with ``--verbose``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.states import State
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from flows import ending
-from flows.cli import failure_exit, quiet_console
-from flows.parameters import ApiKeyBlock, Language, Limits
+from flows.cli import failure_exit, print_result, quiet_console
+from flows.parameters import (
+    ApiKeyBlock,
+    Language,
+    Limits,
+    blank_is_none,
+    operator_words,
+    optional_switch,
+)
 from tasks import delivery, i18n, runtime
 from tasks import plan as pl
 from tasks.errors import OperatorError
@@ -43,16 +49,38 @@ SETTLE_SECONDS = Limits.model_fields["settle_seconds"].default  # one default fo
 def follow_up_campaign(
     campaign_id: Annotated[
         str | None,
-        Field(title="Campaign id", description="A campaign that was sent; empty for all recent."),
+        BeforeValidator(blank_is_none),
+        Field(
+            json_schema_extra=operator_words(
+                "Campagne",
+                "L'identifiant de la campagne à suivre. Vide : toutes les campagnes récentes.",
+                **optional_switch(
+                    {"type": "string"}, "Une campagne", "Toutes les récentes", open_on_value=True
+                ),
+            )
+        ),
     ] = None,
-    since_days: Annotated[int, Field(ge=1, le=60)] = 7,
+    since_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=60,
+            json_schema_extra=operator_words(
+                "Campagnes des derniers (jours)",
+                "Sans campagne choisie : jusqu'où remonter.",
+            ),
+        ),
+    ] = 7,
     settle_seconds: Annotated[
         float,
         Field(
             ge=1,
-            title="Settle time (seconds)",
-            description="A chunk left in doubt counts as not sent only this long after its "
-            "last attempt (after its slot when scheduled) and when the gateway does not know it.",
+            json_schema_extra=operator_words(
+                "Avancé · délai de vérification (secondes)",
+                "Un envoi resté incertain compte comme non parti seulement ce délai après son "
+                "dernier essai (après son heure s'il était programmé), si SMS Partner ne le "
+                "connaît pas.",
+            ),
         ),
     ] = SETTLE_SECONDS,
     api_key_block: ApiKeyBlock = None,
@@ -78,7 +106,7 @@ def follow_up_campaign(
     results, problems = _follow_each(campaigns, ledger_url, settle_seconds, api_key_block, lang)
     summary = {"since_days": since_days, "campaigns": results, "failed": problems}
     if problems:
-        message = f"{len(problems)} of {len(campaigns)} campaigns could not be followed up"
+        message = i18n.plural(lang, "follow_up.some_failed", len(problems), of=len(campaigns))
         return ending.failed(OperatorError(message, summary=summary))
     return summary
 
@@ -101,7 +129,7 @@ def _follow_each(
         except OperatorError as exc:
             logger.error("%s: %s", cid, exc.message)
             problems[cid] = exc.message
-    logger.info("%d campaigns followed up, %d failed", len(results), len(problems))
+    logger.info(i18n.text(lang, "log.follow_up_done", done=len(results), failed=len(problems)))
     return results, problems
 
 
@@ -185,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         lang=args.lang,
         return_state=True,
     )
-    if state.is_completed():
-        print(json.dumps(state.result(), ensure_ascii=False), flush=True)
+    if state.is_completed() and isinstance(summary := state.result(), dict):
+        print_result(summary, args.lang, "follow_up")
         return 0
-    return failure_exit(state, "follow-up failed")
+    return failure_exit(state, "suivi en échec", lang=args.lang, kind="follow_up")
 
 
 if __name__ == "__main__":

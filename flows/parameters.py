@@ -1,11 +1,24 @@
 """The flows' form models and shared fields: one title, description and default each (the
 Prefect UI builds each flow's Run form from them), each model turning itself into the plain
-values the rules take."""
+values the rules take.
+
+The form is read by a city hall's operator, not a developer: every title, help text and choice
+is French and free of jargon. What the UI shows is the JSON schema, so:
+
+- a top-level parameter's title is its Python name unless ``json_schema_extra`` says otherwise
+  (``operator_words``); inside a model, ``Field(title=..., description=...)`` is shown as is;
+- an optional field (``X | None``) would show a "str / None" switch and 'Property is type
+  "None"': ``optional_box`` (inside a model) and ``optional_switch`` (top level) keep one box;
+- enum values are what the select shows: ``readable_choice`` shows French labels and still
+  takes the old values (the command line's ``--window strict``, programmatic callers, and the
+  Prefect server's check of a deployment run's parameters).
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import time as dtime
 from datetime import timedelta
@@ -13,35 +26,135 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from tasks import dburl, runtime
 from tasks import ledger as lg
 from tasks.approval import Approval, ApprovalMode
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.plan import PlanRequest, PlanRules
-from tasks.runtime import API_KEY_ENV, SECRET_BLOCK
 from tasks.sendcore import READ_TIMEOUT, SendPolicy
 from tasks.sending import SendSettings
 from tasks.slots import HORIZON_DAYS, LEAD, MARGIN, WindowPolicy
 from tasks.steps.prepare import Source
 from tasks.steps.send import Throttle
 
+# -- how the form shows a field ------------------------------------------------------------------
+
+
+def operator_words(title: str, description: str, **more: Any) -> dict[str, Any]:
+    """``json_schema_extra`` of a top-level parameter: Prefect titles it with its Python name and
+    describes it with the docstring; this dict is applied last, so the operator reads these."""
+    return {"title": title, "description": description, **more}
+
+
+def optional_box(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of an optional field inside a model: one plain box (empty: none)
+    instead of a "str / None" switch. Without a default in the schema, the Prefect server takes
+    null as well as a value (its ``_fix_null_typing``), so nothing that validated is refused."""
+    branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+    if branches:
+        schema.update(branches[0])
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+def optional_switch(
+    value: dict[str, Any], value_label: str, none_label: str, *, open_on_value: bool = False
+) -> dict[str, Any]:
+    """The ``anyOf`` of an optional top-level parameter (``operator_words(..., **this)``), its
+    two sides named in French. Prefect's form opens on the side of the default: a string opens
+    on an empty box (``open_on_value``: its form default is "", read as none); a number, whose
+    none has no such stand-in, on the none side, where Prefect adds its own 'Property is type
+    "None"' (a ``const`` none would avoid it, but turns the field into a raw JSON editor once
+    chosen). The server still takes null, as before."""
+    words = {"anyOf": [{**value, "title": value_label}, {"type": "null", "title": none_label}]}
+    return {**words, "default": ""} if open_on_value else words
+
+
+def blank_is_none(value: Any) -> Any:
+    """An emptied box may come as "": it means "none", as null does."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# The two sides of a choice in the form: the French list an operator picks from, and the old
+# values that scripts and API callers send (never listed unless asked for).
+CHOICE_TITLE = "Choix"
+CODE_TITLE = "Code technique"
+CODE_WORDS = f"«\u00a0{CODE_TITLE}\u00a0» : réservé à l'informaticien."  # no break in « »
+
+
+def readable_choice(
+    labels: Mapping[Any, str],
+) -> tuple[BeforeValidator, PlainSerializer, WithJsonSchema]:
+    """Annotations of an enum field whose choices the form shows as French ``labels``: a label or
+    an old value (``strict``, ``pause``) validates to the member, and JSON (the form's default, a
+    stored run) carries the label.
+
+    The schema is an ``anyOf`` of the labels and the old values. A select's options are its
+    ``enum`` verbatim (Prefect's form has no separate option label), and jsonschema applies every
+    ``enum`` it meets, so one select cannot show labels while the server takes codes; an
+    ``anyOf`` can: the server takes either side (``-p approval_mode=pause`` still runs), the form
+    opens on the first for any text (it picks a side by the value's type) and lists only labels.
+    ``const`` sides are no way out in Prefect 3.9: picking one sends no value at all, and the
+    box shows the code with "is a const and cannot be changed"."""
+    by_label = {label: member for member, label in labels.items()}
+    members = {str(member): member for member in labels}
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            return by_label.get(value, members.get(value, value))
+        return value
+
+    def label(value: Any) -> str:
+        return labels[members[str(value)]]
+
+    sides = [
+        {"type": "string", "enum": list(labels.values()), "title": CHOICE_TITLE},
+        {"type": "string", "enum": list(members), "title": CODE_TITLE},
+    ]
+    return (
+        BeforeValidator(parse),
+        PlainSerializer(label, return_type=str, when_used="json"),
+        WithJsonSchema({"anyOf": sides}),
+    )
+
+
 ApiKeyBlock = Annotated[
     str | None,
+    BeforeValidator(blank_is_none),
     Field(
-        title="SMS Partner key (Secret block)",
-        description="Name of the Prefect Secret block holding this account's API key; empty: "
-        f"the worker's {API_KEY_ENV}, else the block '{SECRET_BLOCK}'.",
+        title="Avancé · compte SMS Partner (nom de la clé)",
+        description="Pour plusieurs comptes SMS Partner : le nom sous lequel la clé de ce "
+        "compte est enregistrée dans Prefect (menu Blocks). Vide : le compte par défaut.",
+        json_schema_extra=operator_words(
+            "Avancé · compte SMS Partner (nom de la clé)",
+            "Pour plusieurs comptes SMS Partner : le nom sous lequel la clé de ce compte est "
+            "enregistrée dans Prefect (menu Blocks). Vide : le compte par défaut.",
+            **optional_switch(
+                {"type": "string"}, "Autre compte", "Compte par défaut", open_on_value=True
+            ),
+        ),
     ),
 ]
 
 Language = Annotated[
     Lang,
     Field(
-        title="Langue des rapports / Report language",
-        description="fr: français (par défaut) ; en: English. The JSON summary, files' column "
-        "names and reason codes stay as they are.",
+        title="Langue des rapports",
+        description="fr : français (par défaut) ; en : anglais.",
+        json_schema_extra=operator_words(
+            "Langue des rapports", "fr : français (par défaut) ; en : anglais."
+        ),
     ),
 ]
 
@@ -58,6 +171,9 @@ def refuse_unless(pattern: str, expected: str) -> dict[str, Any]:
     }
 
 
+# Where an operator hands a file over without a shell (another module polls it).
+INBOX_HINT = "data/inbox/<enquête>/"
+
 # A file path typed into a form: relative, no ".." segment, no control character. The server
 # refuses the rest before storing a run; ``confine`` then keeps it inside the data folder
 # (symlinks followed), which a pattern cannot see.
@@ -67,9 +183,11 @@ FORM_PATH_PATTERN = (
     r"[^\x00-\x1f\x7f]*$"
 )
 FORM_PATH_EXPECTED = (
-    "a file of the data folder, written like data/samples/recipients.csv (not starting with / "
-    "and without ..): copy the file into the data folder first"
+    "un fichier du dossier data du serveur, écrit comme data/samples/recipients.csv (pas un "
+    "chemin de votre poste comme C:..., ni /... ni ..) : copiez d'abord le fichier dans ce "
+    f"dossier, ou déposez-le dans {INBOX_HINT}"
 )
+_WINDOWS_PATH = re.compile(r"^\s*(?:[A-Za-z]:[\\/]|\\\\)")  # C:\... or \\server\share
 
 
 def confine(path: str, root: Path) -> str:
@@ -78,19 +196,37 @@ def confine(path: str, root: Path) -> str:
     deployment's form: anyone with the UI could otherwise make a worker read any of its files."""
     typed = str(path)
     refused = ValueError(
-        f"the file {typed!r} is outside the data folder: a run started from a deployment may "
-        "only read files inside it (e.g. data/samples/recipients.csv)"
+        f"le fichier {typed!r} est hors du dossier data : une campagne lancée depuis Prefect ne "
+        "lit que les fichiers de ce dossier (par exemple data/samples/recipients.csv) ; "
+        f"copiez-y le fichier, ou déposez-le dans {INBOX_HINT}"
     )
+    if _WINDOWS_PATH.match(typed):
+        raise ValueError(windows_path_refusal(typed))
     if not typed.strip() or any(ord(c) < 32 or ord(c) == 127 for c in typed):
         raise refused
     try:
         base = Path(root).resolve()
-        found = (Path.cwd() / typed).resolve()
+        as_typed = (Path.cwd() / typed).resolve()
+        in_data = (base / typed).resolve()
+        if as_typed != base and as_typed.is_relative_to(base):
+            return str(as_typed)
+        # Written from the data folder itself (inbox/<survey>/pris/x.csv, as the inbox hands
+        # it over): a worker's SURVEY_DATA_DIR may lie outside the clone. Only a file that is
+        # there, and nothing of that name from the clone's root: a typo stays refused.
+        if in_data.is_relative_to(base) and in_data.is_file() and not as_typed.exists():
+            return str(in_data)
     except (OSError, RuntimeError, ValueError):  # a symlink loop, a null byte
         raise refused from None
-    if found != base and found.is_relative_to(base):
-        return str(found)
     raise refused
+
+
+def windows_path_refusal(typed: str) -> str:
+    """What to do with a path of the operator's own computer: the server cannot see it."""
+    name = re.split(r"[\\/]", typed.strip())[-1] or "le fichier"
+    return (
+        f"{typed!r} est un chemin de votre poste, que le serveur ne voit pas : copiez {name} dans "
+        f"le dossier data du serveur (puis indiquez data/{name}), ou déposez-le dans {INBOX_HINT}"
+    )
 
 
 def confine_form_paths(
@@ -111,10 +247,10 @@ def confine_form_paths(
             if not Path(found).is_relative_to((root / "state").resolve()):
                 return found
             refusal = ValueError(
-                f"the file {typed!r} is in the tool's own state folder: a run started from a "
-                "deployment may only read your files in the data folder"
+                f"le fichier {typed!r} est dans le dossier interne de l'outil (state) : une "
+                "campagne lancée depuis Prefect ne lit que vos fichiers du dossier data"
             )
-        raise refusal or ValueError("no data folder to read from")
+        raise refusal or ValueError("aucun dossier data où lire le fichier")
 
     path = inside(source.path) if source.path and not source.sql else source.path
     db_url = source.db_url
@@ -124,47 +260,124 @@ def confine_form_paths(
     return replace(source, path=path, db_url=db_url), listed
 
 
-# The send flow's own fields (the Prefect UI's form shows their titles and descriptions).
+# A recipients file given by its address: https, or object storage (fsspec); plain http only to
+# this machine, as tasks/recipients/remote.py allows (tests). Prefect stores and
+# shows a run's parameters, so an address holding a password or a token is refused by the server
+# (before the run exists, without quoting it) and by the model's own check.
+URL_SCHEMES = ("https", "s3", "gs", "gcs", "az", "abfs", "abfss")
+_SECRET_WORDS = ("sig", "token", "key", "pass", "secret", "auth", "credential", "session")
+
+
+def _any_case(word: str) -> str:
+    """A pattern for ``word`` in any case: JSON schema patterns take no (?i) flag."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+FILE_URL_PATTERN = (
+    r"^(?:\s*|"  # blank: no address
+    f"(?:(?:{'|'.join(_any_case(s) for s in URL_SCHEMES)})://"
+    r"|[Hh][Tt][Tt][Pp]://(?=(?:127\.0\.0\.1|localhost|\[::1\])(?:[:/]|$)))"  # this machine
+    r"(?![^/?#]*@)"  # no user part: user:password@ or token@
+    rf"(?![^#]*[?&][^=&#]*(?:{'|'.join(_any_case(w) for w in _SECRET_WORDS)}))"  # no secret key
+    r"[^\s\x00-\x1f\x7f#]+)$"
+)
+_FILE_URL = re.compile(FILE_URL_PATTERN)
+FILE_URL_EXPECTED = (
+    "une adresse https://, s3://, gs:// ou az:// sans identifiant, mot de passe ni jeton "
+    "(pas de user:motdepasse@, de ?token=, ?sig= ou X-Amz-Signature=) : l'accès au stockage se "
+    "configure sur le serveur, jamais dans l'adresse"
+)
+
+
+# -- the send flow's own fields -----------------------------------------------------------------
+
 SurveyId = Annotated[
     str,
     Field(
-        title="Survey identifier",
-        description="sondageIdent of a survey created in the SMS Partner account.",
+        title="Enquête SMS Partner",
+        description="L'identifiant de l'enquête, tel qu'il figure dans votre espace SMS Partner.",
+        json_schema_extra=operator_words(
+            "Enquête SMS Partner",
+            "L'identifiant de l'enquête, tel qu'il figure dans votre espace SMS Partner.",
+        ),
     ),
 ]
 CampaignId = Annotated[
     str | None,
+    BeforeValidator(blank_is_none),
     Field(
-        title="Campaign id", description="Reuse an id to resume a campaign; empty for a new one."
+        title="Reprendre une campagne",
+        description="Pour finir une campagne déjà lancée : son identifiant (personne ne reçoit "
+        "le SMS deux fois). Vide : une nouvelle campagne.",
+        json_schema_extra=operator_words(
+            "Reprendre une campagne",
+            "Pour finir une campagne déjà lancée : son identifiant (personne ne reçoit le SMS "
+            "deux fois). Vide : une nouvelle campagne.",
+            **optional_switch(
+                {"type": "string"}, "Identifiant", "Nouvelle campagne", open_on_value=True
+            ),
+        ),
     ),
 ]
-DryRun = Annotated[bool, Field(title="Dry run", description="Plan and report, send nothing.")]
+DryRun = Annotated[
+    bool,
+    Field(
+        title="Essai sans envoi",
+        description="Prépare la campagne et son rapport sans envoyer aucun SMS.",
+        json_schema_extra=operator_words(
+            "Essai sans envoi", "Prépare la campagne et son rapport sans envoyer aucun SMS."
+        ),
+    ),
+]
+_OPT_OUT_WORDS = (
+    "Un fichier CSV ou Excel de numéros à ne jamais contacter, dans le dossier data (par exemple "
+    "data/opposition.csv). Il s'ajoute aux oppositions déjà connues. Vide : celles-ci seules."
+)
 SuppressionList = Annotated[
     str | None,
+    BeforeValidator(blank_is_none),
     Field(
-        title="Opt-out list",
-        description="A CSV or Excel list of numbers never to text, added to the never-text "
-        "store (it never replaces it); empty: the store alone. A path inside the data folder, "
-        "relative to the repository root.",
-        json_schema_extra=refuse_unless(FORM_PATH_PATTERN, FORM_PATH_EXPECTED),
+        title="Liste d'opposition",
+        description=_OPT_OUT_WORDS,
+        json_schema_extra=operator_words(
+            "Liste d'opposition",
+            _OPT_OUT_WORDS,
+            **optional_switch({"type": "string"}, "Fichier", "Aucune", open_on_value=True),
+            **refuse_unless(FORM_PATH_PATTERN, FORM_PATH_EXPECTED),
+        ),
     ),
 ]
+_COST_WORDS = (
+    "Si le coût estimé dépasse ce montant, la campagne attend l'accord d'une personne avant "
+    "tout envoi."
+)
 ApproveAboveCost = Annotated[
     float | None,
     Field(
         ge=0,
-        title="Approval above this cost (EUR)",
-        description="Pause before any send for a person's approval when the estimated cost "
-        "passes this amount; empty: never ask for the cost.",
+        title="Demander l'accord au-delà de (€)",
+        description=_COST_WORDS,
+        json_schema_extra=operator_words(
+            "Demander l'accord au-delà de (€)",
+            _COST_WORDS,
+            **optional_switch({"type": "number", "minimum": 0}, "Montant", "Jamais"),
+        ),
     ),
 ]
+_SIZE_WORDS = (
+    "S'il y a plus de destinataires, la campagne attend l'accord d'une personne avant tout envoi."
+)
 ApproveAboveRecipients = Annotated[
     int | None,
     Field(
         ge=0,
-        title="Approval above this many recipients",
-        description="Pause before any send for a person's approval when more recipients "
-        "would be texted; empty: never ask for the size.",
+        title="Demander l'accord au-delà de (destinataires)",
+        description=_SIZE_WORDS,
+        json_schema_extra=operator_words(
+            "Demander l'accord au-delà de (destinataires)",
+            _SIZE_WORDS,
+            **optional_switch({"type": "integer", "minimum": 0}, "Nombre", "Jamais"),
+        ),
     ),
 ]
 ApprovalTimeoutHours = Annotated[
@@ -172,104 +385,245 @@ ApprovalTimeoutHours = Annotated[
     Field(
         gt=0,
         le=24 * 14,
-        title="Wait for approval (hours)",
-        description="Past this, an unanswered approval ends the campaign: nothing is sent.",
+        title="Avancé · délai pour donner l'accord (heures)",
+        description="Sans réponse dans ce délai, la campagne s'arrête sans rien envoyer.",
+        json_schema_extra=operator_words(
+            "Avancé · délai pour donner l'accord (heures)",
+            "Sans réponse dans ce délai, la campagne s'arrête sans rien envoyer.",
+        ),
     ),
 ]
+APPROVAL_LABELS = {
+    # Short: a phone's select shows about 30 characters.
+    ApprovalMode.pause: "Demander ici (conseillé)",
+    ApprovalMode.stop: "Ne rien envoyer",
+    ApprovalMode.approved: "Accord donné d'avance",
+}
+_approval_in, _approval_out, _approval_schema = readable_choice(APPROVAL_LABELS)
 ApprovalModeChoice = Annotated[
     ApprovalMode,
+    _approval_in,
+    _approval_out,
+    _approval_schema,
     Field(
-        title="When approval is needed",
-        description="pause: ask in the Prefect UI; stop: stop before any send (nobody to "
-        "ask); approved: approved in advance.",
+        title="Avancé · quand l'accord est nécessaire",
+        description="Quand la campagne dépasse un seuil d'accord : attendre qu'une personne "
+        "l'approuve ici, s'arrêter sans rien envoyer, ou envoyer (accord donné d'avance). "
+        + CODE_WORDS,
+        json_schema_extra=operator_words(
+            "Avancé · quand l'accord est nécessaire",
+            "Quand la campagne dépasse un seuil d'accord : attendre qu'une personne "
+            "l'approuve ici, s'arrêter sans rien envoyer, ou envoyer (accord donné d'avance). "
+            + CODE_WORDS,
+            default=APPROVAL_LABELS[ApprovalMode.pause],
+        ),
     ),
 ]
+# The operator's words: the line that stops a campaign short of money names this box
+# (tasks/i18n.py, "cochez « Envoyer ce que les crédits permettent »").
+SEND_WITHIN_CREDITS_TITLE = "Envoyer ce que les crédits permettent"
+_WITHIN_WORDS = (
+    "Si les crédits du compte ou le budget ne couvrent pas toute la campagne, rien n'est envoyé, "
+    "sauf si ceci est activé : seuls les destinataires couverts reçoivent alors le SMS, les "
+    "autres sont signalés comme non envoyés."
+)
 SendWithinCredits = Annotated[
     bool,
     Field(
-        # The operator's words: the line that stops a campaign short of money names this box.
-        title="Envoyer ce que les crédits permettent / Send what the credits allow",
-        description="When the account's credits or the budget cap do not cover the whole "
-        "campaign, nothing is sent unless this is ticked: then only the recipients the money "
-        "covers are texted, the others are reported as not sent.",
+        title=SEND_WITHIN_CREDITS_TITLE,
+        description=_WITHIN_WORDS,
+        json_schema_extra=operator_words(SEND_WITHIN_CREDITS_TITLE, _WITHIN_WORDS),
     ),
 ]
+_RESUME_WORDS = (
+    "Reprendre une campagne dont la liste a changé depuis son lancement est refusé ; activez "
+    "pour y ajouter les nouvelles lignes (personne ne reçoit le SMS deux fois)."
+)
 ResumeChangedInput = Annotated[
     bool,
     Field(
-        title="Resume on a changed input",
-        description="Resuming a campaign id on recipients that changed since its first run "
-        "is refused; tick to add the new rows to it (nobody is texted twice).",
+        title="Avancé · reprendre avec une liste modifiée",
+        description=_RESUME_WORDS,
+        json_schema_extra=operator_words(
+            "Avancé · reprendre avec une liste modifiée", _RESUME_WORDS
+        ),
     ),
 ]
+
+
+# -- where the recipients come from: one model per kind, the form shows one kind's fields -------
 
 
 class SourceKind(StrEnum):
     csv = "csv"
     excel = "excel"
     sql = "sql"
+    url = "url"
 
 
-class RecipientSource(BaseModel):
-    """Where the recipients come from."""
-
-    # A rejected URL must not be echoed into the run's state message (it may hold a password).
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    kind: SourceKind = Field(
-        SourceKind.csv, title="Source kind", description="CSV file, Excel workbook or SQL database."
+def _phone_column() -> Any:
+    return Field(
+        None,
+        title="Colonne des numéros",
+        description="Vide : trouvée d'après l'en-tête (téléphone, portable, mobile...).",
+        json_schema_extra=optional_box,
     )
-    path: str | None = Field(
+
+
+def _sheet() -> Any:
+    return Field(
+        None,
+        title="Feuille Excel",
+        description="Le nom de la feuille ; vide : la première.",
+        json_schema_extra=optional_box,
+    )
+
+
+_DB_URL_REFUSED = (
+    "l'adresse de la base contient un mot de passe, ou une option qui peut en être un (seules "
+    "les options usuelles comme ?sslmode= sont acceptées) : Prefect l'enregistrerait et "
+    "l'afficherait ; enregistrez le mot de passe à part (champ « Mot de passe de la base ») ou "
+    f"sur le serveur ({runtime.DB_PASSWORD_ENV})"
+)
+_URL_REFUSED = f"adresse du fichier refusée : il faut {FILE_URL_EXPECTED}"
+
+
+class FileSource(BaseModel):
+    """Un fichier CSV ou Excel du dossier data du serveur."""
+
+    model_config = ConfigDict(title="Fichier", hide_input_in_errors=True)
+
+    # csv or excel: the loader reads the file's own kind, so the form does not ask.
+    kind: SkipJsonSchema[SourceKind] = SourceKind.csv
+    path: str = Field(
         "data/samples/recipients.csv",
-        title="File path",
-        description="CSV or .xlsx file inside the data folder, relative to the repository root "
-        "(csv / excel).",
+        title="Emplacement du fichier",
+        description="Un fichier CSV ou Excel (.xlsx) du dossier data du serveur, écrit comme "
+        "data/samples/recipients.csv. Un fichier de votre poste (C:...) : copiez-le d'abord "
+        f"dans ce dossier, ou déposez-le dans {INBOX_HINT}",
         json_schema_extra=refuse_unless(FORM_PATH_PATTERN, FORM_PATH_EXPECTED),
     )
-    sheet: str | None = Field(
-        None, title="Excel sheet", description="Sheet name; empty for the first sheet."
-    )
-    db_url: str | None = Field(
-        None,
-        title="Database URL",
-        description="SQLAlchemy URL WITHOUT password (sql), e.g. postgresql://user@host/db. "
-        "The password comes from the Secret block named below, else from the worker's "
-        f"{runtime.DB_PASSWORD_ENV} environment variable. A URL holding a password, or a "
-        "query option other than the usual ones (sslmode, charset, connect_timeout, ...), is "
-        "refused.",
+    sheet: str | None = _sheet()
+    phone_column: str | None = _phone_column()
+
+    _blank = field_validator("sheet", "phone_column", mode="before")(blank_is_none)
+
+    def plain(self) -> Source:
+        return Source(path=self.path, sheet=self.sheet)
+
+
+class DatabaseSource(BaseModel):
+    """Une requête sur une base de données, seulement lue."""
+
+    model_config = ConfigDict(title="Base de données", hide_input_in_errors=True)
+
+    kind: SkipJsonSchema[SourceKind] = SourceKind.sql
+    db_url: str = Field(
+        title="Adresse de la base",
+        description="Sans mot de passe, par exemple postgresql://lecteur@serveur/crm : le mot "
+        "de passe s'enregistre à part (champ suivant) ou sur le serveur, jamais ici.",
         # The server refuses (before storing the run) exactly what the check below refuses, and
         # its answer quotes PUBLIC_URL_EXPECTED, never the URL.
         json_schema_extra=refuse_unless(dburl.PUBLIC_URL_PATTERN, dburl.PUBLIC_URL_EXPECTED),
     )
     credentials_block: str | None = Field(
         None,
-        title="Database password (Secret block)",
-        description="Name of a Prefect Secret block holding the database password (sql); "
-        f"empty: the worker's {runtime.DB_PASSWORD_ENV}.",
+        title="Mot de passe de la base (nom de la clé)",
+        description="Le nom sous lequel le mot de passe est enregistré dans Prefect (menu "
+        "Blocks) ; vide : celui configuré sur le serveur.",
+        json_schema_extra=optional_box,
     )
-    query: str | None = Field(
-        None, title="SQL query or table", description="A SELECT statement or a table name (sql)."
+    query: str = Field(
+        title="Requête ou table",
+        description="Une requête SELECT ou un nom de table ; la base n'est jamais modifiée.",
     )
-    phone_column: str | None = Field(
-        None, title="Phone column", description="Column holding the numbers; empty to detect it."
+    phone_column: str | None = _phone_column()
+
+    _blank = field_validator("credentials_block", "phone_column", mode="before")(blank_is_none)
+
+    @field_validator("db_url")
+    @classmethod
+    def _no_secret_in_url(cls, value: str) -> str:
+        if not dburl.is_public(value):  # the form's own pattern: one rule
+            raise ValueError(_DB_URL_REFUSED)
+        public, _ = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
+        return public
+
+    def plain(self) -> Source:
+        return Source(
+            db_url=self.db_url,
+            query=self.query,
+            credentials_block=self.credentials_block,
+            sql=True,
+        )
+
+
+class UrlSource(BaseModel):
+    """Un fichier CSV ou Excel téléchargé depuis une adresse web ou un stockage en ligne."""
+
+    model_config = ConfigDict(title="Adresse web", hide_input_in_errors=True)
+
+    kind: SkipJsonSchema[SourceKind] = SourceKind.url
+    url: str = Field(
+        title="Adresse du fichier",
+        description="https://... ou un stockage en ligne (s3://, gs://, az://), vers un fichier "
+        ".csv ou .xlsx. Sans identifiant ni jeton dans l'adresse : l'accès se configure sur "
+        "le serveur.",
+        json_schema_extra=refuse_unless(FILE_URL_PATTERN, FILE_URL_EXPECTED),
     )
+    sheet: str | None = _sheet()
+    phone_column: str | None = _phone_column()
+
+    _blank = field_validator("sheet", "phone_column", mode="before")(blank_is_none)
+
+    @field_validator("url")
+    @classmethod
+    def _no_secret_in_address(cls, value: str) -> str:
+        if not value.strip() or not _FILE_URL.search(value):
+            raise ValueError(_URL_REFUSED)
+        return value.strip()
+
+    def fetched(self, path: Path) -> Source:
+        """The source once its file is downloaded to ``path``."""
+        return Source(path=str(path), sheet=self.sheet)
+
+
+AnySource = FileSource | DatabaseSource | UrlSource
+
+
+class RecipientSource(BaseModel):
+    """Where the recipients come from, every kind's fields in one model: the programmatic
+    form (``RecipientSource(path=...)``, ``RecipientSource(kind="sql", db_url=..., query=...)``)
+    that existing callers build. The flow's form shows one kind at a time (``Recipients``);
+    ``variant()`` is this source as that kind."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    kind: SourceKind = SourceKind.csv
+    path: str | None = "data/samples/recipients.csv"
+    sheet: str | None = None
+    db_url: str | None = None
+    credentials_block: str | None = None
+    query: str | None = None
+    url: str | None = None
+    phone_column: str | None = None
 
     @field_validator("db_url")
     @classmethod
     def _no_secret_in_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if not dburl.is_public(value):  # the form's own pattern: one rule
-            raise ValueError(
-                "the database URL holds a password, or a query option that may be one (only "
-                "usual options such as ?sslmode= are accepted): Prefect would store and show it; "
-                "put the password in a Secret block (credentials_block) or the worker's "
-                f"{runtime.DB_PASSWORD_ENV}"
-            )
-        public, _ = dburl.split(value)  # DbUrlError (a ValueError) when unreadable
+        if not dburl.is_public(value):
+            raise ValueError(_DB_URL_REFUSED)
+        public, _ = dburl.split(value)
         return public
 
+    def variant(self) -> AnySource:
+        return as_source(self.model_dump())
+
     def plain(self) -> Source:
+        """As before the kinds had a model each: every field as given (the loader says what
+        is missing, e.g. a query)."""
         return Source(
             path=self.path,
             sheet=self.sheet,
@@ -278,6 +632,65 @@ class RecipientSource(BaseModel):
             credentials_block=self.credentials_block,
             sql=self.kind == SourceKind.sql,
         )
+
+
+def as_source(value: Any) -> Any:
+    """The source kind a value is: a model of one kind as is; the full model or a dict (the old
+    form: ``{"kind": "csv", "path": ...}``, ``{"path": ...}``, ``{"kind": "sql", "db_url": ...,
+    "query": ...}``; the form's own, which carries no kind) by its ``kind``, else by the fields
+    it fills. Other kinds' empty fields are dropped: the old form sent them all."""
+    if isinstance(value, FileSource | DatabaseSource | UrlSource):
+        return value
+    if isinstance(value, RecipientSource):
+        value = value.model_dump()
+    if not isinstance(value, dict):
+        return value  # pydantic says what is wrong
+    filled = {k: v for k, v in value.items() if v is not None}
+    kind = str(filled.get("kind", ""))
+    model: type[BaseModel] = FileSource
+    if kind == SourceKind.sql or (not kind and ("db_url" in filled or "query" in filled)):
+        model = DatabaseSource
+    elif kind == SourceKind.url or (not kind and "url" in filled):
+        model = UrlSource
+    if model is FileSource and kind not in (SourceKind.csv, SourceKind.excel):
+        filled.pop("kind", None)
+    return model.model_validate({k: v for k, v in filled.items() if k in model.model_fields})
+
+
+_SOURCE_WORDS = (
+    "Un fichier CSV ou Excel du dossier data, une base de données, ou une adresse web : "
+    "choisissez, puis remplissez ses champs."
+)
+# The server checks every kind's typed value, whichever kind the form chose: an address with a
+# password is refused even inside another kind's fields (the UI ignores "if"/"then"/"else").
+# The checks stand on the source itself, not on its fields: when the value also fits no kind,
+# jsonschema reports the error nearest the top, and the "anyOf" one would quote the whole value;
+# a "const" error at the same depth wins over it, and quotes only what is expected.
+_TYPED_CHECKS = [
+    ("path", FORM_PATH_PATTERN, FORM_PATH_EXPECTED),
+    ("db_url", dburl.PUBLIC_URL_PATTERN, dburl.PUBLIC_URL_EXPECTED),
+    ("url", FILE_URL_PATTERN, FILE_URL_EXPECTED),
+]
+_SOURCE_CHECKS: dict[str, Any] = {}
+for _name, _pattern, _expected in reversed(_TYPED_CHECKS):
+    _SOURCE_CHECKS = {
+        "if": {"properties": {_name: {"type": ["string", "null"], "pattern": _pattern}}},
+        "then": _SOURCE_CHECKS,
+        "else": {"const": _expected},
+    }
+
+Recipients = Annotated[
+    AnySource,
+    BeforeValidator(as_source),
+    Field(
+        title="Destinataires",
+        description=_SOURCE_WORDS,
+        json_schema_extra=operator_words("Destinataires", _SOURCE_WORDS, **_SOURCE_CHECKS),
+    ),
+]
+
+
+# -- when: the delivery window -------------------------------------------------------------------
 
 
 class WindowPreset(StrEnum):
@@ -295,38 +708,54 @@ PRESETS: dict[WindowPreset, dict[str, Any]] = {
         "holidays": False,
     },
 }
+WINDOW_LABELS = {
+    # Short: a phone's select shows about 30 characters.
+    WindowPreset.strict: "Lun.-sam. 8h-20h (conseillé)",
+    WindowPreset.af2m_2024: "Lun.-sam. 8h-22h",
+    WindowPreset.af2m_2026: "Tous les jours 8h-21h30",
+}
+_window_in, _window_out, _window_schema = readable_choice(WINDOW_LABELS)
 
 
 class DeliveryWindow(BaseModel):
-    """When recipients may be texted (in their own time zone)."""
+    """Quand les destinataires peuvent recevoir le SMS (à l'heure de chez eux)."""
 
-    preset: WindowPreset = Field(
+    preset: Annotated[WindowPreset, _window_in, _window_out, _window_schema] = Field(
         WindowPreset.strict,
-        title="Sending hours",
-        description="strict: Monday-Saturday 08:00-20:00, no public holidays (the default, "
-        "the strictest rule). af2m_2024: until 22:00. af2m_2026: every day 08:00-21:30.",
+        title="Plage horaire",
+        description="À l'heure locale du destinataire (outre-mer compris). Lun.-sam. : jamais "
+        "le dimanche ni un jour férié. 8h-22h et tous les jours : ce que permettent les chartes "
+        "des opérateurs (2024, 2026). " + CODE_WORDS,
+        # The form's select shows the default: its label, not the code.
+        json_schema_extra={"default": WINDOW_LABELS[WindowPreset.strict]},
     )
     gateway_hold: bool = Field(
         True,
-        title="Gateway hold (Paris hours)",
-        description="Also respect SMS Partner's own hold on Paris time; turn off only if your "
-        "account's hold was lifted.",
+        title="Respecter la retenue de SMS Partner (heure de Paris)",
+        description="SMS Partner retient lui-même les envois hors de ses horaires (heure de "
+        "Paris) ; à désactiver seulement si SMS Partner l'a levée pour votre compte.",
     )
     alsace_moselle: bool = Field(
         False,
-        title="Alsace-Moselle holidays",
-        description="Also avoid Good Friday and 26 December.",
+        title="Jours fériés d'Alsace-Moselle",
+        description="Évite aussi le Vendredi saint et le 26 décembre.",
     )
-    horizon_days: int = Field(HORIZON_DAYS, ge=1, le=60, title="Planning horizon (days)")
+    horizon_days: int = Field(
+        HORIZON_DAYS,
+        ge=1,
+        le=60,
+        title="Programmer jusqu'à (jours à l'avance)",
+        description="Jusqu'à combien de jours à l'avance un envoi peut être programmé.",
+    )
     allow_immediate: bool = Field(
         True,
-        title="Send at once when allowed",
-        description="Send without a schedule when the window is open long enough now.",
+        title="Envoyer tout de suite si l'heure le permet",
+        description="Désactivé : chaque envoi est programmé à une heure permise.",
     )
     allow_foreign: bool = Field(
         False,
-        title="Accept foreign numbers",
-        description="Numbers outside France and its territories.",
+        title="Accepter les numéros étrangers",
+        description="Mobiles hors de France et de ses territoires d'outre-mer.",
     )
 
     def policy(self) -> WindowPolicy:
@@ -338,85 +767,118 @@ class DeliveryWindow(BaseModel):
         )
 
 
+# -- how much: the budget first, then the advanced settings ---------------------------------------
+
+# Budget and technical settings stay one model: ``limits={"concurrency": 4}`` and
+# ``--concurrency`` are the programmatic interface. The form shows the budget fields first and
+# every technical one after them, titled "Avancé · ...", with safe defaults.
+ADVANCED = "Avancé · "
+
+
 class Limits(BaseModel):
-    """Budget, speed and frequency."""
+    """Le budget d'abord ; les réglages « Avancé » ont des valeurs sûres : n'y touchez que sur
+    conseil."""
 
     max_cost: float | None = Field(
         None,
         ge=0,
-        title="Budget cap",
-        description="Maximum cost of this campaign, in the account's currency.",
+        title="Budget maximum (€)",
+        description="Aucun envoi ne part s'il ferait dépasser ce montant. Vide : pas de plafond.",
+        json_schema_extra=optional_box,
     )
     cost_per_sms: float = Field(
         0.045,
         gt=0,
         le=5,
-        title="Estimated cost per SMS",
-        description="Used until the gateway's first answers tell the real price.",
+        title="Prix estimé d'un SMS (€)",
+        description="Sert à estimer le coût avant les premières réponses de SMS Partner, qui "
+        "donnent le prix réel.",
     )
-    concurrency: int = Field(8, ge=1, le=64, title="Parallel API calls")
-    chunk_size: int = Field(500, ge=1, le=500, title="Numbers per API call")
     frequency_cap_days: int = Field(
         30,
         ge=0,
         le=365,
-        title="Frequency cap (days)",
-        description="Skip numbers texted by another campaign within this many days; 0: off.",
+        title="Pas deux enquêtes à moins de (jours)",
+        description="Ne pas recontacter une personne qui a reçu une autre enquête dans ce délai "
+        "; 0 : pas de limite.",
+    )
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        title=ADVANCED + "envois en parallèle",
+        description="Nombre d'appels simultanés à SMS Partner.",
+    )
+    chunk_size: int = Field(
+        500,
+        ge=1,
+        le=500,
+        title=ADVANCED + "numéros par envoi",
+        description="Numéros par appel à SMS Partner (500 au plus).",
     )
     lead_minutes: int = Field(
         LEAD // timedelta(minutes=1),
         ge=6,
         le=120,
-        title="Lead time before a scheduled slot (minutes)",
+        title=ADVANCED + "avance d'un envoi programmé (minutes)",
+        description="Un envoi programmé est confié à SMS Partner au moins ce délai avant "
+        "son heure.",
     )
     retry_backoff: float = Field(
         SendPolicy.backoff,
         ge=0.01,
         le=60,
-        title="Retry backoff (seconds)",
-        description="First wait before retrying a failed call; doubles each time, with jitter.",
+        title=ADVANCED + "attente avant un nouvel essai (secondes)",
+        description="Doublée à chaque essai, avec un peu de hasard.",
     )
-    max_attempts: int = Field(SendPolicy.max_attempts, ge=1, le=20, title="Attempts per chunk")
+    max_attempts: int = Field(
+        SendPolicy.max_attempts,
+        ge=1,
+        le=20,
+        title=ADVANCED + "essais par envoi",
+        description="Nombre d'essais d'un envoi qui échoue.",
+    )
     read_timeout: float = Field(
         READ_TIMEOUT,
         ge=1,
         le=600,
-        title="Answer timeout (seconds)",
-        description="How long a send waits for the gateway's answer. A send without an answer "
-        "may have landed: it is never sent again before the gateway shows it did not.",
+        title=ADVANCED + "attente de la réponse (secondes)",
+        description="Un envoi resté sans réponse est peut-être parti : il n'est jamais renvoyé "
+        "avant que SMS Partner ait montré qu'il n'est pas parti.",
     )
     settle_seconds: float = Field(
         SendPolicy.settle.total_seconds(),
         ge=1,
         le=86400,
-        title="Settle time (seconds)",
-        description="How long after a send whose answer proved nothing (timeout, garbled or "
-        "5xx answer) a 'not found' from the status endpoint starts to count as 'not sent'; for "
-        "a scheduled chunk, counted from its slot. Status endpoints lag behind acceptance.",
+        title=ADVANCED + "délai de vérification (secondes)",
+        description="Après un envoi sans réponse claire, le délai (pour un envoi programmé : "
+        "après son heure) avant qu'un envoi inconnu de SMS Partner compte comme non parti.",
     )
     settle_wait_seconds: float = Field(
         900.0,
         ge=0,
         le=86400,
-        title="Wait for doubtful sends (seconds)",
-        description="How long the run waits after the fan-out to settle such sends; those "
-        "still unsettled end in_doubt, for a rerun or the daily follow-up to settle.",
+        title=ADVANCED + "attente des envois incertains (secondes)",
+        description="Combien de temps la campagne attend, après les envois, pour vérifier ceux "
+        "restés sans réponse ; au-delà, le suivi quotidien s'en charge.",
     )
     ledger_outage_seconds: float = Field(
         lg.DEFAULT_OUTAGE,
         ge=0,
         le=3600,
-        title="Ride through a ledger outage (seconds)",
-        description="How long ledger operations are retried while the ledger database is "
-        "unreachable (a restart, a failover) before the run stops.",
+        title=ADVANCED + "panne tolérée de la base de suivi (secondes)",
+        description="Combien de temps réessayer quand la base qui garde la trace des envois ne "
+        "répond plus, avant d'arrêter la campagne.",
     )
     global_limit: str | None = Field(
         None,
-        title="Prefect global limit",
-        description="Name of a Prefect global concurrency limit shared by every worker (create "
-        "it with `prefect gcl create NAME --limit N`; with --slot-decay-per-second it is a rate "
-        "limit). Empty: only the parallel-calls bound above.",
+        title=ADVANCED + "limite partagée entre serveurs",
+        description="Le nom d'une limite de concurrence Prefect commune à tous les serveurs "
+        "d'envoi (à créer avant). Vide : seulement les envois en parallèle ci-dessus.",
+        json_schema_extra=optional_box,
     )
+
+    _blank = field_validator("global_limit", mode="before")(blank_is_none)
 
     def plan_rules(self, window: DeliveryWindow) -> PlanRules:
         return PlanRules(
@@ -519,3 +981,24 @@ class Limits(BaseModel):
             ledger_outage=self.ledger_outage_seconds,
             key_block=key_block,
         )
+
+
+# The models as top-level parameters: Prefect would title them with their Python names.
+Window = Annotated[
+    DeliveryWindow,
+    Field(
+        json_schema_extra=operator_words(
+            "Heures d'envoi", "Quand les destinataires peuvent recevoir le SMS."
+        )
+    ),
+]
+Budget = Annotated[
+    Limits,
+    Field(
+        json_schema_extra=operator_words(
+            "Budget et réglages avancés",
+            "Le budget d'abord ; les réglages « Avancé » ont des valeurs sûres : n'y touchez "
+            "que sur conseil.",
+        )
+    ),
+]

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from flows import ending
 from flows.cli import failure_exit
+from flows.parameters import operator_words
 from tasks import runtime
 from tasks.errors import OperatorError
 from tasks.steps.privacy import purge_task
@@ -38,9 +39,11 @@ def purge_personal_data(
         Field(
             ge=0,
             le=3650,
-            title="Retention (days)",
-            description="Full numbers of campaigns with no activity for this many days are "
-            "replaced by pseudonyms in the ledger and removed from the files.",
+            json_schema_extra=operator_words(
+                "Durée de conservation (jours)",
+                "Les numéros complets des campagnes sans activité depuis ce nombre de jours "
+                "sont remplacés par des pseudonymes et retirés des fichiers ; les totaux restent.",
+            ),
         ),
     ] = DEFAULT_RETENTION_DAYS,
 ) -> dict[str, Any] | State[Any]:

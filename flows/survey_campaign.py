@@ -17,7 +17,7 @@ stop before any send (one ``error:`` line on stderr), 2 a usage error.
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -29,26 +29,35 @@ from prefect.states import State
 from pydantic import ValidationError
 
 from flows import ending
-from flows.cli import add_model_options, failure_exit, model_from_args, one_line
+from flows.cli import add_model_options, failure_exit, model_from_args, one_line, print_result
 from flows.parameters import (
+    WINDOW_LABELS,
+    AnySource,
     ApiKeyBlock,
     ApprovalModeChoice,
     ApprovalTimeoutHours,
     ApproveAboveCost,
     ApproveAboveRecipients,
+    Budget,
     CampaignId,
+    DatabaseSource,
     DeliveryWindow,
     DryRun,
+    FileSource,
     Language,
     Limits,
+    Recipients,
     RecipientSource,
     ResumeChangedInput,
     SendWithinCredits,
     SourceKind,
     SuppressionList,
     SurveyId,
+    UrlSource,
+    Window,
     WindowPreset,
     confine_form_paths,
+    windows_path_refusal,
 )
 from smspartner import SMSPartnerClient
 from tasks import approval as approve
@@ -65,6 +74,7 @@ from tasks.steps.prepare import (
     Source,
     check_credits_task,
     clean_task,
+    fetch_task,
     load_task,
     plan_task,
     suppress_task,
@@ -73,46 +83,56 @@ from tasks.steps.report import ReportRequest, report_task
 from tasks.steps.runs import campaign_id_of_run, name_this_run
 from tasks.steps.send import credits_task, credits_to_check, send_campaign
 
+# Callers import the form models from here too (tests, bench/fanout.py).
+__all__ = ["DeliveryWindow", "Limits", "RecipientSource", "SourceKind", "send_survey_campaign"]
+
 
 @flow(name="send-survey-campaign", log_prints=False, persist_result=False)
 def send_survey_campaign(
+    # The form's order is this order: which survey, which people, when, how much, then the
+    # advanced settings (callers pass every parameter by keyword).
     survey_id: SurveyId,
-    recipients: RecipientSource = RecipientSource(),  # read-only default
-    campaign_id: CampaignId = None,
-    dry_run: DryRun = False,
-    window: DeliveryWindow = DeliveryWindow(),
-    limits: Limits = Limits(),
+    recipients: Recipients = FileSource(),  # read-only default
     suppression_list: SuppressionList = None,
+    window: Window = DeliveryWindow(),
+    dry_run: DryRun = False,
     approve_above_cost: ApproveAboveCost = None,
     approve_above_recipients: ApproveAboveRecipients = None,
+    send_within_credits: SendWithinCredits = False,
+    limits: Budget = Limits(),
+    campaign_id: CampaignId = None,
+    resume_changed_input: ResumeChangedInput = False,
     approval_timeout_hours: ApprovalTimeoutHours = approve.Approval.timeout_hours,
     approval_mode: ApprovalModeChoice = approve.ApprovalMode.pause,
-    lang: Language = DEFAULT_LANG,
-    resume_changed_input: ResumeChangedInput = False,
     api_key_block: ApiKeyBlock = None,
-    send_within_credits: SendWithinCredits = False,
+    lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any] | State[Any]:
     """Send an SMS survey to a list of recipients, lawfully and exactly once.
 
+    The form's words (French, for the operator) are the parameters' titles and descriptions in
+    ``flows/parameters.py``; what each parameter does, for a developer:
+
     Args:
-        survey_id: The sondageIdent of a survey created in the SMS Partner account.
-        recipients: Where the recipients come from: a CSV or Excel file, or an SQL query.
-        campaign_id: Reuse an id to resume a campaign (nobody is texted twice); empty for a new
-            one (a scheduled run takes its id from its schedule slot).
-        dry_run: Plan and report, send nothing.
-        window: Sending hours, in each recipient's own time zone.
-        limits: Budget cap, cost estimate, speed and frequency cap.
+        survey_id: The survey's identifier in the SMS Partner account (``sondageIdent``).
+        recipients: Where the recipients come from: a file of the data folder, a database
+            query, or a file's address (https, object storage), downloaded into the campaign's
+            state folder. ``RecipientSource`` and the old dict forms are taken too.
         suppression_list: An opt-out list (CSV or Excel, in the data folder) added to the
             never-text store before planning; empty: the store alone (it always applies).
+        window: Sending hours, in each recipient's own time zone.
+        dry_run: Plan and report, send nothing.
         approve_above_cost: Ask a person before sending when the estimated cost passes this.
         approve_above_recipients: Ask a person before sending above this many recipients.
-        approval_timeout_hours: How long an approval is waited for.
-        approval_mode: Ask in the UI, stop (command line), or approved in advance.
-        lang: The language of the reports and artifacts (fr or en).
-        resume_changed_input: Let a resumed campaign take a changed input (new rows added).
-        api_key_block: The Secret block of this deployment's SMS Partner account.
         send_within_credits: Short of credits or budget, send what the money covers instead
             of nothing.
+        limits: Budget cap, cost estimate, frequency cap, then the technical settings.
+        campaign_id: Reuse an id to resume a campaign (nobody is texted twice); empty for a new
+            one (a scheduled run takes its id from its schedule slot).
+        resume_changed_input: Let a resumed campaign take a changed input (new rows added).
+        approval_timeout_hours: How long an approval is waited for.
+        approval_mode: Ask in the UI, stop (command line), or approved in advance.
+        api_key_block: The Secret block of this deployment's SMS Partner account.
+        lang: The language of the reports and artifacts (fr or en).
     """
     started = time.monotonic()
     try:
@@ -162,7 +182,7 @@ def _settle(
     started: float,
     *,
     survey_id: str,
-    recipients: RecipientSource,
+    recipients: AnySource,
     suppression_list: str | None,
     dry_run: bool,
     window: DeliveryWindow,
@@ -178,7 +198,11 @@ def _settle(
 ) -> _Campaign:
     """The run's inputs from its form, settled before its first step: the files it may read,
     the gateway and the ledger, the opt-out lists, the approval, the plan's request."""
-    source, suppression_list = _readable(recipients.plain(), suppression_list)
+    if isinstance(recipients, UrlSource):
+        _, suppression_list = _readable(Source(), suppression_list)
+        source = recipients.fetched(fetch_task(recipients.url, cid))
+    else:
+        source, suppression_list = _readable(recipients.plain(), suppression_list)
     base_url, ledger_url = runtime.gateway_url(), runtime.ledger_url()
     lists = runtime.opt_out_lists(suppression_list)  # imported into the never-text store
     approval = limits.approval(
@@ -314,12 +338,16 @@ def _send(run: _Campaign, prepared: pl.Prepared) -> _Sent:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m flows.survey_campaign",
-        description="Send an SMS survey campaign through SMS Partner.",
+        description="Envoyer une enquête SMS par SMS Partner.",
     )
     # The order of the options is the order --help shows them in.
     _add_source_options(p)
-    p.add_argument("--campaign-id", help="reuse to resume a campaign; new id by default")
-    p.add_argument("--dry-run", action="store_true", help="plan and report, send nothing")
+    p.add_argument(
+        "--campaign-id", help="l'identifiant d'une campagne à reprendre ; vide : une nouvelle"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="essai sans envoi : prépare et rapporte seulement"
+    )
     add_model_options(p, Limits)  # --max-cost ... --global-limit, from the model
     _add_run_options(p)
     _add_window_options(p)
@@ -333,66 +361,88 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     """The survey and where its recipients come from (a file, or a query with --db-url)."""
-    p.add_argument("--survey-id", required=True, help="the survey's sondageIdent")
+    p.add_argument("--survey-id", required=True, help="l'identifiant de l'enquête dans SMS Partner")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--recipients", help="CSV or .xlsx file of recipients")
-    src.add_argument("--db-url", help="SQLAlchemy database URL (with --query)")
-    p.add_argument("--query", help="SELECT statement or table name (with --db-url)")
+    src.add_argument("--recipients", help="le fichier CSV ou .xlsx des destinataires")
+    src.add_argument(
+        "--recipients-url",
+        help="l'adresse du fichier des destinataires (https://, s3://, gs://, az://)",
+    )
+    src.add_argument("--db-url", help="l'adresse de la base de données (avec --query)")
+    p.add_argument("--query", help="une requête SELECT ou un nom de table (avec --db-url)")
     p.add_argument(
         "--db-credentials-block",
-        help="Prefect Secret block holding the database password (default: the URL's own "
-        f"password, else {runtime.DB_PASSWORD_ENV})",
+        help="le bloc Secret Prefect du mot de passe de la base (par défaut : celui de "
+        f"l'adresse, sinon {runtime.DB_PASSWORD_ENV})",
     )
-    p.add_argument("--sheet", help="Excel sheet name (default: the first)")
-    p.add_argument("--phone-column", help="column holding the numbers (default: detected)")
+    p.add_argument("--sheet", help="la feuille Excel (par défaut : la première)")
+    p.add_argument(
+        "--phone-column", help="la colonne des numéros (par défaut : trouvée d'après l'en-tête)"
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Who is never texted, when a person must say yes first, the account, the reports'
     language, resuming: the form's fields the command line names its own way."""
-    p.add_argument("--suppression-list", help="CSV of numbers never to text")
+    p.add_argument(
+        "--suppression-list", help="un fichier CSV ou Excel de numéros à ne jamais contacter"
+    )
     p.add_argument(
         "--approve-above-cost",
         type=float,
         metavar="EUR",
-        help="stop before any send when the estimated cost passes this (unless --yes)",
+        help="s'arrêter avant tout envoi si le coût estimé dépasse ce montant (sauf --yes)",
     )
     p.add_argument(
         "--approve-above-recipients",
         type=int,
         metavar="N",
-        help="stop before any send above this many recipients (unless --yes)",
+        help="s'arrêter avant tout envoi au-delà de ce nombre de destinataires (sauf --yes)",
     )
     p.add_argument(
-        "--yes", action="store_true", help="approve in advance: send past the thresholds"
+        "--yes", action="store_true", help="accord donné d'avance : envoyer malgré les seuils"
     )
-    p.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
+    p.add_argument("--api-key-block", help="le bloc Secret Prefect de la clé du compte SMS Partner")
     p.add_argument(
         "--send-within-credits",
         action="store_true",
-        help="when the credits or --max-cost do not cover the campaign, send what they cover "
-        "(default: send nothing and stop)",
+        help="si les crédits ou --max-cost ne couvrent pas la campagne, envoyer ce qu'ils "
+        "couvrent (par défaut : ne rien envoyer et s'arrêter)",
     )
     p.add_argument(
-        "--lang", choices=LANGS, default=DEFAULT_LANG, help="language of the reports (fr, en)"
+        "--lang", choices=LANGS, default=DEFAULT_LANG, help="langue des rapports (fr, en)"
     )
     p.add_argument(
         "--resume-changed-input",
         action="store_true",
-        help="resume a campaign id on recipients that changed since (new rows are added)",
+        help="reprendre une campagne dont la liste a changé (les nouvelles lignes s'ajoutent)",
     )
 
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
     """The delivery window (``DeliveryWindow``), with the command line's own names."""
-    p.add_argument("--window", choices=[w.value for w in WindowPreset], default="strict")
-    p.add_argument("--no-gateway-hold", action="store_true", help="ignore the Paris-time hold")
-    p.add_argument("--alsace-moselle", action="store_true", help="add Alsace-Moselle holidays")
-    p.add_argument("--horizon-days", type=int, default=HORIZON_DAYS)
     p.add_argument(
-        "--no-immediate", action="store_true", help="always schedule, never send at once"
+        "--window",
+        choices=[w.value for w in WindowPreset],
+        default="strict",
+        help="; ".join(f"{w.value} : {label}" for w, label in WINDOW_LABELS.items()),
     )
-    p.add_argument("--allow-foreign", action="store_true", help="accept non-French mobiles")
+    p.add_argument(
+        "--no-gateway-hold", action="store_true", help="ignorer la retenue de SMS Partner"
+    )
+    p.add_argument(
+        "--alsace-moselle", action="store_true", help="éviter aussi les fériés d'Alsace-Moselle"
+    )
+    p.add_argument(
+        "--horizon-days",
+        type=int,
+        default=HORIZON_DAYS,
+        help=f"programmer au plus ce nombre de jours à l'avance ({HORIZON_DAYS})",
+    )
+    p.add_argument(
+        "--no-immediate", action="store_true", help="toujours programmer, jamais tout de suite"
+    )
+    p.add_argument("--allow-foreign", action="store_true", help="accepter les mobiles étrangers")
 
 
 def _window(args: argparse.Namespace) -> DeliveryWindow:
@@ -406,15 +456,15 @@ def _window(args: argparse.Namespace) -> DeliveryWindow:
     )
 
 
-def _source(args: argparse.Namespace) -> RecipientSource:
+def _source(args: argparse.Namespace) -> AnySource:
+    if args.recipients_url is not None:
+        return UrlSource(url=args.recipients_url, sheet=args.sheet, phone_column=args.phone_column)
     if args.db_url is not None:
         # Secrets leave the URL here, before the flow run (and its stored parameters) exists;
         # they reach the loader through this process's environment only.
         url, secrets = dburl.split(args.db_url)
         runtime.keep_db_credentials(secrets)
-        return RecipientSource(
-            kind=SourceKind.sql,
-            path=None,
+        return DatabaseSource(
             db_url=url,
             credentials_block=args.db_credentials_block,
             query=args.query,
@@ -425,14 +475,25 @@ def _source(args: argparse.Namespace) -> RecipientSource:
         if str(args.recipients).lower().endswith((".xlsx", ".xlsm"))
         else SourceKind.csv
     )
-    return RecipientSource(
+    return FileSource(
         kind=kind, path=args.recipients, sheet=args.sheet, phone_column=args.phone_column
     )
 
 
+def _not_found(typed: str) -> str:
+    """A recipients file that is not there, and what to do (a path of a Windows computer, typed
+    on the server, is the usual case)."""
+    if re.match(r"^\s*(?:[A-Za-z]:[\\/]|\\\\)", typed):
+        return windows_path_refusal(typed)
+    return f"fichier des destinataires introuvable : {typed} (vérifiez le chemin et le nom)"
+
+
 def _problems(exc: ValidationError) -> str:
     """Pydantic's errors in one line: ``field: what is wrong``, separated by semicolons."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'valeur'} : {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -444,13 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         limits = model_from_args(Limits, args)
         source = _source(args)
     except ValidationError as exc:
-        print(f"error: invalid option: {_problems(exc)}", file=sys.stderr)
+        print(f"error: option invalide : {_problems(exc)}", file=sys.stderr)
         return 2
     except (pl.CampaignError, ValueError) as exc:  # dburl.DbUrlError is a ValueError
         print(f"error: {one_line(exc, type(exc).__name__)}", file=sys.stderr)
         return 2
     if args.recipients and not Path(args.recipients).is_file():
-        print(f"error: recipients file not found: {args.recipients}", file=sys.stderr)
+        print(f"error: {_not_found(args.recipients)}", file=sys.stderr)
         return 2
     with progress.terminal_bar():
         state = send_survey_campaign(
@@ -470,11 +531,10 @@ def main(argv: list[str] | None = None) -> int:
             lang=args.lang,
             return_state=True,
         )
-    if state.is_completed():
-        summary = state.result()
-        print(json.dumps(summary, ensure_ascii=False), flush=True)
+    if state.is_completed() and isinstance(summary := state.result(), dict):
+        print_result(summary, args.lang, "send")
         return 0
-    return failure_exit(state, "campaign failed")
+    return failure_exit(state, "campagne en échec", lang=args.lang, kind="send")
 
 
 if __name__ == "__main__":

@@ -6,16 +6,21 @@ demo and is stopped afterwards. Nothing is sent to the real gateway.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from smspartner.simulator import start_process
-from tasks.reporting import CampaignSummary
+from tasks.i18n import DEFAULT_LANG, Lang, label, plural, text
+from tasks.reporting import slot_sentences
+from tasks.reporting.terminal import readable_lines
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KEY = "sim-test-key"  # the simulator's built-in key; not a real credential
+LANG: Lang = DEFAULT_LANG  # the demo speaks as the campaigns do: French
 
 
 def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
@@ -25,7 +30,7 @@ def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
         )
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
-    print(f"SMS Partner simulator listening on {url}")
+    print(text(LANG, "demo.simulator", url=url))
     return proc, url
 
 
@@ -46,7 +51,7 @@ def main() -> int:
     }
     env.pop("PREFECT_API_URL", None)  # a temporary local Prefect server, not someone's cloud
     try:
-        print("Running a survey campaign on data/samples/recipients.csv ...", flush=True)
+        print(text(LANG, "demo.running", path="data/samples/recipients.csv"), flush=True)
         done = subprocess.run(
             [
                 sys.executable,
@@ -56,6 +61,8 @@ def main() -> int:
                 "demo-satisfaction",
                 "--recipients",
                 "data/samples/recipients.csv",
+                "--lang",
+                LANG,
             ],
             cwd=REPO,
             env=env,
@@ -67,26 +74,35 @@ def main() -> int:
         sim.terminate()
         sim.wait(timeout=10)
     if done.returncode != 0:
-        print(f"demo failed (exit {done.returncode})", file=sys.stderr)
+        print(text(LANG, "demo.failed", code=done.returncode), file=sys.stderr)
         return done.returncode
     last = done.stdout.strip().splitlines()[-1]
-    s = CampaignSummary.model_validate_json(last)
     print()
-    print(f"Campaign {s.campaign_id}")
-    print(f"  loaded   {s.loaded}")
-    print(f"  sent     {s.sent}")
-    print(f"  failed   {s.failed}")
-    for reason, n in s.rejected.items():
-        print(f"  rejected {n:>3}  {reason}")
-    print(f"  SMS      {s.nb_sms}, cost {s.cost:.3f} {s.currency}")
-    print(f"  slots    {', '.join(s.slots) or 'sent at once'}")
-    for territory, why in s.slot_explanations.items():
-        print(f"    {territory}: {why}")
-    files = "summary.json, report.html, chunks.csv/.xlsx, rejects.csv/.xlsx"
-    print(f"  report   {s.report_dir}/ ({files})")
+    print("\n".join(demo_lines(json.loads(last), LANG)))
     print()
     print(last)
     return 0
+
+
+def demo_lines(summary: dict[str, Any], lang: Lang) -> list[str]:
+    """The campaign's readable summary, with the rows rejected by reason and how each
+    territory is sent."""
+    lines = readable_lines(summary, lang, "send")
+    colon = text(lang, "sep.colon")
+    rejected = summary.get("rejected") or {}
+    if rejected:
+        lines.append(text(lang, "demo.rejected"))
+        lines += [
+            f"  - {label(lang, 'reason', r)}{colon}{plural(lang, 'count.rows', n)}"
+            for r, n in rejected.items()
+        ]
+    sentences = slot_sentences(summary, lang)
+    if sentences:
+        lines.append(text(lang, "slots.heading") + colon.rstrip())
+        lines += [f"  - {name}{colon}{why}" for name, why in sentences.items()]
+    files = "summary.json, report.html, chunks.csv/.xlsx, rejects.csv/.xlsx"
+    lines.append(text(lang, "demo.files", folder=summary.get("report_dir", ""), files=files))
+    return lines
 
 
 if __name__ == "__main__":

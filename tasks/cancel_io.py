@@ -23,6 +23,7 @@ from tasks.cancellation import (
     NOTICE,
     SETTLE,
     ChunkCancel,
+    Why,
     decide,
 )
 from tasks.files import write_text_atomic
@@ -57,25 +58,33 @@ def cancel_chunk(
     """
     decision = decide(chunk, now, notice)
     if decision.action == LEDGER_ONLY:
-        return _cancel_never_sent(ledger, chunk, decision.detail)
+        return _cancel_never_sent(ledger, chunk, decision.why)
     if decision.action == LOOK_UP_TAG:
         found = _message_id_by_tag(client, ledger, chunk, now, notice, settle)
         if isinstance(found, ChunkCancel):
             return found
         return _cancel_at_gateway(client, ledger, chunk, found)
     if decision.action != ASK_GATEWAY:  # a final outcome, or NOTHING
-        return _result(chunk, decision.action, decision.detail)
+        return _result(chunk, decision.action, decision.why)
     assert chunk.message_id is not None  # decide asks the gateway only with one
     return _cancel_at_gateway(client, ledger, chunk, chunk.message_id)
 
 
-def _result(chunk: lg.ChunkRow, outcome: str, why: str, changed: bool = False) -> ChunkCancel:
+def _result(chunk: lg.ChunkRow, outcome: str, why: Why, changed: bool = False) -> ChunkCancel:
+    """One chunk's result; its ``detail`` in English for cancel.json, ``why`` for people."""
     return ChunkCancel(
-        chunk.chunk_index, chunk.territory, chunk.slot, chunk.size, outcome, why, changed
+        chunk.chunk_index,
+        chunk.territory,
+        chunk.slot,
+        chunk.size,
+        outcome,
+        why.say("en"),
+        changed,
+        why,
     )
 
 
-def _cancel_never_sent(ledger: lg.Ledger, chunk: lg.ChunkRow, detail: str) -> ChunkCancel:
+def _cancel_never_sent(ledger: lg.Ledger, chunk: lg.ChunkRow, why: Why) -> ChunkCancel:
     """A chunk that never reached the gateway: cancelled in the ledger only, unless another run
     claimed it meanwhile."""
     done = ledger.mark_cancelled(
@@ -83,11 +92,11 @@ def _cancel_never_sent(ledger: lg.Ledger, chunk: lg.ChunkRow, detail: str) -> Ch
         chunk.chunk_index,
         from_states=NEVER_SENT,
         reason=CAMPAIGN_CANCELLED,
-        detail="campaign cancelled before this chunk was sent",
+        detail=Why("cancelled_in_ledger").say("en"),
     )
     if done:
-        return _result(chunk, CANCEL_NOT_SENT, detail, changed=True)
-    return _result(chunk, CANCEL_IN_PROGRESS, "another run claimed it meanwhile; cancel again")
+        return _result(chunk, CANCEL_NOT_SENT, why, changed=True)
+    return _result(chunk, CANCEL_IN_PROGRESS, Why("claimed_meanwhile"))
 
 
 def _message_id_by_tag(
@@ -108,12 +117,10 @@ def _message_id_by_tag(
         return _not_at_gateway(ledger, chunk, now, settle)
     found = next((e.message_id for e in entries if e.message_id is not None), None)
     if found is None:
-        return _result(
-            chunk, CANCEL_NOT_FOUND, "sent, but the gateway gave no message id to cancel"
-        )
+        return _result(chunk, CANCEL_NOT_FOUND, Why("no_message_id_given"))
     redo = decide(_with_message_id(chunk, found), now, notice)
     if redo.action != ASK_GATEWAY:
-        return _result(chunk, redo.action, redo.detail)
+        return _result(chunk, redo.action, redo.why)
     return found
 
 
@@ -125,11 +132,7 @@ def _not_at_gateway(
     doubt_from = chunk.doubt_from or chunk.updated_at or now
     settled = now >= evidence_after(doubt_from, Slot.from_ledger(chunk.slot), settle)
     if chunk.state == ChunkState.in_doubt and not settled:
-        return _result(
-            chunk,
-            CANCEL_NOT_FOUND,
-            "not visible at the gateway yet: it may still go out; run the cancel again later",
-        )
+        return _result(chunk, CANCEL_NOT_FOUND, Why("not_visible_yet"))
     if chunk.state == ChunkState.in_doubt and ledger.mark_cancelled(
         chunk.campaign_id,
         chunk.chunk_index,
@@ -137,8 +140,8 @@ def _not_at_gateway(
         reason=CAMPAIGN_CANCELLED,
         detail="campaign cancelled; the gateway never got it",
     ):
-        return _result(chunk, CANCEL_NOT_SENT, "the gateway never got it", changed=True)
-    return _result(chunk, CANCEL_NOT_FOUND, "the gateway does not know its tag")
+        return _result(chunk, CANCEL_NOT_SENT, Why("never_got_it"), changed=True)
+    return _result(chunk, CANCEL_NOT_FOUND, Why("tag_unknown"))
 
 
 def _cancel_at_gateway(
@@ -148,20 +151,16 @@ def _cancel_at_gateway(
     try:
         client.cancel(message_id)
     except NotFound:
-        return _result(chunk, CANCEL_NOT_FOUND, "the gateway does not know its message id (code 4)")
+        return _result(chunk, CANCEL_NOT_FOUND, Why("message_unknown"))
     except CancelError as exc:
         if exc.code == CancelError.ALREADY_CANCELLED:
-            changed = _record(ledger, chunk, "already cancelled at the gateway (code 5)")
-            return _result(
-                chunk, CANCEL_ALREADY, "already cancelled at the gateway (code 5)", changed
-            )
+            why = Why("already_cancelled_gateway")
+            return _result(chunk, CANCEL_ALREADY, why, _record(ledger, chunk, why.say("en")))
         if exc.code == CancelError.TOO_LATE:
-            return _result(
-                chunk, CANCEL_TOO_LATE, "the gateway says less than 5 minutes left (code 6)"
-            )
-        return _result(chunk, CANCEL_ALREADY_SENT, "the gateway says it was already sent (code 7)")
+            return _result(chunk, CANCEL_TOO_LATE, Why("gateway_too_late"))
+        return _result(chunk, CANCEL_ALREADY_SENT, Why("gateway_already_sent"))
     changed = _record(ledger, chunk, "cancelled at the gateway before its slot")
-    return _result(chunk, CANCEL_DONE, "cancelled at the gateway", changed)
+    return _result(chunk, CANCEL_DONE, Why("cancelled_at_gateway"), changed)
 
 
 def _record(ledger: lg.Ledger, chunk: lg.ChunkRow, detail: str) -> bool:

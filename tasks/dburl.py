@@ -116,9 +116,10 @@ _PUBLIC_URL = re.compile(PUBLIC_URL_PATTERN)
 
 # What the form says when it refuses a URL: Prefect's answer quotes this, never the URL.
 PUBLIC_URL_EXPECTED = (
-    "a database URL without a password, e.g. postgresql://reader@db.example/crm (no "
-    "user:password@, no ?password=, query options only among the usual ones such as ?sslmode=); "
-    "the password goes in a Secret block or the worker's SURVEY_DB_PASSWORD"
+    "une adresse de base de données sans mot de passe, par exemple "
+    "postgresql://lecteur@serveur/crm (ni utilisateur:motdepasse@, ni ?password=, seulement les "
+    "options habituelles comme ?sslmode=) ; le mot de passe se range dans un secret Prefect "
+    "(menu Blocks) ou dans SURVEY_DB_PASSWORD sur le serveur d'envoi"
 )
 
 

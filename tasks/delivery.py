@@ -20,7 +20,17 @@ from datetime import datetime
 from typing import Any
 
 from smspartner import StatusEntry, normalise_status
-from tasks.i18n import DEFAULT_LANG, Lang, label, number, percent, territory_cell, text, when
+from tasks.i18n import (
+    DEFAULT_LANG,
+    Lang,
+    label,
+    number,
+    percent,
+    plural,
+    territory_cell,
+    text,
+    when,
+)
 from tasks.ledger.model import ChunkRow
 from tasks.numbers import mask_number, parse_loose
 from tasks.outcomes import (
@@ -240,7 +250,7 @@ def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
         text(
             lang,
             "delivery.checked",
-            chunks=n(result.chunks_checked),
+            chunks=plural(lang, "count.chunks_checked", result.chunks_checked),
             checked=_moment(result.checked_at, lang) or text(lang, "unknown"),
             latest=_moment(result.last_status_at, lang) or text(lang, "none_yet"),
         ),

@@ -19,6 +19,8 @@ OperatorError                      exit 1   tasks/errors.py (SurveyError: its ol
 ├── CampaignStopped                         tasks/runtime.py: the campaign cannot go on
 ├── CreditsShort                            tasks/money.py: credits or budget do not cover it
 ├── RecipientsError                         tasks/recipients/: a bad file, sheet, query, source
+├── RemoteFileError                         tasks/recipients/remote.py: a file at an address
+│                                           that cannot be fetched
 ├── SQLUnreadable (also ValueError)         tasks/recipients/sql_guard.py: SQL the guard
 │                                           cannot read for certain
 ├── DbUrlError (also ValueError)            tasks/dburl.py: a database URL that cannot be read

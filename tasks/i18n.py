@@ -12,7 +12,7 @@ which CLDR does not give. Zones outside the table fall back on Babel's city name
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
@@ -107,8 +107,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "campaign.title": {"fr": "Campagne d'enquête {campaign}", "en": "Survey campaign {campaign}"},
     "campaign.dry_run": {"fr": " (simulation)", "en": " (dry run)"},
     "campaign.loaded": {
-        "fr": "Enquête {survey} : {rows} lignes chargées en {seconds} s.",
-        "en": "Survey {survey} - {rows} rows loaded in {seconds} s.",
+        "fr": "Enquête {survey} : {rows} en {seconds} s.",
+        "en": "Survey {survey} - {rows} in {seconds} s.",
     },
     "col.outcome": {"fr": "résultat", "en": "outcome"},
     "col.rows": {"fr": "lignes", "en": "rows"},
@@ -183,10 +183,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "html.nothing": {"fr": "Rien à représenter.", "en": "Nothing to chart."},
     "html.delivery": {"fr": "Remise des SMS", "en": "Delivery"},
     "html.delivery_note": {
-        "fr": "{chunks} lots envoyés vérifiés le {checked}. Dernier statut reçu de la "
-        "passerelle : {latest}. Les accusés de réception peuvent arriver jusqu'à 48 h après.",
-        "en": "{chunks} sent chunks checked on {checked}. Latest status from the gateway: "
-        "{latest}. Delivery reports can take up to 48 h.",
+        "fr": "{chunks} le {checked}. Dernier statut reçu de la passerelle : {latest}. Les "
+        "accusés de réception peuvent arriver jusqu'à 48 h après.",
+        "en": "{chunks} on {checked}. Latest status from the gateway: {latest}. Delivery "
+        "reports can take up to 48 h.",
     },
     "html.by_status": {
         "fr": "Destinataires par statut de remise",
@@ -210,25 +210,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Aggregates only; phone numbers are masked. Full rejects are in rejects.csv and "
         "rejects.xlsx next to this file.",
     },
-    # the approval form (tasks/approval.py)
-    "approval.title": {
-        "fr": "Campagne {campaign} : approbation requise avant tout envoi",
-        "en": "Campaign {campaign}: approval needed before any send",
-    },
-    "approval.why": {"fr": "Seuil dépassé : {reasons}.", "en": "Threshold passed: {reasons}."},
-    "approval.item": {"fr": "Ce qui serait envoyé", "en": "What would be sent"},
-    "approval.recipients": {"fr": "Destinataires", "en": "Recipients"},
-    "approval.sms_estimated": {
-        "fr": "SMS (estimation, 1 par destinataire)",
-        "en": "SMS (estimate, 1 each)",
-    },
-    "approval.estimated_cost": {"fr": "Coût estimé", "en": "Estimated cost"},
-    "approval.credits": {"fr": "Crédits du compte", "en": "Account credits"},
-    "approval.budget_cap": {"fr": "Plafond de budget", "en": "Budget cap"},
-    "approval.territory": {"fr": "Territoire", "en": "Territory"},
-    "approval.slot": {"fr": "Créneau", "en": "Slot"},
-    "approval.now": {"fr": "tout de suite", "en": "at once"},
-    "approval.none": {"fr": "aucun", "en": "none"},
+    # the approval line of the campaign's summary (tasks/steps/report.py); the approval form's
+    # words are in tasks/approval.py (TEXTS)
     "approval.heading": {"fr": "**Approbation** : ", "en": "**Approval**: "},
     "approval.decision_approved": {"fr": "approuvée", "en": "approved"},
     "approval.decision_refused": {
@@ -243,36 +226,20 @@ CATALOG: dict[str, dict[str, str]] = {
         "fr": "requise (ligne de commande sans --yes), rien n'a été envoyé",
         "en": "needed (command line without --yes), nothing sent",
     },
-    "approval.over_cost": {
-        "fr": "coût estimé {cost}, au-dessus de {limit}",
-        "en": "estimated cost {cost}, above {limit}",
-    },
-    "approval.over_recipients": {
-        "fr": "{n} destinataires, au-dessus de {limit}",
-        "en": "{n} recipients, above {limit}",
-    },
-    "approval.how": {
-        "fr": "Pour envoyer : **Resume**, cochez « Approuver l'envoi », ajoutez un commentaire. "
-        "Sans coche, la campagne est refusée et rien n'est envoyé ; sans réponse sous {hours} h, "
-        "rien n'est envoyé.",
-        "en": "To send: **Resume**, tick 'Approve the send', add a comment. Unticked, the "
-        "campaign is refused and nothing is sent; without an answer within {hours} h, nothing "
-        "is sent.",
-    },
     # money first (tasks/money.py, tasks/steps/prepare.py, the approval form): the line that stops
     # a campaign its credits or its budget cap do not cover, and the form's warning
+    # {n}: a plural("count.recipients", n) phrase ("1 destinataire")
     "money.short_credits": {
-        "fr": "Crédits insuffisants : il manque {shortfall} pour {n} destinataires (crédits "
-        "{credits}, coût estimé {cost} ; de quoi en envoyer {covered}).",
-        "en": "Not enough credits: {shortfall} missing for {n} recipients (credits {credits}, "
-        "estimated cost {cost}; enough for {covered}).",
+        "fr": "Crédits insuffisants : il manque {shortfall} pour {n} (crédits {credits}, coût "
+        "estimé {cost} ; de quoi en envoyer {covered}).",
+        "en": "Not enough credits: {shortfall} missing for {n} (credits {credits}, estimated "
+        "cost {cost}; enough for {covered}).",
     },
     "money.short_budget": {
-        "fr": "Plafond de budget insuffisant : il manque {shortfall} pour {n} destinataires "
-        "(plafond {cap}, déjà dépensé {spent}, coût estimé {cost} ; de quoi en envoyer "
-        "{covered}).",
-        "en": "Budget cap too low: {shortfall} missing for {n} recipients (cap {cap}, already "
-        "spent {spent}, estimated cost {cost}; enough for {covered}).",
+        "fr": "Plafond de budget insuffisant : il manque {shortfall} pour {n} (plafond {cap}, "
+        "déjà dépensé {spent}, coût estimé {cost} ; de quoi en envoyer {covered}).",
+        "en": "Budget cap too low: {shortfall} missing for {n} (cap {cap}, already spent "
+        "{spent}, estimated cost {cost}; enough for {covered}).",
     },
     "money.nothing_sent": {"fr": "Rien n'a été envoyé.", "en": "Nothing was sent."},
     "money.next_credits_ui": {
@@ -296,91 +263,68 @@ CATALOG: dict[str, dict[str, str]] = {
         "fr": "Relevez --max-cost, réduisez la liste, ou relancez avec --send-within-credits.",
         "en": "Raise --max-cost, shorten the list, or run again with --send-within-credits.",
     },
+    # {sending}: a plural("count.recipients", n) phrase
     "money.within_credits": {
-        "fr": "Envoi dans la limite des crédits : {sending} destinataires sur {n} ; {left} ne "
-        "sont pas envoyés (crédits insuffisants). Rechargez le compte SMS Partner, puis "
-        "relancez la campagne {campaign} pour eux.",
-        "en": "Sending what the credits allow: {sending} recipients out of {n}; {left} are not "
-        "sent (insufficient credits). Top up the SMS Partner account, then run campaign "
-        "{campaign} again for them.",
+        "fr": "Envoi dans la limite des crédits : {sending} sur {n} ; non envoyés (crédits "
+        "insuffisants) : {left}. Rechargez le compte SMS Partner, puis relancez la campagne "
+        "{campaign} pour eux.",
+        "en": "Sending what the credits allow: {sending} out of {n}; not sent (insufficient "
+        "credits): {left}. Top up the SMS Partner account, then run campaign {campaign} again "
+        "for them.",
     },
     "money.within_budget": {
-        "fr": "Envoi dans la limite du plafond de budget : {sending} destinataires sur {n} ; "
-        "{left} ne sont pas envoyés (budget dépassé). Relevez le plafond, puis relancez la "
-        "campagne {campaign} pour eux.",
-        "en": "Sending what the budget cap allows: {sending} recipients out of {n}; {left} are "
-        "not sent (budget exceeded). Raise the cap, then run campaign {campaign} again for "
-        "them.",
-    },
-    "money.form_choice": {
-        "fr": "Approuver sans cocher « Envoyer ce que les crédits permettent » n'envoie rien. "
-        "Cochez les deux pour n'envoyer qu'aux {covered} premiers destinataires : les autres ne "
-        "seront pas envoyés.",
-        "en": "Approving without ticking 'Send what the credits allow' sends nothing. Tick both "
-        "to text the first {covered} recipients only: the others will not be sent.",
-    },
-    "money.form_within": {
-        "fr": "« Envoyer ce que les crédits permettent » a été coché au lancement : approuver "
-        "n'envoie qu'à {sending} destinataires, les {left} autres ne seront pas envoyés.",
-        "en": "'Send what the credits allow' was ticked at launch: approving texts {sending} "
-        "recipients only; the other {left} will not be sent.",
+        "fr": "Envoi dans la limite du plafond de budget : {sending} sur {n} ; non envoyés "
+        "(budget dépassé) : {left}. Relevez le plafond, puis relancez la campagne {campaign} "
+        "pour eux.",
+        "en": "Sending what the budget cap allows: {sending} out of {n}; not sent (budget "
+        "exceeded): {left}. Raise the cap, then run campaign {campaign} again for them.",
     },
     "money.also_approval": {
         "fr": "Une approbation est aussi requise ({why}) : ajoutez --yes.",
         "en": "Approval is needed too ({why}): add --yes.",
     },
-    # the cancel flow's markdown (tasks/cancellation.py)
-    "cancel.title": {
-        "fr": "Annulation de la campagne `{campaign}`",
-        "en": "Cancelling campaign `{campaign}`",
-    },
-    "cancel.spared": {
-        "fr": "Le {at} : {n} destinataires ne recevront pas le SMS grâce à cette annulation.",
-        "en": "On {at}: {n} recipients will not be texted because of this cancellation.",
-    },
-    "cancel.outcome": {"fr": "résultat", "en": "outcome"},
-    "cancel.cancelled": {"fr": "annulés à la passerelle", "en": "cancelled at the gateway"},
-    "cancel.already_cancelled": {"fr": "déjà annulés", "en": "already cancelled"},
-    "cancel.too_late": {
-        "fr": "trop tard (5 minutes ou moins avant le créneau)",
-        "en": "too late (5 minutes or less before the slot)",
-    },
-    "cancel.already_sent": {"fr": "déjà envoyés", "en": "already sent"},
-    "cancel.not_found": {"fr": "introuvables à la passerelle", "en": "not found at the gateway"},
-    "cancel.not_sent_cancelled": {
-        "fr": "jamais envoyés : annulés dans le registre",
-        "en": "never sent: cancelled in the ledger",
-    },
-    "cancel.in_progress": {
-        "fr": "en cours d'envoi par un autre run",
-        "en": "being sent by another run",
-    },
-    "cancel.chunks": {"fr": "lots", "en": "chunks"},
-    "cancel.kept": {"fr": "Non annulés", "en": "Not cancelled"},
-    "cancel.chunk": {"fr": "lot", "en": "chunk"},
-    "cancel.territory": {"fr": "territoire", "en": "territory"},
-    "cancel.slot": {"fr": "créneau", "en": "slot"},
-    "cancel.recipients": {"fr": "destinataires", "en": "recipients"},
-    "cancel.why": {"fr": "pourquoi", "en": "why"},
-    "cancel.at_once": {"fr": "tout de suite", "en": "at once"},
-    "cancel.more": {"fr": "{n} de plus dans cancel.json", "en": "{n} more in cancel.json"},
+    # (the cancel flow's own words are in tasks/cancellation.py, TEXTS)
     # the flows' closing log lines
+    # {sent}, {failed}, {rejected}: plural("count.<outcome>", n) phrases ("1 envoyé")
     "log.campaign_summary": {
-        "fr": "campagne {campaign} : {sent} envoyés, {failed} en échec, {rejected} rejetés ; "
-        "coût {cost}",
-        "en": "campaign {campaign}: {sent} sent, {failed} failed, {rejected} rejected; cost {cost}",
+        "fr": "campagne {campaign} : {sent}, {failed}, {rejected} ; coût {cost}",
+        "en": "campaign {campaign}: {sent}, {failed}, {rejected}; cost {cost}",
+    },
+    # counts after a label, so that 0, 1 and 2 all read right without a plural form
+    "log.follow_up_done": {
+        "fr": "campagnes suivies : {done} ; en échec : {failed}",
+        "en": "campaigns followed up: {done}; failed: {failed}",
+    },
+    "follow_up.some_failed.one": {
+        "fr": "{n} campagne sur {of} n'a pas pu être suivie : voyez son message dans le journal "
+        "de l'exécution, puis relancez le suivi",
+        "en": "{n} of {of} campaigns could not be followed up: see its line in the run's log, "
+        "then run the follow-up again",
+    },
+    "follow_up.some_failed.other": {
+        "fr": "{n} campagnes sur {of} n'ont pas pu être suivies : voyez leurs messages dans le "
+        "journal de l'exécution, puis relancez le suivi",
+        "en": "{n} of {of} campaigns could not be followed up: see their lines in the run's "
+        "log, then run the follow-up again",
+    },
+    "log.approved": {
+        "fr": "envoi approuvé{within}{comment}",
+        "en": "sending approved{within}{comment}",
+    },
+    "log.approved_within": {
+        "fr": " (dans la limite des crédits)",
+        "en": " (within the credits)",
+    },
+    "log.waiting_approval": {
+        "fr": "en attente d'accord ({why}) : ouvrez cette exécution dans Prefect et cliquez sur "
+        "Resume",
+        "en": "waiting for approval ({why}): open this run in Prefect and click Resume",
     },
     "log.follow_up_summary": {
-        "fr": "{campaign} : {delivered} délivrés, {not_delivered} non délivrés, {waiting} en "
-        "attente, {other} autres ; {stops} STOP ajoutés à la liste d'opposition",
-        "en": "{campaign}: delivered {delivered}, not delivered {not_delivered}, waiting "
-        "{waiting}, other {other}; {stops} STOP added",
-    },
-    "log.cancel_summary": {
-        "fr": "{cancelled} lots annulés, {not_cancelled} non annulés (voir l'artefact) ; "
-        "{spared} destinataires épargnés",
-        "en": "{cancelled} chunks cancelled, {not_cancelled} not (see the artifact); "
-        "{spared} recipients spared",
+        "fr": "{campaign} — délivrés : {delivered}, non délivrés : {not_delivered}, en "
+        "attente : {waiting}, autres : {other} ; STOP ajoutés à la liste d'opposition : {stops}",
+        "en": "{campaign} — delivered: {delivered}, not delivered: {not_delivered}, waiting: "
+        "{waiting}, other: {other}; STOP added to the never-text list: {stops}",
     },
     # artifact descriptions and link texts (for the flows)
     "artifact.summary": {"fr": "Résumé de la campagne d'enquête", "en": "Survey campaign summary"},
@@ -412,10 +356,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Delivery of campaign {campaign}",
     },
     "delivery.checked": {
-        "fr": "{chunks} lots envoyés vérifiés le {checked} ; dernier statut reçu de la "
-        "passerelle : {latest}.",
-        "en": "{chunks} sent chunks checked on {checked}; latest status from the gateway: "
-        "{latest}.",
+        "fr": "{chunks} le {checked} ; dernier statut reçu de la passerelle : {latest}.",
+        "en": "{chunks} on {checked}; latest status from the gateway: {latest}.",
     },
     "delivery.stops_heading": {"fr": "Réponses STOP", "en": "STOP replies"},
     "delivery.stops": {
@@ -453,8 +395,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "run stopped during the “{phase}” step",
     },
     # how a send run ends (flows/ending.py): the state message of an incomplete campaign
-    "end.not_sent_one": {"fr": "{n} destinataire non envoyé", "en": "{n} recipient not sent"},
-    "end.not_sent_many": {"fr": "{n} destinataires non envoyés", "en": "{n} recipients not sent"},
+    "end.not_sent.one": {"fr": "{n} destinataire non envoyé", "en": "{n} recipient not sent"},
+    "end.not_sent.other": {"fr": "{n} destinataires non envoyés", "en": "{n} recipients not sent"},
     "end.next.insufficient_credits": {
         "fr": "Rechargez le compte SMS Partner, puis relancez la campagne {campaign}.",
         "en": "Top up the SMS Partner account, then run campaign {campaign} again.",
@@ -493,9 +435,11 @@ CATALOG: dict[str, dict[str, str]] = {
     "html.cancelled_chunks": {"fr": "lots annulés : {n}", "en": "chunks cancelled: {n}"},
     "summary.chunks": {"fr": "Lots : {states}.", "en": "Chunks: {states}."},
     "error.unknown_campaign": {
-        "fr": "campagne inconnue : {campaign} n'est pas dans le registre ; vérifiez "
-        "l'identifiant de la campagne",
-        "en": "unknown campaign id {campaign} in the ledger; check the campaign id",
+        "fr": "Campagne « {campaign} » inconnue : aucun envoi n'a été fait sous cet "
+        "identifiant. Copiez l'identifiant exact depuis le nom de l'exécution de la campagne "
+        "(page Runs de Prefect).",
+        "en": "Unknown campaign “{campaign}”: nothing was sent under this id. Copy the exact id "
+        "from the name of the campaign's run (Prefect's Runs page).",
     },
     "error.report_unwritten": {
         "fr": "rapport non écrit dans {folder} ({why}) ; libérez de la place (ou rétablissez "
@@ -504,9 +448,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "folder), then run the same command again",
     },
     "log.report_refreshed": {
-        "fr": "Rapport de la campagne {campaign} mis à jour : {sent} envoyés, {cancelled} "
-        "annulés, coût {cost}",
-        "en": "Report of campaign {campaign} updated: {sent} sent, {cancelled} cancelled, "
+        "fr": "Rapport de la campagne {campaign} mis à jour : envoyés : {sent}, annulés : "
+        "{cancelled}, coût {cost}",
+        "en": "Report of campaign {campaign} updated: sent: {sent}, cancelled: {cancelled}, "
         "cost {cost}",
     },
     "log.report_not_refreshed": {
@@ -516,6 +460,253 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "The report of campaign {campaign} was not updated: {folder} does not keep its "
         "rows (a report of an earlier version, or rows purged); run the campaign again to "
         "remake it (nobody gets the SMS twice)",
+    },
+    # -- plural forms: "<key>.<CLDR form>" entries, chosen by plural() ("one", "other", and
+    # "many" where the language has it; a missing form falls back on "other"). French: 0 and 1
+    # are "one" ("0 destinataire a répondu"), English: only 1.
+    "count.sent.one": {"fr": "{n} envoyé", "en": "{n} sent"},
+    "count.sent.other": {"fr": "{n} envoyés", "en": "{n} sent"},
+    "count.failed.one": {"fr": "{n} en échec", "en": "{n} failed"},
+    "count.failed.other": {"fr": "{n} en échec", "en": "{n} failed"},
+    "count.rejected.one": {"fr": "{n} rejeté", "en": "{n} rejected"},
+    "count.rejected.other": {"fr": "{n} rejetés", "en": "{n} rejected"},
+    "count.recipients.one": {"fr": "{n} destinataire", "en": "{n} recipient"},
+    "count.recipients.other": {"fr": "{n} destinataires", "en": "{n} recipients"},
+    "count.rows.one": {"fr": "{n} ligne", "en": "{n} row"},
+    "count.rows.other": {"fr": "{n} lignes", "en": "{n} rows"},
+    "count.rows_loaded.one": {"fr": "{n} ligne chargée", "en": "{n} row loaded"},
+    "count.rows_loaded.other": {"fr": "{n} lignes chargées", "en": "{n} rows loaded"},
+    "count.numbers.one": {"fr": "{n} numéro", "en": "{n} number"},
+    "count.numbers.other": {"fr": "{n} numéros", "en": "{n} numbers"},
+    "count.sms.one": {"fr": "{n} SMS", "en": "{n} SMS"},
+    "count.sms.other": {"fr": "{n} SMS", "en": "{n} SMS"},
+    "count.chunks_checked.one": {"fr": "{n} lot envoyé vérifié", "en": "{n} sent chunk checked"},
+    "count.chunks_checked.other": {
+        "fr": "{n} lots envoyés vérifiés",
+        "en": "{n} sent chunks checked",
+    },
+    # chunks by state, in a sentence ("Lots : 2 envoyés ; 1 annulé.")
+    "chunks_in.pending.one": {"fr": "{n} à envoyer", "en": "{n} pending"},
+    "chunks_in.pending.other": {"fr": "{n} à envoyer", "en": "{n} pending"},
+    "chunks_in.sending.one": {"fr": "{n} en cours d'envoi", "en": "{n} sending"},
+    "chunks_in.sending.other": {"fr": "{n} en cours d'envoi", "en": "{n} sending"},
+    "chunks_in.sent.one": {"fr": "{n} envoyé", "en": "{n} sent"},
+    "chunks_in.sent.other": {"fr": "{n} envoyés", "en": "{n} sent"},
+    "chunks_in.failed.one": {"fr": "{n} en échec", "en": "{n} failed"},
+    "chunks_in.failed.other": {"fr": "{n} en échec", "en": "{n} failed"},
+    "chunks_in.in_doubt.one": {"fr": "{n} incertain", "en": "{n} in doubt"},
+    "chunks_in.in_doubt.other": {"fr": "{n} incertains", "en": "{n} in doubt"},
+    "chunks_in.cancelled.one": {"fr": "{n} annulé", "en": "{n} cancelled"},
+    "chunks_in.cancelled.other": {"fr": "{n} annulés", "en": "{n} cancelled"},
+    # one chunk's state, one row's outcome (the .xlsx files, the chunks' table artifact)
+    "chunk_state.pending": {"fr": "à envoyer", "en": "pending"},
+    "chunk_state.sending": {"fr": "en cours d'envoi", "en": "sending"},
+    "chunk_state.sent": {"fr": "envoyé", "en": "sent"},
+    "chunk_state.failed": {"fr": "en échec", "en": "failed"},
+    "chunk_state.in_doubt": {"fr": "incertain", "en": "in doubt"},
+    "chunk_state.cancelled": {"fr": "annulé", "en": "cancelled"},
+    "row_outcome.sent": {"fr": "envoyé", "en": "sent"},
+    "row_outcome.failed": {"fr": "en échec", "en": "failed"},
+    "row_outcome.rejected": {"fr": "rejeté", "en": "rejected"},
+    # the .xlsx files' headers (the .csv files keep the column names: they are for programs)
+    "xlsx.chunks.index": {"fr": "lot", "en": "chunk"},
+    "xlsx.chunks.size": {"fr": "destinataires", "en": "recipients"},
+    "xlsx.chunks.territory": {"fr": "territoire", "en": "territory"},
+    "xlsx.chunks.slot": {"fr": "créneau", "en": "slot"},
+    "xlsx.chunks.tag": {"fr": "étiquette de l'envoi", "en": "send tag"},
+    "xlsx.chunks.message_id": {"fr": "n° de message SMS Partner", "en": "SMS Partner message id"},
+    "xlsx.chunks.nb_sms": {"fr": "SMS facturés", "en": "SMS billed"},
+    "xlsx.chunks.cost": {"fr": "coût", "en": "cost"},
+    "xlsx.chunks.state": {"fr": "état", "en": "state"},
+    "xlsx.chunks.reason": {"fr": "motif", "en": "reason"},
+    "xlsx.chunks.refused": {"fr": "numéros refusés", "en": "numbers refused"},
+    "xlsx.rejects.row": {"fr": "ligne", "en": "row"},
+    "xlsx.rejects.outcome": {"fr": "résultat", "en": "outcome"},
+    "xlsx.rejects.reason": {"fr": "motif", "en": "reason"},
+    "xlsx.rejects.detail": {"fr": "précision", "en": "detail"},
+    "xlsx.rejects.e164": {"fr": "numéro (format international)", "en": "number (international)"},
+    "xlsx.at_once": {"fr": "tout de suite", "en": "at once"},
+    "xlsx.more_rows": {
+        "fr": "... et {n} de plus dans {file}",
+        "en": "... and {n} more in {file}",
+    },
+    # the flows' own log lines (the campaign's language)
+    "log.loaded": {
+        "fr": "{rows} ; colonne des numéros : « {column} »",
+        "en": "{rows}; phone column: “{column}”",
+    },
+    "log.optout_list": {
+        "fr": "liste d'opposition {name} : numéros lus : {read}, nouveaux dans la liste des "
+        "personnes à ne plus contacter : {added}",
+        "en": "opt-out list {name}: numbers read: {read}, new to the never-text list: {added}",
+    },
+    "log.stop_unread": {
+        "fr": "liste STOP de la passerelle : entrées qui ne sont pas des numéros (ignorées) : {n}",
+        "en": "the gateway's STOP list: entries that are not phone numbers (ignored): {n}",
+    },
+    "log.stop_list": {
+        "fr": "liste STOP de la passerelle : numéros : {n}, nouveaux dans la liste des personnes "
+        "à ne plus contacter : {added}",
+        "en": "the gateway's STOP list: numbers: {n}, new to the never-text list: {added}",
+    },
+    "log.territory_plan": {"fr": "{territory} : {why}", "en": "{territory}: {why}"},
+    "log.chunks_to_send.one": {"fr": "{n} lot à envoyer", "en": "{n} chunk to send"},
+    "log.chunks_to_send.other": {"fr": "{n} lots à envoyer", "en": "{n} chunks to send"},
+    "log.chunk_not_sent": {
+        "fr": "lot {chunk} : {state} ({numbers}){reason}",
+        "en": "chunk {chunk}: {state} ({numbers}){reason}",
+    },
+    "log.settle_waiting.one": {
+        "fr": "{n} lot a reçu une réponse qui ne prouve rien (il a pu partir) : attente de "
+        "{wait} s au plus pour que la passerelle dise s'il est parti (délai de vérification "
+        "{settle} s)",
+        "en": "{n} chunk got an answer that proves nothing (it may have landed): waiting up to "
+        "{wait} s for the gateway to show whether it did (settle time {settle} s)",
+    },
+    "log.settle_waiting.other": {
+        "fr": "{n} lots ont reçu une réponse qui ne prouve rien (ils ont pu partir) : attente "
+        "de {wait} s au plus pour que la passerelle dise s'ils sont partis (délai de "
+        "vérification {settle} s)",
+        "en": "{n} chunks got an answer that proves nothing (they may have landed): waiting up "
+        "to {wait} s for the gateway to show whether they did (settle time {settle} s)",
+    },
+    "log.settle_left.one": {
+        "fr": "{n} lot reste incertain : une relance de la campagne ou le suivi quotidien le "
+        "réglera dès que la passerelle pourra le dire",
+        "en": "{n} chunk stays in doubt: a rerun of the campaign or the daily follow-up "
+        "settles it once the gateway can tell",
+    },
+    "log.settle_left.other": {
+        "fr": "{n} lots restent incertains : une relance de la campagne ou le suivi quotidien "
+        "les réglera dès que la passerelle pourra le dire",
+        "en": "{n} chunks stay in doubt: a rerun of the campaign or the daily follow-up "
+        "settles them once the gateway can tell",
+    },
+    "log.settle_wait": {
+        "fr": "attente de {seconds} s pour {chunks} dont l'envoi a pu partir, avant de "
+        "redemander à la passerelle",
+        "en": "waiting {seconds} s for {chunks} whose send may have landed, before asking the "
+        "gateway again",
+    },
+    "log.doubt_settled": {
+        "fr": "lots incertains : {n} ; confirmés envoyés : {sent}, montrés non envoyés (une "
+        "relance les envoie) : {not_sent}, toujours incertains : {still}",
+        "en": "chunks in doubt: {n}; confirmed sent: {sent}, shown not sent (a rerun sends "
+        "them): {not_sent}, still in doubt: {still}",
+    },
+    "log.stop_replies": {
+        "fr": "réponses STOP : {n}, nouvelles dans la liste des personnes à ne plus "
+        "contacter : {added}",
+        "en": "STOP replies: {n}, new to the never-text list: {added}",
+    },
+    "log.summary_elsewhere": {
+        "fr": "le résumé de la campagne (summary.json) n'est pas dans le dossier de données de "
+        "ce poste ({folder}) : son rapport est laissé tel quel ; donnez à tous les postes le "
+        "même SURVEY_DATA_DIR",
+        "en": "the campaign's summary.json is not in this worker's data folder ({folder}): its "
+        "report was left as it is; give every worker the same SURVEY_DATA_DIR",
+    },
+    # retention purge and erasure (tasks/steps/privacy.py)
+    "log.purged": {
+        "fr": "purge : campagnes purgées : {campaigns}, numéros remplacés par un pseudonyme : "
+        "{numbers}, fichiers réécrits : {rewritten}, supprimés : {removed}",
+        "en": "purge: campaigns purged: {campaigns}, numbers pseudonymised: {numbers}, files "
+        "rewritten: {rewritten}, removed: {removed}",
+    },
+    "log.purge_kept": {
+        "fr": "campagnes gardées malgré la durée de conservation, car des lots restent à "
+        "envoyer ou à vérifier (une relance ou le suivi les termine) : {n} ({campaigns})",
+        "en": "campaigns past the retention period kept, as chunks are left to send or to "
+        "settle (a rerun or the follow-up finishes them): {n} ({campaigns})",
+    },
+    "log.erased": {
+        "fr": "{number} effacé : lots : {chunks}, campagnes : {campaigns}, fichiers réécrits : "
+        "{rewritten}, supprimés : {removed}",
+        "en": "{number} erased: chunks: {chunks}, campaigns: {campaigns}, files rewritten: "
+        "{rewritten}, removed: {removed}",
+    },
+    # the command lines' readable summary, before the JSON line (tasks/reporting/terminal.py)
+    "term.campaign": {"fr": "Campagne {campaign}", "en": "Campaign {campaign}"},
+    "term.dry_run": {
+        "fr": "Simulation : rien n'a été envoyé.",
+        "en": "Dry run: nothing was sent.",
+    },
+    "term.counts": {
+        "fr": "{loaded} : {sent}, {failed}, {rejected}.",
+        "en": "{loaded}: {sent}, {failed}, {rejected}.",
+    },
+    "term.would_send": {"fr": "Seraient envoyés : {n}.", "en": "Would be sent: {n}."},
+    "term.cost": {"fr": "Coût : {cost} ({sms}).", "en": "Cost: {cost} ({sms})."},
+    "term.estimated": {"fr": "Coût estimé : {cost}.", "en": "Estimated cost: {cost}."},
+    "term.credits_after": {"fr": "Crédits restants : {credits}.", "en": "Credits left: {credits}."},
+    "term.at_once": {"fr": "Envoi immédiat.", "en": "Sent at once."},
+    "term.scheduled": {"fr": "Envoi programmé : {slots}.", "en": "Scheduled: {slots}."},
+    "term.report": {"fr": "Rapport : {path}", "en": "Report: {path}"},
+    "term.next": {"fr": "À faire : {step}", "en": "Next: {step}"},
+    "term.next.done": {
+        "fr": "rien ; le suivi quotidien dira quels SMS sont arrivés.",
+        "en": "nothing; the daily follow-up will tell which SMS arrived.",
+    },
+    "term.next.rejects": {
+        "fr": "corrigez si besoin les lignes rejetées (rejects.xlsx dans le rapport).",
+        "en": "fix the rejected rows if needed (rejects.xlsx in the report).",
+    },
+    "term.next.dry_run": {
+        "fr": "relancez sans simulation pour envoyer.",
+        "en": "run again without the dry run to send.",
+    },
+    "term.delivery": {
+        "fr": "{checked}. Délivrés : {delivered}, non délivrés : {not_delivered}, en attente : "
+        "{waiting}.",
+        "en": "{checked}. Delivered: {delivered}, not delivered: {not_delivered}, waiting: "
+        "{waiting}.",
+    },
+    "term.stops": {
+        "fr": "Nouvelles réponses STOP (plus aucun SMS pour ces personnes) : {added}.",
+        "en": "New STOP replies (these people are never texted again): {added}.",
+    },
+    "term.next.follow_up": {
+        "fr": "rien ; les SMS en attente seront vérifiés au prochain suivi.",
+        "en": "nothing; the waiting SMS are checked at the next follow-up.",
+    },
+    "term.campaigns_followed": {
+        "fr": "Campagnes suivies : {n}, en échec : {failed}.",
+        "en": "Campaigns followed up: {n}, failed: {failed}.",
+    },
+    "term.cancelled": {
+        "fr": "{spared} ; lots annulés : {cancelled}, non annulés : {kept}.",
+        "en": "{spared}; chunks cancelled: {cancelled}, not cancelled: {kept}.",
+    },
+    "term.cancel_spared.one": {
+        "fr": "{n} destinataire ne recevra pas le SMS",
+        "en": "{n} recipient will not be texted",
+    },
+    "term.cancel_spared.other": {
+        "fr": "{n} destinataires ne recevront pas le SMS",
+        "en": "{n} recipients will not be texted",
+    },
+    "term.next.cancel_kept": {
+        "fr": "lisez dans le rapport les lots non annulés (ils peuvent encore partir).",
+        "en": "read the chunks not cancelled in the report (they may still go out).",
+    },
+    "term.next.cancel_done": {"fr": "rien.", "en": "nothing."},
+    # the demo (scripts/demo.py)
+    "demo.simulator": {
+        "fr": "Simulateur SMS Partner démarré sur {url}",
+        "en": "SMS Partner simulator listening on {url}",
+    },
+    "demo.running": {
+        "fr": "Campagne d'enquête sur {path} en cours...",
+        "en": "Running a survey campaign on {path} ...",
+    },
+    "demo.failed": {
+        "fr": "la démonstration a échoué (code de sortie {code})",
+        "en": "demo failed (exit {code})",
+    },
+    "demo.rejected": {"fr": "Lignes rejetées, par motif :", "en": "Rejected rows, by reason:"},
+    "demo.files": {
+        "fr": "Dossier du rapport : {folder} ({files})",
+        "en": "Report folder: {folder} ({files})",
     },
 }
 
@@ -529,6 +720,21 @@ def _lang(lang: str) -> Lang:
 def text(lang: Lang, key: str, **values: object) -> str:
     """The catalog's text for ``key`` in ``lang``, its ``{fields}`` filled from ``values``."""
     return CATALOG[key][_lang(lang)].format(**values)
+
+
+def plural_form(n: int, lang: Lang) -> str:
+    """CLDR's plural category of ``n``: fr "one" for 0 and 1, "many" for 1 000 000, else
+    "other"; en "one" for 1 only."""
+    return str(Locale.parse(_LOCALES[_lang(lang)]).plural_form(abs(n)))
+
+
+def plural(lang: Lang, key: str, n: int, **values: object) -> str:
+    """The catalog's ``<key>.<form>`` for the count ``n`` (``<key>.other`` when the language's
+    form has no entry), ``{n}`` filled with ``n`` as people write it: ``plural("fr",
+    "count.recipients", 1)`` is "1 destinataire", and 0 too; 2 gives "2 destinataires"."""
+    form = f"{key}.{plural_form(n, lang)}"
+    entry = CATALOG[form] if form in CATALOG else CATALOG[f"{key}.other"]
+    return entry[_lang(lang)].format(n=number(n, lang), **values)
 
 
 def label(lang: Lang, group: str, code: str) -> str:
@@ -549,11 +755,18 @@ def percent(ratio: float, lang: Lang) -> str:
 
 
 def money(amount: float | None, currency: str, lang: Lang) -> str:
-    """``1 234,50 €`` (fr) or ``€1,234.50`` (en); "inconnu" / "unknown" for None.
+    """A total as the bill gives it, to the cent: ``1 234,50 €`` (fr) or ``€1,234.50`` (en);
+    "inconnu" / "unknown" for None. Rounded once, half up (97,245 € -> 97,25 €), from the
+    amount as summed (the summary keeps four decimals); a price per SMS is ``unit_price``."""
+    if amount is None:
+        return text(lang, "unknown")
+    cents = Decimal(str(round(float(amount), 4))).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return format_currency(cents, currency or "EUR", locale=_LOCALES[_lang(lang)])
 
-    Never rounded to cents: an SMS costs fractions of a cent (0,045 €). Amounts are taken to
-    four decimals, the precision of the summary.
-    """
+
+def unit_price(amount: float | None, currency: str, lang: Lang) -> str:
+    """A price per SMS, which costs fractions of a cent: ``0,045 €`` (at least two decimals,
+    at most four); "inconnu" / "unknown" for None."""
     if amount is None:
         return text(lang, "unknown")
     value = Decimal(str(round(float(amount), 4))).normalize()
@@ -607,9 +820,12 @@ __all__ = [
     "money",
     "number",
     "percent",
+    "plural",
+    "plural_form",
     "territory_cell",
     "territory_name",
     "text",
+    "unit_price",
     "when",
     "zone_label",
 ]

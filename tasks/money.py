@@ -142,7 +142,7 @@ def short_text(money: Money, lang: Lang) -> str:
         lang,
         f"money.short_{_limit(money)}",
         shortfall=amount(money.shortfall),
-        n=i18n.number(money.recipients, lang),
+        n=i18n.plural(lang, "count.recipients", money.recipients),
         credits=amount(money.credits),
         cap=amount(money.max_cost),
         spent=amount(money.spent),
@@ -174,7 +174,7 @@ def within_line(money: Money, sending: int, lang: Lang, *, campaign: str) -> str
         lang,
         f"money.within_{_limit(money)}",
         campaign=campaign,
-        sending=i18n.number(sending, lang),
+        sending=i18n.plural(lang, "count.recipients", sending),
         n=i18n.number(money.recipients, lang),
         left=i18n.number(money.recipients - sending, lang),
     )

@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from babel import Locale
-
 from tasks import i18n
 from tasks.i18n import Lang
 
@@ -65,11 +63,7 @@ def duration(seconds: float) -> str:
 
 def chunks(n: int, lang: Lang) -> str:
     """ "1 lot", "0 lot", "2 lots", "1 000 000 de lots" (fr); "1 chunk", "0 chunks" (en)."""
-    form = Locale.parse(lang).plural_form(n)  # CLDR: fr says "0 lot", en "0 chunks"
-    key = f"progress.chunks.{form}"
-    if key not in i18n.CATALOG:
-        key = "progress.chunks.other"
-    return i18n.text(lang, key, n=i18n.number(n, lang))
+    return i18n.plural(lang, "progress.chunks", n)  # CLDR: fr says "0 lot", en "0 chunks"
 
 
 @dataclass(frozen=True)

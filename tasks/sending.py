@@ -19,8 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import assert_never
 
 from smspartner import SMSPartnerClient, SMSPartnerError
+from tasks import i18n
 from tasks import ledger as lg
 from tasks import sendcore as sc
+from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import GATEWAY_UNAVAILABLE, INSUFFICIENT_CREDITS, NO_SLOT
 from tasks.runtime import (  # noqa: F401 - re-exported: callers import them from here too
     API_KEY_ENV,
@@ -431,6 +433,7 @@ def settle_deferred(
     sleep: Callable[[float], None] = time.sleep,
     say: Callable[[str], None] = log.info,
     on_settled: Callable[[], None] = lambda: None,
+    lang: Lang = DEFAULT_LANG,
 ) -> list[ChunkResult]:
     """Drive the chunks left in doubt again as each becomes due, until ``until``.
 
@@ -447,7 +450,7 @@ def settle_deferred(
                 break
             due = sorted(i for i, at in waiting.items() if at <= moment)
             if not due:
-                if not _wait_for_first(waiting, moment, until, sleep, say):
+                if not _wait_for_first(waiting, moment, until, sleep, say, lang):
                     break
                 continue
             for result in pool.map(drive, due):
@@ -463,6 +466,7 @@ def _wait_for_first(
     until: datetime,
     sleep: Callable[[float], None],
     say: Callable[[str], None],
+    lang: Lang = DEFAULT_LANG,
 ) -> bool:
     """Sleep until the first waiting chunk is due; False, without sleeping, when that is past
     ``until`` (it stays in doubt for a rerun or the follow-up)."""
@@ -470,10 +474,8 @@ def _wait_for_first(
     if first > until:
         return False
     seconds = (first - moment).total_seconds()
-    say(
-        f"waiting {seconds:.0f} s for {len(waiting)} chunk(s) whose send may have "
-        "landed, before asking the gateway again"
-    )
+    chunks = i18n.plural(lang, "progress.chunks", len(waiting))
+    say(i18n.text(lang, "log.settle_wait", seconds=f"{seconds:.0f}", chunks=chunks))
     sleep(max(seconds, 0.0))
     return True
 

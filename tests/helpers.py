@@ -613,7 +613,7 @@ def field(page: Any, label: str) -> Any:
 RUN_TIMEOUT_MS = 120_000  # a flow run from submitted to its end
 
 
-FINAL = re.compile(r"Completed|Failed|Crashed|Cancelled|Refused|NotApproved")
+FINAL = re.compile(r"Completed|Failed|Crashed|Cancelled|Refused|NotApproved|Refusée|Expirée")
 
 
 def open_custom_run(page: Any, stack: LocalStack, deployment: str) -> None:
@@ -660,12 +660,14 @@ def start_campaign(
 ) -> dict[str, Any]:
     """A send run from the weekly-survey deployment's Custom run form."""
     open_custom_run(page, stack, "weekly-survey")
-    type_into(page, "campaign_id", cid, kind="str")
-    type_into(page, "File path", path)
+    type_into(page, "Reprendre une campagne", cid)
+    type_into(page, "Emplacement du fichier", path)
     if approve_above is not None:
-        type_into(page, "approve_above_recipients", approve_above, kind="int")
+        type_into(
+            page, "Demander l'accord au-delà de (destinataires)", approve_above, kind="Nombre"
+        )
     if scheduled:  # "Send at once when allowed" off: every chunk gets a slot at the gateway
-        toggle = field(page, "Send at once when allowed").get_by_role("switch")
+        toggle = field(page, "Envoyer tout de suite si l'heure le permet").get_by_role("switch")
         toggle.click()
         expect(toggle).to_have_attribute("aria-checked", "false")
     run = submit_run(page)
@@ -711,21 +713,12 @@ def pause_until_asked(page: Any, stack: LocalStack, run: dict[str, Any], cid: st
 
 
 def resume(page: Any, approve: bool, comment: str, recipients: int) -> None:
-    """Resume -> read the plan in the form -> (tick) -> comment -> Submit."""
-    page.get_by_role("button", name="Resume", exact=True).click()
-    modal = page.locator(".p-modal")
-    expect(modal.get_by_text("Resume Flow Run")).to_be_visible()
+    """Resume -> read the plan in the form -> choose "Envoyer" or "Refuser" -> comment ->
+    Submit."""
+    modal = open_resume_form(page)
     # The plan the operator approves: why it asks, and how many would be texted.
-    expect(modal.get_by_text(re.compile("approbation requise"))).to_be_visible()
-    recipients_row = modal.locator("tr").filter(
-        has=page.locator("td", has_text=re.compile(r"^Destinataires$"))
-    )
-    expect(recipients_row.first.locator("td").nth(1)).to_have_text(str(recipients))
-    box = field(page, "Approuver l'envoi").get_by_role("switch")
-    expect(box).to_have_attribute("aria-checked", "false")  # refusing is the default
-    if approve:
-        box.click()
-        expect(box).to_have_attribute("aria-checked", "true")
+    expect(modal.get_by_text(f"Destinataires : {recipients}", exact=True)).to_be_visible()
+    choose_decision(page, modal, "Envoyer" if approve else "Refuser (rien n'est envoyé)")
     field(page, "Commentaire").locator("textarea, input").first.fill(comment)
     submit_answer(page, modal)
 
@@ -753,4 +746,49 @@ def sends_of(stack: LocalStack, cid: str) -> list[dict[str, Any]]:
 
 def api_run(stack: LocalStack, run_id: str) -> dict[str, Any]:
     run: dict[str, Any] = stack.api("GET", f"/flow_runs/{run_id}")
+    return run
+
+
+# -- approval --------------------------------------------------------------------------------------
+
+
+def open_resume_form(page: Any) -> Any:
+    """Resume (in the run's menu on a narrow page) -> the form with the plan; the form."""
+    resume_button = page.get_by_role("button", name="Resume", exact=True)
+    if resume_button.is_visible():
+        resume_button.click()
+    else:  # a phone-sized page keeps the run's actions in its menu
+        page.locator(".page-heading").get_by_role("button").last.click()
+        page.get_by_text("Resume", exact=True).last.click()
+    modal = page.locator(".p-modal")
+    expect(modal.get_by_text("Resume Flow Run")).to_be_visible()
+    expect(modal.get_by_text(re.compile("approbation requise"))).to_be_visible()
+    return modal
+
+
+def choose_decision(page: Any, modal: Any, choice: str) -> None:
+    """Pick the form's required "Décision" (nothing is chosen in advance)."""
+    control = field(page, "Décision").locator("button.p-select-button__control")
+    # Headless Chromium's click does not open Prefect's select; the keyboard does, as it does
+    # for an operator who tabs through the form.
+    control.focus()
+    control.press("ArrowDown")
+    page.locator(".p-select-option", has_text=choice).first.click()
+    expect(control).to_have_text(choice)
+
+
+def start_paused_campaign(
+    stack: LocalStack, cid: str, path: str, approve_above: int
+) -> dict[str, Any]:
+    """A send run of the weekly-survey deployment started through the API (the tests of the
+    resume form do not depend on the Custom run form's fields)."""
+    sent = deployment(stack, "weekly-survey")
+    parameters = {
+        "campaign_id": cid,
+        "recipients": {"kind": "csv", "path": path},
+        "approve_above_recipients": approve_above,
+    }
+    run: dict[str, Any] = stack.api(
+        "POST", f"/deployments/{sent['id']}/create_flow_run", {"parameters": parameters}
+    )
     return run

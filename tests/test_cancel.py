@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,7 +26,21 @@ from flows.cancel_campaign import cancel_campaign
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
 from smspartner import CancelError, NotFound, SMSPartnerClient, StatusEntry
 from tasks import ledger as lg
-from tasks.cancellation import ASK_GATEWAY, LEDGER_ONLY, LOOK_UP_TAG, NOTHING, decide
+from tasks.cancellation import (
+    ASK_GATEWAY,
+    LEDGER_ONLY,
+    LOOK_UP_TAG,
+    NOTHING,
+    ChunkCancel,
+    Why,
+    count,
+    decide,
+    markdown_cancel,
+    markdown_offer,
+    summary_lines,
+    unknown_campaign_line,
+    what_can_be_cancelled,
+)
 from tasks.outcomes import ChunkState
 
 
@@ -203,7 +218,7 @@ def test_gateway_problems_fail_the_run_in_one_line(
     campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unknown = cancel_campaign(campaign_id="nothing-here", return_state=True)
-    assert unknown.is_failed() and "campagne inconnue : nothing-here" in str(unknown.message)
+    assert unknown.is_failed() and "Campagne « nothing-here » inconnue" in str(unknown.message)
 
     send(write_csv(campaign_env / "r.csv", FR[:3]), "keyless")
     monkeypatch.setenv("SMSPARTNER_API_KEY", "wrong-key-456")
@@ -227,15 +242,20 @@ def test_command_line_prints_counts_last_and_fails_in_one_line(
     bad = _cli(campaign_env, "--campaign-id", "no-such-campaign")
     out, err = good.communicate(timeout=120)
     assert good.returncode == 0, err[-2000:]
-    counts = json.loads(out.strip().splitlines()[-1])
+    *readable, last = out.strip().splitlines()
+    counts = json.loads(last)  # the JSON line stays last; readable French lines before it
+    assert readable and "cli-cancel" in readable[0], out
+    assert not any(line.lstrip().startswith("{") for line in readable)
+    assert not ENGLISH.findall(" ".join(readable[1:])), readable
     assert counts["cancelled"] == 1 and counts["recipients_cancelled"] == 4
     assert simulator.state.sends[0]["cancelled"]
 
     out, err = bad.communicate(timeout=120)
     assert bad.returncode != 0 and out.strip() == ""
     assert err.strip().splitlines() == [
-        "error: campagne inconnue : no-such-campaign n'est pas dans le registre ; vérifiez "
-        "l'identifiant de la campagne"
+        "error: Campagne « no-such-campaign » inconnue : aucun envoi n'a été fait sous cet "
+        "identifiant. Copiez l'identifiant exact depuis le nom de l'exécution de la campagne "
+        "(page Runs de Prefect), ou ouvrez le lien « Annuler cette campagne » de son résumé."
     ]
     assert "Traceback" not in err
 
@@ -383,3 +403,95 @@ def test_cancel_chunk_asks_the_gateway_only_when_it_can_help(
     )
     if outcome in ("cancelled", "already_cancelled"):  # a sent chunk leaves the cap's record
         assert ledger.marked == [tuple(str(s) for s in DOUBT)]
+
+
+# -- what the operator reads about a cancel ------------------------------------------------------
+
+# Words of English a French page of the cancel must not show (the ids and "SMS Partner" aside).
+ENGLISH = re.compile(
+    r"\b(?:the|chunks?|cancel(?:led)?|sent|slot|gateway|ledger|recipients?|why|not|found|"
+    r"already|run|nothing|more)\b",
+    re.IGNORECASE,
+)
+
+
+def result(
+    index: int, outcome: str, why: Why, *, size: int = 1, changed: bool = False
+) -> ChunkCancel:
+    slot = (NOW + timedelta(days=1)).isoformat()
+    return ChunkCancel(index, "FR", slot, size, outcome, why.say("en"), changed, why)
+
+
+@pytest.mark.parametrize(
+    ("spared", "said"),
+    [
+        (0, "0 destinataire ne recevra pas le SMS"),
+        (1, "1 destinataire ne recevra pas le SMS"),
+        (2, "2 destinataires ne recevront pas le SMS"),
+    ],
+)
+def test_the_cancel_artifact_is_french_with_its_plurals(spared: int, said: str) -> None:
+    results = [
+        result(0, "cancelled", Why("cancelled_at_gateway"), size=spared, changed=bool(spared)),
+        result(1, "too_late", Why("too_close", {"left": "4 min 00 s", "notice": "5 min 00 s"})),
+        result(2, "already_sent", Why("slot_passed")),
+        result(3, "already_sent", Why("sent_at_once")),
+    ]
+    counts = count("cid-20251207-103031-ab31", results)
+    page = markdown_cancel(counts, results, NOW, lang="fr")
+    assert said in page
+    assert "- 1 lot annulé chez SMS Partner" in page
+    assert "- 2 lots déjà partis" in page and "- 1 lot trop proche" in page
+    assert "son heure d'envoi est passée" in page and "parti tout de suite" in page
+    assert "(heure de Paris)" in page  # times for people, not ISO strings
+    assert "cid-20251207-103031-ab31" in page
+    assert not ENGLISH.findall(page.replace("SMS Partner", "")), ENGLISH.findall(page)
+    english = markdown_cancel(counts, results, NOW, lang="en")
+    assert "2 chunks already sent" in english and "its slot has passed" in english
+    assert ("1 recipient will" in english) is (spared == 1)
+
+
+def test_the_cancel_says_what_to_do_next() -> None:
+    done = count("c", [result(0, "cancelled", Why("cancelled_at_gateway"), changed=True)])
+    assert summary_lines(done, "fr") == [
+        "annulation de c : 1 lot annulé ; 0 lot non annulé ; 1 destinataire épargné",
+        "Plus rien ne partira pour cette campagne.",
+    ]
+    assert summary_lines({**done, "recipients_cancelled": 2}, "en")[0].endswith(
+        "2 recipients spared"
+    )
+    later = count("c", [result(0, "not_found", Why("not_visible_yet"))])
+    assert any("Relancez l'annulation" in line for line in summary_lines(later, "fr"))
+    assert unknown_campaign_line("demo-satisfaction-20251207-103031", "fr").startswith(
+        "Campagne « demo-satisfaction-20251207-103031 » inconnue : aucun envoi"
+    )
+
+
+def test_what_can_still_be_cancelled_is_listed_by_slot_and_territory() -> None:
+    soon, later = NOW + timedelta(minutes=4), NOW + timedelta(hours=3)
+    chunks = [
+        replace(chunk(slot=later), chunk_index=0, numbers=("+33612345678",) * 2),
+        replace(chunk(slot=later), chunk_index=1, numbers=("+33612345679",) * 3),
+        replace(chunk(slot=later), chunk_index=2, territory="GP"),
+        replace(chunk(slot=soon), chunk_index=3),  # too late
+        replace(chunk(slot=NOW - timedelta(hours=1)), chunk_index=4),  # gone
+        replace(chunk(state=ChunkState.cancelled), chunk_index=5),
+        replace(chunk(state=ChunkState.pending), chunk_index=6),  # never sent: a rerun would
+        replace(chunk(state=ChunkState.in_doubt, slot=later), chunk_index=7),
+    ]
+    listed = what_can_be_cancelled(chunks, NOW)
+    assert [(s.slot, s.territory, s.recipients) for s in listed] == [
+        (later.isoformat(), "FR", 6),
+        (later.isoformat(), "GP", 1),
+        (None, "FR", 1),
+    ]
+    offer = markdown_offer("c-1", listed, "http://ui/run?parameters=x", "fr")
+    assert "[Annuler cette campagne](http://ui/run?parameters=x)" in offer
+    assert "France métropolitaine : 6 destinataires" in offer
+    assert "Guadeloupe : 1 destinataire" in offer and "**pas encore envoyé**" in offer
+    assert "boutons « Cancel » de Prefect" in offer
+    words = offer.replace("(http://ui/run?parameters=x)", "").replace("SMS Partner", "")
+    assert not ENGLISH.findall(words.replace("« Cancel »", "")), ENGLISH.findall(words)
+    # Nothing left to call off: no offer at all.
+    assert what_can_be_cancelled(chunks[3:6], NOW) == []
+    assert markdown_offer("c-1", [], "http://ui", "fr") == ""

@@ -55,7 +55,7 @@ URLS_WITH_A_PASSWORD = [
     f"postgresql://u@h/db?token={MARK}",
 ]
 URL_REFUSED = (
-    "Error creating flow run: Validation failed for field 'recipients.db_url'. "
+    "Error creating flow run: Validation failed for field 'recipients'. "
     f"Failure reason: {PUBLIC_URL_EXPECTED!r} was expected"
 )
 
@@ -139,7 +139,7 @@ def test_a_path_outside_the_clone_typed_into_the_form_is_refused_before_any_run(
     send = deployment(stack, SEND_NAME)
     create = f"/deployments/{send['id']}/create_flow_run"
     for parameters, field in (
-        ({"recipients": {"kind": "csv", "path": path}}, "recipients.path"),
+        ({"recipients": {"kind": "csv", "path": path}}, "recipients"),
         ({"suppression_list": path}, "suppression_list"),
     ):
         status, said = post(stack, create, {"parameters": parameters})
@@ -176,7 +176,7 @@ def test_a_link_in_the_data_folder_to_a_file_outside_is_refused_by_the_run(
         assert done.returncode != 0
         run = stack.api("GET", f"/flow_runs/{run_id}")
         assert run["state_type"] == "FAILED"
-        assert "outside the data folder" in run["state"]["message"]
+        assert "hors du dossier data" in run["state"]["message"]
         logs = stack.api("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
         assert not any("hunter2" in entry["message"] for entry in logs)
     assert len(stack.simulator_state()["sends"]) == before  # nobody texted

@@ -37,6 +37,7 @@ from helpers import (
 )
 from helpers import stack_mobiles as mobiles
 
+from flows.parameters import WINDOW_LABELS
 from scripts.server import LocalStack, StackConfig
 
 pytestmark = pytest.mark.slow
@@ -130,15 +131,19 @@ def test_deploy_declares_schedules_pool_and_a_form_without_secrets(
 
     schema = send["parameter_openapi_schema"]
     defs = schema["definitions"]
-    assert set(defs["SourceKind"]["enum"]) == {"csv", "excel", "sql"}
-    assert set(defs["WindowPreset"]["enum"]) == {"strict", "af2m_2024", "af2m_2026"}
-    source = defs["RecipientSource"]["properties"]
-    assert source["kind"]["title"] == "Source kind" and source["kind"]["description"]
+    # One model per source kind: the form shows one kind's fields (tests/test_form_schema.py).
+    kinds = [k["$ref"].rsplit("/", 1)[-1] for k in schema["properties"]["recipients"]["anyOf"]]
+    assert kinds == ["FileSource", "DatabaseSource", "UrlSource"]
+    preset = defs["DeliveryWindow"]["properties"]["preset"]
+    # French choices first; the old codes on a second tab, for the scripts that send them.
+    assert preset["anyOf"][0]["enum"] == list(WINDOW_LABELS.values())
+    assert preset["title"] == "Plage horaire"
+    source = defs["FileSource"]["properties"]
+    assert source["path"]["title"] == "Emplacement du fichier" and source["path"]["description"]
     limits = defs["Limits"]["properties"]
-    assert limits["max_cost"]["title"] == "Budget cap"
-    assert limits["max_cost"]["anyOf"][0]["minimum"] == 0
+    assert limits["max_cost"]["title"] == "Budget maximum (€)"
+    assert limits["max_cost"]["minimum"] == 0
     assert (limits["concurrency"]["minimum"], limits["concurrency"]["maximum"]) == (1, 64)
-    assert defs["DeliveryWindow"]["properties"]["preset"]["title"] == "Sending hours"
     # A *_block parameter holds the name of a Secret block, never the secret itself.
     secretish = [
         n
@@ -233,6 +238,22 @@ def test_daily_follow_up_runs_as_shipped(stack: LocalStack) -> None:
     assert "campaign_id" not in schema.get("required", [])  # the schedule passes no id
     done, _ = run_deployment(stack, "follow-up-campaign/daily-follow-up")
     assert done.returncode == 0, explain(stack, done)
+
+
+def test_the_inbox_polls_every_two_minutes_as_shipped(stack: LocalStack, clone: Path) -> None:
+    inbox = deployment(stack, "inbox")
+    assert inbox["work_pool_name"] == "surveys" and inbox["enforce_parameter_schema"] is True
+    [every] = inbox["schedules"]
+    assert every["schedule"]["interval"] == 120 and every["slug"] == "inbox-every-2-minutes"
+    assert every["active"] is True  # on as shipped: every campaign it starts waits for a yes
+    for _ in range(3):  # a scheduled pass running at that moment calls this one off
+        done, run_id = run_deployment(stack, "watch-inboxes/inbox")
+        if "Cancelled" not in done.stdout:
+            break
+    assert done.returncode == 0, explain(stack, done)
+    # An empty inbox: the folder and its explanation for whoever opens the share, nothing more.
+    assert (clone / "data" / "inbox" / "LISEZ-MOI.txt").read_text(encoding="utf-8")
+    assert [a["key"] for a in artifacts(stack, run_id)] == []
 
 
 def test_scheduled_run_keeps_its_campaign_id_when_run_again(stack: LocalStack, clone: Path) -> None:

@@ -140,7 +140,8 @@ def test_usage_errors_exit_2(campaign_env: Path, env: dict[str, str]) -> None:
     missing = command("flows.survey_campaign", campaign_env, "--recipients", csv, **env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr  # argparse's own
     one_line(send(campaign_env, env, "--recipients", csv, "--campaign-id", "a b"), 2, "campaign id")
-    one_line(send(campaign_env, env, "--recipients", "nowhere.csv"), 2, "not found", "nowhere.csv")
+    nowhere = send(campaign_env, env, "--recipients", "nowhere.csv")
+    one_line(nowhere, 2, "introuvable", "nowhere.csv")
 
 
 def test_an_error_exits_1_in_one_line(campaign_env: Path, env: dict[str, str]) -> None:
@@ -171,7 +172,7 @@ def test_the_approval_stop_exits_1_with_what_would_be_sent(
 ) -> None:
     done = send(campaign_env, env, "--recipients", str(write_csv(campaign_env / "r.csv", 3)),
                 "--campaign-id", "held", "--approve-above-recipients", "1")  # fmt: skip
-    one_line(done, 1, "approval needed", "--yes")
+    one_line(done, 1, "Accord nécessaire", "3 destinataires, au-delà de 1", "--yes")
     assert last_json(done)["would_send"] == 3
     assert simulator.state.sends == []
     no_traceback_in_logs("held")

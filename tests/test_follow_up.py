@@ -295,7 +295,7 @@ def test_problems_fail_the_run_with_one_clear_line(
     campaign_env: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unknown = follow("never-sent")
-    assert unknown.is_failed() and "campagne inconnue : never-sent" in unknown.message
+    assert unknown.is_failed() and "Campagne « never-sent » inconnue" in unknown.message
 
     send(write_csv(campaign_env / "r.csv", ["+33610000001"]), "errors")
     monkeypatch.setenv("SMSPARTNER_API_KEY", "wrong-key-123")
@@ -331,8 +331,9 @@ def test_command_line_prints_counts_last_and_fails_in_one_line(
     out, err = bad.communicate(timeout=120)
     assert bad.returncode != 0 and out.strip() == ""
     assert err.strip().splitlines() == [
-        "error: campagne inconnue : no-such-campaign n'est pas dans le registre ; vérifiez "
-        "l'identifiant de la campagne"
+        "error: Campagne « no-such-campaign » inconnue : aucun envoi n'a été fait sous cet "
+        "identifiant. Copiez l'identifiant exact depuis le nom de l'exécution de la campagne "
+        "(page Runs de Prefect)."
     ]
     assert "Traceback" not in err
 

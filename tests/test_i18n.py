@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,19 @@ from babel.numbers import parse_decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.i18n import CATALOG, DEFAULT_LANG, LANGS, money, number, territory_name, text, when
+from tasks.i18n import (
+    CATALOG,
+    DEFAULT_LANG,
+    LANGS,
+    money,
+    number,
+    plural,
+    plural_form,
+    territory_name,
+    text,
+    unit_price,
+    when,
+)
 from tasks.outcomes import TERRITORIES
 
 NBSP = "\u00a0"
@@ -38,20 +50,71 @@ def test_decimals_use_a_decimal_comma_in_french(value: Decimal) -> None:
 
 
 @given(amounts)
-def test_euros_in_french_end_with_the_euro_sign_and_read_back(amount: Decimal) -> None:
+def test_totals_show_two_decimals_rounded_half_up_and_read_back(amount: Decimal) -> None:
+    cents = amount.quantize(Decimal("0.01"), ROUND_HALF_UP)
     fr = money(float(amount), "EUR", "fr")
     assert fr.endswith(NBSP + "€") and "." not in fr
-    assert parse_decimal(fr.removesuffix(NBSP + "€"), locale="fr_FR") == amount
+    assert len(fr.removesuffix(NBSP + "€").rpartition(",")[2]) == 2  # never "97,245 €"
+    assert parse_decimal(fr.removesuffix(NBSP + "€"), locale="fr_FR") == cents
     en = money(float(amount), "EUR", "en")
     assert en.lstrip("-").startswith("€")
-    assert parse_decimal(en.replace("€", ""), locale="en_GB") == amount
+    assert parse_decimal(en.replace("€", ""), locale="en_GB") == cents
+
+
+@given(amounts)
+def test_unit_prices_keep_their_fractions_of_a_cent(amount: Decimal) -> None:
+    fr = unit_price(float(amount), "EUR", "fr")
+    assert parse_decimal(fr.removesuffix(NBSP + "€"), locale="fr_FR") == amount
 
 
 def test_money_as_the_operator_reads_it() -> None:
     assert money(1234.5, "EUR", "fr") == "1\u202f234,50\u00a0€"
     assert money(1234.5, "EUR", "en") == "€1,234.50"
-    assert money(0.045, "EUR", "fr") == "0,045\u00a0€"  # an SMS costs a fraction of a cent
+    assert money(97.245, "EUR", "fr") == "97,25\u00a0€"  # the issue's "97,245 €", as billed
+    assert money(2161 * 0.045, "EUR", "fr") == "97,25\u00a0€"  # a float product, rounded once
+    assert unit_price(0.045, "EUR", "fr") == "0,045\u00a0€"  # an SMS costs a fraction of a cent
     assert money(None, "EUR", "fr") == "inconnu" and money(None, "EUR", "en") == "unknown"
+
+
+# --- plurals (CLDR through Babel) -------------------------------------------------------------
+
+
+def _cldr_form(n: int, lang: str) -> str:
+    """The CLDR rule written out for integers: fr one for 0 and 1, many for non-zero millions
+    (1 000 000 de lots); en one for 1 only."""
+    if lang == "fr":
+        return "one" if n in (0, 1) else "many" if n and n % 1_000_000 == 0 else "other"
+    return "one" if n == 1 else "other"
+
+
+PLURAL_KEYS = sorted({k.rsplit(".", 1)[0] for k in CATALOG if k.endswith(".other")})
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.sampled_from(PLURAL_KEYS))
+def test_every_count_gets_its_languages_plural_form(n: int, key: str) -> None:
+    for lang in LANGS:
+        form = _cldr_form(n, lang)
+        assert plural_form(n, lang) == form
+        expected = CATALOG.get(f"{key}.{form}", CATALOG[f"{key}.other"])[lang]
+        others = {f: "x" for _, f, _, _ in string.Formatter().parse(expected) if f and f != "n"}
+        assert plural(lang, key, n, **others) == expected.format(n=number(n, lang), **others)
+
+
+def test_plurals_read_as_french_people_write_them() -> None:
+    assert plural("fr", "count.recipients", 0) == "0 destinataire"
+    assert plural("fr", "count.chunks_checked", 1) == "1 lot envoyé vérifié"
+    assert plural("fr", "count.chunks_checked", 2) == "2 lots envoyés vérifiés"
+    assert plural("fr", "end.not_sent", 1) == "1 destinataire non envoyé"
+    assert plural("fr", "progress.chunks", 1_000_000) == "1\u202f000\u202f000 de lots"
+    assert plural("en", "count.recipients", 0) == "0 recipients"
+    assert plural("en", "count.recipients", 1) == "1 recipient"
+
+
+def test_every_plural_key_has_its_other_form_in_both_languages() -> None:
+    for key in CATALOG:
+        stem, _, form = key.rpartition(".")
+        if form in ("one", "many", "two", "few", "zero"):
+            assert f"{stem}.other" in CATALOG, key
 
 
 def test_dates_in_the_recipients_clock_with_its_name() -> None:

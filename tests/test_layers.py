@@ -61,8 +61,11 @@ KIND: dict[str, str] = {
     "tasks.reporting.summary": "rules",
     "tasks.reporting.markdown": "rules",
     "tasks.reporting.slot_words": "rules",
+    "tasks.reporting.terminal": "rules",
+    "tasks.inbox": "rules",
     # io: files, databases, the gateway
     "tasks.files": "io",
+    "tasks.inbox_io": "io",
     "tasks.folders": "io",
     "tasks.dburl": "io",
     "tasks.rows_file": "io",
@@ -75,6 +78,7 @@ KIND: dict[str, str] = {
     "tasks.alerts": "io",
     "tasks.alerts.__main__": "entry",  # `python -m tasks.alerts`: a command, as a flow is
     "tasks.recipients.load": "io",
+    "tasks.recipients.remote": "io",
     "tasks.recipients.text": "io",
     "tasks.recipients.excel": "io",
     "tasks.recipients.sql": "io",

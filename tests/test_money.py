@@ -261,7 +261,7 @@ def test_the_budget_cap_counts_what_earlier_runs_spent_at_the_price_the_gateway_
     with pytest.raises(mn.CreditsShort) as stopped:
         write_plan(ledger, cleaned(NUMBERS), credits(10.0), grown, NOW)
     line = plain(str(stopped.value))
-    assert "Plafond de budget insuffisant : il manque 0,05 € pour 1 destinataires" in line
+    assert "Plafond de budget insuffisant : il manque 0,05 € pour 1 destinataire" in line
     assert "déjà dépensé 0,30 €" in line
     assert sum(c.size for c in ledger.chunks("c1")) == 2  # the new one was not planned
     fits = write_plan(ledger, cleaned(NUMBERS), credits(10.0), replace(grown, max_cost=0.45), NOW)
@@ -441,13 +441,14 @@ def describe(money: mn.Money | None, recipients: int) -> str:
 def test_the_form_opens_with_the_shortfall_and_the_choice_it_leaves() -> None:
     short = mn.Money(82576, 0.045, 98.38, None, 0.0)
     lines = plain(describe(short, 82576)).splitlines()
-    assert lines[0].startswith("## Campagne c1")
-    # right under the title, in bold, quoted: what is missing, then what approving does
+    assert lines[0].startswith("### Campagne c1")
+    # right under the title, in bold, quoted: what is missing, then the choice it leaves
     assert lines[2] == "> **⚠️ " + plain(mn.short_text(short, "fr")) + "**"
-    assert lines[4].startswith("> Approuver sans cocher « Envoyer ce que les crédits permettent »")
-    assert "2 186 premiers destinataires" in lines[4]
-    within = plain(describe(short, 2186))  # the box was ticked at launch: 2 186 planned
-    assert "a été coché au lancement : approuver n'envoie qu'à 2 186 destinataires" in within
+    assert lines[4].startswith("> Envoyer à tous n'est pas possible.")
+    assert "« Envoyer ce que les crédits permettent »" in lines[4]
+    assert "2 186 premiers destinataires" in lines[4] and "80 390 autres" in lines[4]
+    within = plain(describe(short, 2186))  # the limit was chosen at launch: 2 186 planned
+    assert "« Envoyer » n'envoie qu'à 2 186 destinataires" in within
     assert "les 80 390 autres ne seront pas envoyés" in within
     enough = describe(mn.Money(10, 0.045, 98.38, None, 0.0), 10)
     assert "⚠️" not in enough and "> " not in enough
@@ -457,11 +458,10 @@ def test_the_form_opens_with_the_shortfall_and_the_choice_it_leaves() -> None:
 @pytest.mark.parametrize(
     ("form", "answer", "decision", "within"),
     [
-        ("short", {"approve": True, "send_within_credits": True}, "approved", True),
-        ("short", {"approve": True}, "approved", False),  # approving alone: nothing is sent
-        ("short", {"approve": False, "send_within_credits": True}, "refused", False),
-        ("plain", {"approve": True}, "approved", False),
-        ("plain", {}, "refused", False),  # refusing is the default
+        ("short", {"decision": "Envoyer ce que les crédits permettent"}, "approved", True),
+        ("short", {"decision": "Refuser (rien n'est envoyé)"}, "refused", False),
+        ("plain", {"decision": "Envoyer"}, "approved", False),
+        ("plain", {"decision": "Refuser (rien n'est envoyé)"}, "refused", False),
     ],
 )
 def test_sending_what_the_credits_allow_is_a_choice_of_its_own(
@@ -476,17 +476,18 @@ def test_sending_what_the_credits_allow_is_a_choice_of_its_own(
     assert record.get("send_within_credits", False) is within
 
 
-def test_the_forms_fields_are_the_ones_operators_already_answer() -> None:
+def test_a_form_short_of_money_cannot_send_everything() -> None:
     from tasks.steps import approval as approve
 
-    plain_form = approve.ApprovalForm.model_json_schema()["properties"]
-    assert set(plain_form) == {"approve", "comment"}  # unchanged: earlier paused runs resume
-    short_form = approve.ShortApprovalForm.model_json_schema()["properties"]
-    assert list(short_form) == ["approve", "send_within_credits", "comment"]  # the box under
-    assert short_form["send_within_credits"]["title"].startswith(
-        "Envoyer ce que les crédits permettent"
-    )
-    assert short_form["send_within_credits"]["default"] is False
+    plain_form = approve.ApprovalForm.model_json_schema()
+    assert list(plain_form["properties"]) == ["decision", "comment"]  # the old switch is gone
+    short_form = approve.ShortApprovalForm.model_json_schema()
+    assert list(short_form["properties"]) == ["decision", "comment"]
+    offered = short_form["$defs"][short_form["properties"]["decision"]["$ref"].split("/")[-1]]
+    assert offered["enum"] == [
+        "Envoyer ce que les crédits permettent",
+        "Refuser (rien n'est envoyé)",
+    ]
 
 
 def test_the_command_line_says_the_money_first_when_a_threshold_holds_it_too(

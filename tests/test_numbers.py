@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tasks import errors, i18n
@@ -30,6 +32,7 @@ from tasks.numbers import (
     prefix_table,
     reference,
 )
+from tasks.numbers.masking import is_campaign_id, is_phone_number
 from tasks.outcomes import (
     CLEANING_REASONS,
     DUPLICATE,
@@ -41,6 +44,7 @@ from tasks.outcomes import (
     NOT_MOBILE,
     TERRITORIES,
 )
+from tasks.plan import new_campaign_id
 
 FR = "+33612345678"
 NBSP, NNBSP = "\u00a0", "\u202f"
@@ -600,6 +604,90 @@ def test_campaign_ids_stay_as_typed_and_a_number_beside_them_is_masked(
     campaign = errors.known_id(f"{name}-{stamp}-{tail}")
     masked = errors.mask(f"campaign {campaign}: 06 12 34 56 78 refused")
     assert masked == f"campaign {campaign}: 06••••••78 refused"
+
+
+# Campaign ids are names: never masked, in every form the tool makes them (tasks.plan.
+# new_campaign_id, tasks.steps.runs.campaign_id_of_run) and as an operator types them, a
+# mistyped one included, by every masker of texts, whether this process met the id or not. A
+# phone number beside one, or inside one, still is masked (the number wins over the id).
+CAMPAIGN_ID_WORDS = [
+    ("demo-satisfaction-20251207-103031-ab31", True),
+    ("demo-satisfaction-20251207-103031", True),  # the tail forgotten: quoted back as typed
+    ("demo-satisfaction-20251207-1030-31", True),
+    ("enquete-2024-20250607-093000-4821", True),  # digits in the stem, digits in the tail
+    ("mairie-juin-20250607", True),
+    ("later-3fa2c1", True),
+    ("rappel-0612345678", False),
+    ("rappel-06-12-34-56-78", False),
+    ("r-06-12-34-56-78-20251207-103031-ab12", False),
+    ("a0612345678", False),
+    ("0612345678", False),  # no letter: a number
+    ("20251207-103031", False),
+]
+
+
+@pytest.mark.parametrize(("word", "is_id"), CAMPAIGN_ID_WORDS)
+def test_which_words_read_as_campaign_ids(word: str, is_id: bool) -> None:
+    assert is_campaign_id(word) is is_id
+    text = f"Campagne « {word} » inconnue : 06 12 34 56 78."
+    for mask in (mask_phone_numbers, mask_numbers_in_text):
+        shown = mask(text)
+        assert (word in shown) is is_id, shown
+        assert no_digits_in_common(shown, "0612345678")
+
+
+def no_digits_in_common(text: str, number: str) -> bool:
+    """False when a 9-digit run of ``number`` survives in ``text`` (separators ignored)."""
+    digits = re.sub(r"\D", "", text)
+    return not any(number[i : i + 9] in digits for i in range(len(number) - 8))
+
+
+_stems = st.from_regex(r"[A-Za-z][A-Za-z0-9 _.-]{0,30}", fullmatch=True)
+_RUNS = re.compile(r"\d(?:[.-]*\d)*")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    survey=_stems,
+    at=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2098, 12, 30)),
+    run=st.uuids(),
+    form=st.sampled_from(["new", "scheduled", "manual", "no_tail"]),
+)
+def test_campaign_ids_of_every_form_the_tool_makes_are_never_masked(
+    survey: str, at: datetime, run: uuid.UUID, form: str
+) -> None:
+    made = new_campaign_id(survey, at.replace(tzinfo=UTC))
+    stem = made.rsplit("-", 1)[0]  # <survey>-<date>-<time>
+    assume(not any(is_phone_number(r) for r in _RUNS.findall(stem.rsplit("-", 2)[0])))
+    cid = {
+        "new": made,
+        "scheduled": f"{stem}-{str(run)[:6]}",  # a scheduled run's: its deployment's id
+        "manual": f"{stem}-{str(run)[:8]}",  # a manual run's: its flow run's id
+        "no_tail": stem,  # mistyped
+    }[form]
+    text = f"Campagne « {cid} » inconnue ; appelez le 06 12 34 56 78."
+    assert mask_phone_numbers(text) == f"Campagne « {cid} » inconnue ; appelez le 06••••••78."
+    assert mask_numbers_in_text(text) == text.replace("12 34 56", "•• •• ••")
+    assert errors.mask(f"campagne {cid}.") == f"campagne {cid}."
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    digits=st.text("0123456789", min_size=9, max_size=15),
+    plus=st.booleans(),
+    seps=st.lists(st.sampled_from([" ", NBSP, NNBSP, ".", "-", "/", "", "  "]), min_size=15),
+    cid=st.sampled_from([w for w, is_id in CAMPAIGN_ID_WORDS if is_id]),
+    glue=st.sampled_from([" ", "", ": ", " « ", "-", "."]),
+    before=st.booleans(),
+)
+def test_a_number_next_to_a_campaign_id_is_still_masked(
+    digits: str, plus: bool, seps: list[str], cid: str, glue: str, before: bool
+) -> None:
+    written = ("+" if plus else "") + "".join(d + s for d, s in zip(digits, seps, strict=False))
+    written = written.strip()
+    text = f"{written}{glue}{cid}" if before else f"{cid}{glue}{written}"
+    for mask in (mask_phone_numbers, mask_numbers_in_text, errors.mask):
+        assert no_digits_in_common(mask(text), digits), (mask, text, mask(text))
 
 
 # --- Loose parsing, for stop and suppression lists -------------------------------------------

@@ -19,6 +19,7 @@ from tasks import approval as approve
 from tasks import ledger as lg
 from tasks import plan as pl
 from tasks import runtime
+from tasks.i18n import Lang
 from tasks.nevertext import NeverText, Origin
 from tasks.sendcore import SendPolicy
 from tasks.slots import LEAD, MARGIN
@@ -96,19 +97,24 @@ def test_claims_check_the_credits_only_when_they_may_run_short(
 
 
 @pytest.mark.parametrize(
-    ("verdict", "state", "words"),
+    ("verdict", "lang", "state", "words"),
     [
-        (approve.Verdict(approve.Decision.stopped, reasons=("r",)), None, "--yes"),
-        (approve.Verdict(approve.Decision.refused, "no", ("r",)), "Refused", "refused by the"),
-        (approve.Verdict(approve.Decision.timed_out, reasons=("r",)), "NotApproved", "within 2 h"),
+        (approve.Verdict(approve.Decision.stopped, reasons=("r",)), "en", None, "(r)"),
+        (approve.Verdict(approve.Decision.stopped, reasons=("r",)), "fr", None, "rien n'a été"),
+        (approve.Verdict(approve.Decision.refused, "no", ("r",)), "en", "Refused", "(r)"),
+        (approve.Verdict(approve.Decision.refused, "no", ("r",)), "fr", "Refusée", "(« no »)"),
+        (approve.Verdict(approve.Decision.timed_out, reasons=("r",)), "en", "NotApproved", "2 h"),
+        (approve.Verdict(approve.Decision.timed_out, reasons=("r",)), "fr", "Expirée", "2 h"),
     ],
 )
 def test_an_unapproved_campaign_says_why_and_how_it_ends(
-    verdict: approve.Verdict, state: str | None, words: str
+    verdict: approve.Verdict, lang: Lang, state: str | None, words: str
 ) -> None:
-    message, name = approve.unapproved_end(verdict, 2.0)
-    assert name == state and words in message and "(r)" in message
-    assert message.endswith("nothing sent") or "nothing sent;" in message
+    message, name = approve.unapproved_end(verdict, 2.0, lang)
+    assert name == state and words in message
+    assert ("nothing sent" if lang == "en" else "rien n'a été envoyé") in message
+    if verdict.decision == approve.Decision.stopped:
+        assert "--yes" in message  # the command line's way to send
     assert not verdict.lets_send and verdict.record() == verdict.as_dict(["r"])
 
 

@@ -21,7 +21,7 @@ from flows.cancel_campaign import cancel_campaign
 from flows.follow_up import follow_up_campaign
 from flows.survey_campaign import DeliveryWindow, Limits, RecipientSource, send_survey_campaign
 from tasks import ledger as lg
-from tasks.i18n import money, number
+from tasks.i18n import money, number, plural
 from tasks.outcomes import ChunkState
 from tasks.reporting import artifact_key, read_table
 
@@ -167,11 +167,13 @@ def assert_artifacts_match(campaign_id: str, summary: dict[str, Any]) -> dict[st
     assert f"| envoyés | {number(summary['sent'], 'fr')} |" in markdown
     assert "campagne annulée (`cancelled`)" in markdown
     cancelled = summary["chunks"]["cancelled"]
-    assert f"{cancelled} annulés" in markdown  # "Lots : 3 envoyés ; 4 annulés."
+    assert (
+        plural("fr", "chunks_in.cancelled", cancelled) in markdown
+    )  # "Lots : 3 envoyés ; 4 annulés."
     assert money(summary["cost"], "EUR", "fr") in markdown
     table = latest[artifact_key(campaign_id, "chunks")]
     table = json.loads(table) if isinstance(table, str) else table
-    assert sum(1 for r in table if r["state"] == "cancelled") == cancelled
+    assert sum(1 for r in table if r["état"] == "annulé") == cancelled  # French, as the UI shows
     return latest
 
 
@@ -233,10 +235,9 @@ def test_unknown_campaign_says_so_in_one_line_with_its_id_unmasked(campaign_env:
         follow_up_campaign(campaign_id=cid, return_state=True),
     ):
         assert state.is_failed()
-        assert state.message == (
-            f"campagne inconnue : {cid} n'est pas dans le registre ; vérifiez l'identifiant "
-            "de la campagne"
-        )
+        said = state.message or ""
+        assert said.startswith(f"Campagne « {cid} » inconnue : aucun envoi n'a été fait")
+        assert "Copiez l'identifiant exact" in said and "\n" not in said and "•" not in said
 
 
 # -- a report that cannot be written -------------------------------------------------------------

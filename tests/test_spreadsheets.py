@@ -219,3 +219,95 @@ def test_long_ids_and_numpy_values_keep_every_digit(tmp_path: Path) -> None:
     sheet = load_workbook(xlsx_path).active
     assert sheet is not None
     assert [c.value for c in sheet[2]] == ["123456789012345678", 42, 0.25, "True"]
+
+
+# -- the .xlsx for people: sized, frozen, filtered, in French -----------------------------------
+
+
+def _shown(value: object) -> int:
+    return len(str(value)) if value is not None else 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet=st.characters(categories=["L", "N", "Zs"]), max_size=70),
+            st.integers(min_value=-(10**12), max_value=10**12),
+        ),
+        max_size=12,
+    )
+)
+def test_xlsx_columns_fit_their_header_and_values_with_the_header_frozen_and_filters_on(
+    rows: list[tuple[str, int]],
+) -> None:
+    import tempfile
+
+    header = ["numéro de téléphone du destinataire", "n"]
+    with tempfile.TemporaryDirectory() as folder:
+        _, xlsx_path = write_table(Path(folder) / "t", header, rows)
+        sheet = load_workbook(xlsx_path).active
+        assert sheet is not None
+        assert sheet.freeze_panes == "A2"  # the header stays on screen
+        assert sheet.auto_filter.ref == f"A1:B{len(rows) + 1}"  # a filter on every row
+        for letter, column in zip("AB", zip(header, *rows, strict=False), strict=True):
+            widest = max(_shown(v) for v in column)
+            width = sheet.column_dimensions[letter].width
+            assert width >= min(widest, 60), (letter, widest, width)  # long text wraps past 60
+
+
+def test_report_xlsx_speaks_french_while_the_csv_keeps_its_codes(tmp_path: Path) -> None:
+    import pandas as pd
+    from helpers import chunk_row
+
+    from tasks.reporting import write_files
+    from tasks.row_columns import DETAIL, E164, OUTCOME, REASON, ROW
+
+    rows = pd.DataFrame(
+        {
+            ROW: [1, 2],
+            "tel": ["06 12 34 56 78", "bonjour"],
+            OUTCOME: ["sent", "rejected"],
+            REASON: [None, "not_a_number"],
+            DETAIL: [None, "letters in the cell"],
+            E164: ["+33612345678", None],
+        }
+    )
+    chunk = chunk_row(
+        territory="RE", slot="2026-12-08T10:00:00+01:00", numbers=("+262692000000",), state="sent"
+    )
+    write_files(tmp_path, {"campaign_id": "c"}, [chunk], rows, ["tel"], lang="fr")
+
+    def cells(name: str) -> list[list[object]]:
+        sheet = load_workbook(tmp_path / name).active
+        assert sheet is not None
+        return [list(r) for r in sheet.iter_rows(values_only=True)]
+
+    rejects = cells("rejects.xlsx")
+    assert rejects[0] == [
+        "ligne",
+        "tel",
+        "résultat",
+        "motif",
+        "précision",
+        "numéro (format international)",
+    ]
+    assert rejects[1][2:5] == ["rejeté", "pas un numéro", None]  # the English detail left out
+    chunks = cells("chunks.xlsx")
+    assert chunks[0][:5] == [
+        "lot",
+        "destinataires",
+        "territoire",
+        "créneau",
+        "étiquette de l'envoi",
+    ]
+    assert chunks[1][2] == "La Réunion (RE)" and chunks[1][8] == "envoyé"
+    assert chunks[1][3] == "mardi 8 décembre 13:00 (heure de La Réunion)"
+    # The CSV files are for programs: column names and codes as the README lists them.
+    assert read_table(tmp_path / "rejects.csv")[1][0][2:5] == [
+        "rejected",
+        "not_a_number",
+        "letters in the cell",
+    ]
+    header, values = read_table(tmp_path / "chunks.csv")
+    assert header[:4] == ["index", "size", "territory", "slot"] and values[0][8] == "sent"

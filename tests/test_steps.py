@@ -20,6 +20,7 @@ from tasks.steps import MaskedError, masked_errors, step
 # settle task share their name: the README and the bench call them so).
 NAMES = {
     "tasks.steps.prepare": {
+        "fetch-recipients",
         "load-recipients",
         "clean-numbers",
         "suppress",
@@ -36,6 +37,7 @@ NAMES = {
     },
     "tasks.steps.cancel": {"cancel-chunks", "report-cancel"},
     "tasks.steps.privacy": {"purge-personal-data", "erase-person"},
+    "tasks.steps.inbox": {"look-at-inboxes", "take-file"},
 }
 
 

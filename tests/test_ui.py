@@ -72,7 +72,13 @@ def test_custom_run_from_the_form_completes_and_shows_its_summary(
     page.get_by_text("Custom run").click()
 
     # The form speaks the operator's language and asks for no secret.
-    for label in ("Source kind", "File path", "Sending hours", "Budget cap", "Parallel API calls"):
+    for label in (
+        "Destinataires",
+        "Emplacement du fichier",
+        "Plage horaire",
+        "Budget maximum",
+        "Avancé · envois en parallèle",
+    ):
         expect(field(page, label)).to_be_visible()
     labels = page.locator(".schema-form-property__label").all_inner_texts()
     # Fields naming a Secret block ("... (Secret block)", api_key_block) take a name, not a secret.
@@ -81,10 +87,8 @@ def test_custom_run_from_the_form_completes_and_shows_its_summary(
     ]
     assert not secretish, labels
 
-    campaign = field(page, "campaign_id")
-    campaign.get_by_role("button", name="str", exact=True).click()
-    campaign.locator("textarea, input").first.fill(cid)
-    field(page, "File path").locator("textarea, input").first.fill(path)
+    field(page, "Reprendre une campagne").locator("textarea, input").first.fill(cid)
+    field(page, "Emplacement du fichier").locator("textarea, input").first.fill(path)
 
     run = submit_run(page)
     assert run["parameters"]["campaign_id"] == cid

@@ -32,7 +32,9 @@ from scripts.server import LocalStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-FINAL = re.compile(r"Completed|Failed|Incomplete|Crashed|Cancelled|Refused|NotApproved")
+FINAL = re.compile(
+    r"Completed|Failed|Incomplete|Crashed|Cancelled|Refused|NotApproved|Refusée|Expirée"
+)
 SHOTS = Path("/tmp/shots/errors")
 
 
@@ -78,20 +80,20 @@ def test_a_refused_campaign_logs_no_traceback(stack: LocalStack, clone: Path, pa
     run = start_campaign(page, stack, cid, path, approve_above=1)
     pause_until_asked(page, stack, run, cid)
     resume(page, approve=False, comment="pas cette semaine", recipients=3)
-    assert final_state(page) == "Refused", stack.log_tail("worker-1", 60)
+    assert final_state(page) == "Refusée", stack.log_tail("worker-1", 60)
     assert sends_of(stack, cid) == []
     # The worker's process has ended (its last records sent) once the run is final on the
     # server; the UI's Logs tab and the API both show the refusal and no traceback.
     shown = shown_logs(page)
     no_traceback(shown)
-    said = page.get_by_text(re.compile("refused by the operator: pas cette semaine"))
+    said = page.get_by_text(re.compile("Campagne refusée \\(« pas cette semaine »\\)"))
     expect(said.first).to_be_visible()
     screenshots(page, "refused-logs", said.first)
     logs = api_logs(stack, run["id"])
     no_traceback(logs)
-    assert "refused by the operator" in logs
+    assert "Campagne refusée" in logs
     ended = api_run(stack, run["id"])
-    assert (ended["state_type"], ended["state_name"]) == ("CANCELLED", "Refused")
+    assert (ended["state_type"], ended["state_name"]) == ("CANCELLED", "Refusée")
 
 
 def test_a_run_on_a_missing_file_shows_its_one_line(

@@ -20,6 +20,7 @@ from helpers import (
     api_run,
     campaign_numbers,
     deployment,
+    field,
     find_in_runs_list,
     open_run_page,
     pause_until_asked,
@@ -27,7 +28,6 @@ from helpers import (
     sends_of,
     start_campaign,
     submit_run,
-    type_into,
     wait_final,
     write_recipients,
 )
@@ -94,9 +94,9 @@ def test_a_campaign_refused_in_the_ui_sends_nothing(
 
     pause_until_asked(page, stack, run, cid)
     resume(page, approve=False, comment="trop cher", recipients=3)
-    assert wait_final(page) == "Refused", stack.log_tail("worker-1", 60)
+    assert wait_final(page) == "Refusée", stack.log_tail("worker-1", 60)
     ended = api_run(stack, run["id"])
-    assert (ended["state_type"], ended["state_name"]) == ("CANCELLED", "Refused")
+    assert (ended["state_type"], ended["state_name"]) == ("CANCELLED", "Refusée")
     assert "trop cher" in ended["state"]["message"]
     assert sends_of(stack, cid) == []
 
@@ -114,19 +114,17 @@ def test_the_cancel_deployment_calls_off_a_scheduled_campaign(
     assert scheduled and all(s["scheduled_at"] and not s["cancelled"] for s in scheduled)
     assert Counter(n for s in scheduled for n in s["numbers"]) == Counter(numbers)
 
-    # The summary links to the cancel deployment (the UI opens it in a new tab: followed here in
-    # the same page); its form takes the campaign id.
+    # The summary links to the cancel deployment's run form, already filled with the campaign's
+    # id (the UI opens it in a new tab: followed here in the same page). More in test_ui_cancel.
     page.get_by_text("Artifacts", exact=True).first.click()
     page.get_by_text(f"{cid}-summary", exact=True).click()
-    link = page.get_by_role("link", name=re.compile("Annuler la campagne"))
+    link = page.get_by_role("link", name="Annuler cette campagne", exact=True)
     href = str(link.get_attribute("href"))
     cancel_deployment = deployment(stack, "cancel-campaign")
-    assert href == f"{stack.ui_url}/deployments/deployment/{cancel_deployment['id']}", href
+    run_form = f"{stack.ui_url}/deployments/deployment/{cancel_deployment['id']}/run?parameters="
+    assert href.startswith(run_form), href
     page.goto(href)
-    expect(page.get_by_text("cancel-campaign", exact=True).first).to_be_visible()
-    page.get_by_role("button", name="Run", exact=True).click()
-    page.get_by_text("Custom run").click()
-    type_into(page, "campaign_id", cid)
+    expect(field(page, "Campagne à annuler").locator("input, textarea").first).to_have_value(cid)
     cancel = submit_run(page)
     assert cancel["parameters"]["campaign_id"] == cid
 

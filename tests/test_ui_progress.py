@@ -81,13 +81,13 @@ def test_the_progress_artifact_moves_while_a_large_campaign_runs(
     cid = f"watch-{secrets.token_hex(3)}"
 
     open_custom_run(page, stack, "weekly-survey")
-    type_into(page, "campaign_id", cid, kind="str")
-    type_into(page, "File path", path)
+    type_into(page, "Reprendre une campagne", cid)
+    type_into(page, "Emplacement du fichier", path)
     # One call at a time: 200 chunks of 500 take some 20 s at 100 ms a call, the time to watch.
-    type_into(page, "Parallel API calls", 1)
+    type_into(page, "Avancé · envois en parallèle", 1)
     # The deployment asks for approval above 100 EUR (tests/test_ui_operator.py covers it): the
     # operator raises the threshold for this budgeted campaign of 4,500 EUR.
-    type_into(page, "approve_above_cost", 10_000)
+    type_into(page, "Demander l'accord au-delà de (€)", 10_000, kind="Montant")
     run = submit_run(page)
     assert run["parameters"]["limits"]["concurrency"] == 1
     assert run["parameters"]["approve_above_cost"] == 10_000

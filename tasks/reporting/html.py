@@ -23,7 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from tasks.files import atomic_path
-from tasks.i18n import DEFAULT_LANG, Lang, label, money, number, percent, territory_name, text, when
+from tasks.i18n import (
+    DEFAULT_LANG,
+    Lang,
+    label,
+    money,
+    number,
+    percent,
+    plural,
+    territory_name,
+    text,
+    when,
+)
 from tasks.numbers import mask_number
 from tasks.outcomes import (
     DELIVERED,
@@ -362,7 +373,7 @@ def _delivery_section(f: Mapping[str, Any], lang: Lang) -> str:
     note = text(
         lang,
         "html.delivery_note",
-        chunks=number(_int(f.get("chunks_checked")), lang),
+        chunks=plural(lang, "count.chunks_checked", _int(f.get("chunks_checked"))),
         checked=_moment(f.get("checked_at") or text(lang, "unknown"), lang),
         latest=_moment(f.get("last_status_at") or text(lang, "none_yet"), lang),
     )

@@ -10,7 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.i18n import DEFAULT_LANG, Lang, label, money, number, territory_cell, text
+from tasks.i18n import (
+    CATALOG,
+    DEFAULT_LANG,
+    Lang,
+    label,
+    money,
+    number,
+    plural,
+    territory_cell,
+    text,
+)
 from tasks.numbers import mask_number
 from tasks.outcomes import FAILED, REJECTED, SENT
 from tasks.reporting.slot_words import slot_sentences
@@ -27,6 +37,14 @@ def _row(*cells: object) -> str:
 def _reason_cell(code: str, lang: Lang) -> str:
     words = label(lang, "reason", code)
     return code if words == code else f"{words} (`{code}`)"
+
+
+def chunks_in_state(state: str, n: int, lang: Lang) -> str:
+    """ "2 envoyés", "1 annulé" (chunks, in a sentence); a state the catalog does not know
+    keeps its code."""
+    if f"chunks_in.{state}.other" in CATALOG:
+        return plural(lang, f"chunks_in.{state}", n)
+    return f"{number(n, lang)} {state}"
 
 
 def markdown_summary(
@@ -56,7 +74,7 @@ def _outcome_lines(summary: Mapping[str, Any], lang: Lang) -> list[str]:
             lang,
             "campaign.loaded",
             survey=f"`{summary['survey_id']}`",
-            rows=number(summary["loaded"], lang),
+            rows=plural(lang, "count.rows_loaded", int(summary["loaded"])),
             seconds=number(round(float(summary["duration_seconds"]), 1), lang),
         ),
         "",
@@ -102,7 +120,7 @@ def _slot_lines(summary: Mapping[str, Any], lang: Lang) -> list[str]:
     chunks: Mapping[str, Any] = summary.get("chunks") or {}
     if chunks:
         states = text(lang, "sep.list").join(
-            f"{number(int(v), lang)} {label(lang, 'state', str(k))}" for k, v in chunks.items()
+            chunks_in_state(str(k), int(v), lang) for k, v in chunks.items()
         )
         lines += ["", text(lang, "summary.chunks", states=states)]
     return lines

@@ -21,6 +21,11 @@ A CSV cannot say "this cell is text", so :func:`write_table` also writes an ``.x
 each value keeps its type: numbers are numbers, everything else is a string cell (``t="s"``
 with the ``@`` text format), even a string that starts with ``=`` (openpyxl would otherwise
 store it as a formula).
+
+The .xlsx is for people, the CSV for programs: the CSV keeps the column names and codes the
+README lists (``row``, ``reason``, ``duplicate``...), while the .xlsx may show its own header
+and words for the codes in the report's language (``PeopleView``). Its columns are sized to
+their header and first rows, its header row is frozen and filters are on.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import io
 import math
 import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
 from tasks.files import atomic_path
 
@@ -50,6 +58,18 @@ _DIGITS = re.compile(r"[0-9][0-9 .\u00a0\u202f]*")
 _EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number
 _XLSX_MAX_ROWS = 1_048_576
 _XLSX_MAX_CHARS = 32_767
+_WIDTH_SAMPLE = 1_000  # rows read ahead to size the .xlsx columns
+_MIN_WIDTH, _MAX_WIDTH = 6, 60  # characters
+
+
+@dataclass(frozen=True)
+class PeopleView:
+    """How the .xlsx shows a table to people: its header, each row's values (codes in words),
+    and the note on rows left out (``more(n, csv_name)``; None: the default English note)."""
+
+    header: Sequence[str]
+    row: Callable[[Sequence[object]], list[object]]
+    more: Callable[[int, str], str | None] = lambda n, name: None
 
 
 def needs_guard(value: str) -> bool:
@@ -127,21 +147,37 @@ def _xlsx_row(sheet: object, values: Sequence[object], font: Font | None = None)
 
 
 def write_table(
-    path_without_suffix: Path, header: Sequence[str], rows: Iterable[Sequence[object]]
+    path_without_suffix: Path,
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    for_people: PeopleView | None = None,
 ) -> list[Path]:
     """``<path>.csv`` and ``<path>.xlsx`` with the same table; both replaced atomically.
+
+    The CSV keeps ``header`` and the values as given (programs read it); the .xlsx is for
+    people: ``for_people`` gives its header and rewrites each row's values (French words for
+    codes). Its columns are sized to the header and the first rows, the header row is frozen
+    and filters are on.
 
     The rows are read once (they may be a generator over a million rows). An .xlsx holds at most
     1,048,576 rows: beyond that, its last row says how many more are in the CSV.
     """
     csv_path = path_without_suffix.with_name(path_without_suffix.name + ".csv")
     xlsx_path = path_without_suffix.with_name(path_without_suffix.name + ".xlsx")
+    shown_header = list(for_people.header) if for_people else list(header)
+    shown = for_people.row if for_people else list
+    rows = iter(rows)
+    # Read ahead: a write-only sheet writes its column widths before its first row.
+    ahead = list(islice(rows, _WIDTH_SAMPLE))
     book = Workbook(write_only=True)
     sheet = book.create_sheet(path_without_suffix.name[:31] or "table")
     sheet.freeze_panes = "A2"
-    sheet.append(_xlsx_row(sheet, header, Font(bold=True)))
+    for column, width in enumerate(column_widths(shown_header, map(shown, ahead)), start=1):
+        sheet.column_dimensions[get_column_letter(column)].width = width
+    sheet.append(_xlsx_row(sheet, shown_header, Font(bold=True)))
     room = _XLSX_MAX_ROWS - 2  # the header, and a last row for the note
-    left_out = 0
+    left_out = written = 0
     with ExitStack() as stack:
         stack.callback(_drop_sheet_scratch, sheet)
         csv_tmp = stack.enter_context(atomic_path(csv_path))
@@ -149,18 +185,45 @@ def write_table(
         fh = stack.enter_context(csv_tmp.open("w", newline="", encoding="utf-8-sig"))
         writer = csv.writer(fh, delimiter=DELIMITER, lineterminator="\r\n")
         writer.writerow([csv_cell(h) for h in header])
-        for row in rows:
+        for row in chain(ahead, rows):
             writer.writerow([csv_cell(v) for v in row])
             if room > 0:
-                sheet.append(_xlsx_row(sheet, row))
+                sheet.append(_xlsx_row(sheet, shown(row)))
                 room -= 1
+                written += 1
             else:
                 left_out += 1
+        if shown_header:
+            last = get_column_letter(len(shown_header))
+            sheet.auto_filter.ref = f"A1:{last}{written + 1}"  # the header and every row
         if left_out:
-            sheet.append(_xlsx_row(sheet, [f"... {left_out} more rows in {csv_path.name}"]))
+            more = for_people.more(left_out, csv_path.name) if for_people else None
+            note = more or f"... {left_out} more rows in {csv_path.name}"
+            sheet.append(_xlsx_row(sheet, [note]))
         fh.close()
         book.save(xlsx_tmp)
     return [csv_path, xlsx_path]
+
+
+def _shown_width(value: object) -> int:
+    """How many characters a cell shows (a number as Excel shows it, roughly)."""
+    shown, is_text = _xlsx_value(value)
+    if shown is None:
+        return 0
+    if not is_text and isinstance(shown, float):
+        return len(f"{shown:.10g}")
+    return max((len(line) for line in str(shown).splitlines()), default=0)
+
+
+def column_widths(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[float]:
+    """Each column's width in characters: its longest header or value, a little room for the
+    filter's button, never wider than ``_MAX_WIDTH`` (a long detail wraps in the cell)."""
+    widest = [_shown_width(h) + 3 for h in header]  # the header's filter button
+    for row in rows:
+        for i, value in enumerate(row):
+            if i < len(widest):
+                widest[i] = max(widest[i], _shown_width(value) + 1)
+    return [float(min(max(w, _MIN_WIDTH), _MAX_WIDTH)) for w in widest]
 
 
 def _drop_sheet_scratch(sheet: Any) -> None:
@@ -203,6 +266,8 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
 __all__ = [
     "DELIMITER",
     "GUARD",
+    "PeopleView",
+    "column_widths",
     "csv_cell",
     "needs_guard",
     "read_table",

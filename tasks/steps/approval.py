@@ -1,92 +1,103 @@
 """Approval before sending, as Prefect runs it: the paused run with its form, the plan's
 artifact, the verdict read back, and the plan made again once approved.
 
-The rules (thresholds, the form's description, verdicts, how an unapproved run ends) are in
-``tasks/approval.py``. A plan its credits or its budget cap do not cover (``tasks/money.py``)
-gets the form with one more box: sending only what the money covers is a choice of its own;
-approving without it sends nothing.
+The rules (thresholds, the form's words and plan, what an answer decides, how an unapproved run
+ends) are in ``tasks/approval.py``. The form's decision is a required choice (the Prefect UI
+cannot submit it empty, the server refuses an answer without it); a plan its credits or its
+budget cap do not cover gets a form whose choices are to send what the money covers or to
+refuse, never to send everything. An API caller answers ``{"decision": "Envoyer"}`` (a choice's
+words, ``tasks.approval.CHOICES``); the older ``{"approve": true}`` is refused by the server.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from enum import StrEnum
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, create_model
 
-from tasks import i18n
+from tasks import i18n, runtime
 from tasks import money as mn
-from tasks.approval import Approval, ApprovalMode, Decision, Verdict, describe
+from tasks.approval import (
+    CHOICES,
+    Approval,
+    ApprovalMode,
+    Decision,
+    Earlier,
+    Verdict,
+    choices,
+    describe,
+    say,
+    short_form,
+    verdict,
+)
+from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.numbers.masking import mask_phone_numbers
 from tasks.plan import Prepared
 from tasks.reporting import artifact_key
 
 
-def _approve_field() -> Any:
-    return Field(
-        False,
-        title="Approuver l'envoi / Approve the send",
-        description="Cochez pour envoyer ; laissez décoché pour refuser (rien n'est envoyé).",
+@functools.cache
+def form(lang: Lang, short: bool) -> type[RunInput]:
+    """The resume form in ``lang``: a required decision with nothing chosen in advance (the
+    Prefect UI cannot submit it empty, the server refuses an answer without it; ``short``: the
+    plan's money does not cover it, so sending everything is not one of the choices), then a
+    comment."""
+    offered = choices(short)
+    words = StrEnum("Choix", {c.value: CHOICES[c][lang] for c in offered})  # type: ignore[misc]
+    help_key = "decision_help_short" if short else "decision_help"
+    decision = Field(title=say(lang, "decision"), description=say(lang, help_key))
+    comment = Field("", title=say(lang, "comment"), description=say(lang, "comment_help"))
+    name = "ShortApprovalForm" if short else "ApprovalForm"
+    model: type[RunInput] = create_model(
+        name, __base__=RunInput, decision=(words, decision), comment=(str, comment)
     )
+    return model
 
 
-def _comment_field() -> Any:
-    return Field("", title="Commentaire / Comment", description="Pourquoi (gardé dans le rapport).")
+ApprovalForm = form(DEFAULT_LANG, False)
+ShortApprovalForm = form(DEFAULT_LANG, True)
 
 
-class ApprovalForm(RunInput):
-    """What the operator answers in the UI to resume a paused campaign."""
-
-    approve: bool = _approve_field()
-    comment: str = _comment_field()
-
-
-class ShortApprovalForm(RunInput):
-    """The form of a plan its credits or its budget cap do not cover: sending what the money
-    covers is a choice of its own, never implied by approving (the box sits right under
-    "Approuver l'envoi", before the comment)."""
-
-    approve: bool = _approve_field()
-    send_within_credits: bool = Field(
-        False,
-        title="Envoyer ce que les crédits permettent / Send what the credits allow",
-        description="Avec « Approuver l'envoi » : n'envoyer qu'aux destinataires que les crédits "
-        "(ou le plafond de budget) couvrent, les autres ne sont pas envoyés. Sans cette case, "
-        "approuver n'envoie rien.",
-    )
-    comment: str = _comment_field()
-
-
-def ask(description: str, timeout_seconds: int, *, short: bool = False) -> Verdict:
+def ask(
+    description: str, timeout_seconds: int, *, short: bool = False, lang: Lang = DEFAULT_LANG
+) -> Verdict:
     """Pause the current flow run until a person answers the form (or the timeout passes);
-    ``short``: the plan's money does not cover it (the form has the choice to send what it
-    covers)."""
-    form = ShortApprovalForm if short else ApprovalForm
+    ``short``: the plan's money does not cover it (the form offers to send what it covers, not
+    everything)."""
     try:
         answer = pause_flow_run(
-            wait_for_input=form.with_initial_data(description=description),
+            wait_for_input=form(lang, short).with_initial_data(description=description),
             timeout=timeout_seconds,
             poll_interval=2,  # an approval is seen within seconds (one light API read each)
             key="approval",
         )
     except FlowPauseTimeout:
         return Verdict(Decision.timed_out)
-    return verdict_of(answer)
+    return verdict_of(answer, short=short)
 
 
-def verdict_of(answer: ApprovalForm | ShortApprovalForm) -> Verdict:
-    """What the form's answer decides (the box to send what the money covers counts only with
-    an approval)."""
-    comment = str(answer.comment or "").strip()[:500]
-    if not answer.approve:
-        return Verdict(Decision.refused, comment)
-    within = isinstance(answer, ShortApprovalForm) and answer.send_within_credits
-    return Verdict(Decision.approved, comment, within_credits=within)
+def verdict_of(answer: RunInput, *, short: bool | None = None) -> Verdict:
+    """What the form's answer decides (``tasks.approval.verdict``); ``short`` defaults to the
+    form's kind."""
+    if short is None:
+        short = type(answer).__name__ == "ShortApprovalForm"
+    return verdict(answer.model_dump(), short=short)
+
+
+def earlier_runs(campaign_id: str) -> Earlier:
+    """What earlier runs of this campaign did (nothing for a new one): read from the ledger,
+    which a held plan has not written to."""
+    ledger = runtime.shared_ledger(runtime.ledger_url())
+    if not ledger.campaign_exists(campaign_id):
+        return Earlier()
+    return Earlier.of((c.state, c.size) for c in ledger.chunks(campaign_id))
 
 
 def until_approved(
@@ -96,17 +107,18 @@ def until_approved(
     once approved (slots move with the time that passed while it waited).
 
     ``prepare(hold)`` plans, held at the thresholds when ``hold``; ``prepare(False, True)``
-    plans what the money covers only (the person ticked the form's box). Planned again short of
-    money without that choice, it raises ``money.CreditsShort``, which then carries the
-    verdict's record (the summary keeps who approved)."""
+    plans what the money covers only (the person chose to send what the credits allow). Planned
+    again short of money without that choice, it raises ``money.CreditsShort``, which then
+    carries the verdict's record (the summary keeps who approved)."""
     prepared = prepare(approval.asks)
     if not prepared.approval_reasons:
         return prepared, Verdict(Decision.not_needed)
     verdict = seek(prepared, approval)
     if verdict.decision == Decision.approved:
-        said = f": {verdict.comment}" if verdict.comment else ""
-        within = " (send what the credits allow)" if verdict.within_credits else ""
-        get_run_logger().info("approved%s%s", within, said)
+        lang = approval.lang
+        said = f" : {verdict.comment}" if verdict.comment else ""
+        within = i18n.text(lang, "log.approved_within") if verdict.within_credits else ""
+        get_run_logger().info(i18n.text(lang, "log.approved", within=within, comment=said))
         try:
             prepared = prepare(False, True) if verdict.within_credits else prepare(False)
         except mn.CreditsShort as short:
@@ -120,7 +132,7 @@ def seek(prepared: Prepared, approval: Approval) -> Verdict:
     the plan held at a threshold."""
     held = tuple(prepared.approval_reasons)
     money = prepared.money
-    short = money is not None and money.short and prepared.to_send >= money.recipients
+    short = short_form(money, prepared.to_send)
     why = "; ".join(held)
     if approval.mode == ApprovalMode.stop:
         if short and money is not None:  # money first: --yes alone would not send
@@ -128,7 +140,7 @@ def seek(prepared: Prepared, approval: Approval) -> Verdict:
             also = i18n.text(approval.lang, "money.also_approval", why=why)
             return Verdict(Decision.stopped, reasons=held, money=f"{line} {also}")
         return Verdict(Decision.stopped, reasons=held)
-    get_run_logger().warning("waiting for approval (%s): open the flow run in the Prefect UI", why)
+    get_run_logger().warning(i18n.text(approval.lang, "log.waiting_approval", why=why))
     price = approval.cost_per_sms if money is None else money.price
     description = describe(
         campaign_id=prepared.campaign_id,
@@ -143,13 +155,12 @@ def seek(prepared: Prepared, approval: Approval) -> Verdict:
         timeout_hours=approval.timeout_hours,
         lang=approval.lang,
         money=money,
+        earlier=earlier_runs(prepared.campaign_id),
     )
     create_markdown_artifact(
         key=artifact_key(prepared.campaign_id, "approval"),
         markdown=description,
         description=i18n.text(approval.lang, "artifact.approval"),
     )
-    verdict = ask(description, int(approval.timeout_hours * 3600), short=short)
-    return Verdict(
-        verdict.decision, mask_phone_numbers(verdict.comment), held, verdict.within_credits
-    )
+    answer = ask(description, int(approval.timeout_hours * 3600), short=short, lang=approval.lang)
+    return Verdict(answer.decision, mask_phone_numbers(answer.comment), held, answer.within_credits)

@@ -1,5 +1,6 @@
 """The cancel flow's tasks: what can still be cancelled called off, chunk by chunk, then
-``cancel.json`` and the markdown artifact.
+``cancel.json`` and the markdown artifact; and the offer to cancel under a campaign's summary
+(``cancel_offer``: what is still scheduled, and the link to the cancel form filled in).
 
 The rule is ``tasks/cancellation.py`` (``decide``); the gateway and ledger calls and the file
 are ``tasks/cancel_io.py``.
@@ -13,15 +14,44 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 
 from smspartner import SMSPartnerClient, SMSPartnerError
+from tasks import ledger as lg
 from tasks import runtime
 from tasks.cancel_io import cancel_chunks, write_cancel
-from tasks.cancellation import ChunkCancel, count, markdown_cancel
+from tasks.cancellation import (
+    ChunkCancel,
+    count,
+    markdown_cancel,
+    markdown_offer,
+    unknown_campaign_line,
+    what_can_be_cancelled,
+)
 from tasks.errors import OperatorError, gateway_problem
 from tasks.folders import report_dir
 from tasks.i18n import DEFAULT_LANG, Lang, text
 from tasks.outcomes import ChunkState
 from tasks.reporting import artifact_key
 from tasks.steps import step
+from tasks.steps.runs import cancel_link
+
+
+def known_campaign(ledger: lg.Ledger, campaign_id: str, lang: Lang = DEFAULT_LANG) -> None:
+    """``UnknownCampaign`` for an id the ledger does not know: quoted as typed (a validated id
+    is never masked), with where to find the right one."""
+    # Imported here: the report imports this module for its cancel offer.
+    from tasks.steps.report import UnknownCampaign
+
+    if not ledger.campaign_exists(campaign_id):
+        raise UnknownCampaign(unknown_campaign_line(campaign_id, lang))
+
+
+def cancel_offer(campaign_id: str, chunks: list[lg.ChunkRow], lang: Lang = DEFAULT_LANG) -> str:
+    """The section under a campaign's summary: what a cancel would still call off, and the
+    link to the cancel form filled with the campaign's id; empty when nothing can be cancelled
+    any more, or the cancel is not deployed on this server."""
+    scheduled = what_can_be_cancelled(chunks, datetime.now(UTC))
+    if not scheduled or not (link := cancel_link(campaign_id, lang)):
+        return ""
+    return markdown_offer(campaign_id, scheduled, link, lang)
 
 
 @step("cancel-chunks")

@@ -23,7 +23,7 @@ from tasks import row_columns as cols
 from tasks.delivery import ChunkDelivery, FollowUp, chunks_to_check, doubt_counts, markdown_delivery
 from tasks.delivery_io import check_chunks, write_follow_up
 from tasks.errors import OperatorError, gateway_problem
-from tasks.i18n import DEFAULT_LANG, Lang, text
+from tasks.i18n import DEFAULT_LANG, Lang, number, plural, text
 from tasks.nevertext import Origin
 from tasks.outcomes import ChunkState
 from tasks.reporting import read_summary, write_html_report
@@ -31,6 +31,7 @@ from tasks.sendcore import SendPolicy
 from tasks.sending import SendSettings, settle_only
 from tasks.steps import report as rep
 from tasks.steps import step
+from tasks.steps.runs import run_lang
 
 
 @step("settle-in-doubt")
@@ -40,6 +41,7 @@ def settle_in_doubt_task(
     settle_seconds: float,
     cost_per_sms: float,
     key_block: str | None = None,
+    lang: Lang | None = None,
 ) -> dict[str, int]:
     """Settle the chunks a send run left in doubt, where the gateway can now tell."""
     ledger = runtime.shared_ledger(ledger_url)
@@ -48,13 +50,16 @@ def settle_in_doubt_task(
         return doubt_counts([])
     settings = _settle_settings(campaign_id, ledger_url, settle_seconds, cost_per_sms)
     counts = doubt_counts(_settle_states(settings, ledger, doubtful, key_block))
+    lang = run_lang(lang)
     get_run_logger().info(
-        "%d chunk(s) in doubt: %d confirmed sent, %d shown not sent (a rerun sends them), "
-        "%d still in doubt",
-        len(doubtful),
-        counts["confirmed_sent"],
-        counts["not_sent"],
-        counts["still_in_doubt"],
+        text(
+            lang,
+            "log.doubt_settled",
+            n=number(len(doubtful), lang),
+            sent=number(counts["confirmed_sent"], lang),
+            not_sent=number(counts["not_sent"], lang),
+            still=number(counts["still_in_doubt"], lang),
+        )
     )
     return counts
 
@@ -85,7 +90,7 @@ def _settle_states(
 
 @step("check-delivery")
 def check_delivery_task(
-    campaign_id: str, ledger_url: str, key_block: str | None = None
+    campaign_id: str, ledger_url: str, key_block: str | None = None, lang: Lang | None = None
 ) -> list[ChunkDelivery]:
     """Ask the gateway for the statuses of every sent chunk of the campaign."""
     chunks = chunks_to_check(runtime.shared_ledger(ledger_url).chunks(campaign_id))
@@ -95,16 +100,20 @@ def check_delivery_task(
             deliveries = check_chunks(client, chunks)
     except SMSPartnerError as exc:
         raise OperatorError(gateway_problem(exc, base_url)) from None
-    get_run_logger().info("%d sent chunks checked", len(deliveries))
+    get_run_logger().info(plural(run_lang(lang), "count.chunks_checked", len(deliveries)))
     return deliveries
 
 
 @step("record-stops")
-def record_stops_task(ledger_url: str, campaign_id: str, numbers: list[str]) -> int:
+def record_stops_task(
+    ledger_url: str, campaign_id: str, numbers: list[str], lang: Lang | None = None
+) -> int:
     """Add the STOP replies to the never-text store; how many people were new to it."""
     store = runtime.never_text_store(runtime.shared_ledger(ledger_url))
     added = store.add(numbers, Origin.reply, "STOP reply", campaign_id)
-    get_run_logger().info("%d STOP replies, %d new to the never-text store", len(numbers), added)
+    lang = run_lang(lang)
+    said = text(lang, "log.stop_replies", n=number(len(numbers), lang), added=number(added, lang))
+    get_run_logger().info(said)
     return added
 
 
@@ -153,11 +162,7 @@ def publish_task(
         return str(rebuilt.page)
     if page is None:
         # Not the campaign's newest report: a partial one would hide what the send run wrote.
-        get_run_logger().warning(
-            "the campaign's summary.json is not in this worker's data folder (%s): its report "
-            "was left as it is; give every worker the same SURVEY_DATA_DIR",
-            report_dir.parent,
-        )
+        get_run_logger().warning(text(lang, "log.summary_elsewhere", folder=report_dir.parent))
         return ""
     rep.not_refreshed(cid, lang)
     rows = pd.DataFrame(columns=[cols.OUTCOME, cols.E164, cols.REASON])  # no rows kept to show

@@ -25,11 +25,13 @@ from prefect import get_run_logger
 from smspartner import SMSPartnerClient, SMSPartnerError
 from smspartner.client import Credits
 from tasks import approval as approve
-from tasks import folders, rows_file, runtime
+from tasks import folders, i18n, rows_file, runtime
 from tasks import ledger as lg
 from tasks import money as mn
 from tasks import plan as pl
+from tasks import reporting as rp
 from tasks.errors import OperatorError, gateway_problem
+from tasks.i18n import Lang
 from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_numbers_in_text
 from tasks.plan import CampaignError, PlanRequest, Prepared
@@ -40,6 +42,7 @@ from tasks.recipients import (
 )
 from tasks.row_columns import E164
 from tasks.steps import step
+from tasks.steps.runs import run_lang
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,18 @@ class Cleaned:
 # -- tasks -------------------------------------------------------------------------------------
 
 
+@step("fetch-recipients")
+def fetch_task(url: str, campaign_id: str) -> Path:
+    """A recipients file given by its address, downloaded into the campaign's state folder (the
+    run made that path: nothing typed to confine; purged with the campaign's other working
+    files). ``RemoteFileError`` in one line when it cannot be fetched."""
+    from tasks.recipients import remote  # fsspec and the download: only for such a source
+
+    folder = folders.state_dir(campaign_id) / "download"
+    folder.mkdir(parents=True, exist_ok=True)
+    return remote.download(url, folder)
+
+
 @step("load-recipients")
 def load_task(source: Source, *, real_gateway: bool) -> pd.DataFrame:
     """Read the recipients as they are, every cell as text."""
@@ -85,15 +100,26 @@ def load_task(source: Source, *, real_gateway: bool) -> pd.DataFrame:
 
 
 @step("clean-numbers")
-def clean_task(frame: pd.DataFrame, phone_column: str | None, allow_foreign: bool) -> Cleaned:
+def clean_task(
+    frame: pd.DataFrame,
+    phone_column: str | None,
+    allow_foreign: bool,
+    lang: Lang | None = None,
+) -> Cleaned:
     """One E.164 number or one reject reason per row (a ``RecipientsError`` or a
     ``CampaignError`` says why not)."""
     fingerprint = pl.input_fingerprint(frame)
     column = find_phone_column(list(frame.columns), phone_column)
     rows = pl.clean_rows(frame, column, allow_foreign=allow_foreign)
     # A header is the source's text: a file without one makes its first number the header.
+    lang = run_lang(lang)  # the flow's own language when it does not hand it down
     get_run_logger().info(
-        "loaded %d rows; phone column %r", len(rows), mask_numbers_in_text(column)
+        i18n.text(
+            lang,
+            "log.loaded",
+            rows=i18n.plural(lang, "count.rows_loaded", len(rows)),
+            column=mask_numbers_in_text(column),
+        )
     )
     return Cleaned(rows, fingerprint, list(frame.columns))
 
@@ -105,7 +131,7 @@ def suppress_task(
     """Everything this run is told about people never to text goes into the never-text store
     (the gateway's STOP list, the opt-out lists named), which the plan then reads whole: a list
     adds to the store, never replaces it. How many people were new to it."""
-    logger = get_run_logger()
+    logger, lang = get_run_logger(), request.lang
     try:
         ledger = runtime.shared_ledger(request.ledger_url, outage=request.ledger_outage)
         store = runtime.never_text_store(ledger)
@@ -114,10 +140,13 @@ def suppress_task(
             name = mask_numbers_in_text(Path(path).name)
             added = store.add(listed.numbers, Origin.imported, f"list {name}", request.campaign_id)
             logger.info(
-                "opt-out list %s: %d numbers read, %d new to the never-text store",
-                name,
-                len(listed.numbers),
-                added,
+                i18n.text(
+                    request.lang,
+                    "log.optout_list",
+                    name=name,
+                    read=i18n.number(len(listed.numbers), request.lang),
+                    added=i18n.number(added, request.lang),
+                )
             )
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
             entries = [e.phone_number for e in client.stop_list()]
@@ -129,8 +158,12 @@ def suppress_task(
         raise OperatorError(gateway_problem(exc, base_url)) from None
     if unread := len({e for e in entries if e}) - len(stop):
         # Not a number, so no recipient can be it (recipients are valid mobiles): said, not fatal.
-        logger.warning("the gateway's STOP list has %d entries that are not phone numbers", unread)
-    logger.info("gateway's STOP list: %d numbers, %d new to the never-text store", len(stop), new)
+        logger.warning(i18n.text(request.lang, "log.stop_unread", n=i18n.number(unread, lang)))
+    logger.info(
+        i18n.text(
+            lang, "log.stop_list", n=i18n.number(len(stop), lang), added=i18n.number(new, lang)
+        )
+    )
     return new
 
 
@@ -162,17 +195,30 @@ def plan_task(cleaned: Cleaned, credits: Credits, request: PlanRequest) -> Prepa
     command_line = not runtime.from_deployment()
     planned = write_plan(ledger, cleaned, credits, request, command_line=command_line)
     logger = get_run_logger()
-    for territory, why in planned.decisions.items():
-        logger.info("%s: %s", territory, why)
+    for territory, why in territory_lines(planned, ledger, request.lang).items():
+        logger.info(i18n.text(request.lang, "log.territory_plan", territory=territory, why=why))
     if (money := planned.money) and money.short:
         if planned.to_send < money.recipients and request.send_within_credits:
             logger.warning(mn.within_line(money, planned.to_send, request.lang, campaign=cid))
         else:  # a dry run, or a plan held for a person who sees it in the approval form
             logger.warning(mn.shortfall_line(money, request.lang, command_line=command_line))
     if not planned.dry_run:
-        logger.info("%d chunks to send", len(planned.chunk_indices))
+        logger.info(i18n.plural(request.lang, "log.chunks_to_send", len(planned.chunk_indices)))
     planned.global_limit_is_rate = rate
     return planned
+
+
+def territory_lines(planned: Prepared, ledger: lg.Ledger, lang: Lang) -> dict[str, str]:
+    """Territory name -> how it is sent, worded as the reports word it (the slot planner's own
+    explanations are English): from the plan held (a dry run, an approval) or the ledger."""
+    if planned.dry_run:
+        plan = planned.dry_plan
+    else:
+        plan = [
+            {"territory": c.territory, "slot": c.slot} for c in ledger.chunks(planned.campaign_id)
+        ]
+    worded = {"slot_explanations": planned.decisions, "slot_plan": {}, "plan": plan}
+    return rp.slot_sentences(worded, lang)
 
 
 # -- the plan against the ledger ---------------------------------------------------------------

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from tasks import folders, runtime
 from tasks import ledger as lg
 from tasks.errors import UsageError
+from tasks.i18n import number, text
 from tasks.nevertext import Origin
 from tasks.numbers import mask_number, parse_loose
 from tasks.numbers.masking import mask_numbers, number_forms, person_pattern, scrubber
@@ -30,6 +31,7 @@ from tasks.privacy import (
     rows_numbers,
 )
 from tasks.steps import step
+from tasks.steps.runs import run_lang
 
 
 @step("purge-personal-data")
@@ -64,12 +66,16 @@ def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any]:
     files.merge(purge_orphans(in_ledger, cutoff.timestamp()))
     counts["files_rewritten"] = len(files.rewritten)
     counts["files_removed"] = len(files.removed)
+    lang = run_lang()
     logger.info(
-        "purged %d campaign(s): %d numbers pseudonymised, %d files rewritten, %d removed",
-        counts["campaigns_purged"],
-        counts["numbers_pseudonymised"],
-        counts["files_rewritten"],
-        counts["files_removed"],
+        text(
+            lang,
+            "log.purged",
+            campaigns=number(counts["campaigns_purged"], lang),
+            numbers=number(counts["numbers_pseudonymised"], lang),
+            rewritten=number(counts["files_rewritten"], lang),
+            removed=number(counts["files_removed"], lang),
+        )
     )
     return counts
 
@@ -86,11 +92,14 @@ def _purge_due(
     their files (``counts`` and ``files`` added to)."""
     counts["campaigns_kept_unfinished"] = len(scan.unfinished)
     if scan.unfinished:
+        lang = run_lang()
         logger.warning(
-            "%d campaign(s) past the retention period still have chunks to send or to "
-            "settle (a rerun or the follow-up finishes them); kept: %s",
-            len(scan.unfinished),
-            ", ".join(scan.unfinished[:10]),
+            text(
+                lang,
+                "log.purge_kept",
+                n=number(len(scan.unfinished), lang),
+                campaigns=", ".join(scan.unfinished[:10]),
+            )
         )
     for cid in scan.due:
         known = number_forms(ledger.campaign_numbers(cid) | rows_numbers(folders.state_dir(cid)))
@@ -129,13 +138,17 @@ def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any]:
     exclude = [runtime.state_dir() / "pseudonym.key", *ledger_files(ledger_url)]
     for path in local_files(exclude):
         files.merge(erase_from_file(path, pattern, fn))
+    lang = run_lang()
     logger.info(
-        "%s erased: %d chunk(s) in %d campaign(s), %d file(s) rewritten, %d removed",
-        masked,
-        found["chunks"],
-        found["campaigns"],
-        len(files.rewritten),
-        len(files.removed),
+        text(
+            lang,
+            "log.erased",
+            number=masked,
+            chunks=number(found["chunks"], lang),
+            campaigns=number(found["campaigns"], lang),
+            rewritten=number(len(files.rewritten), lang),
+            removed=number(len(files.removed), lang),
+        )
     )
     return {
         "number": masked,

@@ -130,6 +130,13 @@ def end(campaign_id: str) -> None:
         running.ticker.stop()
 
 
+def lang_of(campaign_id: str) -> Lang:
+    """The language of a campaign begun in this process (its log lines speak it); the default
+    language for one that was not."""
+    running = _running.get(campaign_id)
+    return running.tracker.lang if running else i18n.DEFAULT_LANG
+
+
 def snapshot(campaign_id: str) -> Snapshot | None:
     """What a running campaign shows now (None when it was not begun or has ended)."""
     running = _running.get(campaign_id)

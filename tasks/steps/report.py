@@ -38,7 +38,7 @@ from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import CAMPAIGN_CANCELLED
 from tasks.reporting import CampaignSummary, read_summary, write_html_report
 from tasks.steps import step
-from tasks.steps.runs import cancel_link
+from tasks.steps.cancel import cancel_offer
 
 ROWS_FILE = rp.ROWS_FILE  # in the report folder: the rows the report was made of
 FOLLOW_UP_FILE = "follow_up.json"
@@ -147,7 +147,9 @@ def write_report(
     follow_up = read_follow_up(report_dir)
     data = summary.as_json()
     try:
-        rp.write_files(report_dir, data, chunks, rows, source_columns(rows), rows_file=rows_file)
+        rp.write_files(
+            report_dir, data, chunks, rows, source_columns(rows), rows_file=rows_file, lang=lang
+        )
         page = write_html_report(report_dir, data, follow_up, lang=lang)
     except OSError as exc:
         raise ReportError(
@@ -178,11 +180,8 @@ def publish(
         comment = f" : « {approval['comment']} »" if approval.get("comment") else ""
         decision = i18n.text(lang, f"approval.decision_{approval['decision']}")
         markdown += f"\n\n{i18n.text(lang, 'approval.heading')}{decision}{comment}\n"
-    if not summary.dry_run and (link := cancel_link(cid)):
-        markdown += (
-            f"\n\n[Annuler la campagne / Cancel the campaign]({link}) : Run, "
-            f"campaign id = `{cid}` (the chunks still scheduled are called off)\n"
-        )
+    if not summary.dry_run and (offer := cancel_offer(cid, chunks, lang)):
+        markdown += f"\n\n{offer}\n"  # what is still scheduled, the cancel form filled in
     if delivery_markdown:
         markdown += "\n\n" + delivery_markdown.replace("# ", "## ", 1)
     create_markdown_artifact(
@@ -194,8 +193,13 @@ def publish(
     )
     create_table_artifact(
         key=rp.artifact_key(cid, "chunks"),
-        table=rp.chunk_records(chunks)
-        or [{"index": "-", "state": i18n.text(lang, "artifact.nothing_sent")}],
+        table=rp.chunk_table(chunks, lang)
+        or [
+            {
+                i18n.label(lang, "xlsx.chunks", "index"): "-",
+                i18n.label(lang, "xlsx.chunks", "state"): i18n.text(lang, "artifact.nothing_sent"),
+            }
+        ],
         description=i18n.text(lang, "artifact.chunks"),
     )
     create_link_artifact(

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
 from tasks.errors import known_id
+from tasks.i18n import DEFAULT_LANG, LANGS, Lang
 from tasks.plan import new_campaign_id
 
 log = logging.getLogger("survey.runs")
+
+
+def run_lang(given: str | None = None) -> Lang:
+    """The language a step speaks: the one it was given, else its flow run's ``lang``
+    parameter (a flow that does not hand it down still has its log lines in its campaign's
+    language), else the default."""
+    for lang in (given, _parameter("lang")):
+        if lang in LANGS:
+            return lang  # type: ignore[return-value]
+    return DEFAULT_LANG
+
+
+def _parameter(name: str) -> object:
+    try:
+        return flow_run.parameters.get(name)
+    except Exception:  # outside a flow run, or its context gone: no parameter to read
+        return None
 
 
 def run_name(campaign_id: str, role: str | None = None) -> str:
@@ -78,12 +98,19 @@ def replace_own_parameters(shown: dict[str, Any]) -> None:
 CANCEL_DEPLOYMENT = "cancel-campaign/cancel-campaign"  # flow name / deployment name
 
 
-def cancel_link(campaign_id: str) -> str | None:
-    """The Prefect UI page of the cancel deployment (its Run form takes the campaign id), or
-    None when it is not deployed on this server (a command-line run without deployments)."""
+def cancel_link(campaign_id: str, lang: str = "fr") -> str | None:
+    """The Prefect UI's Custom run page of the cancel deployment, its form already filled with
+    ``campaign_id`` (and the campaign's language); None when the cancel is not deployed on this
+    server (a command-line run without deployments) or no UI address is known."""
     try:
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(CANCEL_DEPLOYMENT)
-        return url_for("deployment", obj_id=deployment.id)
+        page = url_for("deployment", obj_id=deployment.id)
     except Exception:  # no deployment, no UI: no link
         return None
+    if not page:
+        return None
+    # The UI's run page reads ``?parameters=`` as URI-encoded JSON, and its own links encode it
+    # once more as a query value (prefect-ui-library: routes.deploymentFlowRunCreate).
+    filled = json.dumps({"campaign_id": campaign_id, "lang": lang}, separators=(",", ":"))
+    return f"{page}/run?parameters={quote(quote(filled, safe=''), safe='')}"

@@ -18,9 +18,10 @@ from prefect.runtime import task_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from smspartner import SMSPartnerClient, SMSPartnerError
+from tasks import i18n, runtime
 from tasks import ledger as lg
 from tasks import plan as pl
-from tasks import runtime
+from tasks.i18n import Lang
 from tasks.outcomes import ChunkState
 from tasks.sending import ChunkResult, SendSettings, deferred_of, send_chunk_once, settle_deferred
 from tasks.steps import progress, step
@@ -124,10 +125,15 @@ def settle_task(
     ledger = runtime.shared_ledger(
         settings.ledger_url, settings.ledger_lease, settings.ledger_outage
     )
+    lang = progress.lang_of(settings.campaign_id)
     logger.warning(
-        "%d chunk(s) got an answer that proves nothing (they may have landed): waiting up to "
-        "%g s for the gateway to show whether they did (settle time %g s)",
-        *(len(deferred), wait_seconds, settings.send.settle.total_seconds()),
+        i18n.plural(
+            lang,
+            "log.settle_waiting",
+            len(deferred),
+            wait=i18n.number(round(wait_seconds), lang),
+            settle=i18n.number(round(settings.send.settle.total_seconds()), lang),
+        )
     )
 
     def drive(index: int) -> ChunkResult:
@@ -143,13 +149,10 @@ def settle_task(
         workers=throttle.concurrency,
         say=logger.info,
         on_settled=lambda: progress.advance(settings.campaign_id),
+        lang=lang,
     )
     if left := sum(1 for r in results if r.deferred_until is not None):
-        logger.warning(
-            "%d chunk(s) stay in doubt: a rerun of the campaign or the daily follow-up settles "
-            "them once the gateway can tell",
-            left,
-        )
+        logger.warning(i18n.plural(lang, "log.settle_left", left))
     return results
 
 
@@ -161,6 +164,19 @@ def credits_task(base_url: str, key_block: str | None = None) -> float | None:
             return client.credits().balance
     except (SMSPartnerError, runtime.CampaignStopped):
         return None
+
+
+def not_sent_line(result: ChunkResult, lang: Lang) -> str:
+    """ "lot 2 : incertain (100 numéros), envoi incertain" (the reason in words)."""
+    reason = ", " + i18n.label(lang, "reason", result.reason) if result.reason else ""
+    return i18n.text(
+        lang,
+        "log.chunk_not_sent",
+        chunk=result.chunk_index,
+        state=i18n.label(lang, "chunk_state", str(result.state)),
+        numbers=i18n.plural(lang, "count.numbers", result.size),
+        reason=reason,
+    )
 
 
 def send_one(
@@ -184,13 +200,5 @@ def send_one(
     except lg.LedgerUnavailable as exc:
         return ChunkResult(chunk_index, ChunkState.sending, 0, stop_campaign=str(exc))
     if result.state != ChunkState.sent:  # sent chunks are in the chunks table; say only the rest
-        warn(
-            "chunk %d: %s (%d numbers)%s",
-            *(
-                chunk_index,
-                result.state,
-                result.size,
-                f", {result.reason}" if result.reason else "",
-            ),
-        )
+        warn(not_sent_line(result, progress.lang_of(settings.campaign_id)))
     return result
