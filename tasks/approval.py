@@ -22,8 +22,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from babel import Locale
-
 from tasks import i18n
 from tasks import money as mn
 from tasks.i18n import DEFAULT_LANG, Lang
@@ -199,19 +197,15 @@ CHOICES: dict[Choice, dict[str, str]] = {
 }
 
 
-_PEOPLE = {"fr": ("destinataire", "destinataires"), "en": ("recipient", "recipients")}
-
-
 def say(lang: Lang, key: str, **values: object) -> str:
     # no line break inside « ... » (French quotes keep their words)
-    said = TEXTS[key][lang].format(**values)
+    said = i18n.say_in(TEXTS, lang, key, **values)
     return said.replace("« ", "«\u00a0").replace(" »", "\u00a0»")
 
 
 def people(n: int, lang: Lang) -> str:
     """ "0 destinataire", "1 destinataire", "2 186 destinataires" (CLDR's plural rules)."""
-    one, other = _PEOPLE[lang]
-    return f"{i18n.number(n, lang)} {one if Locale.parse(lang).plural_form(n) == 'one' else other}"
+    return i18n.plural(lang, "count.recipients", n)
 
 
 def choices(short: bool) -> tuple[Choice, ...]:
@@ -432,6 +426,12 @@ _COST_ABOVE = re.compile(r"estimated cost ([\d.]+) above ([\d.]+)")
 _RECIPIENTS_ABOVE = re.compile(r"(\d+) recipients above (\d+)")
 
 
+def reasons_text(reasons: Iterable[str], lang: Lang) -> str:
+    """Why a plan was held, for a person: ``reasons()``'s lines in ``lang``, as one phrase."""
+    said = list(reasons)
+    return "; ".join(said) if lang == "en" else " ; ".join(_reason_fr(r) for r in said)
+
+
 def _reason_fr(reason: str) -> str:
     """One of ``reasons()``'s lines (English, as the JSON summary keeps them) in French."""
     if found := _COST_ABOVE.fullmatch(reason):
@@ -452,8 +452,7 @@ def unapproved_end(
     if verdict.decision == Decision.stopped and verdict.money:
         return verdict.money, None
     if verdict.decision == Decision.stopped:
-        said = why if lang == "en" else " ; ".join(_reason_fr(r) for r in verdict.reasons)
-        return ENDINGS["stopped"][lang].format(why=said), None
+        return ENDINGS["stopped"][lang].format(why=reasons_text(verdict.reasons, lang)), None
     if verdict.decision == Decision.refused:
         comment = f" (« {verdict.comment} »)" if lang == "fr" else f": {verdict.comment}"
         said = ENDINGS["refused"][lang].format(comment=comment if verdict.comment else "", why=why)

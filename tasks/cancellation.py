@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasks.i18n import DEFAULT_LANG, Lang, number, plural_form, territory_name, when
+from tasks.i18n import DEFAULT_LANG, Lang, say_in, territory_name, when
 from tasks.ledger.model import ChunkRow
 from tasks.outcomes import (
     CANCEL_ALREADY,
@@ -372,12 +372,7 @@ TEXTS: dict[str, dict[str, str]] = {
 def say(lang: Lang, key: str, n: int | None = None, /, **values: object) -> str:
     """``TEXTS[key]`` in ``lang``; with ``n``, its plural form for ``n`` (``{n}`` written as
     people write numbers)."""
-    lang = lang if lang in ("fr", "en") else DEFAULT_LANG
-    if n is not None:
-        form = f"{key}.{plural_form(n, lang)}"
-        key = form if form in TEXTS else f"{key}.other"
-        values = {**values, "n": number(n, lang)}
-    return TEXTS[key][lang].format(**values)
+    return say_in(TEXTS, lang, key, n, **values)
 
 
 def _slot_words(slot: str | None, lang: Lang) -> str:

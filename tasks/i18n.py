@@ -11,6 +11,7 @@ which CLDR does not give. Zones outside the table fall back on Babel's city name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, get_args
@@ -732,9 +733,26 @@ def plural(lang: Lang, key: str, n: int, **values: object) -> str:
     """The catalog's ``<key>.<form>`` for the count ``n`` (``<key>.other`` when the language's
     form has no entry), ``{n}`` filled with ``n`` as people write it: ``plural("fr",
     "count.recipients", 1)`` is "1 destinataire", and 0 too; 2 gives "2 destinataires"."""
-    form = f"{key}.{plural_form(n, lang)}"
-    entry = CATALOG[form] if form in CATALOG else CATALOG[f"{key}.other"]
-    return entry[_lang(lang)].format(n=number(n, lang), **values)
+    return say_in(CATALOG, lang, key, n, **values)
+
+
+def say_in(
+    table: Mapping[str, Mapping[str, str]],
+    lang: Lang,
+    key: str,
+    n: int | None = None,
+    /,
+    **values: object,
+) -> str:
+    """A text of ``table`` (shaped like CATALOG: a module's own words, such as the cancel
+    flow's or the inbox's) in ``lang``; with ``n``, the entry ``<key>.<form>`` for that count
+    (``<key>.other`` when the form has none) and ``{n}`` written as people write numbers."""
+    lang = _lang(lang)
+    if n is not None:
+        form = f"{key}.{plural_form(n, lang)}"
+        key = form if form in table else f"{key}.other"
+        values = {**values, "n": number(n, lang)}
+    return table[key][lang].format(**values)
 
 
 def label(lang: Lang, group: str, code: str) -> str:

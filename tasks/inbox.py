@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tasks import i18n
 from tasks.i18n import Lang
 from tasks.plan import validate_campaign_id
 
@@ -282,8 +283,7 @@ _TEXTS: dict[str, dict[str, str]] = {
 
 
 def say(lang: Lang, key: str, **values: object) -> str:
-    entry = _TEXTS[key]
-    return (entry.get(lang) or entry["fr"]).format(**values)
+    return i18n.say_in(_TEXTS, lang, key, **values)
 
 
 def problem_text(problem: Problem, lang: Lang) -> str:

@@ -69,7 +69,7 @@ def test_a_campaign_above_the_threshold_waits_for_approval_then_sends_once(
     assert wait_final(page) == "Completed", stack.log_tail("worker-1", 60)
     assert campaign_numbers(stack, cid) == Counter(numbers)  # each texted once
     page.get_by_text("Logs", exact=True).first.click()  # who approved said why: in the log
-    expect(page.get_by_text(re.compile("approved: budget validé"))).to_be_visible()
+    expect(page.get_by_text(re.compile("envoi approuvé : budget validé"))).to_be_visible()
 
     page.get_by_text("Artifacts", exact=True).first.click()
     page.get_by_text(f"{cid}-summary", exact=True).click()

@@ -22,6 +22,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 
+from tasks import approval as approve
 from tasks import i18n, runtime
 from tasks import money as mn
 from tasks.approval import (
@@ -133,7 +134,7 @@ def seek(prepared: Prepared, approval: Approval) -> Verdict:
     held = tuple(prepared.approval_reasons)
     money = prepared.money
     short = short_form(money, prepared.to_send)
-    why = "; ".join(held)
+    why = approve.reasons_text(held, approval.lang)
     if approval.mode == ApprovalMode.stop:
         if short and money is not None:  # money first: --yes alone would not send
             line = mn.shortfall_line(money, approval.lang, command_line=True)
