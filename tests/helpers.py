@@ -766,15 +766,28 @@ def open_resume_form(page: Any) -> Any:
     return modal
 
 
+def open_choices(page: Any, label: str) -> list[str]:
+    """Open the select of the field ``label`` and read its options. Headless Chromium's click
+    does not open Prefect's select; the keyboard does, as it does for an operator who tabs
+    through the form (pressed again when the form was not ready for the first press)."""
+    control = field(page, label).locator("button.p-select-button__control")
+    options = page.locator(".p-select-option")
+    for _ in range(5):
+        control.focus()
+        control.press("ArrowDown")
+        try:
+            expect(options.first).to_be_visible(timeout=3000)
+            break
+        except AssertionError:
+            continue
+    return [o.strip() for o in options.all_inner_texts()]
+
+
 def choose_decision(page: Any, modal: Any, choice: str) -> None:
     """Pick the form's required "Décision" (nothing is chosen in advance)."""
-    control = field(page, "Décision").locator("button.p-select-button__control")
-    # Headless Chromium's click does not open Prefect's select; the keyboard does, as it does
-    # for an operator who tabs through the form.
-    control.focus()
-    control.press("ArrowDown")
+    open_choices(page, "Décision")
     page.locator(".p-select-option", has_text=choice).first.click()
-    expect(control).to_have_text(choice)
+    expect(field(page, "Décision").locator("button.p-select-button__control")).to_have_text(choice)
 
 
 def start_paused_campaign(

@@ -21,6 +21,7 @@ from helpers import (
     campaign_numbers,
     choose_decision,
     field,
+    open_choices,
     open_resume_form,
     open_run_page,
     pause_until_asked,
@@ -143,11 +144,8 @@ def test_a_shortfall_and_a_resumed_campaign_show_their_numbers(
     expect(warning).to_contain_text("Envoyer à tous n'est pas possible")
     plan_fits(modal)
     shoot(page, "form-short-530")
-    control = field(page, "Décision").locator("button.p-select-button__control")
-    control.focus()
-    control.press("ArrowDown")
-    offered = page.locator(".p-select-option").all_inner_texts()
-    assert [o.strip() for o in offered] == [
+    offered = open_choices(page, "Décision")
+    assert offered == [
         "Envoyer ce que les crédits permettent",
         "Refuser (rien n'est envoyé)",
     ], offered  # sending everything is not a choice

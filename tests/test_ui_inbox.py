@@ -116,7 +116,13 @@ def test_a_list_dropped_in_the_inbox_waits_for_approval_and_is_taken_once(
     cid = ib.campaign_id(SURVEY, hashlib.sha256(text.encode()).hexdigest())
 
     passes = one_pass(stack, since)
-    assert any(r["state_type"] == "COMPLETED" for r in passes), passes
+    for _ in range(2):  # a pass started while a scheduled one ran is called off: once more
+        if any(r["state_type"] == "COMPLETED" for r in passes):
+            break
+        passes = one_pass(stack, since)
+    assert any(r["state_type"] == "COMPLETED" for r in passes), [
+        (r["name"], r["state_name"], r["state"]["message"]) for r in passes
+    ]
     send = wait_paused(stack, cid)
     assert send["state_name"] == "Paused", stack.log_tail("worker-1", 80)
     assert send["parameters"]["survey_id"] == SURVEY
