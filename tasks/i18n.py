@@ -435,6 +435,14 @@ CATALOG: dict[str, dict[str, str]] = {
     "slot.some_cancelled": {"fr": "le reste annulé", "en": "the rest cancelled"},
     "html.cancelled_chunks": {"fr": "lots annulés : {n}", "en": "chunks cancelled: {n}"},
     "summary.chunks": {"fr": "Lots : {states}.", "en": "Chunks: {states}."},
+    "error.sample_to_real_gateway": {
+        "fr": "La liste d'exemple (data/samples) n'est jamais envoyée par le vrai SMS Partner : "
+        "ses numéros peuvent être ceux de vraies personnes. Choisissez votre propre liste, ou "
+        "cochez « Essai sans envoi » (--dry-run).",
+        "en": "The bundled sample list (data/samples) is never sent through the real SMS "
+        "Partner: its numbers may belong to real people. Choose your own list, or a dry run "
+        "(--dry-run).",
+    },
     "error.unknown_campaign": {
         "fr": "Campagne « {campaign} » inconnue : aucun envoi n'a été fait sous cet "
         "identifiant. Copiez l'identifiant exact depuis le nom de l'exécution de la campagne "

@@ -308,4 +308,5 @@ def test_sample_recipients_are_never_sent_through_the_real_gateway(
         recipients=RecipientSource(path=str(SAMPLES / "recipients.csv")),
         return_state=True,
     )
-    assert state.is_failed() and "sample" in state.message
+    assert state.is_failed() and "La liste d'exemple (data/samples)" in (state.message or "")
+    assert "vrai SMS Partner" in (state.message or "")

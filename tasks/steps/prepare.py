@@ -87,10 +87,7 @@ def load_task(source: Source, *, real_gateway: bool) -> pd.DataFrame:
     """Read the recipients as they are, every cell as text."""
     if real_gateway and is_sample(source):
         # The samples' numbers may belong to real people: they are for the simulator only.
-        raise CampaignError(
-            "refusing to text the bundled sample recipients through the real gateway; "
-            "use your own list, a dry run, or SMSPARTNER_BASE_URL pointing at the simulator"
-        )
+        raise CampaignError(i18n.text(run_lang(), "error.sample_to_real_gateway"))
     try:
         return _load(source)
     except OperatorError:
