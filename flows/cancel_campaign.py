@@ -53,9 +53,7 @@ def cancel_campaign(
     campaign_id: Annotated[
         str,
         Field(
-            title=CAMPAIGN_ID_TITLE,
-            description=CAMPAIGN_ID_HELP,
-            json_schema_extra=operator_words(CAMPAIGN_ID_TITLE, CAMPAIGN_ID_HELP),
+            **operator_words(CAMPAIGN_ID_TITLE, CAMPAIGN_ID_HELP),
         ),
     ],
     api_key_block: ApiKeyBlock = None,

@@ -48,7 +48,7 @@ def erase_person(
     phone: Annotated[
         SecretStr,
         Field(
-            json_schema_extra=operator_words(
+            **operator_words(
                 "Numéro de téléphone",
                 "Le numéro à effacer, écrit comme vous voulez (06 12 34 56 78, +33 6...). Il "
                 "ne recevra plus jamais de SMS ; partout ailleurs, il est supprimé ou masqué.",

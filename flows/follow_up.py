@@ -51,7 +51,7 @@ def follow_up_campaign(
         str | None,
         BeforeValidator(blank_is_none),
         Field(
-            json_schema_extra=operator_words(
+            **operator_words(
                 "Campagne",
                 "L'identifiant de la campagne à suivre. Vide : toutes les campagnes récentes.",
                 **optional_switch(
@@ -65,7 +65,7 @@ def follow_up_campaign(
         Field(
             ge=1,
             le=60,
-            json_schema_extra=operator_words(
+            **operator_words(
                 "Campagnes des derniers (jours)",
                 "Sans campagne choisie : jusqu'où remonter.",
             ),
@@ -75,7 +75,7 @@ def follow_up_campaign(
         float,
         Field(
             ge=1,
-            json_schema_extra=operator_words(
+            **operator_words(
                 "Avancé · délai de vérification (secondes)",
                 "Un envoi resté incertain compte comme non parti seulement ce délai après son "
                 "dernier essai (après son heure s'il était programmé), si SMS Partner ne le "

@@ -52,9 +52,12 @@ from tasks.steps.send import Throttle
 
 
 def operator_words(title: str, description: str, **more: Any) -> dict[str, Any]:
-    """``json_schema_extra`` of a top-level parameter: Prefect titles it with its Python name and
-    describes it with the docstring; this dict is applied last, so the operator reads these."""
-    return {"title": title, "description": description, **more}
+    """The ``Field`` keywords of a top-level parameter: its title and description, said again in
+    its ``json_schema_extra`` (with ``more``), because Prefect titles a parameter with its Python
+    name and describes it with the docstring, and that dict is applied last: the form shows
+    these words."""
+    shown = {"title": title, "description": description}
+    return {**shown, "json_schema_extra": {**shown, **more}}
 
 
 def optional_box(schema: dict[str, Any]) -> None:
@@ -133,10 +136,7 @@ ApiKeyBlock = Annotated[
     str | None,
     BeforeValidator(blank_is_none),
     Field(
-        title="Avancé · compte SMS Partner (nom de la clé)",
-        description="Pour plusieurs comptes SMS Partner : le nom sous lequel la clé de ce "
-        "compte est enregistrée dans Prefect (menu Blocks). Vide : le compte par défaut.",
-        json_schema_extra=operator_words(
+        **operator_words(
             "Avancé · compte SMS Partner (nom de la clé)",
             "Pour plusieurs comptes SMS Partner : le nom sous lequel la clé de ce compte est "
             "enregistrée dans Prefect (menu Blocks). Vide : le compte par défaut.",
@@ -150,11 +150,7 @@ ApiKeyBlock = Annotated[
 Language = Annotated[
     Lang,
     Field(
-        title="Langue des rapports",
-        description="fr : français (par défaut) ; en : anglais.",
-        json_schema_extra=operator_words(
-            "Langue des rapports", "fr : français (par défaut) ; en : anglais."
-        ),
+        **operator_words("Langue des rapports", "fr : français (par défaut) ; en : anglais."),
     ),
 ]
 
@@ -294,9 +290,7 @@ FILE_URL_EXPECTED = (
 SurveyId = Annotated[
     str,
     Field(
-        title="Enquête SMS Partner",
-        description="L'identifiant de l'enquête, tel qu'il figure dans votre espace SMS Partner.",
-        json_schema_extra=operator_words(
+        **operator_words(
             "Enquête SMS Partner",
             "L'identifiant de l'enquête, tel qu'il figure dans votre espace SMS Partner.",
         ),
@@ -306,10 +300,7 @@ CampaignId = Annotated[
     str | None,
     BeforeValidator(blank_is_none),
     Field(
-        title="Reprendre une campagne",
-        description="Pour finir une campagne déjà lancée : son identifiant (personne ne reçoit "
-        "le SMS deux fois). Vide : une nouvelle campagne.",
-        json_schema_extra=operator_words(
+        **operator_words(
             "Reprendre une campagne",
             "Pour finir une campagne déjà lancée : son identifiant (personne ne reçoit le SMS "
             "deux fois). Vide : une nouvelle campagne.",
@@ -322,9 +313,7 @@ CampaignId = Annotated[
 DryRun = Annotated[
     bool,
     Field(
-        title="Essai sans envoi",
-        description="Prépare la campagne et son rapport sans envoyer aucun SMS.",
-        json_schema_extra=operator_words(
+        **operator_words(
             "Essai sans envoi", "Prépare la campagne et son rapport sans envoyer aucun SMS."
         ),
     ),
@@ -337,9 +326,7 @@ SuppressionList = Annotated[
     str | None,
     BeforeValidator(blank_is_none),
     Field(
-        title="Liste d'opposition",
-        description=_OPT_OUT_WORDS,
-        json_schema_extra=operator_words(
+        **operator_words(
             "Liste d'opposition",
             _OPT_OUT_WORDS,
             **optional_switch({"type": "string"}, "Fichier", "Aucune", open_on_value=True),
@@ -355,9 +342,7 @@ ApproveAboveCost = Annotated[
     float | None,
     Field(
         ge=0,
-        title="Demander l'accord au-delà de (€)",
-        description=_COST_WORDS,
-        json_schema_extra=operator_words(
+        **operator_words(
             "Demander l'accord au-delà de (€)",
             _COST_WORDS,
             **optional_switch({"type": "number", "minimum": 0}, "Montant", "Jamais"),
@@ -371,9 +356,7 @@ ApproveAboveRecipients = Annotated[
     int | None,
     Field(
         ge=0,
-        title="Demander l'accord au-delà de (destinataires)",
-        description=_SIZE_WORDS,
-        json_schema_extra=operator_words(
+        **operator_words(
             "Demander l'accord au-delà de (destinataires)",
             _SIZE_WORDS,
             **optional_switch({"type": "integer", "minimum": 0}, "Nombre", "Jamais"),
@@ -385,9 +368,7 @@ ApprovalTimeoutHours = Annotated[
     Field(
         gt=0,
         le=24 * 14,
-        title="Avancé · délai pour donner l'accord (heures)",
-        description="Sans réponse dans ce délai, la campagne s'arrête sans rien envoyer.",
-        json_schema_extra=operator_words(
+        **operator_words(
             "Avancé · délai pour donner l'accord (heures)",
             "Sans réponse dans ce délai, la campagne s'arrête sans rien envoyer.",
         ),
@@ -406,11 +387,7 @@ ApprovalModeChoice = Annotated[
     _approval_out,
     _approval_schema,
     Field(
-        title="Avancé · quand l'accord est nécessaire",
-        description="Quand la campagne dépasse un seuil d'accord : attendre qu'une personne "
-        "l'approuve ici, s'arrêter sans rien envoyer, ou envoyer (accord donné d'avance). "
-        + CODE_WORDS,
-        json_schema_extra=operator_words(
+        **operator_words(
             "Avancé · quand l'accord est nécessaire",
             "Quand la campagne dépasse un seuil d'accord : attendre qu'une personne "
             "l'approuve ici, s'arrêter sans rien envoyer, ou envoyer (accord donné d'avance). "
@@ -430,9 +407,7 @@ _WITHIN_WORDS = (
 SendWithinCredits = Annotated[
     bool,
     Field(
-        title=SEND_WITHIN_CREDITS_TITLE,
-        description=_WITHIN_WORDS,
-        json_schema_extra=operator_words(SEND_WITHIN_CREDITS_TITLE, _WITHIN_WORDS),
+        **operator_words(SEND_WITHIN_CREDITS_TITLE, _WITHIN_WORDS),
     ),
 ]
 _RESUME_WORDS = (
@@ -442,11 +417,7 @@ _RESUME_WORDS = (
 ResumeChangedInput = Annotated[
     bool,
     Field(
-        title="Avancé · reprendre avec une liste modifiée",
-        description=_RESUME_WORDS,
-        json_schema_extra=operator_words(
-            "Avancé · reprendre avec une liste modifiée", _RESUME_WORDS
-        ),
+        **operator_words("Avancé · reprendre avec une liste modifiée", _RESUME_WORDS),
     ),
 ]
 
@@ -683,9 +654,7 @@ Recipients = Annotated[
     AnySource,
     BeforeValidator(as_source),
     Field(
-        title="Destinataires",
-        description=_SOURCE_WORDS,
-        json_schema_extra=operator_words("Destinataires", _SOURCE_WORDS, **_SOURCE_CHECKS),
+        **operator_words("Destinataires", _SOURCE_WORDS, **_SOURCE_CHECKS),
     ),
 ]
 
@@ -986,16 +955,12 @@ class Limits(BaseModel):
 # The models as top-level parameters: Prefect would title them with their Python names.
 Window = Annotated[
     DeliveryWindow,
-    Field(
-        json_schema_extra=operator_words(
-            "Heures d'envoi", "Quand les destinataires peuvent recevoir le SMS."
-        )
-    ),
+    Field(**operator_words("Heures d'envoi", "Quand les destinataires peuvent recevoir le SMS.")),
 ]
 Budget = Annotated[
     Limits,
     Field(
-        json_schema_extra=operator_words(
+        **operator_words(
             "Budget et réglages avancés",
             "Le budget d'abord ; les réglages « Avancé » ont des valeurs sûres : n'y touchez "
             "que sur conseil.",

@@ -39,7 +39,7 @@ def purge_personal_data(
         Field(
             ge=0,
             le=3650,
-            json_schema_extra=operator_words(
+            **operator_words(
                 "Durée de conservation (jours)",
                 "Les numéros complets des campagnes sans activité depuis ce nombre de jours "
                 "sont remplacés par des pseudonymes et retirés des fichiers ; les totaux restent.",
