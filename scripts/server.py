@@ -327,27 +327,31 @@ class LocalStack:
 
     def _start_server(self) -> None:
         self.config.home.mkdir(parents=True, exist_ok=True)
-        env = self.cli_env()
-        # A busy SQLite answers 503 ("retry"): say why in the server's log.
-        env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
-        env["PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT"] = "false"
-        if self.config.database_url:
-            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.config.database_url
-        args = [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        proc = self._spawn("server", args, env)
+
+        def spawn() -> subprocess.Popen[Any]:
+            env = self.cli_env()  # its API URL names the port: made again for a new one
+            # A busy SQLite answers 503 ("retry"): say why in the server's log.
+            env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
+            env["PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT"] = "false"
+            if self.config.database_url:
+                env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.config.database_url
+            args = [sys.executable, "-m", "prefect", "server", "start"]
+            return self._spawn(
+                "server", [*args, "--host", "127.0.0.1", "--port", str(self.port)], env
+            )
+
+        proc = spawn()
+        retries = 0 if self.config.port else 3
         deadline = time.monotonic() + self.config.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                # A free port found earlier may be taken by another process before the server
+                # binds it (two test stacks starting at once): another free port, unless fixed.
+                if retries and "already in use" in self.log_tail("server", 5):
+                    retries -= 1
+                    self.port = free_port()
+                    proc = spawn()
+                    continue
                 raise StackError(
                     f"the Prefect server exited {proc.returncode}:\n{self.log_tail('server')}"
                 )
