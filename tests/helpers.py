@@ -725,7 +725,7 @@ def resume(page: Any, approve: bool, comment: str, recipients: int) -> None:
 
 def submit_answer(page: Any, modal: Any) -> None:
     """Submit the resume form, as an operator does until it goes through."""
-    for _ in range(3):
+    for _ in range(6):
         with page.expect_response(
             lambda r: r.url.endswith("/resume") and r.request.method == "POST"
         ) as answered:
@@ -734,7 +734,7 @@ def submit_answer(page: Any, modal: Any) -> None:
         # the form stays open with an error toast, and an operator submits again.
         if answered.value.ok:
             break
-        page.wait_for_timeout(2000)
+        page.wait_for_timeout(3000)
     assert answered.value.ok, answered.value.text()
     expect(modal).to_have_count(0)
 
@@ -772,21 +772,23 @@ def open_choices(page: Any, label: str) -> list[str]:
     through the form (pressed again when the form was not ready for the first press)."""
     control = field(page, label).locator("button.p-select-button__control")
     options = page.locator(".p-select-option")
-    for _ in range(5):
+    control.focus()
+    control.press("ArrowDown")
+    try:
+        expect(options.first).to_be_visible(timeout=15_000)
+    except AssertionError:  # the form was not ready for the first press: once more
         control.focus()
         control.press("ArrowDown")
-        try:
-            expect(options.first).to_be_visible(timeout=3000)
-            break
-        except AssertionError:
-            continue
+        expect(options.first).to_be_visible(timeout=15_000)
     return [o.strip() for o in options.all_inner_texts()]
 
 
 def choose_decision(page: Any, modal: Any, choice: str) -> None:
     """Pick the form's required "Décision" (nothing is chosen in advance)."""
-    open_choices(page, "Décision")
+    if not page.locator(".p-select-option").first.is_visible():  # not opened already
+        open_choices(page, "Décision")
     page.locator(".p-select-option", has_text=choice).first.click()
+    expect(page.locator(".p-select-option")).to_have_count(0)  # closed: Submit is reachable
     expect(field(page, "Décision").locator("button.p-select-button__control")).to_have_text(choice)
 
 
