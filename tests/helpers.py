@@ -726,6 +726,7 @@ def resume(page: Any, approve: bool, comment: str, recipients: int) -> None:
 def submit_answer(page: Any, modal: Any) -> None:
     """Submit the resume form, as an operator does until it goes through."""
     for _ in range(6):
+        close_toasts(page)
         with page.expect_response(
             lambda r: r.url.endswith("/resume") and r.request.method == "POST"
         ) as answered:
@@ -737,6 +738,19 @@ def submit_answer(page: Any, modal: Any) -> None:
         page.wait_for_timeout(3000)
     assert answered.value.ok, answered.value.text()
     expect(modal).to_have_count(0)
+
+
+def close_toasts(page: Any) -> None:
+    """Close the notices still shown, as an operator does: on a narrow page an error notice
+    (a busy server's answer to an earlier try) lies over the form's Submit button."""
+    for _ in range(10):
+        close = page.locator(".p-toast__close-btn, .p-toast__close").first
+        if not close.is_visible():
+            return
+        try:
+            close.click(timeout=2000)
+        except Exception:  # gone by itself meanwhile
+            pass
 
 
 def sends_of(stack: LocalStack, cid: str) -> list[dict[str, Any]]:

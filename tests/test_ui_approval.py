@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from helpers import (
+    close_toasts,
     api_run,
     campaign_numbers,
     choose_decision,
@@ -94,6 +95,7 @@ def test_the_form_shows_the_whole_plan_at_530px_and_needs_a_decision(
     shoot(page, "form-530")
 
     # Submitting without a decision: the form says it is required, the run stays paused.
+    close_toasts(page)
     modal.get_by_role("button", name="Submit", exact=True).click()
     expect(modal.get_by_text("required", exact=False).first).to_be_visible()
     expect(modal.get_by_text("(Optional)", exact=False)).to_have_count(1)  # the comment only
