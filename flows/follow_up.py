@@ -1,14 +1,18 @@
-"""Follow a campaign's delivery: statuses by territory, a new report, STOP replies suppressed.
+"""Follow a campaign's delivery: statuses by territory, a new report, STOP replies suppressed,
+dead numbers retired.
 
 Run it the day after a campaign's slot (or on a schedule)::
 
-    python -m flows.follow_up --campaign-id ID [--verbose]
+    python -m flows.follow_up --campaign-id ID [--retire-after K] [--retire-days D] [--verbose]
 
 It reads the delivery statuses of every sent chunk from the gateway, writes
 ``data/reports/<campaign>/follow_up.json``, brings the campaign's report up to date (chunks
 settled or cancelled since; summary.json, report.html with the delivery, chunks.*, rejects.*),
 publishes new versions of the campaign's artifacts, and adds the numbers that replied STOP to
-the never-text store. The last line on stdout is a JSON object with the counts; on an error,
+the never-text store. It keeps each recipient's status (by the store's keyed value, never the
+number): a number "Not delivered" in K campaigns in a row (``--retire-after``, 2) goes into the
+store as ``undeliverable`` for D days (``--retire-days``, 180), and out of it once delivered
+again. The last line on stdout is a JSON object with the counts; on an error,
 one line on stderr and a non-zero exit. The run's log lines go to the Prefect UI, and to stderr
 too with ``--verbose``.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from prefect import flow, get_run_logger
 from prefect.states import State
@@ -30,12 +34,15 @@ from flows.parameters import (
     ApiKeyBlock,
     Language,
     Limits,
+    RetireAfter,
+    RetireDays,
     blank_is_none,
     operator_words,
     optional_switch,
 )
 from tasks import delivery, i18n, runtime
 from tasks import plan as pl
+from tasks import retire as rt
 from tasks.errors import OperatorError
 from tasks.i18n import DEFAULT_LANG, LANGS, Lang
 from tasks.steps import follow_up as fu
@@ -71,6 +78,8 @@ def follow_up_campaign(
             ),
         ),
     ] = 7,
+    retire_after: RetireAfter = rt.RETIRE_AFTER,
+    retire_days: RetireDays = rt.RETIRE_DAYS,
     settle_seconds: Annotated[
         float,
         Field(
@@ -86,29 +95,44 @@ def follow_up_campaign(
     api_key_block: ApiKeyBlock = None,
     lang: Language = DEFAULT_LANG,
 ) -> dict[str, Any] | State[Any]:
-    """Read delivery statuses for sent campaigns, report them and suppress STOP replies.
+    """Read delivery statuses for sent campaigns, report them, suppress STOP replies and retire
+    numbers that are no longer delivered.
 
     Args:
         campaign_id: The campaign to follow up; empty for every campaign that texted someone
             in the last `since_days` days (what the daily deployment does).
         since_days: How far back an empty campaign id looks.
+        retire_after: "Not delivered" in this many campaigns in a row retires a number (0: never).
+        retire_days: How long a retired number stays out of campaigns.
     """
+    retiring = Retiring(retire_after, retire_days)
     try:
         ledger_url = runtime.ledger_url()
         runtime.shared_ledger(ledger_url)  # a ledger that cannot be opened: one line
         if campaign_id:
             name_this_run(campaign_id, "follow-up")
-            return _follow_one(campaign_id, ledger_url, settle_seconds, api_key_block, lang)
+            return _follow_one(
+                campaign_id, ledger_url, settle_seconds, api_key_block, lang, retiring
+            )
         since = datetime.now(UTC) - timedelta(days=since_days)
         campaigns = runtime.shared_ledger(ledger_url).campaigns_texted_since(since)
     except OperatorError as exc:
         return ending.failed(exc)
-    results, problems = _follow_each(campaigns, ledger_url, settle_seconds, api_key_block, lang)
+    results, problems = _follow_each(
+        campaigns, ledger_url, settle_seconds, api_key_block, lang, retiring
+    )
     summary = {"since_days": since_days, "campaigns": results, "failed": problems}
     if problems:
         message = i18n.plural(lang, "follow_up.some_failed", len(problems), of=len(campaigns))
         return ending.failed(OperatorError(message, summary=summary))
     return summary
+
+
+class Retiring(NamedTuple):
+    """The two settings of dead numbers (``tasks/retire.py``)."""
+
+    after: int = rt.RETIRE_AFTER
+    days: int = rt.RETIRE_DAYS
 
 
 def _follow_each(
@@ -117,6 +141,7 @@ def _follow_each(
     settle_seconds: float,
     key_block: str | None,
     lang: Lang,
+    retiring: Retiring,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Each campaign in turn: the counts of those followed up, the one line of those that
     failed (one campaign's failure must not hide the others' statuses)."""
@@ -125,7 +150,7 @@ def _follow_each(
     problems: dict[str, str] = {}
     for cid in campaigns:
         try:
-            results[cid] = _follow_one(cid, ledger_url, settle_seconds, key_block, lang)
+            results[cid] = _follow_one(cid, ledger_url, settle_seconds, key_block, lang, retiring)
         except OperatorError as exc:
             logger.error("%s: %s", cid, exc.message)
             problems[cid] = exc.message
@@ -139,21 +164,34 @@ def _follow_one(
     settle_seconds: float,
     key_block: str | None = None,
     lang: Lang = DEFAULT_LANG,
+    retiring: Retiring = Retiring(),
 ) -> dict[str, Any]:
-    """One campaign: chunks in doubt, statuses, STOP replies, new report and artifacts.
-    Raises an ``OperatorError`` (unknown campaign, gateway, ledger, report) in one line."""
+    """One campaign: chunks in doubt, statuses, STOP replies, each recipient's status (dead
+    numbers retired, delivered ones released), new report and artifacts. Raises an
+    ``OperatorError`` (unknown campaign, gateway, ledger, report) in one line."""
     logger = get_run_logger()
     pl.validate_campaign_id(campaign_id)
-    report.known_campaign(runtime.shared_ledger(ledger_url), campaign_id, lang)
+    ledger = runtime.shared_ledger(ledger_url)
+    report.known_campaign(ledger, campaign_id, lang)
+    bound = ledger.binding(campaign_id)
     cost_per_sms = Limits().cost_per_sms  # prices chunks no answer of the campaign priced
     doubt = fu.settle_in_doubt_task(
         campaign_id, ledger_url, settle_seconds, cost_per_sms, key_block
     )
     deliveries = fu.check_delivery_task(campaign_id, ledger_url, key_block)
-    result = delivery.aggregate(campaign_id, deliveries, checked_at=datetime.now(UTC))
+    result = delivery.aggregate(
+        campaign_id,
+        deliveries,
+        checked_at=datetime.now(UTC),
+        survey_id=bound[0] if bound else None,
+    )
     result.doubt = doubt
     added = fu.record_stops_task(ledger_url, campaign_id, delivery.stop_numbers(deliveries))
     result.stop_added = added
+    moved = fu.record_deliveries_task(
+        ledger_url, campaign_id, deliveries, retiring.after, retiring.days
+    )
+    result.retired, result.released = moved["retired"], moved["released"]
     fu.publish_task(result, deliveries, ledger_url, lang)
     counts = result.as_counts()
     logger.info(
@@ -191,6 +229,21 @@ def main(argv: list[str] | None = None) -> int:
         default=SETTLE_SECONDS,
         help="a chunk in doubt counts as not sent only this long after its last attempt",
     )
+    parser.add_argument(
+        "--retire-after",
+        type=int,
+        default=rt.RETIRE_AFTER,
+        metavar="K",
+        help="a number 'Not delivered' in K campaigns in a row goes into the never-text store "
+        "as undeliverable (0: never)",
+    )
+    parser.add_argument(
+        "--retire-days",
+        type=int,
+        default=rt.RETIRE_DAYS,
+        metavar="D",
+        help="how long such a number stays out (days)",
+    )
     parser.add_argument("--api-key-block", help="Prefect Secret block holding the SMS Partner key")
     parser.add_argument("--lang", choices=LANGS, default=DEFAULT_LANG, help="report language")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the run's log lines")
@@ -202,12 +255,16 @@ def main(argv: list[str] | None = None) -> int:
             pl.validate_campaign_id(args.campaign_id)
         if not 1 <= args.since_days <= 60:
             raise pl.CampaignError("--since-days must be between 1 and 60")
+        if problem := rt.settings_problem(args.retire_after, args.retire_days):
+            raise pl.CampaignError(problem)
     except pl.CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     state = follow_up_campaign(
         campaign_id=args.campaign_id,
         since_days=args.since_days,
+        retire_after=args.retire_after,
+        retire_days=args.retire_days,
         settle_seconds=args.settle_seconds,
         api_key_block=args.api_key_block,
         lang=args.lang,

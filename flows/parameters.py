@@ -17,6 +17,7 @@ is French and free of jargon. What the UI shows is the JSON schema, so:
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -34,14 +35,18 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks import dburl, runtime
 from tasks import ledger as lg
+from tasks import sample as smp
 from tasks.approval import Approval, ApprovalMode
+from tasks.audience import AudiencePlan, parse_survey_map
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.plan import PlanRequest, PlanRules
+from tasks.pressure import parse_rule, rules_for
 from tasks.sendcore import READ_TIMEOUT, SendPolicy
 from tasks.sending import SendSettings
 from tasks.slots import HORIZON_DAYS, LEAD, MARGIN, WindowPolicy
@@ -736,6 +741,192 @@ class DeliveryWindow(BaseModel):
         )
 
 
+# -- who: the sample, the contact-pressure rules, witnesses, a survey per segment ----------------
+
+PROPORTIONAL_WORDS = ("proportionnel", "proportionnelle", "proportional")
+
+
+class Audience(BaseModel):
+    """Qui reçoit l'enquête : toute la liste (par défaut) ou un échantillon tiré au hasard, les
+    règles qui évitent de trop solliciter les mêmes personnes, les témoins, une enquête par
+    langue ou par service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample: str | None = Field(
+        None,
+        title="Taille de l'échantillon",
+        description="Interroger seulement une partie de la liste, tirée au hasard : un nombre "
+        "(400) ou une part (10 %). Vide : toute la liste.",
+        json_schema_extra=optional_box,
+    )
+    quota_by: str | None = Field(
+        None,
+        title="Répartir l'échantillon selon la colonne",
+        description="Le nom d'une colonne du fichier (par exemple agence ou service). Vide : "
+        "selon le territoire (métropole, chaque outre-mer).",
+        json_schema_extra=optional_box,
+    )
+    quota: str | None = Field(
+        None,
+        title="Au plus, par valeur de cette colonne",
+        description="Un nombre (150), ou «\u00a0proportionnel\u00a0» pour garder les "
+        "proportions de la liste. Vide : pas de limite par valeur.",
+        json_schema_extra=optional_box,
+    )
+    sample_exclude_days: int = Field(
+        0,
+        ge=0,
+        le=3650,
+        title="Ne pas tirer qui a reçu une enquête depuis (jours)",
+        description="0 : tout le monde peut être tiré (la règle «\u00a0pas deux "
+        "enquêtes\u00a0» s'applique quand même).",
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        title="Numéro de tirage",
+        description="Le même numéro avec la même liste redonne le même échantillon. Vide : un "
+        "nouveau tirage, dont le numéro figure dans le rapport.",
+        json_schema_extra=optional_box,
+    )
+    pressure_rules: list[str] = Field(
+        default_factory=list,
+        title="Règles de sollicitation",
+        description="En plus de «\u00a0Pas deux enquêtes à moins de\u00a0». Chaque règle "
+        "(«\u00a0Add item\u00a0» en ajoute une) : NOM=NOMBRE/JOURS pour toutes les enquêtes "
+        "(trimestre=2/90 : au plus 2 enquêtes en 90 jours), ou NOM=NOMBRE/JOURS:survey pour "
+        "cette enquête seulement.",
+    )
+    witnesses: str | None = Field(
+        None,
+        title="Fichier des témoins",
+        description="Un fichier CSV de numéros du personnel, dans le dossier data : ils "
+        "reçoivent le vrai SMS une fois par campagne, au premier envoi, sans compter dans les "
+        "chiffres. Vide : aucun témoin.",
+        json_schema_extra=optional_box,
+    )
+    witnesses_only: bool = Field(
+        False,
+        title="Envoyer seulement aux témoins",
+        description="Pour voir le SMS avant la vraie campagne : personne d'autre ne le reçoit.",
+    )
+    survey_by: str | None = Field(
+        None,
+        title="Une enquête selon la colonne",
+        description="Par exemple langue : chaque valeur reçoit l'enquête donnée ci-dessous. "
+        "Vide : tout le monde reçoit l'enquête choisie en haut.",
+        json_schema_extra=optional_box,
+    )
+    survey_map: str | None = Field(
+        None,
+        title="Enquête de chaque valeur",
+        description="VALEUR=ENQUÊTE, séparées par des virgules : fr=ENQ_FR, en=ENQ_EN.",
+        json_schema_extra=optional_box,
+    )
+    default_survey: bool = Field(
+        True,
+        title="Les autres valeurs reçoivent l'enquête choisie en haut",
+        description="Désactivé : une valeur sans enquête arrête la campagne avant tout envoi.",
+    )
+
+    _blank = field_validator(
+        "sample", "quota_by", "quota", "witnesses", "survey_by", "survey_map", mode="before"
+    )(blank_is_none)
+
+    @field_validator("sample")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            smp.parse_size(value.replace(" ", "").replace("\u202f", ""))
+        return value
+
+    @field_validator("quota")
+    @classmethod
+    def _quota(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() not in PROPORTIONAL_WORDS:
+            smp.parse_quota(value.strip())
+        return value
+
+    @field_validator("pressure_rules", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        if isinstance(value, str):  # one rule per line, or separated by commas
+            value = [v for v in re.split(r"[\n,;]", value) if v.strip()]
+        if isinstance(value, list):
+            value = [v.strip() for v in value if isinstance(v, str) and v.strip()]
+            for text in value:
+                parse_rule(text)
+        return value
+
+    @field_validator("survey_map")
+    @classmethod
+    def _map(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_survey_map(value)
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> Audience:
+        if bool(self.survey_by) != bool(self.survey_map):
+            raise ValueError(
+                "une enquête selon la colonne demande la colonne ET la correspondance des "
+                "enquêtes (VALEUR=ENQUÊTE)"
+            )
+        if (spec := self.spec()) is not None:
+            spec.validate()
+        return self
+
+    def spec(self) -> smp.SampleSpec | None:
+        """The sample asked for (None: everybody): a size, a quota per value, or an exclusion
+        window."""
+        if self.sample is None and self.quota is None and not self.sample_exclude_days:
+            return None
+        count, percent = (
+            smp.parse_size(self.sample.replace(" ", "").replace("\u202f", ""))
+            if self.sample is not None
+            else (None, None)
+        )
+        quota = (self.quota or "").strip()
+        proportional = quota.lower() in PROPORTIONAL_WORDS
+        return smp.SampleSpec(
+            size=count,
+            percent=percent,
+            quota_by=self.quota_by,
+            quota=None if proportional or not quota else int(smp.parse_quota(quota)),
+            proportional=proportional,
+            exclude_days=self.sample_exclude_days,
+            seed=self.seed,
+        )
+
+    def plan(self, frequency_cap_days: int) -> AudiencePlan:
+        """The planner's settings; a sample without a seed gets one here, said in the report so
+        that the same draw can be made again."""
+        spec = self.spec()
+        seed = self.seed if self.seed is not None else secrets.randbelow(2**31)
+        return AudiencePlan(
+            sample=spec,
+            seed=seed,
+            rules=rules_for(frequency_cap_days, self.pressure_rules),
+            survey_by=self.survey_by,
+            survey_map=parse_survey_map(self.survey_map),
+            default_survey=self.default_survey,
+        )
+
+
+AudienceParam = Annotated[
+    Audience,
+    Field(
+        **operator_words(
+            "Qui interroger",
+            "Toute la liste, ou un échantillon ; les règles de sollicitation ; les témoins ; une "
+            "enquête par langue ou par service.",
+        )
+    ),
+]
+
+
 # -- how much: the budget first, then the advanced settings ---------------------------------------
 
 # Budget and technical settings stay one model: ``limits={"concurrency": 4}`` and
@@ -871,6 +1062,7 @@ class Limits(BaseModel):
         resume_changed_input: bool,
         send_within_credits: bool = False,
         lang: Lang = DEFAULT_LANG,
+        audience: AudiencePlan | None = None,
     ) -> PlanRequest:
         return PlanRequest(
             campaign_id=campaign_id,
@@ -886,6 +1078,7 @@ class Limits(BaseModel):
             send_within_credits=send_within_credits,
             max_cost=self.max_cost,
             lang=lang,
+            audience=audience or AudiencePlan(rules=rules_for(self.frequency_cap_days, [])),
         )
 
     def approval(
@@ -931,6 +1124,7 @@ class Limits(BaseModel):
         credits: float | None,
         window: DeliveryWindow,
         key_block: str | None,
+        audience: AudiencePlan | None = None,
     ) -> SendSettings:
         return SendSettings(
             campaign_id=campaign_id,
@@ -947,6 +1141,7 @@ class Limits(BaseModel):
             send=self.send_policy(),
             timeout=self.read_timeout,
             cap_days=self.frequency_cap_days,
+            rules=audience.rules if audience else rules_for(self.frequency_cap_days, []),
             ledger_outage=self.ledger_outage_seconds,
             key_block=key_block,
         )
@@ -965,5 +1160,35 @@ Budget = Annotated[
             "Le budget d'abord ; les réglages « Avancé » ont des valeurs sûres : n'y touchez "
             "que sur conseil.",
         )
+    ),
+]
+
+
+# -- follow-up: retiring
+# The follow-up's two settings of dead numbers (tasks/retire.py); the command line's
+# --retire-after and --retire-days.
+RetireAfter = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=20,
+        **operator_words(
+            "Numéros non délivrés : campagnes de suite avant de les écarter",
+            "Un numéro « non délivré » à ce nombre de campagnes de suite ne reçoit plus "
+            "d'enquête pendant le délai ci-dessous (un statut en attente ne compte pas) ; "
+            "délivré de nouveau, il redevient joignable. 0 : jamais écarté.",
+        ),
+    ),
+]
+RetireDays = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=3650,
+        **operator_words(
+            "Numéros non délivrés : écartés pendant (jours)",
+            "Combien de temps un numéro écarté ne reçoit plus d'enquête. Un opérateur peut "
+            "réattribuer un numéro résilié après 45 à 120 jours.",
+        ),
     ),
 ]

@@ -20,7 +20,7 @@ import argparse
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +38,8 @@ from flows.parameters import (
     ApprovalTimeoutHours,
     ApproveAboveCost,
     ApproveAboveRecipients,
+    Audience,
+    AudienceParam,
     Budget,
     CampaignId,
     DatabaseSource,
@@ -82,6 +84,8 @@ from tasks.steps.prepare import (
 from tasks.steps.report import ReportRequest, report_task
 from tasks.steps.runs import campaign_id_of_run, name_this_run
 from tasks.steps.send import credits_task, credits_to_check, send_campaign
+from tasks.steps.witnesses import read_witnesses_task, witness_task
+from tasks.witnesses import WitnessRequest
 
 # Callers import the form models from here too (tests, bench/fanout.py).
 __all__ = ["DeliveryWindow", "Limits", "RecipientSource", "SourceKind", "send_survey_campaign"]
@@ -94,6 +98,7 @@ def send_survey_campaign(
     survey_id: SurveyId,
     recipients: Recipients = FileSource(),  # read-only default
     suppression_list: SuppressionList = None,
+    audience: AudienceParam = Audience(),  # read-only default
     window: Window = DeliveryWindow(),
     dry_run: DryRun = False,
     approve_above_cost: ApproveAboveCost = None,
@@ -119,6 +124,9 @@ def send_survey_campaign(
             state folder. ``RecipientSource`` and the old dict forms are taken too.
         suppression_list: An opt-out list (CSV or Excel, in the data folder) added to the
             never-text store before planning; empty: the store alone (it always applies).
+        audience: Who is asked: a random sample (size, quotas, exclusion, seed), the
+            contact-pressure rules besides the frequency cap, witness phones (or witnesses
+            only), a survey per value of a column.
         window: Sending hours, in each recipient's own time zone.
         dry_run: Plan and report, send nothing.
         approve_above_cost: Ask a person before sending when the estimated cost passes this.
@@ -148,6 +156,7 @@ def send_survey_campaign(
             survey_id=survey_id,
             recipients=recipients,
             suppression_list=suppression_list,
+            audience=audience,
             dry_run=dry_run,
             window=window,
             limits=limits,
@@ -162,10 +171,16 @@ def send_survey_campaign(
         )
         progress.phase(cid, Phase.preparing)
         prepared, verdict = _approved_plan(run)
+        witnessed = _text_witnesses(run, prepared)
         sent = _send(run, prepared)
         progress.phase(cid, Phase.reporting)
         summary = report_task(
-            prepared, run.report, sent.credits_after, sent.seconds, verdict.record()
+            prepared,
+            run.report,
+            sent.credits_after,
+            sent.seconds,
+            verdict.record(),
+            witnesses=witnessed,
         )
         return ending.end_state(summary, verdict, run.approval, sent.stop)
     except OperatorError as exc:
@@ -184,6 +199,7 @@ def _settle(
     survey_id: str,
     recipients: AnySource,
     suppression_list: str | None,
+    audience: Audience,
     dry_run: bool,
     window: DeliveryWindow,
     limits: Limits,
@@ -212,12 +228,15 @@ def _settle(
         timeout_hours=approval_timeout_hours,
         lang=lang,
     )
+    who = audience.plan(limits.frequency_cap_days)
     request = limits.plan_request(
         campaign_id=cid,
         survey_id=survey_id,
         ledger_url=ledger_url,
         window=window,
-        dry_run=dry_run,
+        # Witnesses only: the campaign is planned as a dry run, and only they are texted.
+        dry_run=dry_run or audience.witnesses_only,
+        audience=who,
         resume_changed_input=resume_changed_input,
         send_within_credits=send_within_credits,
         lang=lang,
@@ -233,7 +252,51 @@ def _settle(
         base_url=base_url,
         key_block=api_key_block,
         started=started,
+        witnesses=_witness_numbers(audience, lang),
+        witnesses_only=audience.witnesses_only,
+        dry_run_asked=dry_run,
     )
+
+
+def _witness_numbers(audience: Audience, lang: Lang) -> list[str]:
+    """The witness phones of the run (its file, else the worker's setting), read before any
+    send: a list that cannot be read stops the campaign in one line."""
+    named = audience.witnesses
+    if named and runtime.from_deployment():
+        try:  # a file the form named: inside the data folders, as the other files
+            _, named = confine_form_paths(Source(), named, runtime.form_roots())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    numbers = read_witnesses_task(named, lang)
+    if audience.witnesses_only and not numbers:
+        raise UsageError(
+            "« Envoyer seulement aux témoins » demande un fichier des témoins (--witnesses, ou "
+            f"{runtime.WITNESSES_ENV} sur le serveur) ; rien n'a été envoyé"
+        )
+    return numbers
+
+
+def _text_witnesses(run: _Campaign, prepared: pl.Prepared) -> dict[str, Any] | None:
+    """The witnesses texted once per campaign (per survey) when its first SMS leave, or at once
+    in the witnesses-only mode; nothing in a dry run."""
+    if not run.witnesses or (prepared.dry_run and not run.witnesses_only) or run.dry_run_asked:
+        return None
+    r = run.request
+    result = witness_task(
+        WitnessRequest(
+            campaign_id=r.campaign_id,
+            surveys=tuple(prepared.surveys or [r.survey_id]),
+            numbers=tuple(run.witnesses),
+            schedule=None if run.witnesses_only else prepared.first_slot,
+            base_url=run.base_url,
+            key_block=run.key_block,
+            ledger_url=r.ledger_url,
+            ledger_outage=r.ledger_outage,
+            lang=r.lang,
+            only=run.witnesses_only,
+        )
+    )
+    return result.as_dict()
 
 
 def _readable(source: Source, named_list: str | None) -> tuple[Source, str | None]:
@@ -262,6 +325,9 @@ class _Campaign:
     base_url: str
     key_block: str | None
     started: float  # time.monotonic() when the run started
+    witnesses: list[str] = field(default_factory=list)  # staff numbers (E.164), texted apart
+    witnesses_only: bool = False  # only the witnesses are texted (the plan is a dry run)
+    dry_run_asked: bool = False  # the operator's dry run: nobody is texted, witnesses neither
 
     @property
     def report(self) -> ReportRequest:
@@ -321,6 +387,7 @@ def _send(run: _Campaign, prepared: pl.Prepared) -> _Sent:
         credits=credits_to_check(prepared.credits_now, prepared.to_send, limits.cost_per_sms),
         window=run.window,
         key_block=run.key_block,
+        audience=r.audience,
     )
     sending = time.monotonic()
     throttle = limits.throttle(prepared.global_limit_is_rate)
@@ -349,6 +416,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dry-run", action="store_true", help="essai sans envoi : prépare et rapporte seulement"
     )
     add_model_options(p, Limits)  # --max-cost ... --global-limit, from the model
+    _add_audience_options(p)
     _add_run_options(p)
     _add_window_options(p)
     args = p.parse_args(argv)
@@ -378,6 +446,75 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sheet", help="la feuille Excel (par défaut : la première)")
     p.add_argument(
         "--phone-column", help="la colonne des numéros (par défaut : trouvée d'après l'en-tête)"
+    )
+
+
+def _add_audience_options(p: argparse.ArgumentParser) -> None:
+    """Who is asked (``Audience``): the sample, the contact-pressure rules, the witnesses, a
+    survey per segment. Their names are a contract (issue 23)."""
+    g = p.add_argument_group("qui interroger")
+    g.add_argument(
+        "--sample", metavar="TAILLE", help="un échantillon tiré au hasard : 400, ou 10%%"
+    )
+    g.add_argument(
+        "--quota-by",
+        metavar="COLONNE",
+        help="répartir l'échantillon selon cette colonne (par défaut : le territoire)",
+    )
+    g.add_argument(
+        "--quota",
+        metavar="N",
+        help="au plus N par valeur, ou proportional (garder les proportions de la liste)",
+    )
+    g.add_argument(
+        "--sample-exclude-days",
+        type=int,
+        default=0,
+        metavar="J",
+        help="ne pas tirer qui a reçu une enquête depuis J jours",
+    )
+    g.add_argument(
+        "--seed", type=int, metavar="S", help="numéro de tirage : le même redonne le même tirage"
+    )
+    g.add_argument(
+        "--pressure-rule",
+        action="append",
+        default=[],
+        metavar="NOM=N/JOURS[:survey]",
+        help="au plus N enquêtes en JOURS jours (toutes, ou :survey cette enquête) ; répétable",
+    )
+    g.add_argument("--witnesses", metavar="FICHIER", help="un CSV de numéros témoins du personnel")
+    g.add_argument(
+        "--witnesses-only", action="store_true", help="envoyer l'enquête aux témoins seulement"
+    )
+    g.add_argument(
+        "--survey-by", metavar="COLONNE", help="une enquête selon la valeur de cette colonne"
+    )
+    g.add_argument(
+        "--survey-map",
+        metavar="VALEUR=ENQUÊTE,...",
+        help="l'enquête de chaque valeur (fr=ENQ_FR,en=ENQ_EN) ; --survey-id : les autres",
+    )
+    g.add_argument(
+        "--no-default-survey",
+        action="store_true",
+        help="une valeur sans enquête arrête la campagne (par défaut : --survey-id)",
+    )
+
+
+def _audience(args: argparse.Namespace) -> Audience:
+    return Audience(
+        sample=args.sample,
+        quota_by=args.quota_by,
+        quota=args.quota,
+        sample_exclude_days=args.sample_exclude_days,
+        seed=args.seed,
+        pressure_rules=args.pressure_rule,
+        witnesses=args.witnesses,
+        witnesses_only=args.witnesses_only,
+        survey_by=args.survey_by,
+        survey_map=args.survey_map,
+        default_survey=not args.no_default_survey,
     )
 
 
@@ -503,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
             pl.validate_campaign_id(args.campaign_id)
         window = _window(args)
         limits = model_from_args(Limits, args)
+        audience = _audience(args)
         source = _source(args)
     except ValidationError as exc:
         print(f"error: option invalide : {_problems(exc)}", file=sys.stderr)
@@ -522,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             window=window,
             limits=limits,
             suppression_list=args.suppression_list,
+            audience=audience,
             approve_above_cost=args.approve_above_cost,
             approve_above_recipients=args.approve_above_recipients,
             approval_mode=approve.ApprovalMode.approved if args.yes else approve.ApprovalMode.stop,

@@ -36,8 +36,10 @@ from tasks.outcomes import (
     SENT,
     ChunkState,
 )
+from tasks.pressure import CAP, split_held
 from tasks.row_columns import DETAIL, E164, OUTCOME, REASON
 
+CAP_RULE = CAP  # the frequency cap's contact-pressure rule (--frequency-cap-days)
 # What a group of numbers in the ledger says: (outcome, reason, detail).
 _Word = tuple[str, str | None, str | None]
 
@@ -92,11 +94,11 @@ def _last_words(chunks: Sequence[ChunkRow]) -> tuple[pd.Index, np.ndarray, list[
             why = OPTED_OUT if message in WITHDRAWN else GATEWAY_REJECTED
             groups.append((REJECTED, why, message))
             sizes.append(1)
-        for n, other in c.held.items():
+        for n, value in c.held.items():
             numbers.append(n)
-            groups.append(
-                (REJECTED, RECENTLY_SURVEYED, f"held by campaign {other} (frequency cap)")
-            )
+            rule, other = held_by(value)
+            by = "frequency cap" if rule == CAP_RULE else f"rule {rule}"
+            groups.append((REJECTED, RECENTLY_SURVEYED, f"held by campaign {other} ({by})"))
             sizes.append(1)
     which = np.repeat(np.arange(len(groups)), sizes)
     known = pd.Index(numbers, dtype=object)
@@ -105,6 +107,13 @@ def _last_words(chunks: Sequence[ChunkRow]) -> tuple[pd.Index, np.ndarray, list[
         last = ~known.duplicated(keep="last")
         known, which = known[last], which[last]
     return known, which, groups
+
+
+def held_by(value: str) -> tuple[str, str]:
+    """(rule, campaign) of a chunk's ``held`` value: who set the number aside, by which
+    contact-pressure rule. An old value (a plain campaign id) was the frequency cap's."""
+    rule, campaign = split_held(str(value))
+    return rule or CAP_RULE, campaign
 
 
 def _chunk_word(c: ChunkRow) -> _Word:
@@ -180,4 +189,4 @@ def check_identity(counts: Counts) -> None:
         )
 
 
-__all__ = ["Counts", "check_identity", "count_outcomes", "row_outcomes"]
+__all__ = ["CAP_RULE", "Counts", "check_identity", "count_outcomes", "held_by", "row_outcomes"]

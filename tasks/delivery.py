@@ -1,7 +1,9 @@
 """Delivery follow-up rules: what the gateway says became of each sent chunk, by territory.
 
-The status buckets, one chunk's tally, the campaign's totals, what became of the chunks left in
-doubt, and the markdown the UI shows: pure, from explicit inputs. Asking the gateway and writing
+The status buckets, one chunk's tally (and each recipient's bucket, which the never-text store
+keeps as its delivery history: ``tasks/retire.py``), the campaign's totals, by territory and by
+survey, what became of the chunks left in doubt, and the markdown the UI shows: pure, from
+explicit inputs. Asking the gateway and writing
 ``follow_up.json`` are in ``tasks/delivery_io.py``; the follow-up flow's tasks in
 ``tasks/steps/follow_up.py``.
 
@@ -104,6 +106,9 @@ class ChunkDelivery:
     source: str  # "message" (status by message id) or "tag" (status by tag)
     last_status_at: str | None = None  # ISO 8601 UTC of the latest status date
     problem: str | None = None
+    # (E.164, bucket) of each recipient: never written to a file (see ``write_follow_up``)
+    statuses: tuple[tuple[str, str], ...] = ()
+    survey_id: str | None = None  # None: the campaign's survey
 
 
 def tally_chunk(
@@ -127,9 +132,10 @@ def tally_chunk(
         previous = latest.get(e164)
         if previous is None or _not_older(entry.date, previous.date):
             latest[e164] = entry
+    buckets = {n: status_bucket(e.status) for n, e in latest.items()}
     counts = _empty_counts()
-    for entry in latest.values():
-        counts[status_bucket(entry.status)] += 1
+    for bucket in buckets.values():
+        counts[bucket] += 1
     counts[OTHER_STATUS] += len(wanted) - len(latest)
     dates = [e.date for e in latest.values() if e.date is not None]
     return ChunkDelivery(
@@ -141,6 +147,9 @@ def tally_chunk(
         source=source,
         last_status_at=max(dates).isoformat() if dates else None,
         problem=problem,
+        statuses=tuple((n, buckets.get(n, OTHER_STATUS)) for n in sorted(wanted)),
+        # ChunkRow.survey_id is new: a ledger row of an older version has none.
+        survey_id=getattr(chunk, "survey_id", None),
     )
 
 
@@ -167,17 +176,28 @@ class FollowUp:
     # them), or still in doubt (their slot or settle time has not passed, or the gateway cannot
     # tell yet).
     doubt: dict[str, int] = field(default_factory=dict)
+    # Numbers put in the never-text store as undeliverable by this pass, and taken out of it
+    # (delivered again).
+    retired: int = 0
+    released: int = 0
+    # {survey id: the four buckets}, when the chunks went to more than one survey; else empty
+    by_survey: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_counts(self) -> dict[str, Any]:
         """The JSON object the command prints."""
-        return {
+        counts = {
             "campaign_id": self.campaign_id,
             "chunks_checked": self.chunks_checked,
             **self.counts,
             "stop_added": self.stop_added,
+            "retired": self.retired,
+            "released": self.released,
             "by_territory": self.by_territory,
             "in_doubt": dict(self.doubt),
         }
+        if self.by_survey:
+            counts["surveys"] = self.by_survey
+        return counts
 
     def as_dict(self) -> dict[str, Any]:
         """Everything, for ``follow_up.json`` and the HTML report (no full number in it)."""
@@ -191,16 +211,25 @@ class FollowUp:
 
 
 def aggregate(
-    campaign_id: str, deliveries: Sequence[ChunkDelivery], *, checked_at: datetime
+    campaign_id: str,
+    deliveries: Sequence[ChunkDelivery],
+    *,
+    checked_at: datetime,
+    survey_id: str | None = None,
 ) -> FollowUp:
-    """Totals overall and per territory (territories sorted, each with all four buckets)."""
+    """Totals overall, per territory (territories sorted, each with all four buckets) and, when
+    the chunks went to several surveys, per survey (``survey_id``: the campaign's, for chunks
+    that name none)."""
     totals = _empty_counts()
     by_territory: dict[str, dict[str, int]] = {}
+    by_survey: dict[str, dict[str, int]] = {}
     for d in deliveries:
         row = by_territory.setdefault(d.territory, _empty_counts())
+        survey = by_survey.setdefault(d.survey_id or survey_id or "", _empty_counts())
         for bucket, n in d.counts.items():
             totals[bucket] += n
             row[bucket] += n
+            survey[bucket] += n
     latest = max((d.last_status_at for d in deliveries if d.last_status_at), default=None)
     stops = sorted({n for d in deliveries for n in d.stops})
     return FollowUp(
@@ -208,6 +237,7 @@ def aggregate(
         chunks_checked=len(deliveries),
         counts=totals,
         by_territory=dict(sorted(by_territory.items())),
+        by_survey=dict(sorted(by_survey.items())) if len(by_survey) > 1 else {},
         stops_masked=[mask_number(n) for n in stops],
         checked_at=checked_at.isoformat(),
         last_status_at=latest,
@@ -220,6 +250,18 @@ def stop_numbers(deliveries: Iterable[ChunkDelivery]) -> list[str]:
     return sorted({n for d in deliveries for n in d.stops})
 
 
+def number_statuses(deliveries: Iterable[ChunkDelivery]) -> list[tuple[str, str]]:
+    """(E.164, bucket) of every recipient; one sent twice by the campaign (two chunks) keeps
+    the status that says most: delivered, then not delivered, then waiting, then other."""
+    rank: dict[str, int] = {str(b): i for i, b in enumerate(DELIVERY_STATUSES)}
+    best: dict[str, str] = {}
+    for d in deliveries:
+        for n, bucket in d.statuses:
+            if n not in best or rank.get(bucket, len(rank)) < rank.get(best[n], len(rank)):
+                best[n] = bucket
+    return sorted(best.items())
+
+
 def _moment(value: str | None, lang: Lang) -> str | None:
     """An ISO 8601 instant in Paris time words; as given if it is not one."""
     if not value:
@@ -229,6 +271,11 @@ def _moment(value: str | None, lang: Lang) -> str | None:
     except ValueError:
         return value
     return when(moment, "Europe/Paris", lang) if moment.tzinfo else value
+
+
+def _cell(value: str) -> str:
+    """A value from the ledger as one markdown table cell, in code type."""
+    return "`" + value.replace("`", "'").replace("|", "/") + "`" if value else "-"
 
 
 def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
@@ -271,6 +318,16 @@ def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
         row(territory_cell(t, lang), *(n(c[b]) for b in DELIVERY_STATUSES))
         for t, c in result.by_territory.items()
     ]
+    if result.by_survey:
+        lines += [
+            "",
+            row(text(lang, "col.survey"), *(label(lang, "status", b) for b in DELIVERY_STATUSES)),
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            row(_cell(survey), *(n(c[b]) for b in DELIVERY_STATUSES))
+            for survey, c in result.by_survey.items()
+        ]
     lines += ["", "## " + text(lang, "delivery.stops_heading"), ""]
     if result.stops_masked:
         lines.append(
@@ -286,6 +343,10 @@ def markdown_delivery(result: FollowUp, *, lang: Lang = DEFAULT_LANG) -> str:
             lines.append("- " + text(lang, "stops.more", n=n(len(result.stops_masked) - 20)))
     else:
         lines.append(text(lang, "delivery.no_stops"))
+    lines += ["", "## " + text(lang, "delivery.retired_heading"), ""]
+    lines.append(
+        text(lang, "delivery.retired", retired=n(result.retired), released=n(result.released))
+    )
     if result.problems:
         lines += ["", "## " + text(lang, "delivery.problems"), ""]
         lines += [f"- {p}" for p in result.problems[:20]]

@@ -57,7 +57,8 @@ def write_follow_up(
     data = result.as_dict()
     data["chunks"] = [
         {
-            **{k: v for k, v in asdict(d).items() if k != "stops"},
+            # The recipients' own statuses hold their numbers: counts only, as for STOP.
+            **{k: v for k, v in asdict(d).items() if k not in ("stops", "statuses")},
             "stops": len(d.stops),
         }
         for d in deliveries

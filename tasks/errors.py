@@ -16,6 +16,11 @@ OperatorError                      exit 1   tasks/errors.py (SurveyError: its ol
 ├── CampaignIncomplete             exit 3   tasks/errors.py: the campaign ran, but rows
 │                                           ended failed or in doubt
 ├── CampaignError                           tasks/plan.py: bad input or configuration
+├── AudienceError                           tasks/audience.py: a segment without a survey
+├── DrawUnreadable                          tasks/ledger/draws.py: a sample's recorded draw
+│                                           cannot be read back
+├── WitnessListError                        tasks/witnesses.py: a witness list that cannot
+│                                           be read
 ├── CampaignStopped                         tasks/runtime.py: the campaign cannot go on
 ├── CreditsShort                            tasks/money.py: credits or budget do not cover it
 ├── RecipientsError                         tasks/recipients/: a bad file, sheet, query, source

@@ -93,6 +93,11 @@ CATALOG: dict[str, dict[str, str]] = {
     "reason.opted_out": {"fr": "désinscrit par STOP", "en": "opted out by STOP"},
     "reason.recently_surveyed": {"fr": "déjà sondé récemment", "en": "surveyed recently"},
     "reason.no_slot": {"fr": "aucun créneau autorisé", "en": "no allowed slot"},
+    "reason.not_sampled": {"fr": "non tiré dans l'échantillon", "en": "not drawn in the sample"},
+    "reason.undeliverable": {
+        "fr": "numéro qui ne reçoit plus les SMS",
+        "en": "number no longer reached",
+    },
     "reason.gateway_rejected": {"fr": "refusé par la passerelle", "en": "refused by the gateway"},
     "reason.dry_run": {"fr": "simulation (non envoyé)", "en": "dry run (not sent)"},
     "reason.budget_exceeded": {"fr": "budget dépassé", "en": "budget exceeded"},
@@ -716,6 +721,125 @@ CATALOG: dict[str, dict[str, str]] = {
     "demo.files": {
         "fr": "Dossier du rapport : {folder} ({files})",
         "en": "Report folder: {folder} ({files})",
+    },
+    # who is surveyed (issue 23): the report's sections on the audience
+    "audience.surveys": {"fr": "Par enquête", "en": "By survey"},
+    "audience.sample": {"fr": "Échantillon", "en": "Sample"},
+    "audience.rules": {"fr": "Règles de sollicitation", "en": "Contact-pressure rules"},
+    "audience.witnesses": {"fr": "Témoins", "en": "Witnesses"},
+    "html.by_survey": {"fr": "Destinataires par enquête", "en": "Recipients by survey"},
+    "col.survey": {"fr": "enquête", "en": "survey"},
+    "xlsx.chunks.survey": {"fr": "enquête", "en": "survey"},
+    "col.sms": {"fr": "SMS", "en": "SMS"},
+    "col.cost": {"fr": "coût", "en": "cost"},
+    "col.value": {"fr": "valeur", "en": "value"},
+    "col.population": {"fr": "population", "en": "population"},
+    "col.eligible": {"fr": "éligibles", "en": "eligible"},
+    "col.drawn": {"fr": "tirées au sort", "en": "drawn"},
+    "col.rule": {"fr": "règle", "en": "rule"},
+    "col.set_aside": {"fr": "lignes écartées", "en": "rows set aside"},
+    "sample.population": {
+        "fr": "Population (personnes pouvant être interrogées)",
+        "en": "Population (people who may be asked)",
+    },
+    "sample.eligible": {
+        "fr": "Éligibles (pas sondées récemment)",
+        "en": "Eligible (not surveyed recently)",
+    },
+    "sample.drawn": {"fr": "Tirées au sort", "en": "Drawn"},
+    "sample.size": {"fr": "Taille demandée", "en": "Size asked"},
+    "sample.quota": {"fr": "Quota", "en": "Quota"},
+    "sample.quota_at_most": {
+        "fr": "au plus {n} par valeur de «\u00a0{column}\u00a0»",
+        "en": "at most {n} per value of “{column}”",
+    },
+    "sample.quota_proportional": {
+        "fr": "selon la part de chaque valeur de «\u00a0{column}\u00a0» dans la population",
+        "en": "in proportion to each value of “{column}” in the population",
+    },
+    "sample.no_quota": {"fr": "aucun", "en": "none"},
+    "sample.seed": {"fr": "Graine du tirage", "en": "Seed of the draw"},
+    "sample.seed_note": {
+        "fr": "Pour refaire le même tirage, relancez avec la même graine ({seed}) et le même "
+        "fichier.",
+        "en": "To make the same draw again, run again with the same seed ({seed}) and the same "
+        "file.",
+    },
+    "sample.short_quota": {
+        "fr": "Les quotas n'ont pas permis d'atteindre la taille demandée\u00a0: {drawn} sur "
+        "{size}.",
+        "en": "The quotas did not allow the size asked: {drawn} out of {size}.",
+    },
+    "sample.short_eligible": {
+        "fr": "Pas assez de personnes éligibles pour la taille demandée\u00a0: {drawn} sur {size}.",
+        "en": "Too few eligible people for the size asked: {drawn} out of {size}.",
+    },
+    "sample.eligible_days": {
+        "fr": "Éligibles (pas sondées depuis {days} jours)",
+        "en": "Eligible (not surveyed for {days} days)",
+    },
+    "sample.percent": {"fr": "{percent} de la population", "en": "{percent} of the population"},
+    "sample.blank": {"fr": "(vide)", "en": "(blank)"},
+    "sample.cells": {
+        "fr": "Tirage par valeur de «\u00a0{column}\u00a0»",
+        "en": "Draw by value of “{column}”",
+    },
+    "sample.territory": {"fr": "territoire", "en": "territory"},
+    "rules.intro": {
+        "fr": "Lignes écartées parce que la personne a déjà été sollicitée, par règle\u00a0:",
+        "en": "Rows set aside because the person was asked already, by rule:",
+    },
+    "rule.cap": {"fr": "délai minimum entre deux enquêtes", "en": "minimum wait between surveys"},
+    "witnesses.texted.one": {
+        "fr": "Enquête envoyée à {n} numéro témoin, à part\u00a0: il n'entre ni dans les "
+        "comptes, ni dans l'échantillon, ni dans le coût de la campagne.",
+        "en": "Survey sent to {n} witness number, apart: it is in none of the campaign's "
+        "figures, sample or cost.",
+    },
+    "witnesses.texted.other": {
+        "fr": "Enquête envoyée à {n} numéros témoins, à part\u00a0: ils n'entrent ni dans les "
+        "comptes, ni dans l'échantillon, ni dans le coût de la campagne.",
+        "en": "Survey sent to {n} witness numbers, apart: they are in none of the campaign's "
+        "figures, sample or cost.",
+    },
+    "term.sample": {
+        "fr": "Échantillon : {drawn} (éligibles : {eligible} ; population : {population} ; "
+        "graine : {seed}).",
+        "en": "Sample: {drawn} (eligible: {eligible}; population: {population}; seed: {seed}).",
+    },
+    "count.drawn.one": {"fr": "{n} personne tirée au sort", "en": "{n} person drawn"},
+    "count.drawn.other": {"fr": "{n} personnes tirées au sort", "en": "{n} people drawn"},
+    "term.rules": {
+        "fr": "Écartées par les règles de sollicitation : {rules}.",
+        "en": "Set aside by contact-pressure rules: {rules}.",
+    },
+    "term.witnesses.one": {
+        "fr": "Témoins : enquête envoyée à {n} numéro témoin (hors comptes).",
+        "en": "Witnesses: survey sent to {n} witness number (not counted).",
+    },
+    "term.witnesses.other": {
+        "fr": "Témoins : enquête envoyée à {n} numéros témoins (hors comptes).",
+        "en": "Witnesses: survey sent to {n} witness numbers (not counted).",
+    },
+    "term.surveys": {"fr": "Par enquête : {surveys}.", "en": "By survey: {surveys}."},
+    "term.survey_item": {"fr": "{survey} {sent} ({cost})", "en": "{survey} {sent} ({cost})"},
+    # numbers retired as undeliverable by the follow-up (tasks/retire.py)
+    "delivery.retired_heading": {
+        "fr": "Numéros qui ne reçoivent plus les SMS",
+        "en": "Numbers no longer reached",
+    },
+    "delivery.retired": {
+        "fr": "Mis de côté par ce suivi (non délivrés lors de plusieurs campagnes de suite) : "
+        "{retired} ; de nouveau joignables (délivrés depuis) : {released}. Un numéro mis de "
+        "côté ne reçoit plus d'enquête jusqu'à la fin de son délai.",
+        "en": "Set aside by this follow-up (not delivered in several campaigns in a row): "
+        "{retired}; reachable again (delivered since): {released}. A number set aside gets no "
+        "survey until its time is up.",
+    },
+    "log.retired": {
+        "fr": "Numéros mis de côté car non délivrés : {retired} ; de nouveau joignables : "
+        "{released}",
+        "en": "Numbers set aside as undeliverable: {retired}; reachable again: {released}",
     },
 }
 

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     opted_out = "opted_out"  # on the gateway's stop list or the local suppression list
     recently_surveyed = "recently_surveyed"  # texted by another campaign within the cap
     no_slot = "no_slot"  # no allowed delivery slot within the planning horizon
+    not_sampled = "not_sampled"  # eligible, but not drawn in the campaign's random sample
+    undeliverable = "undeliverable"  # "Not delivered" in successive campaigns: retired for a time
     gateway_rejected = "gateway_rejected"  # the gateway refused the number (code 9)
     dry_run = "dry_run"  # a dry run (or a campaign not approved) would have sent it: not sent
     # Failure reasons recorded on chunks (a failed row keeps its chunk's reason).
@@ -104,6 +106,8 @@ DUPLICATE: Final = Reason.duplicate
 OPTED_OUT: Final = Reason.opted_out
 RECENTLY_SURVEYED: Final = Reason.recently_surveyed
 NO_SLOT: Final = Reason.no_slot
+NOT_SAMPLED: Final = Reason.not_sampled
+UNDELIVERABLE: Final = Reason.undeliverable
 GATEWAY_REJECTED: Final = Reason.gateway_rejected
 DRY_RUN: Final = Reason.dry_run
 INSUFFICIENT_CREDITS: Final = Reason.insufficient_credits

@@ -25,19 +25,29 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
 from tasks import money as mn
+from tasks import sample as smp
+from tasks.audience import AudiencePlan, assign_surveys, missing_column
 from tasks.errors import OperatorError, known_id
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.ledger.model import NOT_IN_INPUT, OPTED_OUT_SINCE, ChunkPlan, ChunkRow
 from tasks.numbers import clean_column, parse_loose
-from tasks.outcomes import NO_SLOT, OPTED_OUT, RECENTLY_SURVEYED, ChunkState
-from tasks.row_columns import DETAIL, E164, REASON, ROW, TERRITORY
+from tasks.outcomes import (
+    NO_SLOT,
+    NOT_SAMPLED,
+    OPTED_OUT,
+    RECENTLY_SURVEYED,
+    UNDELIVERABLE,
+    ChunkState,
+)
+from tasks.pressure import CAP, PressureRule, first_rule_reached, rules_for
+from tasks.row_columns import DETAIL, E164, REASON, ROW, RULE, SURVEY, TERRITORY
 from tasks.slots import PARIS, SlotDecision, WindowPolicy, plan_slot
 
 MAX_CHUNK = 500  # the gateway's limit per call
@@ -90,6 +100,7 @@ class PlanRequest:
     send_within_credits: bool = False  # short of money: send what it covers (else send nothing)
     max_cost: float | None = None  # the campaign's budget cap (earlier runs' spending counts)
     lang: Lang = DEFAULT_LANG  # of the line that stops a campaign short of money
+    audience: AudiencePlan = AudiencePlan()  # sample, pressure rules, a survey per segment
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,13 @@ class Lookups:
     texted_since: Callable[[Iterable[str], datetime], set[str]]
     # What the gateway charged this campaign per recipient so far (None: nothing yet).
     observed_price: Callable[[], float | None]
+    # Per number, how many other campaigns texted it at or after a moment (of one survey when
+    # given): the contact-pressure rules and the sample's exclusion. None: ``texted_since``
+    # stands in (then only rules of a limit of 1 over all surveys can be applied).
+    texted_counts: Callable[[Iterable[str], datetime, str | None], dict[str, int]] | None = None
+    # The campaign's recorded draw, if an earlier run made one: its record, and which of the
+    # given numbers it drew (a resumed campaign keeps its draw).
+    earlier_draw: Callable[[Sequence[str]], tuple[dict[str, Any], set[str]] | None] | None = None
 
 
 @dataclass
@@ -124,6 +142,9 @@ class Prepared:
         default_factory=list
     )  # why it waits for a yes; nothing written
     money: mn.Money | None = None  # the plan's money check (tasks/money.py); None: not checked
+    sample: dict[str, Any] | None = None  # the draw's record (tasks/sample.py); None: no sample
+    surveys: list[str] = field(default_factory=list)  # the survey ids this campaign sends
+    first_slot: str | None = None  # the earliest chunk's slot (None: one goes at once, or none)
 
 
 # -- campaign ids and what binds a campaign ----------------------------------------------------
@@ -347,21 +368,52 @@ def plan_chunks(
     # Chunks never mix territories, so a chunk can be re-planned on its own territory's rules;
     # one territory has one slot, so its rows make one group, groups in order of first row.
     # A row without a territory is its own group (and a KeyError below, as it always was).
-    codes, territories = pd.factorize(
-        accepted[TERRITORY].to_numpy(dtype=object), use_na_sentinel=False
+    # A campaign of several surveys (``SURVEY``) never mixes them in a chunk either.
+    surveys = (
+        accepted[SURVEY].to_numpy(dtype=object)
+        if SURVEY in accepted.columns
+        else np.full(len(accepted), None, dtype=object)
     )
+    territory_of = accepted[TERRITORY].to_numpy(dtype=object)
+    if pd.isna(surveys).all():  # one survey: the territories alone (a million rows, no tuples)
+        codes, territories = pd.factorize(territory_of, use_na_sentinel=False)
+        keys = [(t, None) for t in territories.tolist()]
+    else:
+        pairs = pd.Series(list(zip(territory_of.tolist(), surveys.tolist(), strict=True)))
+        codes, uniques = pd.factorize(pairs, use_na_sentinel=False)
+        keys = list(uniques)
     numbers = accepted[E164].to_numpy(dtype=object)[np.argsort(codes, kind="stable")]
-    ends = np.cumsum(np.bincount(codes, minlength=len(territories)))
+    ends = np.cumsum(np.bincount(codes, minlength=len(keys)))
     index, begin = start_index, 0
-    for territory, end in zip(territories.tolist(), ends.tolist(), strict=True):
+    for (territory, survey), end in zip(keys, ends.tolist(), strict=True):
         d = decisions[territory]
         slot = None if d.at_once or d.slot is None else d.slot.astimezone(PARIS).isoformat()
         for start in range(begin, end, chunk_size):
             chunk = tuple(numbers[start : min(start + chunk_size, end)].tolist())
-            plan.append(ChunkPlan(index, territory, slot, chunk))
+            plan.append(ChunkPlan(index, territory, slot, chunk, survey_id=survey))
             index += 1
         begin = end
     return plan
+
+
+def campaign_surveys(
+    default: str, existing: Sequence[ChunkRow], plan: Sequence[ChunkPlan]
+) -> list[str]:
+    """The survey ids the campaign sends, its own first (chunks of None send it)."""
+    found = dict.fromkeys([default])
+    chunks: list[ChunkRow | ChunkPlan] = [*existing, *plan]
+    for c in chunks:
+        found.setdefault(c.survey_id or default)
+    return list(found)
+
+
+def first_slot(chunks: Sequence[ChunkRow | ChunkPlan]) -> str | None:
+    """When the campaign's first SMS leave: the earliest slot, None when a chunk goes at once
+    (or there is none)."""
+    slots = [c.slot for c in chunks]
+    if not slots or any(s is None for s in slots):
+        return None
+    return min((s for s in slots if s), key=datetime.fromisoformat)
 
 
 def batch_chunks(indices: Sequence[int], workers: int, *, most: int = 25) -> list[list[int]]:
@@ -384,6 +436,16 @@ def batch_chunks(indices: Sequence[int], workers: int, *, most: int = 25) -> lis
     return batches
 
 
+class RowsPlan(NamedTuple):
+    """The rows with their marks, the new chunks, the slot decisions, and the sample's draw."""
+
+    rows: pd.DataFrame
+    plan: list[ChunkPlan]
+    decisions: dict[str, SlotDecision]
+    sample: dict[str, Any] | None = None  # the draw's record (None: no sample asked)
+    new_draw: list[str] | None = None  # numbers drawn now, to record (None: nothing to record)
+
+
 def plan_rows(
     rows: pd.DataFrame,
     existing: Sequence[ChunkRow],
@@ -391,27 +453,37 @@ def plan_rows(
     rules: PlanRules,
     now: datetime,
     texted_since: Callable[[Iterable[str], datetime], set[str]],
-) -> tuple[pd.DataFrame, list[ChunkPlan], dict[str, SlotDecision]]:
-    """Suppress and plan the rows that no earlier run of this campaign planned (``existing``:
-    its chunks, pseudonyms put back, numbers withdrawn from unsent ones already out).
+    *,
+    audience: AudiencePlan | None = None,
+    lookups: Lookups | None = None,
+    undeliverable: set[str] | frozenset[str] = frozenset(),
+    survey_id: str | None = None,
+) -> RowsPlan:
+    """Suppress, sample and plan the rows that no earlier run of this campaign planned
+    (``existing``: its chunks, pseudonyms put back, numbers withdrawn from unsent ones already
+    out); ``undeliverable``: those of ``never`` retired for not receiving SMS.
 
     Suppression is applied here, not before: numbers an earlier run planned keep that run's plan
     and outcome, and which numbers those are is known only from the ledger."""
+    audience = audience or AudiencePlan()
     # Someone taken out of the campaign for leaving its input is planned anew if back in it.
     known = {
         n for c in existing for n in (*c.numbers, *c.refused) if c.refused.get(n) != NOT_IN_INPUT
     }
-    rows = apply_suppression(rows, OPTED_OUT, never - known)
+    blocked = never - known
+    rows = apply_suppression(rows, UNDELIVERABLE, blocked & set(undeliverable))
+    rows = apply_suppression(rows, OPTED_OUT, blocked)
+    rows = _with_surveys(rows, audience, survey_id)
     # The rows still to plan: accepted, and in no earlier run's plan (one look-up of a million
     # numbers, narrowed as the steps below reject more).
     fresh = rows[REASON].isna() & ~rows[E164].isin(known)
-    if rules.cap_days > 0 and (
-        recent := texted_since(rows.loc[fresh, E164], now - timedelta(days=rules.cap_days))
-    ):
-        hit = fresh & rows[E164].isin(recent)
-        rows.loc[hit, REASON] = RECENTLY_SURVEYED
-        rows.loc[hit, DETAIL] = f"texted by another campaign within {rules.cap_days} days"
-        fresh &= ~hit
+    counts = _counts_lookup(texted_since, lookups)
+    pressure = audience.rules or rules_for(rules.cap_days, ())
+    fresh = _apply_pressure(rows, fresh, pressure, now, counts, survey_id)
+    sample: dict[str, Any] | None = None
+    new_draw: list[str] | None = None
+    if audience.sample is not None:
+        fresh, sample, new_draw = _apply_sample(rows, fresh, audience, now, counts, lookups)
     territories = rows.loc[fresh, TERRITORY]
     n_chunks = max(1, len(territories) // rules.chunk_size + territories.nunique())
     decisions = decide_slots(
@@ -428,7 +500,159 @@ def plan_rows(
     fresh &= rows[REASON].isna()
     start = max((c.chunk_index for c in existing), default=-1) + 1
     plan = plan_chunks(rows.loc[fresh], decisions, chunk_size=rules.chunk_size, start_index=start)
-    return rows, plan, decisions
+    return RowsPlan(rows, plan, decisions, sample, new_draw)
+
+
+def _with_surveys(rows: pd.DataFrame, audience: AudiencePlan, default: str | None) -> pd.DataFrame:
+    """Each row's survey (``SURVEY``): from its value in the segment column, or None (the
+    campaign's survey). A value without a survey, and no default, stops the plan here."""
+    if not audience.survey_by:
+        if SURVEY not in rows.columns:
+            rows[SURVEY] = None
+        return rows
+    column = audience.survey_by
+    if why := missing_column([str(c) for c in rows.columns], column, "enquête par segment"):
+        raise CampaignError(why)
+    # Only the rows that may be texted need a survey (a bad number's segment does not matter).
+    live = rows[REASON].isna().to_numpy()
+    values = rows[column].to_numpy(dtype=object)
+    surveys = assign_surveys(
+        values[live].tolist(),
+        audience.survey_map,
+        default if audience.default_survey else None,
+        column,
+    )
+    out = np.full(len(rows), None, dtype=object)
+    out[live] = [None if s == default else s for s in surveys]
+    rows[SURVEY] = pd.Series(out, index=rows.index, dtype=object)
+    return rows
+
+
+CountsLookup = Callable[[Iterable[str], datetime, str | None], dict[str, int]]
+
+
+def _counts_lookup(
+    texted_since: Callable[[Iterable[str], datetime], set[str]], lookups: Lookups | None
+) -> CountsLookup:
+    if lookups is not None and lookups.texted_counts is not None:
+        return lookups.texted_counts
+
+    def from_set(numbers: Iterable[str], since: datetime, survey: str | None) -> dict[str, int]:
+        if survey is not None:
+            raise CampaignError("a contact-pressure rule of one survey needs the ledger's counts")
+        return dict.fromkeys(texted_since(numbers, since), 1)
+
+    return from_set
+
+
+def _apply_pressure(
+    rows: pd.DataFrame,
+    fresh: pd.Series,
+    pressure: Sequence[PressureRule],
+    now: datetime,
+    counts: CountsLookup,
+    survey_id: str | None,
+) -> pd.Series:
+    """Reject the fresh rows a contact-pressure rule holds back, each under the first rule (in
+    the order given) whose limit is reached; ``RULE`` names it for the report."""
+    if not pressure or not fresh.any():
+        if RULE not in rows.columns:
+            rows[RULE] = None
+        return fresh
+    if RULE not in rows.columns:
+        rows[RULE] = None
+    numbers = rows.loc[fresh, E164]
+    per_rule: dict[str, dict[str, int]] = {}
+    for rule in pressure:
+        since = now - timedelta(days=rule.days)
+        if not rule.this_survey:
+            per_rule[rule.name] = counts(numbers.tolist(), since, None)
+            continue
+        # "This survey": each row's own survey (a campaign of several surveys asks per survey).
+        if survey_id is None:
+            raise CampaignError(f"rule {rule.label} needs the campaign's survey id")
+        found: dict[str, int] = {}
+        surveys = rows.loc[fresh, SURVEY].fillna(survey_id).astype(str)
+        for survey, group in numbers.groupby(surveys.to_numpy(), sort=False):
+            found.update(counts(group.tolist(), since, str(survey)))
+        per_rule[rule.name] = found
+    touched = set().union(*(set(c) for c in per_rule.values()))
+    if not touched:
+        return fresh
+    held: dict[str, str] = {}
+    for number in touched:
+        name = first_rule_reached({r: c.get(number, 0) for r, c in per_rule.items()}, pressure)
+        if name:
+            held[number] = name
+    if not held:
+        return fresh
+    hit = fresh & rows[E164].isin(held)
+    by_name = {r.name: r for r in pressure}
+    rows.loc[hit, REASON] = RECENTLY_SURVEYED
+    rows.loc[hit, RULE] = rows.loc[hit, E164].map(held)
+    rows.loc[hit, DETAIL] = rows.loc[hit, RULE].map(lambda name: _pressure_detail(by_name[name]))
+    return fresh & ~hit
+
+
+def _pressure_detail(rule: PressureRule) -> str:
+    if rule.name == CAP and rule.limit == 1 and not rule.this_survey:  # the frequency cap
+        return f"texted by another campaign within {rule.days} days"
+    scope = "of this survey " if rule.this_survey else ""
+    return f"rule {rule.label}: {rule.limit} or more other campaigns {scope}within {rule.days} days"
+
+
+def _apply_sample(
+    rows: pd.DataFrame,
+    fresh: pd.Series,
+    audience: AudiencePlan,
+    now: datetime,
+    counts: CountsLookup,
+    lookups: Lookups | None,
+) -> tuple[pd.Series, dict[str, Any], list[str] | None]:
+    """Keep the drawn rows of ``fresh``, reject the others as ``not_sampled``. A campaign keeps
+    the draw its first run recorded (its rows not drawn then are not drawn now); a first run
+    draws among the eligible (nobody surveyed within the exclusion window)."""
+    spec = audience.sample
+    assert spec is not None
+    numbers = rows.loc[fresh, E164]
+    earlier = lookups.earlier_draw(numbers.tolist()) if lookups and lookups.earlier_draw else None
+    if earlier is not None:
+        record, drawn_numbers = earlier
+        drawn = fresh & rows[E164].isin(drawn_numbers)
+        _not_drawn(
+            rows, fresh & ~drawn, f"not drawn in the campaign's sample (seed {record.get('seed')})"
+        )
+        return drawn, record, None
+    quota_by = spec.quota_by or TERRITORY
+    if spec.quota_by and (
+        why := missing_column([str(c) for c in rows.columns], quota_by, "quotas")
+    ):
+        raise CampaignError(why)
+    spec = replace(spec, quota_by=spec.quota_by or "territory")  # as the record names it
+    excluded: set[str] = set()
+    if spec.exclude_days > 0 and len(numbers):
+        since = now - timedelta(days=spec.exclude_days)
+        excluded = {n for n, k in counts(numbers.tolist(), since, None).items() if k > 0}
+    cells = rows.loc[fresh, quota_by].fillna("").astype(str).tolist()
+    eligible = [n not in excluded for n in numbers.tolist()]
+    result = smp.draw(cells, eligible, spec, audience.seed, keys=numbers.tolist())
+    chosen = numbers.iloc[result.drawn]
+    drawn = fresh & rows[E164].isin(set(chosen.tolist()))
+    out_excluded = fresh & ~drawn & rows[E164].isin(excluded)
+    _not_drawn(
+        rows, out_excluded, f"surveyed within {spec.exclude_days} days: not eligible for the sample"
+    )
+    _not_drawn(
+        rows,
+        fresh & ~drawn & ~out_excluded,
+        f"not drawn in the campaign's sample (seed {audience.seed})",
+    )
+    return drawn, dict(result.record), chosen.tolist()
+
+
+def _not_drawn(rows: pd.DataFrame, hit: pd.Series, detail: str) -> None:
+    rows.loc[hit, REASON] = NOT_SAMPLED
+    rows.loc[hit, DETAIL] = detail
 
 
 # -- one attempt at the run's plan: money and approval applied ---------------------------------
@@ -449,6 +673,8 @@ class Attempt:
     money: mn.Money
     left_unsent: frozenset[int] = frozenset()  # earlier runs' chunks the money leaves for later
     stopped: bool = False  # short of money: nothing is written, nothing sent
+    sample: dict[str, Any] | None = None  # the draw's record (None: no sample asked)
+    new_draw: list[str] | None = None  # drawn now: recorded before the plan is written
 
 
 def attempt(
@@ -462,6 +688,7 @@ def attempt(
     currency: str | None,
     lookups: Lookups,
     approval: Callable[[int, float], list[str]],
+    undeliverable: set[str] | frozenset[str] = frozenset(),
 ) -> Attempt:
     """The run's plan from the rows, the campaign's earlier chunks (pseudonyms put back) and
     the never-text store's answer for ``candidates``; ``credits`` is the account's balance,
@@ -469,12 +696,22 @@ def attempt(
     withdrawn = withdrawals(existing, rows, never)
     kept = without(existing, withdrawn)
     # pandas 3 copies on write: each attempt changes its own view, never `rows`
-    planned, plan, decisions = plan_rows(
-        rows.copy(deep=False), kept, never, request.rules, now, lookups.texted_since
+    planned, plan, decisions, sample, new_draw = plan_rows(
+        rows.copy(deep=False),
+        kept,
+        never,
+        request.rules,
+        now,
+        lookups.texted_since,
+        audience=request.audience,
+        lookups=lookups,
+        undeliverable=undeliverable,
+        survey_id=request.survey_id,
     )
     planned = with_earlier_recipients(planned, kept)
     money = _money(request, kept, plan, credits, currency, lookups.observed_price)
-    a = Attempt(planned, kept, plan, decisions, [], withdrawn, money)
+    a = Attempt(planned, kept, plan, decisions, [], withdrawn, money, sample=sample)
+    a.new_draw = new_draw
     if money.short and request.send_within_credits:
         a = _within_money(a)
     sending = left_to_send(a.existing, a.plan) - _unsent_size(a)
@@ -580,6 +817,9 @@ def prepared(
         approval_reasons=a.held,
         to_send=sum(c.size for c in unsent) + sum(len(c.numbers) for c in a.plan),
         money=a.money,
+        sample=a.sample,
+        surveys=campaign_surveys(request.survey_id, a.existing, a.plan),
+        first_slot=first_slot([*unsent, *a.plan]),
     )
     if dry:
         # What would be sent: the chunks planned now and those earlier runs left unsent.
@@ -612,13 +852,16 @@ __all__ = [
     "PlanRequest",
     "PlanRules",
     "Prepared",
+    "RowsPlan",
     "apply_suppression",
     "attempt",
     "batch_chunks",
     "binding_problem",
+    "campaign_surveys",
     "candidates",
     "clean_rows",
     "decide_slots",
+    "first_slot",
     "input_fingerprint",
     "left_to_send",
     "mark_no_slot",

@@ -14,5 +14,7 @@ REASON = "_reason"  # why the row was not sent (None: accepted, so far)
 DETAIL = "_detail"  # the reason's words for the operator
 OUTCOME = "_outcome"  # sent, failed or rejected, once the ledger has spoken
 ROW = "_row"  # the row's number in the source (1-based; 0: not in this run's input)
+SURVEY = "_survey"  # the survey the row is sent (None: the campaign's own survey_id)
+RULE = "_rule"  # the contact-pressure rule that skipped the row (reason recently_surveyed)
 
-__all__ = ["DETAIL", "E164", "OUTCOME", "REASON", "ROW", "TERRITORY"]
+__all__ = ["DETAIL", "E164", "OUTCOME", "REASON", "ROW", "RULE", "SURVEY", "TERRITORY"]

@@ -88,6 +88,17 @@ def opt_out_lists(named: str | None = None) -> list[str]:
     return list(dict.fromkeys(c for c in chosen if c))
 
 
+WITNESSES_ENV = "SURVEY_WITNESSES_FILE"
+
+
+def witnesses_file(named: str | None = None) -> str | None:
+    """The witness phones' list of a run: the file the run names, else the worker's
+    ``SURVEY_WITNESSES_FILE``, else None (no witnesses). A named file wins rather than adds: a
+    team testing its own staff list must not also text the worker's."""
+    chosen = (named or "").strip() or os.environ.get(WITNESSES_ENV, "").strip()
+    return chosen or None
+
+
 def db_url_with_secrets(url: str, block: str | None) -> str:
     """The recipients database's URL with its secrets put back (``db_credentials``): they are
     never a flow parameter."""

@@ -24,6 +24,7 @@ from tasks import ledger as lg
 from tasks import sendcore as sc
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.outcomes import GATEWAY_UNAVAILABLE, INSUFFICIENT_CREDITS, NO_SLOT
+from tasks.pressure import PressureRule, rules_for
 from tasks.runtime import (  # noqa: F401 - re-exported: callers import them from here too
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -59,10 +60,16 @@ class SendSettings:
     margin: timedelta = MARGIN
     send: sc.SendPolicy = field(default_factory=sc.SendPolicy)
     timeout: float = sc.READ_TIMEOUT  # read timeout of one send
-    cap_days: int = 0  # frequency cap: reserve the numbers against other campaigns
+    cap_days: int = 0  # frequency cap: the rule cap=1/N when ``rules`` is empty
+    rules: tuple[PressureRule, ...] = ()  # contact pressure, judged at claim time
     ledger_lease: timedelta = lg.DEFAULT_LEASE
     ledger_outage: float = lg.DEFAULT_OUTAGE
     key_block: str | None = None  # the Secret block of this deployment's account (its name)
+
+    @property
+    def pressure_rules(self) -> tuple[PressureRule, ...]:
+        """The rules each claim judges: ``rules``, else the frequency cap alone."""
+        return self.rules or rules_for(self.cap_days, [])
 
     @property
     def call_deadline(self) -> timedelta:
@@ -200,9 +207,9 @@ def _do_send(run: _Run, loop: _Loop) -> _Loop | ChunkResult:
     # A send is decided only once nothing of an earlier one is outstanding.
     held = replace(loop.held, slot=slot, sends=loop.held.sends + 1, doubt_from=None)
     schedule = to_api_schedule(slot.at) if slot.at else None
-    outcome = run.client.send_survey(
-        held.numbers, run.settings.survey_id, tag=loop.row.tag, schedule=schedule
-    )
+    # A chunk planned for a segment's survey sends that one; else the campaign's.
+    survey = loop.row.survey_id or run.settings.survey_id
+    outcome = run.client.send_survey(held.numbers, survey, tag=loop.row.tag, schedule=schedule)
     return replace(loop, held=held, event=sc.Sent(outcome))
 
 
@@ -294,7 +301,7 @@ def _claim(
             cost_per_recipient=settings.cost_per_recipient,
             max_cost=settings.max_cost,
             credits=settings.credits,
-            cap_days=settings.cap_days,
+            rules=settings.pressure_rules,
             attempt_ends_within=settings.call_deadline,
         )
         if claim.action is not lg.ClaimAction.BUSY:

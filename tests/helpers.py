@@ -8,6 +8,7 @@ module): flows/ and tasks/steps/ are imported inside the helpers that need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -747,10 +748,8 @@ def close_toasts(page: Any) -> None:
         close = page.locator(".p-toast__close-btn, .p-toast__close").first
         if not close.is_visible():
             return
-        try:
+        with contextlib.suppress(Exception):  # gone by itself meanwhile
             close.click(timeout=2000)
-        except Exception:  # gone by itself meanwhile
-            pass
 
 
 def sends_of(stack: LocalStack, cid: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ FLOWS = [send_survey_campaign, follow_up_campaign, erase_person, purge_personal_
 SEND_PARAMETERS = {
     "survey_id", "recipients", "campaign_id", "dry_run", "window", "limits", "suppression_list",
     "approve_above_cost", "approve_above_recipients", "approval_timeout_hours", "approval_mode",
-    "lang", "resume_changed_input", "api_key_block", "send_within_credits",
+    "lang", "resume_changed_input", "api_key_block", "send_within_credits", "audience",
 }  # fmt: skip
 
 # A few words that give English away; French shares none of them.
@@ -70,7 +70,13 @@ def test_the_send_form_keeps_every_parameter_in_the_operators_order() -> None:
     schema = schema_of(send_survey_campaign)
     assert set(schema["properties"]) == SEND_PARAMETERS
     order = sorted(schema["properties"], key=lambda n: schema["properties"][n]["position"])
-    assert order[:3] == ["survey_id", "recipients", "suppression_list"]
+    assert order[:4] == ["survey_id", "recipients", "suppression_list", "audience"]
+    # Who is asked: the sample, the pressure rules, the witnesses, a survey per segment.
+    audience = list(schema["definitions"]["Audience"]["properties"])
+    assert audience == [
+        "sample", "quota_by", "quota", "sample_exclude_days", "seed", "pressure_rules",
+        "witnesses", "witnesses_only", "survey_by", "survey_map", "default_survey",
+    ]  # fmt: skip
     assert order.index("window") < order.index("approve_above_cost") < order.index("limits")
     limits = list(schema["definitions"]["Limits"]["properties"])
     assert limits[:3] == ["max_cost", "cost_per_sms", "frequency_cap_days"]

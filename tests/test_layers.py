@@ -63,6 +63,11 @@ KIND: dict[str, str] = {
     "tasks.reporting.slot_words": "rules",
     "tasks.reporting.terminal": "rules",
     "tasks.inbox": "rules",
+    "tasks.audience": "rules",
+    "tasks.sample": "rules",
+    "tasks.pressure": "rules",
+    "tasks.witnesses": "rules",
+    "tasks.retire": "rules",
     # io: files, databases, the gateway
     "tasks.files": "io",
     "tasks.inbox_io": "io",
@@ -90,6 +95,8 @@ KIND: dict[str, str] = {
     "tasks.ledger.pseudonyms": "io",
     "tasks.ledger.retention": "io",
     "tasks.ledger.owners": "io",
+    "tasks.ledger.draws": "io",
+    "tasks.witness_io": "io",
     "tasks.reporting.html": "io",
     "tasks.reporting.tables": "io",
     "tasks.reporting.folder": "io",
@@ -99,7 +106,7 @@ STEPS = "tasks.steps"  # the package and everything in it
 PREFECT = ("prefect",)
 LEDGER_STORE = tuple(
     f"tasks.ledger.{m}"
-    for m in ("schema", "engine", "store", "cap", "pseudonyms", "retention", "owners")
+    for m in ("schema", "engine", "store", "cap", "pseudonyms", "retention", "owners", "draws")
 )
 # What a rules module must not import: prefixes (the module or anything inside it) ...
 RULES_MUST_NOT = (

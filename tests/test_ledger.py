@@ -243,7 +243,7 @@ def test_a_retried_claim_whose_commit_was_lost_is_recognised_as_ours(ledger: lg.
         "cost_per_recipient": 0.05,
         "max_cost": 10.0,  # the locked path
         "credits": None,
-        "cap_days": 0,
+        "rules": (),
         "ends_within": timedelta(minutes=2),
     }
     first = ledger._claim("token", 0, owner, "tok-1", **kwargs)  # type: ignore[arg-type]
@@ -263,7 +263,7 @@ def test_the_cap_is_reserved_at_claim_and_given_back_when_nothing_landed(
     # the first campaign has not even sent yet: its reservation holds the shared people
     two = ledger.claim("second", 0, lg.owner_token("b"), cost_per_recipient=0.05, cap_days=30)
     assert two.chunk.numbers == ("+33611000004",)
-    assert set(two.chunk.held) == set(shared) and set(two.chunk.held.values()) == {"first"}
+    assert set(two.chunk.held) == set(shared) and set(two.chunk.held.values()) == {"cap:first"}
     # the first campaign's chunk certainly did not land: the people are free again
     ledger.mark_failed("first", 0, "gateway_error", "code 9: survey unknown")
     since = datetime.now(UTC) - timedelta(days=1)

@@ -269,7 +269,7 @@ def test_plan_rows_asks_the_cap_only_about_fresh_rows_and_marks_its_answer() -> 
     ledger = Ledger(texted={B})
     existing = [chunk(0, (D,), ChunkState.sent)]
     rows = rows_of(A, B, A, C, D)
-    out, plan, decisions = pl.plan_rows(
+    out, plan, decisions, *_ = pl.plan_rows(
         rows, existing, never={C}, rules=RULES, now=NOW, texted_since=ledger.texted_since
     )
     # D was planned by an earlier run, C is never to be texted, the second A is a duplicate
@@ -282,7 +282,7 @@ def test_plan_rows_asks_the_cap_only_about_fresh_rows_and_marks_its_answer() -> 
 
 def test_without_a_cap_the_ledger_is_not_asked() -> None:
     ledger = Ledger(texted={A})
-    out, plan, _ = pl.plan_rows(
+    out, plan, *_ = pl.plan_rows(
         rows_of(A, B), [], set(), replace(RULES, cap_days=0), NOW, ledger.texted_since
     )
     assert ledger.asked == [] and reasons(out) == [None, None]
@@ -293,7 +293,7 @@ def test_a_territory_without_a_slot_is_rejected_not_planned() -> None:
     sundays_only = replace(
         RULES, policy=WindowPolicy(weekdays=frozenset({6}), horizon_days=1), allow_immediate=False
     )
-    out, plan, _ = pl.plan_rows(rows_of(A), [], set(), sundays_only, NOW, Ledger().texted_since)
+    out, plan, *_ = pl.plan_rows(rows_of(A), [], set(), sundays_only, NOW, Ledger().texted_since)
     assert reasons(out) == [NO_SLOT] and plan == []
 
 

@@ -33,11 +33,13 @@ NAMES = {
         "settle-in-doubt",
         "check-delivery",
         "record-stops",
+        "record-deliveries",
         "publish-delivery",
     },
     "tasks.steps.cancel": {"cancel-chunks", "report-cancel"},
     "tasks.steps.privacy": {"purge-personal-data", "erase-person"},
     "tasks.steps.inbox": {"look-at-inboxes", "take-file"},
+    "tasks.steps.witnesses": {"read-witnesses", "text-witnesses"},
 }
 
 

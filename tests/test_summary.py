@@ -37,6 +37,8 @@ CONTRACT = [
     "duration_seconds",
     "report_dir",
 ]
+# Issue 23's keys, always written, after every older one (an older reader's order holds).
+AUDIENCE = ["pressure_skips", "witnesses", "surveys"]
 
 
 def _built(dry_run: bool) -> CampaignSummary:
@@ -64,9 +66,9 @@ def _built(dry_run: bool) -> CampaignSummary:
 
 def test_a_built_summary_writes_the_contract_keys_in_order() -> None:
     summary = _built(dry_run=False)
-    assert list(summary.as_json()) == CONTRACT
+    assert list(summary.as_json()) == [*CONTRACT, *AUDIENCE]
     summary.send_seconds = 0.5
-    assert list(summary.as_json()) == [*CONTRACT, "send_seconds"]
+    assert list(summary.as_json()) == [*CONTRACT, "send_seconds", *AUDIENCE]
 
 
 def test_a_dry_run_adds_what_it_would_send_after_the_report_folder() -> None:
@@ -74,7 +76,7 @@ def test_a_dry_run_adds_what_it_would_send_after_the_report_folder() -> None:
     summary.send_seconds = 0.0
     summary.plan = [{"index": 0, "territory": "FR", "slot": None, "size": 2}]
     keys = list(summary.as_json())
-    assert keys == [*CONTRACT, "would_send", "estimated_cost", "send_seconds", "plan"]
+    assert keys == [*CONTRACT, "would_send", "estimated_cost", "send_seconds", "plan", *AUDIENCE]
     assert summary.would_send == 2 and summary.estimated_cost == 0.09
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from helpers import (
-    close_toasts,
     api_run,
     campaign_numbers,
     choose_decision,
+    close_toasts,
     field,
     open_choices,
     open_resume_form,

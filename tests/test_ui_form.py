@@ -113,6 +113,7 @@ def test_send_form_is_french_and_shows_one_source_kind(page: Any, stack: LocalSt
     order = [
         "Enquête SMS Partner",
         "Destinataires",
+        "Qui interroger",
         "Heures d'envoi",
         "Demander l'accord au-delà de (€)",
         "Budget maximum (€)",
@@ -121,7 +122,16 @@ def test_send_form_is_french_and_shows_one_source_kind(page: Any, stack: LocalSt
     ]
     at = [next(i for i, t in enumerate(labels) if t.startswith(o)) for o in order]
     assert at == sorted(at), labels
-    assert not any(t.startswith("Avancé") for t in labels[: at[4]]), labels
+    assert not any(t.startswith("Avancé") for t in labels[: at[5]]), labels
+    # Who is asked: the sample, the rules, the witnesses, a survey per segment, in one group.
+    for words in (
+        "Taille de l'échantillon",
+        "Règles de sollicitation",
+        "Fichier des témoins",
+        "Envoyer seulement aux témoins",
+        "Une enquête selon la colonne",
+    ):
+        expect(field(page, words)).to_be_visible()
     shoot(page, "send-file")
 
     # A file source shows the file's fields only; a database, the database's only.
@@ -149,6 +159,7 @@ def test_a_dry_run_from_the_french_form_completes(
     open_custom_run(page, stack, "weekly-survey")
     field(page, "Emplacement du fichier").locator("input, textarea").first.fill(path)
     field(page, "Essai sans envoi").get_by_role("switch").click()
+    field(page, "Taille de l'échantillon").locator("input, textarea").first.fill("2")
     field(page, "Reprendre une campagne").locator("input, textarea").first.fill(cid)
     # "Jamais": no approval asked for the cost (the deployment's default asks above 100 €).
     cost = field(page, "Demander l'accord au-delà de (€)")
@@ -158,6 +169,7 @@ def test_a_dry_run_from_the_french_form_completes(
     params = run["parameters"]
     assert params["recipients"]["path"] == path and params["dry_run"] is True
     assert params["campaign_id"] == cid
+    assert params["audience"]["sample"] == "2"
     assert params.get("approve_above_cost") is None
 
     page.goto(f"{stack.ui_url}/runs/flow-run/{run['id']}")

@@ -28,7 +28,8 @@ Architecture, one room per reason to change:
 - ``engine``      engines per dialect, outage riding, transactions, locks; the two defaults
 - ``owners``      who holds a claim, and whether that process still runs
 - ``pseudonyms``  the keyed hash kept instead of a number; the key is handed in
-- ``cap``         the frequency cap's SQL, per dialect
+- ``cap``         the contact-pressure rules' SQL (the frequency cap is one), per dialect;
+                  the rules themselves are ``tasks.pressure`` (pure)
 - ``retention``   the purge of old campaigns, the erasure of one person, compaction
 - ``store``       ``Ledger``: plans, claims, outcomes, prices (the hot path)
 

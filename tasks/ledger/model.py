@@ -18,6 +18,7 @@ from typing import Any
 
 from tasks.errors import OperatorError
 from tasks.outcomes import ChunkState, Reason
+from tasks.pressure import PressureRule
 
 # What an unsent chunk keeps in ``refused`` for a number taken out before its send.
 ERASED = "erased on request"  # an erasure (see ``Retention.erase_number``)
@@ -43,6 +44,7 @@ class ChunkPlan:
     territory: str
     slot: str | None
     numbers: tuple[str, ...]
+    survey_id: str | None = None  # None: the campaign's survey
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,9 @@ class ChunkRow:
     attempts: int
     doubt_from: datetime | None = None
     cost_estimated: bool = False
-    held: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # number -> tasks.pressure.held_value
     updated_at: datetime | None = None
+    survey_id: str | None = None  # None: the campaign's survey (older ledgers, one survey)
 
     @property
     def size(self) -> int:
@@ -104,7 +107,7 @@ class ClaimRequest:
     cost_per_recipient: float
     max_cost: float | None = None
     credits: float | None = None
-    cap_days: int = 0
+    rules: tuple[PressureRule, ...] = ()  # contact pressure, judged under the cap lock
     ends_within: timedelta = timedelta(minutes=2)  # the longest one send can take
 
     @property
@@ -229,6 +232,8 @@ def chunk_from_row(r: Any) -> ChunkRow:
         cost_estimated=bool(r.cost_estimated),
         held=json.loads(r.held) if r.held else {},
         updated_at=aware(r.updated_at),
+        # Rows read before add_missing_columns ran, or built by hand, may lack the column.
+        survey_id=getattr(r, "survey_id", None),
     )
 
 

@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from tasks.ledger.engine import ridden, update_unchanged
 from tasks.ledger.model import ERASED, ChunkRow, PurgeScan, aware, chunk_from_row
 from tasks.ledger.pseudonyms import Pseudonyms, pseudonym
-from tasks.ledger.schema import campaigns, chunks, texted
+from tasks.ledger.schema import campaigns, chunks, texted, witness_sends
 from tasks.outcomes import ChunkState
 
 _FINAL = (ChunkState.sent, ChunkState.failed, ChunkState.cancelled)
@@ -134,6 +135,7 @@ class Retention(Pseudonyms):
                     raise _Reclaimed
                 changed += 1
             texted_rows = self._pseudonymise_texted(conn, campaign_id, key, replaced)
+            _pseudonymise_witnesses(conn, key, campaign_id=campaign_id)
             conn.execute(
                 update(campaigns)
                 .where(campaigns.c.campaign_id == campaign_id)
@@ -147,9 +149,10 @@ class Retention(Pseudonyms):
     def _pseudonymise_texted(
         self, conn: Connection, campaign_id: str, key: bytes, replaced: set[str]
     ) -> int:
-        """The campaign's frequency-cap rows under pseudonyms, with their times kept."""
+        """The campaign's frequency-cap rows under pseudonyms, with their times and surveys kept
+        (the contact-pressure rules of one survey still count them)."""
         found = conn.execute(
-            select(texted.c.e164, texted.c.texted_at).where(
+            select(texted.c.e164, texted.c.texted_at, texted.c.survey_id).where(
                 texted.c.campaign_id == campaign_id, texted.c.e164.like("+%")
             )
         ).all()
@@ -158,17 +161,22 @@ class Retention(Pseudonyms):
             conn.execute(
                 delete(texted).where(
                     texted.c.campaign_id == campaign_id,
-                    texted.c.e164.in_([e164 for e164, _ in part]),
+                    texted.c.e164.in_([e164 for e164, _, _ in part]),
                 )
             )
             conn.execute(
                 insert(texted),
                 [
-                    {"e164": pseudonym(e164, key), "campaign_id": campaign_id, "texted_at": at}
-                    for e164, at in part
+                    {
+                        "e164": pseudonym(e164, key),
+                        "campaign_id": campaign_id,
+                        "texted_at": at,
+                        "survey_id": survey,
+                    }
+                    for e164, at, survey in part
                 ],
             )
-        replaced.update(e164 for e164, _ in found)
+        replaced.update(e164 for e164, _, _ in found)
         return len(found)
 
     @ridden
@@ -186,6 +194,7 @@ class Retention(Pseudonyms):
             alias = pseudonym(e164, self._adopt_key(conn))
             touched, changed = self._erase_from_chunks(conn, e164, alias, scrub)
             rows = _erase_from_texted(conn, e164, alias)
+            _pseudonymise_witnesses(conn, self._adopt_key(conn), e164=e164)
             touched.update(rows)
             if touched:
                 conn.execute(
@@ -304,6 +313,38 @@ def _erased_values(
         "held": json.dumps(held) if held else None,
         "detail": detail,
     }
+
+
+def _pseudonymise_witnesses(
+    conn: Connection, key: bytes, *, campaign_id: str | None = None, e164: str | None = None
+) -> int:
+    """A campaign's witness sends (or one person's, erased) under pseudonyms: what was sent
+    stays recorded, never the staff member's number."""
+    mine: ColumnElement[bool] = witness_sends.c.e164.like("+%")
+    if campaign_id is not None:
+        mine = and_(mine, witness_sends.c.campaign_id == campaign_id)
+    if e164 is not None:
+        mine = and_(mine, witness_sends.c.e164 == e164)
+    found = conn.execute(
+        select(
+            witness_sends.c.campaign_id,
+            witness_sends.c.survey_id,
+            witness_sends.c.mode,
+            witness_sends.c.e164,
+        ).where(mine)
+    ).all()
+    for cid, survey, mode, number in found:
+        conn.execute(
+            update(witness_sends)
+            .where(
+                witness_sends.c.campaign_id == cid,
+                witness_sends.c.survey_id == survey,
+                witness_sends.c.mode == mode,
+                witness_sends.c.e164 == number,
+            )
+            .values(e164=pseudonym(number, key))
+        )
+    return len(found)
 
 
 def _erase_from_texted(conn: Connection, e164: str, alias: str) -> list[str]:

@@ -71,7 +71,10 @@ chunks = Table(
     Column("doubt_from", DateTime(timezone=True)),
     Column("claim_token", String(32)),  # recognises our own claim when a lost commit is retried
     Column("cost_estimated", Boolean),  # confirmed by status, priced by this campaign's answers
-    Column("held", Text),  # JSON {e164: campaign} set aside: another campaign holds them (cap)
+    # JSON {e164: "rule:campaign"} set aside by a contact-pressure rule (tasks.pressure); older
+    # ledgers hold the campaign alone, set aside by the frequency cap.
+    Column("held", Text),
+    Column("survey_id", String(200)),  # NULL: the campaign's survey (campaigns.survey_id)
     # Covers the budget query, so a claim never reads the chunks' number lists.
     Index("ix_chunks_budget", "campaign_id", "state", "owner", "cost", "reserved_cost", "size"),
 )
@@ -84,6 +87,8 @@ texted = Table(
     # The primary key (e164 first) serves the frequency cap's lookups; a second index would
     # only slow the 500-row insert each chunk makes.
     Column("texted_at", DateTime(timezone=True), nullable=False),
+    # The survey sent; NULL: the campaign's (campaigns.survey_id), as older ledgers recorded it.
+    Column("survey_id", String(200)),
 )
 
 # One row: claims that reserve numbers under the frequency cap serialise on it, across campaigns.
@@ -99,6 +104,8 @@ never_text = Table(
     Column("reason", String(200)),
     Column("campaign_id", String(120)),
     Column("added_at", DateTime(timezone=True), nullable=False),
+    # Past it the entry no longer blocks; NULL (every source but ``undeliverable``): never.
+    Column("expires_at", DateTime(timezone=True)),
 )
 
 # The id of the key that made the ledger's pseudonyms (one row, written by the first purge or
@@ -110,11 +117,69 @@ pseudonym_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Witness phones (``tasks/witnesses.py``): staff texted once per (campaign, survey, mode), apart
+# from the chunks, the texted table and the counts. The row is written (``sending``) before the
+# gateway is called, so a rerun or a concurrent run never texts a witness twice.
+witness_sends = Table(
+    "witness_sends",
+    metadata,
+    Column("campaign_id", String(120), primary_key=True),
+    Column("survey_id", String(200), primary_key=True),
+    Column("mode", String(16), primary_key=True),  # "campaign" or "only" (witnesses-only run)
+    Column("e164", String(20), primary_key=True),
+    Column("tag", String(20), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),  # sending, sent, failed, in_doubt
+    Column("reason", String(64)),
+    Column("detail", Text),
+    Column("owner", String(200)),
+    Column("slot", String(40)),  # ISO 8601 with offset; NULL means "at once"
+    Column("message_id", BigInteger),
+    Column("nb_sms", Integer),
+    Column("cost", Float),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A campaign's sample (``tasks/ledger/draws.py``): the draw's record (counts per quota value,
+# the seed; no number) written once, by the first run, so a resumed campaign keeps its draw.
+# ``purged_at``: the drawn people were dropped with the campaign's retention purge.
+sample_draws = Table(
+    "sample_draws",
+    metadata,
+    Column("campaign_id", String(120), primary_key=True),
+    Column("record", Text, nullable=False),  # JSON, tasks.sample.Draw.record
+    Column("drawn", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("purged_at", DateTime(timezone=True)),
+)
+
+# Who a campaign's sample drew: a keyed one-way value of each number (as the never-text store
+# keeps, under a key of its own), never the number.
+sample_drawn = Table(
+    "sample_drawn",
+    metadata,
+    Column("campaign_id", String(120), primary_key=True),
+    Column("digest", String(40), primary_key=True),
+)
+
+# The delivery status the follow-up read for each number of each campaign (``tasks/nevertext.py``,
+# ``tasks/retire.py``): by the never-text store's keyed digest, never the number. It decides
+# which numbers are retired as undeliverable; an erasure and the retention purge drop it.
+delivery_history = Table(
+    "delivery_history",
+    metadata,
+    Column("digest", String(40), primary_key=True),
+    Column("campaign_id", String(120), primary_key=True),
+    Column("status", String(16), nullable=False),  # delivered, not_delivered, waiting, other
+    Column("campaign_at", DateTime(timezone=True), nullable=False),  # the campaigns' order
+    Column("read_at", DateTime(timezone=True), nullable=False),  # when this status was read
+    Index("ix_delivery_history_campaign_at", "campaign_at"),  # the retention purge's
+)
+
 
 def add_missing_columns(engine: Engine) -> None:
     """Ledgers written by earlier versions lack the newer columns: add them (all nullable)."""
     found = inspect(engine)
-    for table in (campaigns, chunks):
+    for table in (campaigns, chunks, texted, never_text):
         have = {c["name"] for c in found.get_columns(table.name)}
         for column in table.columns:
             if column.name in have:

@@ -51,6 +51,7 @@ from tasks.ledger.pseudonyms import KeySource, pseudonym
 from tasks.ledger.retention import Retention
 from tasks.ledger.schema import campaigns, chunks
 from tasks.outcomes import ChunkState, Reason
+from tasks.pressure import PressureRule, rules_for
 
 # A fresh claim in one statement: the chunk is taken only if it is still to send and the campaign
 # is not halted. Claims that need more (budget, a holder to judge, a halt to record) take the
@@ -288,6 +289,7 @@ class Ledger(FrequencyCap, Retention):
         cost_per_recipient: float,
         max_cost: float | None = None,
         credits: float | None = None,
+        rules: Sequence[PressureRule] = (),
         cap_days: int = 0,
         attempt_ends_within: timedelta = timedelta(minutes=2),
     ) -> Claim:
@@ -295,10 +297,13 @@ class Ledger(FrequencyCap, Retention):
 
         A chunk taken to send is recorded as possibly landing until ``attempt_ends_within``
         from now (the longest a send can take), so a run that dies mid-call leaves the chunk to
-        be reconciled from that moment. Its numbers are reserved for the frequency cap
-        (``cap_days``; 0 records them without checking other campaigns' reservations).
+        be reconciled from that moment. Its numbers are reserved for the contact-pressure
+        ``rules``, those some rule holds set aside; no rules records them without checking
+        other campaigns. ``cap_days`` (older callers) stands for ``rules_for(cap_days, [])``
+        when ``rules`` is empty.
         """
         token = uuid.uuid4().hex
+        judged = tuple(rules) or rules_for(cap_days, [])
         return self._ride(
             lambda: self._claim(
                 campaign_id,
@@ -308,7 +313,7 @@ class Ledger(FrequencyCap, Retention):
                 cost_per_recipient=cost_per_recipient,
                 max_cost=max_cost,
                 credits=credits,
-                cap_days=cap_days,
+                rules=judged,
                 ends_within=attempt_ends_within,
             )
         )
@@ -323,7 +328,7 @@ class Ledger(FrequencyCap, Retention):
         cost_per_recipient: float,
         max_cost: float | None,
         credits: float | None,
-        cap_days: int,
+        rules: tuple[PressureRule, ...],
         ends_within: timedelta,
     ) -> Claim:
         """One try of a claim (retried whole through an outage, under the same token)."""
@@ -336,7 +341,7 @@ class Ledger(FrequencyCap, Retention):
             cost_per_recipient,
             max_cost=max_cost,
             credits=credits,
-            cap_days=cap_days,
+            rules=rules,
             ends_within=ends_within,
         )
         if not request.budgeted:
@@ -361,7 +366,7 @@ class Ledger(FrequencyCap, Retention):
             found = self._take_fresh(conn, request.key, params)
             if found is None:
                 return None
-            row = self._reserve(conn, chunk_from_row(found), request.cap_days, request.now)
+            row = self._reserve(conn, chunk_from_row(found), request.rules, request.now)
             return Claim(row, ClaimAction.SEND, reserved=True)
 
     def _take_fresh(
@@ -402,7 +407,7 @@ class Ledger(FrequencyCap, Retention):
         values = claim_values(row, action, request, claimed_at=claimed_at, reserve=reserve)
         claimed = self._update(conn, request.key, values)
         if action is ClaimAction.SEND:
-            reserved = self._reserve(conn, claimed, request.cap_days, request.now)
+            reserved = self._reserve(conn, claimed, request.rules, request.now)
             return Claim(reserved, action, reserved=True)
         return Claim(claimed, action)
 
@@ -493,7 +498,7 @@ class Ledger(FrequencyCap, Retention):
             row = self._update(conn, key, values)
             wanted = [n for n in (row.numbers if numbers is None else numbers) if n]
             if not reserved:
-                record_texted(conn, campaign_id, wanted, texted_at)
+                record_texted(conn, campaign_id, wanted, texted_at, row.survey_id)
             elif row.slot is not None and wanted:
                 # Rescheduled after the claim reserved it: the cap counts from the delivery.
                 retime_texted(conn, campaign_id, wanted, texted_at)
@@ -665,6 +670,7 @@ def _insert_chunks(
             "reason": None if c.numbers else Reason.already_planned,
             "attempts": 0,
             "updated_at": now,
+            "survey_id": c.survey_id,
         }
         for c in plan
     ]

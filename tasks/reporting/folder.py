@@ -42,10 +42,13 @@ CHUNK_COLUMNS = (
     "state",
     "reason",
     "refused",
+    "survey",  # last: the columns before it keep their places for programs that read them
 )
 
 
-def chunk_records(chunks: Sequence[ChunkRow]) -> list[dict[str, Any]]:
+def chunk_records(chunks: Sequence[ChunkRow], survey_id: str | None = None) -> list[dict[str, Any]]:
+    """The chunks as rows of chunks.csv; a chunk without a survey of its own sends the
+    campaign's (``survey_id``)."""
     return [
         {
             "index": c.chunk_index,
@@ -59,6 +62,7 @@ def chunk_records(chunks: Sequence[ChunkRow]) -> list[dict[str, Any]]:
             "state": c.state,
             "reason": c.reason,
             "refused": len(c.refused),
+            "survey": getattr(c, "survey_id", None) or survey_id,
         }
         for c in chunks
     ]
@@ -123,12 +127,14 @@ def _more_rows(lang: Lang) -> Callable[[int, str], str]:
     return lambda n, name: i18n.text(lang, "xlsx.more_rows", n=i18n.number(n, lang), file=name)
 
 
-def chunk_table(chunks: Sequence[ChunkRow], lang: Lang) -> list[dict[str, Any]]:
+def chunk_table(
+    chunks: Sequence[ChunkRow], lang: Lang, survey_id: str | None = None
+) -> list[dict[str, Any]]:
     """The chunks as the run's table artifact shows them: headers and codes in ``lang``."""
     view = chunks_view(lang)
     return [
         dict(zip(view.header, view.row([r[h] for h in CHUNK_COLUMNS]), strict=True))
-        for r in chunk_records(chunks)
+        for r in chunk_records(chunks, survey_id)
     ]
 
 
@@ -151,7 +157,8 @@ def write_files(
     if rows_file is not None:
         paths["rows"] = keep_file(rows_file, report_dir / ROWS_FILE)
     write_text_atomic(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    records = chunk_records(chunks)
+    survey = summary.get("survey_id")
+    records = chunk_records(chunks, survey if isinstance(survey, str) else None)
     header = list(records[0]) if records else list(CHUNK_COLUMNS)
     paths["chunks"], paths["chunks_xlsx"] = write_table(
         report_dir / "chunks",

@@ -7,9 +7,10 @@ numbers go in; every text is escaped. The page is French by default (``lang="en"
 labels, dates, amounts and territory names go through :mod:`tasks.i18n`.
 
 Charts are horizontal bars, stacked when a bar has several parts. Each chart is an ``<svg>`` with
-a stable id (``chart-outcomes``, ``chart-rejects``, ``chart-territories``, ``chart-delivery``,
-``chart-delivery-territories``); each drawn part is a ``<rect class="bar ...">`` with
-``data-series`` and ``data-value``, and only parts with a positive value are drawn.
+a stable id (``chart-outcomes``, ``chart-rejects``, ``chart-surveys`` when a campaign sends
+several surveys, ``chart-territories``, ``chart-delivery``, ``chart-delivery-territories``);
+each drawn part is a ``<rect class="bar ...">`` with ``data-series`` and ``data-value``, and
+only parts with a positive value are drawn.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ from tasks.outcomes import (
     REJECTED,
     SENT,
     WAITING,
+)
+from tasks.reporting.markdown import (
+    rule_rows,
+    sample_cells,
+    sample_facts,
+    sample_notes,
+    sample_record,
+    survey_header,
+    survey_rows,
+    witnesses_texted,
 )
 from tasks.reporting.slot_words import slot_sentences
 
@@ -87,6 +98,9 @@ svg.chart{display:block;max-width:100%;height:auto}svg.chart text{font-size:12px
 .legend{display:flex;gap:1rem;flex-wrap:wrap;font-size:.85rem;margin:.2rem 0}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-.1rem}
 .empty{color:#666;font-style:italic}.note{color:#555;font-size:.9rem}
+@media (max-width:40rem){body{padding:0 .5rem}th,td{padding:.2rem .35rem}
+table{display:block;max-width:100%;overflow-x:auto;font-size:.85rem}
+dl{grid-template-columns:1fr 1fr}}
 """
 
 
@@ -157,6 +171,7 @@ class Bar:
 
 
 _LABEL_W, _BAR_W, _VALUE_W, _ROW_H, _BAR_H, _TOP = 190, 400, 90, 26, 18, 4
+_LABEL_CHARS = 28  # what the label column holds at 12px: a longer label is cut with "…"
 
 
 def svg_bars(chart_id: str, title: str, bars: Sequence[Bar], lang: Lang = DEFAULT_LANG) -> str:
@@ -176,11 +191,16 @@ def svg_bars(chart_id: str, title: str, bars: Sequence[Bar], lang: Lang = DEFAUL
         y = _TOP + row * _ROW_H
         mid = y + _ROW_H / 2
         # A label wider than its column would be cut at the page's edge: the short one is
-        # shown, the whole one is the tooltip.
-        tip = f"<title>{_e(bar.label)}</title>" if bar.short else ""
+        # shown (cut with "…" if still too long), the whole one is the tooltip.
+        shown = bar.short or bar.label
+        if len(shown) > _LABEL_CHARS:
+            cut = shown[: _LABEL_CHARS - 1]
+            word = cut.rsplit(" ", 1)[0]  # at a word's end, unless that leaves too little
+            shown = (word if len(word) > _LABEL_CHARS // 2 else cut).rstrip() + "…"
+        tip = f"<title>{_e(bar.label)}</title>" if shown != bar.label else ""
         out.append(
             f'<text class="label" x="{_LABEL_W - 8}" y="{mid:.1f}" text-anchor="end" '
-            f'dominant-baseline="middle">{_e(bar.short or bar.label)}{tip}</text>'
+            f'dominant-baseline="middle">{_e(shown)}{tip}</text>'
         )
         x = float(_LABEL_W)
         for series, value in bar.parts:
@@ -322,6 +342,46 @@ def _outcome_section(s: Mapping[str, Any], lang: Lang) -> str:
     return "\n".join(out)
 
 
+def _audience_section(s: Mapping[str, Any], lang: Lang) -> str:
+    """Who was asked (issue 23), the parts that apply: per survey, the sample's draw, the
+    contact-pressure rules' skips, the witnesses."""
+    out = []
+    if rows := survey_rows(s, lang):
+        surveys: Mapping[str, Any] = s.get("surveys") or {}
+        series = [SENT, FAILED, REJECTED]
+        bars = [
+            Bar(
+                str(name),
+                [(k, _int(f.get(k) if isinstance(f, Mapping) else 0)) for k in series],
+            )
+            for name, f in surveys.items()
+        ]
+        out += [
+            f"<h2>{_e(text(lang, 'audience.surveys'))}</h2>",
+            _figure("chart-surveys", text(lang, "html.by_survey"), bars, series, lang),
+            _table(survey_header(lang), rows),
+        ]
+    if (sample := sample_record(s)) is not None:
+        facts = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in sample_facts(sample, lang))
+        out += [f'<h2 id="sample">{_e(text(lang, "audience.sample"))}</h2>', f"<dl>{facts}</dl>"]
+        if (cells := sample_cells(sample, lang)) is not None:
+            title, header, cell_rows = cells
+            out += [f"<p>{_e(title)}</p>", _table(header, cell_rows)]
+        out += [f'<p class="note">{_e(note)}</p>' for note in sample_notes(sample, lang)]
+    if rules := rule_rows(s, lang):
+        out += [
+            f'<h2 id="pressure">{_e(text(lang, "audience.rules"))}</h2>',
+            f"<p>{_e(text(lang, 'rules.intro'))}</p>",
+            _table([text(lang, "col.rule"), text(lang, "col.set_aside")], rules),
+        ]
+    if witnesses := witnesses_texted(s):
+        out += [
+            f'<h2 id="witnesses">{_e(text(lang, "audience.witnesses"))}</h2>',
+            f"<p>{_e(plural(lang, 'witnesses.texted', witnesses))}</p>",
+        ]
+    return "\n".join(out)
+
+
 def _territory_section(s: Mapping[str, Any], lang: Lang) -> str:
     territories: Mapping[str, Mapping[str, Any]] = s.get("territories") or {}
     series = [SENT, FAILED, REJECTED]
@@ -458,6 +518,7 @@ def render_html(
         f"<h1>{heading}{_e(dry)}</h1>",
         _overview(summary, lang),
         _outcome_section(summary, lang),
+        _audience_section(summary, lang),
         _territory_section(summary, lang),
     ]
     if follow_up is not None:

@@ -22,13 +22,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.accounting import Counts
+from tasks.accounting import CAP_RULE, Counts, held_by
 from tasks.ledger.model import ChunkRow
-from tasks.outcomes import DRY_RUN, FAILED, REJECTED, SENT, ChunkState
-from tasks.row_columns import OUTCOME, TERRITORY
+from tasks.outcomes import DRY_RUN, FAILED, RECENTLY_SURVEYED, REJECTED, SENT, ChunkState
+from tasks.row_columns import E164, OUTCOME, REASON, RULE, SURVEY, TERRITORY
 
 # int stays int and float stays float (a cost of 0 is written 0, as it always was)
 Number = int | float
+SURVEY_FIGURES = ("sent", "failed", "rejected", "cost", "nb_sms")
 
 
 class CampaignSummary(BaseModel):
@@ -61,6 +62,11 @@ class CampaignSummary(BaseModel):
     send_seconds: Number | None = None
     plan: list[dict[str, Any]] | None = None  # a dry run's (or a held campaign's) chunks
     approval: dict[str, Any] | None = None  # decision, reasons, comment
+    # Issue 23's audience figures, after the older keys so that their order holds.
+    pressure_skips: dict[str, int] = Field(default_factory=dict)  # rule name -> rows set aside
+    witnesses: int = 0  # staff numbers texted apart: in none of the counts above
+    sample: dict[str, Any] | None = None  # the draw's record, when a sample was asked
+    surveys: dict[str, dict[str, Number]] = Field(default_factory=dict)  # survey id -> figures
 
     @property
     def rejected_total(self) -> int:
@@ -111,8 +117,11 @@ def build_summary(
     duration: float,
     report_dir: Path,
     estimated_cost: float | None = None,
+    witnesses: int = 0,
+    sample: Mapping[str, Any] | None = None,
 ) -> CampaignSummary:
-    """The campaign's summary: the CLI's last line and summary.json."""
+    """The campaign's summary: the CLI's last line and summary.json. ``witnesses``: how many
+    staff numbers were texted apart; ``sample``: the draw's record (None: no sample asked)."""
     sent_chunks = [c for c in chunks if c.state == ChunkState.sent]
     return CampaignSummary(
         campaign_id=campaign_id,
@@ -137,7 +146,74 @@ def build_summary(
         report_dir=str(report_dir),
         # A dry run's keys only on a dry run's line: a key given is a key written.
         **_dry_run_fields(counts, estimated_cost) if dry_run else {},
+        pressure_skips=pressure_skips(rows, chunks),
+        witnesses=int(witnesses),
+        # The record only when a sample was asked: a key given is a key written.
+        **({"sample": dict(sample)} if sample is not None else {}),
+        surveys=survey_table(rows, chunks, survey_id),
     )
+
+
+def pressure_skips(rows: pd.DataFrame, chunks: Sequence[ChunkRow]) -> dict[str, int]:
+    """Rows set aside because people were surveyed recently, by contact-pressure rule: at plan
+    time the row names its rule (``RULE``); at claim time the chunk's ``held`` value does
+    (``tasks.pressure.split_held``). A skip that names no rule (a campaign planned before the
+    rules, an old ``held`` value) was the frequency cap's. Their total is the rows rejected as
+    recently surveyed, so the figures add up with ``rejected``."""
+    if REASON not in rows or not len(rows):
+        return {}
+    skipped = rows[REASON].to_numpy(dtype=object) == RECENTLY_SURVEYED
+    if not skipped.any():
+        return {}
+    numbers = (
+        rows[E164].to_numpy(dtype=object)[skipped] if E164 in rows else [None] * int(skipped.sum())
+    )
+    named = rows[RULE].to_numpy(dtype=object)[skipped] if RULE in rows else [None] * len(numbers)
+    # In ledger order, a later chunk's word wins, as tasks/accounting.py reads them.
+    held = {n: v for c in chunks for n, v in c.held.items()}
+    counts: Counter[str] = Counter()
+    for number, rule in zip(numbers, named, strict=True):
+        if isinstance(rule, str) and rule:
+            counts[rule] += 1
+        elif number in held:
+            counts[held_by(held[number])[0]] += 1
+        else:
+            counts[CAP_RULE] += 1
+    return dict(sorted(counts.items()))
+
+
+def survey_table(
+    rows: pd.DataFrame, chunks: Sequence[ChunkRow], survey_id: str
+) -> dict[str, dict[str, Number]]:
+    """Per survey id: its rows' outcomes (``SURVEY``; none: the campaign's ``survey_id``) and
+    what its sent chunks cost. One entry for a one-survey campaign, by its id."""
+    default = survey_id or "unknown"
+    if SURVEY in rows:
+        column = rows[SURVEY].astype(object).where(rows[SURVEY].notna(), default)
+        surveys = column.to_numpy(dtype=object)
+    else:
+        surveys = np.full(len(rows), default, dtype=object)
+    survey, names = pd.factorize(surveys)
+    outcome, outcomes = pd.factorize(rows[OUTCOME].to_numpy(dtype=object), use_na_sentinel=False)
+    width = max(1, len(outcomes))
+    counts = np.bincount(survey * width + outcome, minlength=len(names) * width)
+    table: dict[str, dict[str, Number]] = {}
+    for s, name in enumerate(names.tolist()):
+        entry = table.setdefault(str(name), {k: 0 for k in SURVEY_FIGURES})
+        for o, word in enumerate(outcomes.tolist()):
+            if word in (SENT, FAILED, REJECTED):
+                entry[str(word)] = int(entry[str(word)]) + int(counts[s * width + o])
+    costs: dict[str, float] = {}
+    for c in chunks:
+        if c.state != ChunkState.sent:
+            continue
+        name = str(getattr(c, "survey_id", None) or default)
+        entry = table.setdefault(name, {k: 0 for k in SURVEY_FIGURES})
+        entry["nb_sms"] = int(entry["nb_sms"]) + int(c.nb_sms or 0)
+        costs[name] = costs.get(name, 0) + (c.cost or 0.0)
+    for name, cost in costs.items():
+        table[name]["cost"] = round(cost, 4)
+    return dict(sorted(table.items())) if table else {default: {k: 0 for k in SURVEY_FIGURES}}
 
 
 def _dry_run_fields(counts: Counts, estimated_cost: float | None) -> dict[str, Any]:
@@ -174,10 +250,14 @@ def slot_plan(
 
 
 __all__ = [
+    "CAP_RULE",
+    "SURVEY_FIGURES",
     "CampaignSummary",
     "Number",
     "as_mapping",
     "build_summary",
+    "pressure_skips",
     "slot_plan",
+    "survey_table",
     "territory_table",
 ]

@@ -96,10 +96,56 @@ def _send_lines(s: Mapping[str, Any], lang: Lang) -> list[str]:
             )
         lines.append(cost)
         lines += _when(s, lang)
+    lines += _audience_lines(s, lang, currency)
     if s.get("report_dir"):
         lines.append(text(lang, "term.report", path=f"{s['report_dir']}/report.html"))
     lines.append(text(lang, "term.next", step=_next_step(s, rejected, lang)))
     return lines
+
+
+def _audience_lines(s: Mapping[str, Any], lang: Lang, currency: str) -> list[str]:
+    """Who was asked, when it is more than "everybody in the file, one survey": the sample,
+    the rows the contact-pressure rules set aside, the witnesses, the figures per survey."""
+    lines = []
+    sample = s.get("sample")
+    if isinstance(sample, Mapping):
+        lines.append(
+            text(
+                lang,
+                "term.sample",
+                drawn=plural(lang, "count.drawn", _int(sample.get("drawn"))),
+                eligible=number(_int(sample.get("eligible")), lang),
+                population=number(_int(sample.get("population")), lang),
+                seed=sample.get("seed", text(lang, "unknown")),
+            )
+        )
+    skips = s.get("pressure_skips")
+    if isinstance(skips, Mapping) and any(_int(n) > 0 for n in skips.values()):
+        rules = text(lang, "sep.list").join(
+            f"{rule} {number(_int(n), lang)}" for rule, n in skips.items() if _int(n) > 0
+        )
+        lines.append(text(lang, "term.rules", rules=rules))
+    if (witnesses := _int(s.get("witnesses"))) > 0:
+        lines.append(plural(lang, "term.witnesses", witnesses))
+    surveys = s.get("surveys")
+    if isinstance(surveys, Mapping) and len(surveys) > 1:
+        items = [
+            text(
+                lang,
+                "term.survey_item",
+                survey=survey,
+                sent=plural(lang, "count.sent", _int(f.get("sent"))),
+                cost=money(_amount(f.get("cost")), currency, lang),
+            )
+            for survey, f in surveys.items()
+            if isinstance(f, Mapping)
+        ]
+        lines.append(text(lang, "term.surveys", surveys=text(lang, "sep.list").join(items)))
+    return lines
+
+
+def _amount(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _when(s: Mapping[str, Any], lang: Lang) -> list[str]:
@@ -149,6 +195,18 @@ def _follow_up_lines(s: Mapping[str, Any], lang: Lang) -> list[str]:
             lang,
             "term.stops",
             added=number(_int(s.get("stop_added")), lang),
+        ),
+        *(
+            [
+                text(
+                    lang,
+                    "log.retired",
+                    retired=number(_int(s.get("retired")), lang),
+                    released=number(_int(s.get("released")), lang),
+                )
+            ]
+            if _int(s.get("retired")) or _int(s.get("released"))
+            else []
         ),
         text(lang, "term.next", step=text(lang, "term.next.follow_up")),
     ]

@@ -1,6 +1,7 @@
 """The follow-up flow's tasks: chunks left in doubt settled, delivery statuses read from the
-gateway, STOP replies into the never-text store, and the campaign's report and artifacts brought
-up to date with the delivery.
+gateway, STOP replies into the never-text store, each recipient's status into its delivery
+history (numbers "Not delivered" campaign after campaign retired, delivered ones released), and
+the campaign's report and artifacts brought up to date with the delivery.
 
 The rules are in ``tasks/delivery.py``, the gateway calls and files in ``tasks/delivery_io.py``.
 """
@@ -20,7 +21,14 @@ from tasks import folders, runtime
 from tasks import ledger as lg
 from tasks import reporting as rp
 from tasks import row_columns as cols
-from tasks.delivery import ChunkDelivery, FollowUp, chunks_to_check, doubt_counts, markdown_delivery
+from tasks.delivery import (
+    ChunkDelivery,
+    FollowUp,
+    chunks_to_check,
+    doubt_counts,
+    markdown_delivery,
+    number_statuses,
+)
 from tasks.delivery_io import check_chunks, write_follow_up
 from tasks.errors import OperatorError, gateway_problem
 from tasks.i18n import DEFAULT_LANG, Lang, number, plural, text
@@ -115,6 +123,34 @@ def record_stops_task(
     said = text(lang, "log.stop_replies", n=number(len(numbers), lang), added=number(added, lang))
     get_run_logger().info(said)
     return added
+
+
+@step("record-deliveries")
+def record_deliveries_task(
+    ledger_url: str,
+    campaign_id: str,
+    deliveries: list[ChunkDelivery],
+    retire_after: int,
+    retire_days: int,
+    lang: Lang | None = None,
+) -> dict[str, int]:
+    """Each recipient's delivery status into the never-text store's history; the numbers it
+    retires as undeliverable (``retire_after`` campaigns in a row, for ``retire_days`` days)
+    and releases (delivered again). Counts only: no number leaves the store."""
+    store = runtime.never_text_store(runtime.shared_ledger(ledger_url))
+    done = store.record_deliveries(
+        campaign_id, number_statuses(deliveries), after=retire_after, days=retire_days
+    )
+    lang = run_lang(lang)
+    get_run_logger().info(
+        text(
+            lang,
+            "log.retired",
+            retired=number(done["retired"], lang),
+            released=number(done["released"], lang),
+        )
+    )
+    return done
 
 
 @step("publish-delivery")

@@ -14,10 +14,11 @@ the ledger (the campaign's chunks, the never-text store's answer, and the look-u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger
@@ -32,6 +33,7 @@ from tasks import plan as pl
 from tasks import reporting as rp
 from tasks.errors import OperatorError, gateway_problem
 from tasks.i18n import Lang
+from tasks.ledger.draws import Draws
 from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_numbers_in_text
 from tasks.plan import CampaignError, PlanRequest, Prepared
@@ -241,7 +243,13 @@ def write_plan(
         raise CampaignError(refused)
     for _ in range(3):  # a concurrent first run of the same campaign may write its plan first
         a = _attempt(ledger, cleaned.rows, request, now, credits)
-        if request.dry_run or a.held or a.existing or a.stopped:
+        if request.dry_run or a.held or a.stopped:
+            break
+        # The draw is recorded before the chunks it chose: whichever first run records it, every
+        # run of the campaign (a concurrent one, a resumed one) plans from that one draw.
+        if a.new_draw is not None and not Draws(ledger).save(cid, a.sample or {}, a.new_draw):
+            continue  # another run recorded its draw first: plan again from it
+        if a.existing:
             break
         if ledger.create_plan(
             cid, request.survey_id, a.plan, credits_before=credits.balance, fingerprint=fingerprint
@@ -277,10 +285,25 @@ def _attempt(
     cid = request.campaign_id
     existing = ledger.chunks(cid) if ledger.campaign_exists(cid) else []
     existing = ledger.reidentify(existing, rows[E164])
-    never = NeverText(ledger).among(pl.candidates(rows, existing))
+    store = NeverText(ledger)
+    asked = pl.candidates(rows, existing)
+    never = store.among(asked)
+    undeliverable = store.undeliverable_among(asked) if never else set()
 
     def texted_since(numbers: Iterable[str], since: datetime) -> set[str]:
         return ledger.recently_texted(numbers, since=since, exclude_campaign=cid)
+
+    def texted_counts(
+        numbers: Iterable[str], since: datetime, survey: str | None
+    ) -> dict[str, int]:
+        return ledger.texted_counts(numbers, since=since, exclude_campaign=cid, survey_id=survey)
+
+    def earlier_draw(numbers: Sequence[str]) -> tuple[dict[str, Any], set[str]] | None:
+        found = Draws(ledger).load(cid)
+        if found is None:
+            return None
+        record, drawn = found
+        return record, drawn.members(numbers)
 
     def observed_price() -> float | None:
         return ledger.observed_prices(cid)[0]
@@ -298,8 +321,14 @@ def _attempt(
         now,
         credits=credits.balance,
         currency=credits.currency,
-        lookups=pl.Lookups(texted_since=texted_since, observed_price=observed_price),
+        lookups=pl.Lookups(
+            texted_since=texted_since,
+            observed_price=observed_price,
+            texted_counts=texted_counts,
+            earlier_draw=earlier_draw if request.audience.sample else None,
+        ),
         approval=approval,
+        undeliverable=undeliverable,
     )
 
 

@@ -18,7 +18,8 @@ from tasks import folders, runtime
 from tasks import ledger as lg
 from tasks.errors import UsageError
 from tasks.i18n import number, text
-from tasks.nevertext import Origin
+from tasks.ledger.draws import Draws
+from tasks.nevertext import NeverText, Origin
 from tasks.numbers import mask_number, parse_loose
 from tasks.numbers.masking import mask_numbers, number_forms, person_pattern, scrubber
 from tasks.privacy import (
@@ -50,12 +51,17 @@ def purge_task(ledger_url: str, older_than_days: int) -> dict[str, Any]:
         "texted_rows": 0,
         "files_rewritten": 0,
         "files_removed": 0,
+        "delivery_history_rows": 0,
+        "undeliverable_expired": 0,
     }
     files = FileCounts()
     ledger = runtime.open_ledger(ledger_url)
     try:
         scan = ledger.purge_scan(cutoff)
         _purge_due(ledger, scan, cutoff, counts, files, logger)
+        gone = NeverText(ledger).purge_history(cutoff)  # delivery statuses past retention
+        counts["delivery_history_rows"] = gone["history"]
+        counts["undeliverable_expired"] = gone["expired"]
     finally:
         ledger.close()
     # Purged before: their folders again (idempotent), in case a purge stopped between the
@@ -106,6 +112,7 @@ def _purge_due(
         result = ledger.purge_campaign(cid, cutoff, functools.partial(mask_numbers, known=known))
         if result is None:  # a rerun took it up meanwhile
             continue
+        Draws(ledger).forget_campaign(cid)  # the draw's figures stay, not who was drawn
         # The report's own lock: never while a run writes this campaign's report.
         with ledger.lock(f"report {cid}"):
             files.merge(purge_campaign_files(cid, known))
@@ -129,7 +136,9 @@ def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any]:
     try:
         store = runtime.never_text_store(ledger)
         added = bool(store.add([e164], Origin.erasure, "erased on request"))
+        history_rows = store.forget_history([e164])
         found = ledger.erase_number(e164, scrubber(e164))
+        Draws(ledger).forget([e164])  # a sample's draw keeps no trace of them either
         compacted = ledger.compact()
     finally:
         ledger.close()
@@ -155,6 +164,7 @@ def erase_task(phone: SecretStr, ledger_url: str) -> dict[str, Any]:
         "ledger_chunks": found["chunks"],
         "ledger_campaigns": found["campaigns"],
         "texted_rows": found["texted"],
+        "delivery_history_rows": history_rows,
         "ledger_compacted": compacted,
         "rows_removed": files.rows_removed,
         "files_rewritten": files.rewritten,

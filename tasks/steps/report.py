@@ -44,7 +44,16 @@ ROWS_FILE = rp.ROWS_FILE  # in the report folder: the rows the report was made o
 FOLLOW_UP_FILE = "follow_up.json"
 # The columns the pipeline adds to the source's own (tasks/row_columns.py).
 PIPELINE_COLUMNS = frozenset(
-    {cols.ROW, cols.E164, cols.TERRITORY, cols.REASON, cols.DETAIL, cols.OUTCOME}
+    {
+        cols.ROW,
+        cols.E164,
+        cols.TERRITORY,
+        cols.REASON,
+        cols.DETAIL,
+        cols.OUTCOME,
+        cols.SURVEY,
+        cols.RULE,
+    }
 )
 
 
@@ -99,7 +108,8 @@ def compose(
 ) -> CampaignSummary:
     """The summary of ``rows`` (with their outcomes) and ``chunks``: counts, cost, slots and
     chunk states from them; what only the send run knew (survey, credits, timing, approval,
-    a dry run's plan, keys of a newer version) kept from ``base``."""
+    a dry run's plan, the sample's draw, the witnesses, keys of a newer version) kept from
+    ``base``."""
     built = rp.build_summary(
         campaign_id=base.campaign_id,
         survey_id=base.survey_id or "",
@@ -114,6 +124,8 @@ def compose(
         duration=float(base.duration_seconds or 0.0),
         report_dir=folders.report_dir(base.campaign_id),
         estimated_cost=base.estimated_cost,
+        witnesses=base.witnesses,
+        sample=base.sample,
     )
     return CampaignSummary.model_validate({**base.as_json(), **built.as_json()})
 
@@ -193,7 +205,7 @@ def publish(
     )
     create_table_artifact(
         key=rp.artifact_key(cid, "chunks"),
-        table=rp.chunk_table(chunks, lang)
+        table=rp.chunk_table(chunks, lang, summary.survey_id)
         or [
             {
                 i18n.label(lang, "xlsx.chunks", "index"): "-",
@@ -219,8 +231,10 @@ def report_task(
     credits_after: float | None,
     send_seconds: float,
     approval: dict[str, Any] | None = None,
+    witnesses: dict[str, Any] | None = None,
 ) -> CampaignSummary:
-    """Outcome per row, summary, files and artifacts. Raises ``ReportError`` (a file cannot be
+    """Outcome per row, summary, files and artifacts. ``witnesses``: what the witness step
+    did ({"texted": n, ...}; None: no witnesses). Raises ``ReportError`` (a file cannot be
     written) or ``LedgerUnavailable``."""
     cid = prepared.campaign_id
     rows = rows_file.load_rows(prepared.rows_path)
@@ -228,7 +242,9 @@ def report_task(
     chunks = ledger.reidentify(ledger.chunks(cid), rows[cols.E164]) if ledger else []
     rows = accounting.row_outcomes(rows, chunks, dry_run=prepared.dry_run)
     summary = compose(
-        _base(prepared, request, rows, credits_after, send_seconds, approval), rows, chunks
+        _base(prepared, request, rows, credits_after, send_seconds, approval, witnesses),
+        rows,
+        chunks,
     )
     # One writer at a time of a campaign's report, whichever machine it runs on.
     with _ledger(request).lock(f"report {cid}"):
@@ -252,6 +268,7 @@ def _base(
     credits_after: float | None,
     send_seconds: float,
     approval: dict[str, Any] | None,
+    witnesses: dict[str, Any] | None = None,
 ) -> CampaignSummary:
     """What the send run knows beyond its rows and chunks."""
     base = CampaignSummary(
@@ -271,7 +288,17 @@ def _base(
         base.plan = prepared.dry_plan
     if approval:
         base.approval = approval  # who said what is kept with the campaign's report
+    base.witnesses = witnesses_texted(witnesses)
+    # getattr: a Prepared pickled by a version without the sample (a resumed run) has none.
+    if (sample := getattr(prepared, "sample", None)) is not None:
+        base.sample = dict(sample)
     return base
+
+
+def witnesses_texted(witnesses: dict[str, Any] | None) -> int:
+    """How many witnesses got the survey, from the witness step's figures (none: 0)."""
+    texted = (witnesses or {}).get("texted", 0)
+    return texted if isinstance(texted, int) and not isinstance(texted, bool) else 0
 
 
 # -- the refresh -------------------------------------------------------------------------------
