@@ -57,6 +57,7 @@ server: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/phone_numbers.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/pressure.py
 
 clean:
 	rm -rf $(VENV) data/reports data/state

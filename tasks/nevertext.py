@@ -116,21 +116,8 @@ class NeverText:
     def _key(self, *, adopt: bool) -> bytes:
         """The ledger's key, checked against the one the ledger recorded (another key would
         recognise nobody: refused in one line), and recorded as the ledger's when ``adopt``."""
-        for attempt in range(3):
-            if self._key_checked:
-                break
-            try:
-                with self.ledger._write() as conn:
-                    if adopt:
-                        self.ledger._adopt_key(conn, pseudonyms=False)
-                        self._key_checked = True
-                    else:
-                        ids = set(conn.execute(select(lg.pseudonym_keys.c.key_id)).scalars())
-                        self.ledger._check_key(ids)
-                        self._key_checked = bool(ids)
-            except IntegrityError:  # two first runs recorded the key at once: check against it
-                if attempt == 2:
-                    raise
+        if not self._key_checked:
+            self._key_checked = self.ledger.store_key_checked(adopt=adopt)
         return self.ledger._key()
 
     @lg.ridden

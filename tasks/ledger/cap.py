@@ -103,13 +103,13 @@ class FrequencyCap(Pseudonyms):
             for start in range(0, len(wanted), 5000):
                 part = wanted[start : start + 5000]
                 aliases = self._aliases(conn, part, fresh=start == 0)
-                found = texts_elsewhere(conn, exclude_campaign, part, since, aliases)
-                for number, texts in found.items():
-                    campaigns = {
-                        t.campaign for t in texts if survey_id is None or t.survey == survey_id
-                    }
-                    if campaigns:
-                        counts[number] = len(campaigns)
+                for e164, n in counts_elsewhere(
+                    conn, exclude_campaign, [*part, *aliases], since, survey_id
+                ):
+                    # A campaign's rows are all under the number or all under its pseudonym
+                    # (a purge or an erasure replaces them together): the two counts add up.
+                    number = aliases.get(e164, e164)
+                    counts[number] = counts.get(number, 0) + int(n)
         return counts
 
     @ridden
@@ -130,6 +130,52 @@ def _campaign_survey(conn: Connection, campaign_id: str) -> str | None:
     return conn.execute(
         select(campaigns.c.survey_id).where(campaigns.c.campaign_id == campaign_id)
     ).scalar()
+
+
+def counts_elsewhere(
+    conn: Connection,
+    campaign_id: str,
+    wanted: Sequence[str],
+    since: datetime,
+    survey_id: str | None,
+) -> Iterable[tuple[str, int]]:
+    """(value, how many other campaigns texted or reserved it at or after ``since``) for the
+    values of ``wanted`` (numbers or pseudonyms) found, of ``survey_id`` only when given: the
+    database counts (a million numbers of weekly campaigns would be as many rows to Python)."""
+    if not wanted:
+        return []
+    dialect = conn.dialect
+    process = texted.c.texted_at.type.dialect_impl(dialect).bind_processor(dialect)
+    when = process(since.astimezone(UTC)) if process else since.astimezone(UTC)
+    scoped = survey_id is not None
+    if dialect.name in ("sqlite", "postgresql"):
+        mark = "?" if dialect.name == "sqlite" else "%s"
+        among = (
+            "t.e164 IN (SELECT value FROM json_each(?))"
+            if dialect.name == "sqlite"
+            else "t.e164 = ANY(%s::text[])"
+        )
+        join = " LEFT JOIN campaigns c ON c.campaign_id = t.campaign_id" if scoped else ""
+        survey = f" AND COALESCE(t.survey_id, c.survey_id) = {mark}" if scoped else ""
+        values = json.dumps(list(wanted)) if dialect.name == "sqlite" else list(wanted)
+        return conn.exec_driver_sql(
+            f"SELECT t.e164, COUNT(DISTINCT t.campaign_id) FROM texted t{join} WHERE {among} "
+            f"AND t.texted_at >= {mark} AND t.campaign_id != {mark}{survey} GROUP BY t.e164",
+            (values, when, campaign_id, *((survey_id,) if scoped else ())),
+        ).all()
+    query = (
+        select(texted.c.e164, func.count(func.distinct(texted.c.campaign_id)))
+        .select_from(texted.outerjoin(campaigns, campaigns.c.campaign_id == texted.c.campaign_id))
+        .where(
+            texted.c.e164.in_(list(wanted)),
+            texted.c.texted_at >= since.astimezone(UTC),
+            texted.c.campaign_id != campaign_id,
+        )
+        .group_by(texted.c.e164)
+    )
+    if scoped:
+        query = query.where(func.coalesce(texted.c.survey_id, campaigns.c.survey_id) == survey_id)
+    return [(e164, int(n)) for e164, n in conn.execute(query)]
 
 
 def texts_elsewhere(

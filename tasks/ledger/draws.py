@@ -44,7 +44,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from tasks import ledger as lg
 from tasks.errors import OperatorError
 from tasks.ledger.engine import is_outage
-from tasks.ledger.schema import pseudonym_keys, sample_drawn, sample_draws
+from tasks.ledger.schema import sample_drawn, sample_draws
 from tasks.nevertext import digests
 
 _BATCH = 2000
@@ -124,21 +124,8 @@ class Draws:
     def _key(self, *, adopt: bool) -> bytes:
         """The ledger's key, checked against the one it recorded (another key would recognise
         nobody: refused in one line), recorded as the ledger's when ``adopt``."""
-        for attempt in range(3):
-            if self._key_checked:
-                break
-            try:
-                with self.ledger._write() as conn:
-                    if adopt:
-                        self.ledger._adopt_key(conn, pseudonyms=False)
-                        self._key_checked = True
-                    else:
-                        ids = set(conn.execute(select(pseudonym_keys.c.key_id)).scalars())
-                        self.ledger._check_key(ids)
-                        self._key_checked = bool(ids)
-            except IntegrityError:  # another run recorded the key first: check against it
-                if attempt == 2:
-                    raise
+        if not self._key_checked:
+            self._key_checked = self.ledger.store_key_checked(adopt=adopt)
         return draw_key(self.ledger._key())
 
     def save(self, campaign_id: str, record: dict[str, Any], drawn: Iterable[str]) -> bool:

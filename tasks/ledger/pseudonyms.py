@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from tasks.ledger.engine import LedgerEngine
 from tasks.ledger.model import ChunkRow, LedgerUnavailable
@@ -162,6 +163,25 @@ class Pseudonyms(LedgerEngine):
             conn.execute(insert(pseudonym_keys).values(key_id=key_id(key), created_at=self.now()))
         self._pseudonyms_seen = self._pseudonyms_seen or pseudonyms
         return key
+
+    def store_key_checked(self, *, adopt: bool) -> bool:
+        """For the keyed stores beside the chunks (the never-text store, the samples' draws):
+        the key checked against the one the ledger recorded (another key would recognise
+        nobody: refused in one line), and recorded as the ledger's when ``adopt``. True once
+        there is a recorded key to have checked against."""
+        for attempt in range(3):
+            try:
+                with self._write() as conn:
+                    if adopt:
+                        self._adopt_key(conn, pseudonyms=False)
+                        return True
+                    ids = set(conn.execute(select(pseudonym_keys.c.key_id)).scalars())
+                    self._check_key(ids)
+                    return bool(ids)
+            except IntegrityError:  # two first runs recorded the key at once: check against it
+                if attempt == 2:
+                    raise
+        return False
 
     def reidentify(self, rows: Sequence[ChunkRow], numbers: Iterable[str]) -> list[ChunkRow]:
         """The chunks with each pseudonym of one of ``numbers`` (the input at hand, E.164) put
