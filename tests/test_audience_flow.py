@@ -125,3 +125,15 @@ def test_each_pressure_rule_counts_its_own_skips(campaign_env: Path, simulator: 
     assert summary["pressure_skips"] == {"deux": 1, "meme": 2}
     assert summary["rejected"]["recently_surveyed"] == 3 and summary["sent"] == 3
     identity(summary)
+
+
+def test_a_sample_larger_than_the_list_texts_everybody_and_says_so(
+    campaign_env: Path, simulator: Any
+) -> None:
+    path = write(campaign_env / "r.csv", [(n,) for n in mobiles(4)], "mobile")
+    summary = run_flow(path, audience=Audience(sample="50%"), campaign_id="smp-all")
+    assert summary["sent"] == 2 and summary["rejected"] == {"not_sampled": 2}
+    other = write(campaign_env / "o.csv", [(n,) for n in mobiles(4, start=100)], "mobile")
+    summary = run_flow(other, audience=Audience(sample="10"), campaign_id="smp-big")
+    assert summary["sent"] == 4 and summary["rejected"]["not_sampled"] == 0
+    assert summary["sample"]["short"] is True and summary["sample"]["limited_by"] == "eligible"

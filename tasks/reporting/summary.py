@@ -24,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.accounting import CAP_RULE, Counts, held_by
 from tasks.ledger.model import ChunkRow
-from tasks.outcomes import DRY_RUN, FAILED, RECENTLY_SURVEYED, REJECTED, SENT, ChunkState
+from tasks.outcomes import (
+    DRY_RUN,
+    FAILED,
+    NOT_SAMPLED,
+    RECENTLY_SURVEYED,
+    REJECTED,
+    SENT,
+    ChunkState,
+)
 from tasks.row_columns import E164, OUTCOME, REASON, RULE, SURVEY, TERRITORY
 
 # int stays int and float stays float (a cost of 0 is written 0, as it always was)
@@ -123,10 +131,13 @@ def build_summary(
     """The campaign's summary: the CLI's last line and summary.json. ``witnesses``: how many
     staff numbers were texted apart; ``sample``: the draw's record (None: no sample asked)."""
     sent_chunks = [c for c in chunks if c.state == ChunkState.sent]
+    counted = counts.as_dict()
+    if sample is not None:  # a sample's campaign always says how many were not drawn
+        counted["rejected"] = {**counted["rejected"], NOT_SAMPLED: 0, **counted["rejected"]}
     return CampaignSummary(
         campaign_id=campaign_id,
         survey_id=survey_id,
-        **counts.as_dict(),
+        **counted,
         nb_sms=int(sum(c.nb_sms or 0 for c in sent_chunks)),
         cost=round(sum(c.cost or 0.0 for c in sent_chunks), 4),
         # True when some of that cost is an estimate: chunks confirmed through the status
