@@ -298,3 +298,36 @@ def test_erase_flow_refuses_what_is_not_a_number(campaign_env: Path) -> None:
 
     state = erase_person(phone=SecretStr("hello"), return_state=True)
     assert state.is_failed() and "cannot be read" in (state.message or "")
+
+
+def test_witness_sends_keep_no_number_after_a_purge_or_an_erasure(ledger_url: str) -> None:
+    from sqlalchemy import insert, select
+
+    from tasks.ledger.schema import witness_sends
+
+    led = lg.Ledger(ledger_url, pseudonym_key=KEY)
+    people = numbers(3)
+    staff = ("+33612349990", "+33612349991")
+    led.create_plan("old", "s", [lg.ChunkPlan(0, "FR", None, people)])
+    claim = led.claim("old", 0, "me", cost_per_recipient=0.05)
+    led.mark_sent("old", 0, message_id=7, nb_sms=3, cost=0.1, currency="EUR",
+                  texted_at=datetime.now(UTC), reserved=claim.reserved)  # fmt: skip
+    with led._write() as conn:
+        for i, e164 in enumerate(staff):
+            conn.execute(
+                insert(witness_sends).values(
+                    campaign_id="old", survey_id="s", mode="campaign", e164=e164,
+                    tag=f"tm{i:018d}", state="sent", updated_at=datetime.now(UTC),
+                )
+            )  # fmt: skip
+
+    def stored() -> list[str]:
+        with led.engine.connect() as conn:
+            return list(conn.execute(select(witness_sends.c.e164)).scalars())
+
+    led.erase_number(staff[0], masking.mask_numbers)  # a staff member who left
+    assert staff[0] not in stored() and staff[1] in stored()
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert led.purge_campaign("old", later, masking.mask_numbers) is not None
+    assert not any(n.startswith("+") for n in stored()) and len(stored()) == 2
+    led.close()
