@@ -39,6 +39,7 @@ from tasks.outcomes import (
     ChunkState,
 )
 from tasks.sendcore import Slot, evidence_after
+from tasks.witnesses import WitnessCancel
 
 
 def cancel_chunk(
@@ -205,12 +206,19 @@ def cancel_chunks(
 
 
 def write_cancel(
-    report_dir: Path, counts: dict[str, Any], results: Sequence[ChunkCancel], at: datetime
+    report_dir: Path,
+    counts: dict[str, Any],
+    results: Sequence[ChunkCancel],
+    at: datetime,
+    witnesses: Sequence[WitnessCancel] = (),
 ) -> Path:
-    """``cancel.json``: the counts and one line per chunk (no phone number in it)."""
+    """``cancel.json``: the counts and one line per chunk (no phone number in it), and one per
+    witness's send (``witness_sends``, numbers masked) when the campaign texted witnesses."""
     report_dir.mkdir(parents=True, exist_ok=True)
     path = report_dir / "cancel.json"
     data = {**counts, "at": at.isoformat(), "chunks": [asdict(r) for r in results]}
+    if witnesses:
+        data["witness_sends"] = [asdict(w) for w in witnesses]
     # A unique temporary name: two cancels at once never publish each other's half-written file.
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path

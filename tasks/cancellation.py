@@ -22,10 +22,10 @@ Prefect tasks the cancel flow runs are in ``tasks/steps/cancel.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from tasks.i18n import DEFAULT_LANG, Lang, say_in, territory_name, when
 from tasks.ledger.model import ChunkRow
@@ -131,12 +131,26 @@ class ChunkCancel:
     why: Why | None = None
 
 
-def count(campaign_id: str, results: Iterable[ChunkCancel]) -> dict[str, Any]:
-    """The JSON object the command prints: chunks per outcome, and recipients this run spared."""
+# The cancel summary's key for the witness phones' sends (issue 23), and the outcomes counted
+# there as called off; every other one may still reach a witness, or did.
+WITNESSES = "witnesses"
+_WITNESS_DONE = (CANCEL_DONE, CANCEL_NOT_SENT, CANCEL_ALREADY)
+
+
+def count(
+    campaign_id: str,
+    results: Iterable[ChunkCancel],
+    witnesses: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The JSON object the command prints: chunks per outcome, and recipients this run spared;
+    ``witnesses`` (their sends per outcome, ``tasks.witnesses.cancel_counts``) only for a
+    campaign that texted witnesses."""
     results = list(results)
     counts: dict[str, Any] = {"campaign_id": campaign_id}
     counts.update({o: sum(1 for r in results if r.outcome == o) for o in CANCEL_OUTCOMES})
     counts["recipients_cancelled"] = sum(r.size for r in results if r.changed)
+    if witnesses is not None:
+        counts[WITNESSES] = dict(witnesses)
     return counts
 
 
@@ -357,6 +371,44 @@ TEXTS: dict[str, dict[str, str]] = {
         "fr": "Détail : {path}",
         "en": "Details: {path}",
     },
+    # the witness phones' sends (tasks/witnesses.py), counted apart from the chunks
+    "why.gateway_unanswered": {
+        "fr": "SMS Partner n'a pas répondu clairement ({detail}) : il peut encore partir ; "
+        "relancez l'annulation",
+        "en": "the gateway gave no clear answer ({detail}): it may still go out; run the "
+        "cancel again",
+    },
+    "why.gateway_unreachable": {
+        "fr": "SMS Partner injoignable ({detail}) : rien n'a été annulé ; relancez l'annulation",
+        "en": "the gateway could not be reached ({detail}): nothing was cancelled; run the "
+        "cancel again",
+    },
+    "witnesses.heading": {"fr": "SMS des témoins", "en": "Witnesses' SMS"},
+    "witnesses.done.one": {
+        "fr": "SMS de témoin annulé : {n}",
+        "en": "Witness SMS cancelled: {n}",
+    },
+    "witnesses.done.other": {
+        "fr": "SMS des témoins annulés : {n}",
+        "en": "Witnesses' SMS cancelled: {n}",
+    },
+    "witnesses.kept.one": {
+        "fr": "SMS de témoin non annulé : {n}",
+        "en": "Witness SMS not cancelled: {n}",
+    },
+    "witnesses.kept.other": {
+        "fr": "SMS des témoins non annulés : {n}",
+        "en": "Witnesses' SMS not cancelled: {n}",
+    },
+    "witnesses.line": {
+        "fr": "{number}, enquête {survey} : {why}",
+        "en": "{number}, survey {survey}: {why}",
+    },
+    "next.again_witnesses": {
+        "fr": "Des SMS de témoins peuvent encore partir : relancez l'annulation dans quelques "
+        "minutes.",
+        "en": "Some witnesses' SMS may still go out: run the cancel again in a few minutes.",
+    },
     # an id the ledger does not know
     "unknown": {
         "fr": "Campagne « {campaign} » inconnue : aucun envoi n'a été fait sous cet "
@@ -403,9 +455,12 @@ def markdown_cancel(
     at: datetime,
     *,
     lang: Lang = DEFAULT_LANG,
+    witnesses: Sequence[WitnessKept] = (),
 ) -> str:
     """What the UI shows after a cancel: who will not be texted, what became of the chunks
-    (the counts that are not zero), what was cancelled and what was not, and why."""
+    (the counts that are not zero), what was cancelled and what was not, and why; then the
+    witnesses' SMS (``counts["witnesses"]``) and those not cancelled (``witnesses``: masked
+    numbers), when the campaign texted witnesses."""
     lines = [
         f"# {say(lang, 'title', campaign=counts['campaign_id'])}",
         "",
@@ -422,18 +477,73 @@ def markdown_cancel(
     if kept:
         lines += ["", f"## {say(lang, 'kept_heading')}", ""]
         lines += _listed([(r.slot, r.territory, r.size, _why(r, lang)) for r in kept], lang)
+    lines += _witness_section(counts, witnesses, lang)
     lines += ["", *next_steps(counts, lang)]
     return "\n".join(lines)
+
+
+class WitnessKept(Protocol):
+    """A witness's send the cancel did not call off, as the artifact lists it (duck-typed:
+    ``tasks.witnesses.WitnessCancel``, which imports this module)."""
+
+    @property
+    def survey_id(self) -> str: ...
+    @property
+    def number(self) -> str: ...  # masked
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def why(self) -> Why | None: ...
+
+
+def witness_lines(counts: Mapping[str, Any], lang: Lang) -> list[str]:
+    """The witnesses' line ("SMS des témoins annulés : n", and those not cancelled when some
+    are) of a cancel of a campaign that texted witnesses; nothing otherwise."""
+    found = counts.get(WITNESSES)
+    if not isinstance(found, Mapping):
+        return []
+    done = sum(int(found.get(o, 0)) for o in _WITNESS_DONE)
+    kept = sum(int(n) for o, n in found.items() if o not in _WITNESS_DONE)
+    lines = [say(lang, "witnesses.done", done)]
+    if kept:
+        lines.append(say(lang, "witnesses.kept", kept))
+    return lines
+
+
+def _witness_section(
+    counts: Mapping[str, Any], witnesses: Sequence[WitnessKept], lang: Lang
+) -> list[str]:
+    said = witness_lines(counts, lang)
+    if not said:
+        return []
+    lines = ["", f"## {say(lang, 'witnesses.heading')}", "", *[f"- {line}" for line in said]]
+    kept = [w for w in witnesses if w.outcome not in _WITNESS_DONE]
+    if kept:
+        lines.append("")
+    for w in kept[:_MAX_ROWS]:
+        why = w.why.say(lang) if w.why else w.detail
+        said_why = say(lang, "witnesses.line", number=w.number, survey=w.survey_id, why=why)
+        lines.append(f"- {said_why}")
+    if len(kept) > _MAX_ROWS:
+        lines.append(f"- {say(lang, 'more', n=len(kept) - _MAX_ROWS)}")
+    return lines
 
 
 def next_steps(counts: dict[str, Any], lang: Lang) -> list[str]:
     """What the operator takes away: nothing more will go out, or what cannot be stopped, or
     run the cancel again."""
     steps = []
-    if counts.get(CANCEL_TOO_LATE) or counts.get(CANCEL_ALREADY_SENT):
+    found = counts.get(WITNESSES)
+    witnesses: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    gone = (CANCEL_TOO_LATE, CANCEL_ALREADY_SENT)
+    if any(counts.get(o) or witnesses.get(o) for o in gone):
         steps.append(say(lang, "next.gone"))
     if counts.get(CANCEL_NOT_FOUND) or counts.get(CANCEL_IN_PROGRESS):
         steps.append(say(lang, "next.again"))
+    if any(n for o, n in witnesses.items() if o not in (*_WITNESS_DONE, *gone)):
+        steps.append(say(lang, "next.again_witnesses"))
     return steps or [say(lang, "next.all_done")]
 
 
@@ -449,7 +559,9 @@ def summary_lines(counts: dict[str, Any], lang: Lang) -> list[str]:
         kept=say(lang, "log.kept", kept),
         spared=say(lang, "log.spared", counts.get("recipients_cancelled", 0)),
     )
-    return [line, *next_steps(counts, lang)]
+    witnesses = witness_lines(counts, lang)
+    joined = (" ; " if lang == "fr" else "; ").join(witnesses)  # French typography's space
+    return [line, *([joined] if witnesses else []), *next_steps(counts, lang)]
 
 
 def unknown_campaign_line(campaign_id: str, lang: Lang = DEFAULT_LANG) -> str:

@@ -19,17 +19,33 @@ from typing import Any
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from smspartner import SMSPartnerClient, SMSPartnerError
+from smspartner import SMSPartnerClient, SMSPartnerError, StatusEntry
 from smspartner.models import CONNECT_TIMEOUT
 from tasks import ledger as lg
 from tasks import sendcore as sc
 from tasks import witnesses as wt
+from tasks.cancellation import (
+    ASK_GATEWAY,
+    LEDGER_ONLY,
+    LOOK_UP_TAG,
+    NOTICE,
+    SETTLE,
+    ChunkAction,
+    Why,
+)
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.ledger.model import aware
 from tasks.ledger.owners import owner_is_dead
 from tasks.ledger.schema import witness_sends
-from tasks.outcomes import IN_DOUBT
+from tasks.outcomes import (
+    CAMPAIGN_CANCELLED,
+    CANCEL_IN_PROGRESS,
+    CANCEL_NOT_SENT,
+    IN_DOUBT,
+    ChunkState,
+)
 from tasks.recipients import RecipientsError
+from tasks.recipients.suppression import read_number_list
 from tasks.runtime import CampaignStopped
 from tasks.slots import LEAD, to_api_schedule
 
@@ -47,10 +63,8 @@ def load_witnesses(path: str | Path, lang: Lang = DEFAULT_LANG) -> tuple[str, ..
         raise wt.WitnessListError(wt.say(lang, "missing", path=path))
     # The opt-out lists' reader: the same careful reading of a column of numbers, whose
     # messages never quote the file.
-    from tasks.recipients.suppression import _read_number_list
-
     try:
-        listed = _read_number_list(file)
+        listed = read_number_list(file)
     except RecipientsError as exc:
         raise wt.WitnessListError(wt.say(lang, "unreadable", path=path, detail=exc)) from None
     return wt.witness_numbers(listed.entries, str(path), lang)
@@ -172,6 +186,46 @@ class WitnessStore:
             )
 
     @lg.ridden
+    def to_cancel(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The campaign's own witness sends (not the witnesses-only run's: those left at
+        once), as the cancel reads them, numbers included."""
+        c = witness_sends.c
+        with self.ledger.engine.connect() as conn:
+            rows = conn.execute(
+                select(witness_sends)
+                .where(c.campaign_id == campaign_id, c.mode == str(wt.Mode.campaign))
+                .order_by(c.survey_id, c.e164)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    @lg.ridden
+    def mark_cancelled(self, key: Key, from_states: Sequence[str], detail: str) -> bool:
+        """The send ``cancelled`` if it still is in one of ``from_states`` (another run may
+        have retaken it meanwhile); whether this call did it."""
+        with self.ledger._write() as conn:
+            done = conn.execute(
+                update(witness_sends)
+                .where(key.where(), witness_sends.c.state.in_(list(from_states)))
+                .values(
+                    state=wt.WitnessState.cancelled,
+                    reason=CAMPAIGN_CANCELLED,
+                    detail=detail[:500],
+                    updated_at=self.ledger.now(),
+                )
+            )
+        return bool(done.rowcount)
+
+    @lg.ridden
+    def note(self, key: Key, state: str, detail: str) -> None:
+        """Why the cancel left the send as it is, while it still is in ``state``."""
+        with self.ledger._write() as conn:
+            conn.execute(
+                update(witness_sends)
+                .where(key.where(), witness_sends.c.state == state)
+                .values(detail=detail[:500])
+            )
+
+    @lg.ridden
     def of_campaign(self, campaign_id: str) -> list[dict[str, Any]]:
         """Every witness row of a campaign, numbers included (for the report, which masks
         them; for tests)."""
@@ -183,6 +237,21 @@ class WitnessStore:
                 .order_by(c.survey_id, c.mode, c.e164)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+
+def texted_count(ledger: lg.Ledger, campaign_id: str) -> int:
+    """Witness SMS of a campaign that went out (or will, at their slot), as the ledger says now:
+    a cancel may have called some off since the send run counted them."""
+    c = witness_sends.c
+    with ledger.engine.connect() as conn:
+        found = conn.execute(
+            select(c.e164).where(
+                c.campaign_id == campaign_id,
+                c.mode == str(wt.Mode.campaign),
+                c.state == str(wt.WitnessState.sent),
+            )
+        ).all()
+    return len(found)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -222,6 +291,7 @@ def text_witnesses(
         deadline=timedelta(seconds=CONNECT_TIMEOUT + 2 * timeout + wt.POLICY.max_backoff),
         now=now,
         sleep=sleep,
+        called_off=not request.only and called_off(ledger, request.campaign_id),
     )
     lines: list[wt.WitnessLine] = []
     for survey in dict.fromkeys(request.surveys):
@@ -238,6 +308,15 @@ def recipients_among(ledger: lg.Ledger, campaign_id: str, numbers: Sequence[str]
     return frozenset(n for n in numbers if n in planned)
 
 
+def called_off(ledger: lg.Ledger, campaign_id: str) -> bool:
+    """Whether the cancel flow called the campaign off (a chunk of it cancelled for that
+    reason; the retention purge's cancelled chunks keep their own)."""
+    return any(
+        c.state == ChunkState.cancelled and c.reason == CAMPAIGN_CANCELLED
+        for c in ledger.chunks(campaign_id)
+    )
+
+
 @dataclass(frozen=True)
 class _Run:
     request: wt.WitnessRequest
@@ -248,6 +327,7 @@ class _Run:
     deadline: timedelta
     now: Callable[[], datetime]
     sleep: Callable[[float], None]
+    called_off: bool = False  # the campaign was cancelled: nothing new is sent for it
 
 
 def _one(run: _Run, key: Key, left: wt.Outcome | None) -> wt.WitnessLine:
@@ -255,6 +335,16 @@ def _one(run: _Run, key: Key, left: wt.Outcome | None) -> wt.WitnessLine:
     earlier = run.store.read(key)
     if earlier is not None and earlier.state == wt.WitnessState.sent:
         return wt.line(key.survey_id, key.e164, wt.Outcome.texted)
+    if earlier is not None and earlier.state == wt.WitnessState.cancelled:
+        return wt.line(key.survey_id, key.e164, wt.Outcome.cancelled)
+    if (
+        left is None
+        and run.called_off
+        and (earlier is None or earlier.state == wt.WitnessState.failed)
+    ):
+        # A rerun of a cancelled campaign sends none of its chunks, so no witness SMS either;
+        # a send that may have landed is still looked up below.
+        left = wt.Outcome.cancelled
     if left is not None:
         return wt.line(key.survey_id, key.e164, left)
     tag = wt.witness_tag(key.campaign_id, key.survey_id, key.mode, key.e164)
@@ -330,4 +420,109 @@ def _look(run: _Run, key: Key, tag: str) -> None:
     run.store.settle(key, wt.after_look(evidence) is wt.Outcome.texted)
 
 
-__all__ = ["Key", "WitnessStore", "load_witnesses", "recipients_among", "text_witnesses"]
+# -- calling them off with their campaign --------------------------------------------------------
+
+
+def cancel_witnesses(
+    client: SMSPartnerClient,
+    ledger: lg.Ledger,
+    campaign_id: str,
+    now: datetime,
+    *,
+    notice: timedelta = NOTICE,
+    settle: timedelta = SETTLE,
+) -> list[wt.WitnessCancel]:
+    """Call off the campaign's witness sends that can still be, as its chunks are: at the
+    gateway when scheduled more than ``notice`` ahead, in the ledger when nothing landed (so a
+    rerun does not send them). A gateway error on one is that send's outcome (``error``),
+    never the end of the others; a rerun is harmless. LedgerUnavailable past the ledger's
+    outage bound."""
+    store = WitnessStore(ledger)
+    return [
+        _cancel_one(client, store, row, now, notice, settle) for row in store.to_cancel(campaign_id)
+    ]
+
+
+# How long a ``sending`` row may be written before the cancel treats it as a send that may have
+# landed: one witness's longest send (``text_witnesses``' deadline at the default timeout).
+_SEND_DEADLINE = timedelta(seconds=CONNECT_TIMEOUT + 2 * sc.READ_TIMEOUT + wt.POLICY.max_backoff)
+
+
+def _cancel_one(
+    client: SMSPartnerClient,
+    store: WitnessStore,
+    row: dict[str, Any],
+    now: datetime,
+    notice: timedelta,
+    settle: timedelta,
+) -> wt.WitnessCancel:
+    key = Key(row["campaign_id"], row["survey_id"], wt.Mode(row["mode"]), row["e164"])
+    updated = aware(row["updated_at"]) or _EPOCH
+    facts = wt.CancelFacts(
+        state=row["state"],
+        slot=row["slot"],
+        message_id=row["message_id"],
+        updated_at=updated,
+        stale=owner_is_dead(row["owner"]) or now - updated > _SEND_DEADLINE,
+    )
+
+    state = facts.state
+
+    def ended(step: wt.CancelStep | ChunkAction, changed: bool = False) -> wt.WitnessCancel:
+        outcome = step.outcome if isinstance(step, wt.CancelStep) else step.action
+        if outcome in wt.CANCEL_KEPT:  # the ledger says why it may still go, or went
+            store.note(key, state, f"not cancelled: {step.why.say('en')}")
+        return wt.cancelled_line(key.survey_id, key.e164, facts.slot, outcome, step.why, changed)
+
+    action = wt.cancel_action(facts, now, notice)
+    if action.action == LEDGER_ONLY:
+        if store.mark_cancelled(key, (state,), "campaign cancelled before it was sent"):
+            return ended(ChunkAction(CANCEL_NOT_SENT, action.why), changed=True)
+        return ended(ChunkAction(CANCEL_IN_PROGRESS, Why("claimed_meanwhile")))
+    message_id = facts.message_id
+    if action.action == LOOK_UP_TAG:
+        looked = wt.after_tag_look(_by_tag(client, row["tag"]), facts, now, notice, settle)
+        if looked.landed:  # it did land: the ledger says so, whatever the cancel does next
+            store.settle(key, texted=True)
+            state = wt.WitnessState.sent
+        if looked.record:
+            changed = store.mark_cancelled(
+                key, (state,), "campaign cancelled; the gateway never got it"
+            )
+            return ended(looked, changed)
+        if looked.outcome != ASK_GATEWAY:
+            return ended(looked)
+        message_id = looked.message_id
+    elif action.action != ASK_GATEWAY:  # a final outcome: cancelled before, too late, sent...
+        return ended(action)
+    assert message_id is not None  # the rule asks the gateway only with one
+    try:
+        client.cancel(message_id)
+        answer: SMSPartnerError | None = None
+    except SMSPartnerError as exc:
+        answer = exc
+    step = wt.after_cancel_call(answer)
+    # From a stale ``sending`` row too: the gateway has just said the send is there.
+    changed = step.record and store.mark_cancelled(key, _AT_GATEWAY, step.why.say("en"))
+    return ended(step, changed)
+
+
+_AT_GATEWAY = (wt.WitnessState.sent, wt.WitnessState.in_doubt, wt.WitnessState.sending)
+
+
+def _by_tag(client: SMSPartnerClient, tag: str) -> list[StatusEntry] | SMSPartnerError:
+    try:
+        return client.status_by_tag(tag)
+    except SMSPartnerError as exc:
+        return exc
+
+
+__all__ = [
+    "Key",
+    "WitnessStore",
+    "called_off",
+    "cancel_witnesses",
+    "load_witnesses",
+    "recipients_among",
+    "text_witnesses",
+]

@@ -26,18 +26,35 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from smspartner import SendOutcome
+from smspartner import (
+    CancelError,
+    NotFound,
+    SendOutcome,
+    SMSPartnerError,
+    StatusEntry,
+    TransportError,
+)
 from tasks import i18n
 from tasks import sendcore as sc
+from tasks.cancellation import LOOK_UP_TAG, NOTICE, SETTLE, ChunkAction, Why, decide
 from tasks.errors import OperatorError
 from tasks.i18n import DEFAULT_LANG, Lang
+from tasks.ledger.model import ChunkRow
 from tasks.numbers import mask_number, normalize_number
 from tasks.outcomes import (
+    CANCEL_ALREADY,
+    CANCEL_ALREADY_SENT,
+    CANCEL_DONE,
+    CANCEL_NOT_FOUND,
+    CANCEL_NOT_SENT,
+    CANCEL_OUTCOMES,
+    CANCEL_TOO_LATE,
     GATEWAY_ERROR,
     GATEWAY_REJECTED,
     IN_DOUBT,
     INSUFFICIENT_CREDITS,
     NO_SLOT,
+    ChunkState,
 )
 
 MAX_WITNESSES: Final = 20
@@ -65,6 +82,7 @@ class WitnessState(StrEnum):
     sent = "sent"
     failed = "failed"  # nothing landed: a rerun sends it
     in_doubt = "in_doubt"  # may have landed: never sent again
+    cancelled = "cancelled"  # called off with its campaign: never sent (again)
 
 
 class Outcome(StrEnum):
@@ -75,6 +93,7 @@ class Outcome(StrEnum):
     recipient = "recipient"  # a recipient of the campaign: the recipients' SMS only
     in_doubt = "in_doubt"  # may have been texted: not sent again
     failed = "failed"  # not texted (reason)
+    cancelled = "cancelled"  # called off with the campaign (tasks/witness_io.cancel_witnesses)
 
 
 SKIPPED: Final = frozenset({Outcome.opted_out, Outcome.recipient})
@@ -222,6 +241,10 @@ class WitnessResult:
     def failed(self) -> int:
         return self._count(Outcome.failed)
 
+    @property
+    def cancelled(self) -> int:
+        return self._count(Outcome.cancelled)
+
     def per_survey(self) -> dict[str, dict[str, int]]:
         surveys = dict.fromkeys(line.survey_id for line in self.lines)
         return {
@@ -324,6 +347,7 @@ class Found(StrEnum):
     texted = "texted"  # sent by an earlier or concurrent run
     look = "look"  # may have happened: ask the gateway by tag, never send again
     wait = "wait"  # another live run is sending it right now: read again shortly
+    cancelled = "cancelled"  # its campaign was cancelled: never sent
 
 
 def on_record(
@@ -340,6 +364,8 @@ def on_record(
     the longest one send can take."""
     if state is None or ours:
         return Found.send
+    if state == WitnessState.cancelled:
+        return Found.cancelled
     if state == WitnessState.sent:
         return Found.texted
     if state == WitnessState.failed:
@@ -416,14 +442,172 @@ def outcome_of(state: str) -> Outcome:
         return Outcome.texted
     if state == WitnessState.failed:
         return Outcome.failed
+    if state == WitnessState.cancelled:
+        return Outcome.cancelled
     return Outcome.in_doubt
+
+
+# -- calling a witness's SMS off with its campaign ------------------------------------------------
+# ``python -m flows.cancel_campaign`` cancels the campaign's witness sends as it does its chunks
+# (``tasks/cancellation.py``'s ``decide``, read for one number): a scheduled SMS more than
+# ``NOTICE`` ahead is called off at the gateway, one that never landed is cancelled in the
+# ledger only (a rerun would send it), one that may have landed is looked up by its tag. The
+# witnesses-only mode's sends are not: they left at once.
+
+# A witness's cancel whose gateway call proved nothing (no answer, a 5xx, a refused key...): it
+# may still go out, and running the cancel again settles it (code 5 if it was cancelled).
+CANCEL_ERROR: Final = "error"
+CANCEL_COUNTS: Final = (*CANCEL_OUTCOMES, CANCEL_ERROR)
+# What a cancel leaves that may still reach a witness, or did: the operator has to look.
+CANCEL_KEPT: Final = frozenset(CANCEL_COUNTS) - {CANCEL_DONE, CANCEL_NOT_SENT, CANCEL_ALREADY}
+
+
+@dataclass(frozen=True)
+class CancelFacts:
+    """What the ledger holds of one witness's send, as the cancel reads it."""
+
+    state: str  # a WitnessState
+    slot: str | None  # ISO with offset; None: sent at once
+    message_id: int | None
+    updated_at: datetime  # when the row was last written (an in-doubt send's attempt)
+    stale: bool = False  # a ``sending`` row whose run is gone (or outlived any send)
+
+
+@dataclass(frozen=True)
+class CancelStep:
+    """What to do after the gateway answered (a tag look or the cancel call).
+
+    ``outcome``: a final outcome (``CANCEL_COUNTS``) or ``ASK_GATEWAY`` (cancel
+    ``message_id``); ``record``: write the row ``cancelled`` (only from the state it was read
+    in); ``landed``: the tag look found the send, so the row is ``sent``."""
+
+    outcome: str
+    why: Why
+    record: bool = False
+    landed: bool = False
+    message_id: int | None = None
+
+
+def cancel_action(facts: CancelFacts, now: datetime, notice: timedelta = NOTICE) -> ChunkAction:
+    """What to do with one witness's send when its campaign is called off at ``now``: the
+    chunks' rule (``decide``) read for one number, so both end the same way. A ``sending`` row
+    whose run is gone is a send that may have landed (in doubt)."""
+    state = facts.state
+    if state == WitnessState.sending and facts.stale:
+        state = WitnessState.in_doubt
+    return decide(_as_chunk(facts, state, facts.message_id), now, notice)
+
+
+def _as_chunk(facts: CancelFacts, state: str, message_id: int | None) -> ChunkRow:
+    doubt = facts.updated_at if state == WitnessState.in_doubt else None
+    return ChunkRow(
+        campaign_id="",
+        chunk_index=0,
+        tag="",
+        territory="",
+        slot=facts.slot,
+        numbers=("witness",),  # never empty: a witness's send has its one number
+        refused={},
+        state=ChunkState(state),
+        reason=None,
+        detail=None,
+        owner=None,
+        message_id=message_id,
+        nb_sms=None,
+        cost=None,
+        currency=None,
+        attempts=1,
+        doubt_from=doubt,
+        updated_at=facts.updated_at,
+    )
+
+
+def after_tag_look(
+    found: Sequence[StatusEntry] | SMSPartnerError,
+    facts: CancelFacts,
+    now: datetime,
+    notice: timedelta = NOTICE,
+    settle: timedelta = SETTLE,
+) -> CancelStep:
+    """What one look-up of a witness's tag (``status_by_tag``'s entries, or its error) says
+    for the cancel: found with a message id in time, cancel it; found without one, it stays
+    (the gateway's dashboard can still cancel it); not found, it never landed only once the
+    settle time after its attempt (or its slot) has passed, else it may still go out; a look
+    that failed proves nothing."""
+    if isinstance(found, SMSPartnerError) and not isinstance(found, NotFound):
+        return CancelStep(CANCEL_ERROR, Why("gateway_unanswered", {"detail": found.message}))
+    entries = [] if isinstance(found, NotFound) else list(found)
+    if entries:
+        message_id = next((e.message_id for e in entries if e.message_id is not None), None)
+        redo = decide(_as_chunk(facts, WitnessState.sent, message_id), now, notice)
+        if redo.action == LOOK_UP_TAG:  # in time, but the gateway gave nothing to cancel
+            return CancelStep(CANCEL_NOT_FOUND, Why("no_message_id_given"), landed=True)
+        return CancelStep(redo.action, redo.why, landed=True, message_id=message_id)
+    doubt = facts.state == WitnessState.in_doubt or (
+        facts.state == WitnessState.sending and facts.stale
+    )
+    settled = now >= sc.evidence_after(facts.updated_at, sc.Slot.from_ledger(facts.slot), settle)
+    if doubt and not settled:
+        return CancelStep(CANCEL_NOT_FOUND, Why("not_visible_yet"))
+    if doubt:
+        return CancelStep(CANCEL_NOT_SENT, Why("never_got_it"), record=True)
+    return CancelStep(CANCEL_NOT_FOUND, Why("tag_unknown"))
+
+
+def after_cancel_call(answer: SMSPartnerError | None) -> CancelStep:
+    """What the gateway's answer to cancelling a witness's message proves (``None``: it said
+    yes). Its refusals are the chunks' (codes 4 to 7); anything else proved nothing: a call
+    cut after it was written may have cancelled it, one never written did not, either way the
+    SMS may still go out and running the cancel again settles it."""
+    if answer is None:
+        return CancelStep(CANCEL_DONE, Why("cancelled_at_gateway"), record=True)
+    if isinstance(answer, NotFound):
+        return CancelStep(CANCEL_NOT_FOUND, Why("message_unknown"))
+    if isinstance(answer, CancelError) and answer.code == CancelError.ALREADY_CANCELLED:
+        return CancelStep(CANCEL_ALREADY, Why("already_cancelled_gateway"), record=True)
+    if isinstance(answer, CancelError) and answer.code == CancelError.TOO_LATE:
+        return CancelStep(CANCEL_TOO_LATE, Why("gateway_too_late"))
+    if isinstance(answer, CancelError) and answer.code == CancelError.ALREADY_SENT:
+        return CancelStep(CANCEL_ALREADY_SENT, Why("gateway_already_sent"))
+    if isinstance(answer, TransportError) and not answer.may_have_landed:
+        return CancelStep(CANCEL_ERROR, Why("gateway_unreachable", {"detail": answer.message}))
+    return CancelStep(CANCEL_ERROR, Why("gateway_unanswered", {"detail": answer.message}))
+
+
+@dataclass(frozen=True)
+class WitnessCancel:
+    """What the cancel did with one witness's send (its number masked)."""
+
+    survey_id: str
+    number: str  # masked (``mask_number``)
+    slot: str | None
+    outcome: str  # one of CANCEL_COUNTS
+    detail: str  # in English (cancel.json); ``why`` says it in the operator's language
+    changed: bool = False  # the ledger now says cancelled because of this run
+    why: Why | None = None
+
+
+def cancelled_line(
+    survey_id: str, e164: str, slot: str | None, outcome: str, why: Why, changed: bool = False
+) -> WitnessCancel:
+    return WitnessCancel(survey_id, mask_number(e164), slot, outcome, why.say("en"), changed, why)
+
+
+def cancel_counts(results: Sequence[WitnessCancel]) -> dict[str, int]:
+    """The cancel summary's ``witnesses``: witness sends per outcome, every key present."""
+    return {o: sum(1 for r in results if r.outcome == o) for o in CANCEL_COUNTS}
 
 
 __all__ = [
     "MAX_WITNESSES",
     "POLICY",
     "TAG_PREFIX",
+    "CANCEL_COUNTS",
+    "CANCEL_ERROR",
+    "CANCEL_KEPT",
     "Act",
+    "CancelFacts",
+    "CancelStep",
     "Found",
     "Mode",
     "Outcome",
@@ -432,8 +616,14 @@ __all__ = [
     "WitnessListError",
     "WitnessRequest",
     "WitnessResult",
+    "WitnessCancel",
     "WitnessState",
+    "after_cancel_call",
     "after_look",
+    "after_tag_look",
+    "cancel_action",
+    "cancel_counts",
+    "cancelled_line",
     "is_witness_tag",
     "left_out",
     "line",

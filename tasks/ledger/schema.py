@@ -128,9 +128,10 @@ witness_sends = Table(
     Column("mode", String(16), primary_key=True),  # "campaign" or "only" (witnesses-only run)
     Column("e164", String(20), primary_key=True),
     Column("tag", String(20), nullable=False, unique=True),
-    Column("state", String(16), nullable=False),  # sending, sent, failed, in_doubt
+    # sending, sent, failed, in_doubt; cancelled (with its campaign: never sent again)
+    Column("state", String(16), nullable=False),
     Column("reason", String(64)),
-    Column("detail", Text),
+    Column("detail", Text),  # why it failed, is in doubt, or was not cancelled
     Column("owner", String(200)),
     Column("slot", String(40)),  # ISO 8601 with offset; NULL means "at once"
     Column("message_id", BigInteger),

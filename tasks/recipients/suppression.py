@@ -50,7 +50,7 @@ def load_suppression_list(path: str | Path) -> SuppressionList:
     included; the message names those rows as a spreadsheet numbers them). Blank rows are
     ignored."""
     file = Path(path)
-    listed = _read_number_list(file)
+    listed = read_number_list(file)
     if not listed.entries:
         what = "has a header line but no phone number below it" if listed.header else "is empty"
         raise RecipientsError(
@@ -106,7 +106,7 @@ class _NumberColumn:
     first_row: int  # the file row of the first non-blank row (0 when there is none)
 
 
-def _read_number_list(path: Path) -> _NumberColumn:
+def read_number_list(path: Path) -> _NumberColumn:
     """A number list's column of numbers: one entry per non-blank row below the header (its
     cell there, ``""`` when that cell is empty), with the row's number in the file as a
     spreadsheet shows it. Blank rows are skipped.

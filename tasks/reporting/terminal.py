@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from tasks import cancellation as cx
 from tasks.i18n import Lang, money, number, plural, text, when
 from tasks.outcomes import (
     CANCEL_ALREADY,
@@ -243,6 +244,7 @@ def _cancel_lines(s: Mapping[str, Any], lang: Lang) -> list[str]:
     return [
         text(lang, "term.campaign", campaign=s.get("campaign_id", "")),
         said,
+        *cx.witness_lines(s, lang),  # the witnesses' scheduled SMS, when the campaign had some
         text(lang, "term.next", step=text(lang, step)),
     ]
 

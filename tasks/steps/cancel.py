@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from smspartner import SMSPartnerClient, SMSPartnerError
 from tasks import ledger as lg
 from tasks import runtime
+from tasks import witnesses as wt
 from tasks.cancel_io import cancel_chunks, write_cancel
 from tasks.cancellation import (
     ChunkCancel,
@@ -32,6 +33,11 @@ from tasks.outcomes import ChunkState
 from tasks.reporting import artifact_key
 from tasks.steps import step
 from tasks.steps.runs import cancel_link
+from tasks.witness_io import cancel_witnesses
+
+# What the cancel did: one line per chunk, then one per witness's send (issue 23), handed from
+# the cancel step to the report step as one list so the flow wires them as before.
+Cancelled = ChunkCancel | wt.WitnessCancel
 
 
 def known_campaign(ledger: lg.Ledger, campaign_id: str, lang: Lang = DEFAULT_LANG) -> None:
@@ -55,18 +61,22 @@ def cancel_offer(campaign_id: str, chunks: list[lg.ChunkRow], lang: Lang = DEFAU
 
 
 @step("cancel-chunks")
-def cancel_task(
-    campaign_id: str, ledger_url: str, key_block: str | None = None
-) -> list[ChunkCancel]:
-    """Cancel what can still be cancelled, chunk by chunk, and record it in the ledger. A
-    gateway that cannot be reached (or refuses the key) is an ``OperatorError`` saying how far it
-    got; what was cancelled before it stays cancelled, and running again resumes."""
+def cancel_task(campaign_id: str, ledger_url: str, key_block: str | None = None) -> list[Cancelled]:
+    """Cancel what can still be cancelled, chunk by chunk, then the campaign's witness sends,
+    and record it in the ledger. A gateway that cannot be reached (or refuses the key) while
+    cancelling the chunks is an ``OperatorError`` saying how far it got; what was cancelled
+    before it stays cancelled, and running again resumes. A witness's send the gateway does
+    not answer for is that send's outcome (``error``), never the run's end."""
     ledger = runtime.shared_ledger(ledger_url)
     chunks = ledger.chunks(campaign_id)
     base_url = runtime.gateway_url()
     try:
         with SMSPartnerClient(runtime.get_api_key(key_block), base_url) as client:
-            return cancel_chunks(client, ledger, chunks, datetime.now(UTC))
+            results: list[Cancelled] = []
+            results += cancel_chunks(client, ledger, chunks, datetime.now(UTC))
+            # After the chunks: the recipients come first; a witness's error is its own.
+            results += cancel_witnesses(client, ledger, campaign_id, datetime.now(UTC))
+            return results
     except SMSPartnerError as exc:
         done = sum(1 for c in ledger.chunks(campaign_id) if c.state == ChunkState.cancelled)
         raise OperatorError(
@@ -77,15 +87,18 @@ def cancel_task(
 
 @step("report-cancel")
 def report_cancel_task(
-    campaign_id: str, results: list[ChunkCancel], lang: Lang = DEFAULT_LANG
+    campaign_id: str, results: list[Cancelled], lang: Lang = DEFAULT_LANG
 ) -> dict[str, Any]:
-    """cancel.json and the markdown artifact."""
+    """cancel.json and the markdown artifact; the counts gain ``witnesses`` (their sends per
+    outcome) only for a campaign that texted witnesses."""
     at = datetime.now(UTC)
-    counts = count(campaign_id, results)
-    write_cancel(report_dir(campaign_id), counts, results, at)
+    chunks = [r for r in results if isinstance(r, ChunkCancel)]
+    witnesses = [r for r in results if isinstance(r, wt.WitnessCancel)]
+    counts = count(campaign_id, chunks, wt.cancel_counts(witnesses) if witnesses else None)
+    write_cancel(report_dir(campaign_id), counts, chunks, at, witnesses)
     create_markdown_artifact(
         key=artifact_key(campaign_id, "cancel"),
-        markdown=markdown_cancel(counts, results, at, lang=lang),
+        markdown=markdown_cancel(counts, chunks, at, lang=lang, witnesses=witnesses),
         description=text(lang, "artifact.cancel"),
     )
     return counts

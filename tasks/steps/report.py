@@ -28,7 +28,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 
-from tasks import accounting, folders, i18n, outcomes, rows_file, runtime
+from tasks import accounting, folders, i18n, outcomes, rows_file, runtime, witness_io
 from tasks import ledger as lg
 from tasks import plan as pl
 from tasks import reporting as rp
@@ -318,6 +318,8 @@ def rebuild(campaign_id: str, ledger: lg.Ledger, lang: Lang) -> Report | None:
         return None  # removed by a purge meanwhile, or not ours
     chunks = ledger.reidentify(ledger.chunks(campaign_id), rows[cols.E164])
     rows = accounting.row_outcomes(rows, chunks, dry_run=False)
+    if before.witnesses:  # as the ledger says now: a cancel may have called them off
+        before.witnesses = witness_io.texted_count(ledger, campaign_id)
     return write_report(compose(before, rows, chunks), rows, chunks, lang)
 
 
