@@ -320,9 +320,14 @@ def retry_wait(sends: int, policy: SendPolicy, rng: random.Random | None = None)
     return jitter(delay, rng)
 
 
+# The jitter's own generator: drawing from the global one from worker threads would change the
+# random state other code (a test's property-based generator) relies on.
+_JITTER = random.Random()
+
+
 def jitter(delay: float, rng: random.Random | None = None) -> float:
     """Somewhere in [delay/2, delay]: kept apart so tests can pin the randomness."""
-    draw = (rng or random).uniform(0.5, 1.0)  # jitter, not crypto
+    draw = (rng or _JITTER).uniform(0.5, 1.0)  # jitter, not crypto
     return delay * draw
 
 

@@ -36,6 +36,9 @@ from tasks.dburl import engine_url, mask
 from tasks.ledger.model import ChunkRow, LedgerUnavailable, chunk_from_row
 from tasks.ledger.schema import add_missing_columns, campaigns, cap_lock, chunks, metadata
 
+# Its own generator: the global one is other code's (a property-based test's state).
+_JITTER = random.Random()
+
 log = logging.getLogger("survey.ledger")
 
 DEFAULT_OUTAGE = 120.0  # seconds an unreachable ledger is retried before a run stops
@@ -177,7 +180,7 @@ class LedgerEngine:
                         f"{self.outage:g} s; run the campaign again with the same id once it "
                         "is back: nobody is texted twice"
                     ) from None
-                self._sleep(delay * random.uniform(0.5, 1.0))  # jitter
+                self._sleep(delay * _JITTER.uniform(0.5, 1.0))  # jitter
                 delay = min(delay * 2, 5.0)
                 continue
             if since is not None:
