@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import time as dtime
 from datetime import timedelta
@@ -745,6 +745,30 @@ class DeliveryWindow(BaseModel):
 
 PROPORTIONAL_WORDS = ("proportionnel", "proportionnelle", "proportional")
 
+# What the server takes in the audience's boxes (the models' own checks say more, after): the
+# form refuses a typo before a run exists, with what was expected.
+_SPACE = r"[\s\u00a0\u202f]"
+SAMPLE_PATTERN = (
+    rf"^{_SPACE}*(?:[0-9][0-9\s\u00a0\u202f]*|[0-9]+(?:[.,][0-9]+)?{_SPACE}*%)?{_SPACE}*$"
+)
+SAMPLE_EXPECTED = "un nombre de personnes (400) ou une part de la liste (10 %)"
+QUOTA_PATTERN = (
+    rf"^{_SPACE}*(?:[0-9]+|{'|'.join(_any_case(w) for w in PROPORTIONAL_WORDS)})?{_SPACE}*$"
+)
+QUOTA_EXPECTED = "un nombre par valeur (150) ou « proportionnel »"
+RULE_PATTERN = r"^\s*[A-Za-z0-9_-]+=[0-9]+/[0-9]+(?::survey)?\s*$"
+RULE_EXPECTED = "une règle écrite NOM=NOMBRE/JOURS ou NOM=NOMBRE/JOURS:survey (trimestre=2/90)"
+
+
+def _boxed(pattern: str, expected: str) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra`` of an optional text box the server checks against ``pattern``."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        optional_box(schema)
+        schema.update(refuse_unless(pattern, expected))
+
+    return extra
+
 
 class Audience(BaseModel):
     """Qui reçoit l'enquête : toute la liste (par défaut) ou un échantillon tiré au hasard, les
@@ -758,7 +782,7 @@ class Audience(BaseModel):
         title="Taille de l'échantillon",
         description="Interroger seulement une partie de la liste, tirée au hasard : un nombre "
         "(400) ou une part (10 %). Vide : toute la liste.",
-        json_schema_extra=optional_box,
+        json_schema_extra=_boxed(SAMPLE_PATTERN, SAMPLE_EXPECTED),
     )
     quota_by: str | None = Field(
         None,
@@ -772,7 +796,7 @@ class Audience(BaseModel):
         title="Au plus, par valeur de cette colonne",
         description="Un nombre (150), ou «\u00a0proportionnel\u00a0» pour garder les "
         "proportions de la liste. Vide : pas de limite par valeur.",
-        json_schema_extra=optional_box,
+        json_schema_extra=_boxed(QUOTA_PATTERN, QUOTA_EXPECTED),
     )
     sample_exclude_days: int = Field(
         0,
@@ -798,6 +822,9 @@ class Audience(BaseModel):
         "(«\u00a0Add item\u00a0» en ajoute une) : NOM=NOMBRE/JOURS pour toutes les enquêtes "
         "(trimestre=2/90 : au plus 2 enquêtes en 90 jours), ou NOM=NOMBRE/JOURS:survey pour "
         "cette enquête seulement.",
+        json_schema_extra={
+            "items": {"type": "string", **refuse_unless(RULE_PATTERN, RULE_EXPECTED)}
+        },
     )
     witnesses: str | None = Field(
         None,

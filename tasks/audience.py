@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tasks.errors import OperatorError
@@ -109,6 +109,32 @@ def assign_surveys(
     return out
 
 
+MAX_QUOTA_VALUES = 200  # a quota column names groups (agencies, services), not people
+
+
+def quota_column_problem(
+    column: str, values: Sequence[object], is_phone: Callable[[object], bool]
+) -> str | None:
+    """Why ``column`` cannot split a sample (None: it can): quotas are per group, and the draw's
+    record, kept in the report and the ledger, lists every value: a column of phone numbers
+    (or of one value per person) would put people there."""
+    distinct = {("" if v is None else str(v).strip()) for v in values}
+    distinct.discard("")
+    looked = list(distinct)[:50]
+    if looked and sum(1 for v in looked if is_phone(v)) * 2 > len(looked):
+        return (
+            f"quotas : la colonne « {column} » contient des numéros de téléphone ; choisissez une "
+            "colonne de groupes (agence, service...) ; rien n'a été envoyé"
+        )
+    if len(distinct) > MAX_QUOTA_VALUES:
+        return (
+            f"quotas : la colonne « {column} » a {len(distinct)} valeurs différentes (au plus "
+            f"{MAX_QUOTA_VALUES}) ; choisissez une colonne de groupes (agence, service...) ; rien "
+            "n'a été envoyé"
+        )
+    return None
+
+
 def missing_column(columns: Sequence[str], wanted: str, what: str) -> str | None:
     """Why ``wanted`` cannot be read from the file's columns (None: it can), in one line."""
     if wanted in columns:
@@ -118,10 +144,12 @@ def missing_column(columns: Sequence[str], wanted: str, what: str) -> str | None
 
 
 __all__ = [
+    "MAX_QUOTA_VALUES",
     "AudienceError",
     "AudiencePlan",
     "assign_surveys",
     "key",
     "missing_column",
     "parse_survey_map",
+    "quota_column_problem",
 ]

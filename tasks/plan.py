@@ -33,7 +33,12 @@ from pandas.api.types import infer_dtype
 
 from tasks import money as mn
 from tasks import sample as smp
-from tasks.audience import AudiencePlan, assign_surveys, missing_column
+from tasks.audience import (
+    AudiencePlan,
+    assign_surveys,
+    missing_column,
+    quota_column_problem,
+)
 from tasks.errors import OperatorError, known_id
 from tasks.i18n import DEFAULT_LANG, Lang
 from tasks.ledger.model import NOT_IN_INPUT, OPTED_OUT_SINCE, ChunkPlan, ChunkRow
@@ -626,6 +631,9 @@ def _apply_sample(
     quota_by = spec.quota_by or TERRITORY
     if spec.quota_by and (
         why := missing_column([str(c) for c in rows.columns], quota_by, "quotas")
+        or quota_column_problem(
+            quota_by, rows.loc[fresh, quota_by].tolist(), lambda v: parse_loose(v) is not None
+        )
     ):
         raise CampaignError(why)
     spec = replace(spec, quota_by=spec.quota_by or "territory")  # as the record names it

@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from flows.parameters import Audience
 from tasks import plan as pl
 from tasks.accounting import check_identity, count_outcomes, row_outcomes
-from tasks.audience import AudienceError, AudiencePlan, assign_surveys, key, parse_survey_map
+from tasks.audience import (
+    MAX_QUOTA_VALUES,
+    AudienceError,
+    AudiencePlan,
+    assign_surveys,
+    key,
+    parse_survey_map,
+    quota_column_problem,
+)
+from tasks.numbers import parse_loose
 from tasks.outcomes import NOT_SAMPLED, RECENTLY_SURVEYED
 from tasks.pressure import parse_rule, rules_for
 from tasks.row_columns import E164, REASON, RULE, SURVEY
@@ -317,3 +326,24 @@ def test_a_bad_audience_option_is_a_usage_error_in_one_line(
     assert main(["--survey-id", "S", "--recipients", "x.csv", *option]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        (["Nord", "Sud", "Nord", ""], None),
+        ([f"06 12 34 56 {i:02d}" for i in range(10)], "numéros de téléphone"),
+        ([f"client-{i}" for i in range(MAX_QUOTA_VALUES + 1)], "valeurs différentes"),
+        ([f"A{i}" for i in range(MAX_QUOTA_VALUES)], None),
+    ],
+)
+def test_a_quota_column_names_groups_never_people(values: list[str], words: str | None) -> None:
+    why = quota_column_problem("col", values, lambda v: parse_loose(v) is not None)
+    assert why is None if words is None else words in why
+
+
+def test_quotas_by_the_phone_column_are_refused_before_any_send() -> None:
+    rows = rows_of(PHONES[:10], tel=PHONES[:10])
+    with pytest.raises(pl.CampaignError, match="numéros de téléphone") as caught:
+        plan(rows, audience(size=5, quota_by="tel", quota=1))
+    assert not any(n in str(caught.value) for n in PHONES)

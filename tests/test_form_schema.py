@@ -323,3 +323,35 @@ def test_an_address_that_cannot_be_fetched_ends_the_run_in_one_french_line(
     )
     assert state.is_failed()
     assert state.message and "\n" not in state.message.strip()
+
+
+@pytest.mark.parametrize(
+    ("audience", "expected"),
+    [
+        ({"sample": "dix"}, p.SAMPLE_EXPECTED),
+        ({"sample": "10 %%"}, p.SAMPLE_EXPECTED),
+        ({"quota": "beaucoup"}, p.QUOTA_EXPECTED),
+        ({"pressure_rules": ["trimestre=2/90", "trimestre"]}, p.RULE_EXPECTED),
+    ],
+)
+def test_the_server_refuses_a_mistyped_audience_before_a_run_exists(
+    audience: dict[str, Any], expected: str
+) -> None:
+    said = refusal({"survey_id": "s", "audience": audience})
+    assert said is not None and expected in said, said
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        {"sample": "400", "quota": "150"},
+        {"sample": "12\u202f000", "quota": "Proportionnel"},
+        {"sample": "10,5 %", "quota": "proportional", "seed": 7},
+        {"sample": "", "quota": ""},  # emptied boxes: none
+        {"pressure_rules": ["trimestre=2/90", "meme=1/180:survey"]},
+        {"survey_by": "langue", "survey_map": "fr=ENQ_FR, en=ENQ_EN"},
+    ],
+)
+def test_the_server_and_the_model_take_what_the_form_explains(audience: dict[str, Any]) -> None:
+    assert refusal({"survey_id": "s", "audience": audience}) is None
+    p.Audience(**audience).plan(30)
