@@ -6,6 +6,9 @@ command line::
     python -m flows.survey_campaign --survey-id IDENT
         (--recipients FILE | --db-url URL --query SQL) [--phone-column NAME]
         [--campaign-id ID] [--dry-run]
+        [--sample SIZE [--quota-by COLUMN] [--quota N|proportional] [--seed S]]
+        [--sample-exclude-days D] [--pressure-rule NAME=LIMIT/DAYS[:survey]]...
+        [--witnesses FILE [--witnesses-only]] [--survey-by COLUMN --survey-map VALUE=SURVEY,...]
 
 The gateway comes from ``SMSPARTNER_BASE_URL`` and the key from ``SMSPARTNER_API_KEY`` or the
 Prefect Secret block ``smspartner-api-key``. The last line on stdout is the JSON summary
@@ -267,7 +270,8 @@ def _witness_numbers(audience: Audience, lang: Lang) -> list[str]:
             _, named = confine_form_paths(Source(), named, runtime.form_roots())
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    numbers = read_witnesses_task(named, lang)
+    # No list named nor set on the worker: no task run to show in every campaign's graph.
+    numbers = read_witnesses_task(named, lang) if runtime.witnesses_file(named) else []
     if audience.witnesses_only and not numbers:
         raise UsageError(
             "« Envoyer seulement aux témoins » demande un fichier des témoins (--witnesses, ou "
