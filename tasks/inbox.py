@@ -137,7 +137,7 @@ class Outcome(StrEnum):
     bad_folder = "bad_folder"  # the folder's name is not a survey id: a note in it
 
 
-class Problem(StrEnum):
+class Refusal(StrEnum):
     """Why a file is not taken (each has its sentence and next step below)."""
 
     not_a_list = "not_a_list"
@@ -286,11 +286,11 @@ def say(lang: Lang, key: str, **values: object) -> str:
     return i18n.say_in(_TEXTS, lang, key, **values)
 
 
-def problem_text(problem: Problem, lang: Lang) -> str:
+def problem_text(problem: Refusal, lang: Lang) -> str:
     return say(lang, f"problem.{problem}")
 
 
-def error_note(problem: Problem, lang: Lang, detail: str = "") -> str:
+def error_note(problem: Refusal, lang: Lang, detail: str = "") -> str:
     """The note beside a file that is not taken: the reason and next step on its first line,
     the technical detail (already masked) for IT below."""
     lines = [_capital(problem_text(problem, lang))]
@@ -389,7 +389,7 @@ __all__ = [
     "Kind",
     "Look",
     "Outcome",
-    "Problem",
+    "Refusal",
     "bad_folder_note",
     "campaign_id",
     "done_line",

@@ -73,7 +73,7 @@ class Checked:
     """A list read as the campaign will read it: its rows, or why it cannot be taken."""
 
     rows: int = 0
-    problem: ib.Problem | None = None
+    problem: ib.Refusal | None = None
     detail: str = ""  # the loader's own line, masked (for IT, in the note)
 
 
@@ -85,13 +85,13 @@ def check_list(path: Path) -> Checked:
     try:
         frame = load_recipients(path=path)
     except RecipientsError as exc:
-        return Checked(problem=ib.Problem.unreadable, detail=exc.message)
+        return Checked(problem=ib.Refusal.unreadable, detail=exc.message)
     if len(frame) == 0:
-        return Checked(problem=ib.Problem.empty)
+        return Checked(problem=ib.Refusal.empty)
     try:
         find_phone_column(list(frame.columns))
     except RecipientsError as exc:
-        return Checked(rows=len(frame), problem=ib.Problem.no_phone_column, detail=exc.message)
+        return Checked(rows=len(frame), problem=ib.Refusal.no_phone_column, detail=exc.message)
     return Checked(rows=len(frame))
 
 

@@ -109,8 +109,8 @@ def test_a_taken_file_never_replaces_another(name: str, taken: set[str], stored:
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])
-@pytest.mark.parametrize("problem", list(ib.Problem))
-def test_each_refusal_is_one_line_with_a_next_step(problem: ib.Problem, lang: Any) -> None:
+@pytest.mark.parametrize("problem", list(ib.Refusal))
+def test_each_refusal_is_one_line_with_a_next_step(problem: ib.Refusal, lang: Any) -> None:
     note = ib.error_note(problem, lang, detail="no phone column found among 3 columns")
     first, *rest = note.splitlines()
     assert first[0].isupper() and first.endswith(".")
@@ -285,11 +285,11 @@ def test_a_file_still_being_written_waits(inbox: Path, send_deployment: str) -> 
         (
             "sans-numeros.csv",
             "id;nom\n1;Client 1\n",
-            ib.error_note(ib.Problem.no_phone_column, "fr"),
+            ib.error_note(ib.Refusal.no_phone_column, "fr"),
         ),
-        ("vide.csv", "", ib.error_note(ib.Problem.unreadable, "fr")),
-        ("ancien.xls", b"\xd0\xcf\x11\xe0", ib.error_note(ib.Problem.old_excel, "fr")),
-        ("courrier.pdf", b"%PDF-1.4", ib.error_note(ib.Problem.not_a_list, "fr")),
+        ("vide.csv", "", ib.error_note(ib.Refusal.unreadable, "fr")),
+        ("ancien.xls", b"\xd0\xcf\x11\xe0", ib.error_note(ib.Refusal.old_excel, "fr")),
+        ("courrier.pdf", b"%PDF-1.4", ib.error_note(ib.Refusal.not_a_list, "fr")),
     ],
 )
 def test_a_file_that_cannot_be_taken_gets_its_reason_beside_it_and_in_the_run(

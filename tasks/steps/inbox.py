@@ -86,7 +86,7 @@ def look_task(lang: Lang) -> Looked:
             if kind == ib.Kind.table:
                 waiting.append((survey, name))
                 continue
-            problem = ib.Problem.old_excel if kind == ib.Kind.old_excel else ib.Problem.not_a_list
+            problem = ib.Refusal.old_excel if kind == ib.Kind.old_excel else ib.Refusal.not_a_list
             looked.events.append(_refuse(folder, name, problem, lang))
     looked.ready += _whole(inbox, waiting)
     return looked
@@ -152,7 +152,7 @@ def _whole(inbox: Path, waiting: list[tuple[str, str]]) -> list[Ready]:
     ]
 
 
-def _refuse(folder: Path, name: str, problem: ib.Problem, lang: Lang, detail: str = "") -> ib.Event:
+def _refuse(folder: Path, name: str, problem: ib.Refusal, lang: Lang, detail: str = "") -> ib.Event:
     io.write_note(folder / ib.note_name(name, ib.ERROR_NOTE), ib.error_note(problem, lang, detail))
     said = ib.problem_text(problem, lang)
     return ib.Event(folder.name, io.shown(name), ib.Outcome.refused, said)
@@ -180,7 +180,7 @@ def take_task(ready: Ready, lang: Lang, as_stored: SendParameters) -> ib.Event:
         if checked.problem is not None:
             return _refuse(folder, ready.name, checked.problem, lang, checked.detail)
         if _relative(path) is None:
-            return _refuse(folder, ready.name, ib.Problem.outside_project, lang)
+            return _refuse(folder, ready.name, ib.Refusal.outside_project, lang)
         stored = ib.stored_name(
             ready.name, registry.stored_names(ready.survey) | set(io.taken_files(folder)), sha
         )
@@ -203,7 +203,7 @@ def _start(
     relative = _relative(path)
     shown = io.shown(ready.name)
     if relative is None:
-        said = ib.problem_text(ib.Problem.outside_project, lang)
+        said = ib.problem_text(ib.Refusal.outside_project, lang)
         return ib.Event(ready.survey, shown, ib.Outcome.refused, said, cid)
     asked = datetime.now(UTC)
     key = f"inbox:{cid}"
@@ -232,7 +232,7 @@ def _start(
             run = cast(FlowRun, made)  # a sync call: the run itself, not a coroutine
     except Exception as exc:  # the server down, the deployment missing: tried again next pass
         get_run_logger().warning("%s: %s", cid, mask(f"{type(exc).__name__}: {exc}"))
-        said = ib.problem_text(ib.Problem.start_failed, lang)
+        said = ib.problem_text(ib.Refusal.start_failed, lang)
         return ib.Event(ready.survey, shown, ib.Outcome.refused, said, cid)
     registry.record(
         ready.survey,
