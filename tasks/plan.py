@@ -512,9 +512,7 @@ def _with_surveys(rows: pd.DataFrame, audience: AudiencePlan, default: str | Non
     """Each row's survey (``SURVEY``): from its value in the segment column, or None (the
     campaign's survey). A value without a survey, and no default, stops the plan here."""
     if not audience.survey_by:
-        if SURVEY not in rows.columns:
-            rows[SURVEY] = None
-        return rows
+        return rows  # no column: every row is the campaign's (a million Nones cost memory)
     column = audience.survey_by
     if why := missing_column([str(c) for c in rows.columns], column, "enquête par segment"):
         raise CampaignError(why)
@@ -561,11 +559,7 @@ def _apply_pressure(
     """Reject the fresh rows a contact-pressure rule holds back, each under the first rule (in
     the order given) whose limit is reached; ``RULE`` names it for the report."""
     if not pressure or not fresh.any():
-        if RULE not in rows.columns:
-            rows[RULE] = None
         return fresh
-    if RULE not in rows.columns:
-        rows[RULE] = None
     numbers = rows.loc[fresh, E164]
     per_rule: dict[str, dict[str, int]] = {}
     for rule in pressure:
@@ -577,7 +571,11 @@ def _apply_pressure(
         if survey_id is None:
             raise CampaignError(f"rule {rule.label} needs the campaign's survey id")
         found: dict[str, int] = {}
-        surveys = rows.loc[fresh, SURVEY].fillna(survey_id).astype(str)
+        surveys = (
+            rows.loc[fresh, SURVEY].fillna(survey_id).astype(str)
+            if SURVEY in rows.columns
+            else pd.Series(survey_id, index=numbers.index)
+        )
         for survey, group in numbers.groupby(surveys.to_numpy(), sort=False):
             found.update(counts(group.tolist(), since, str(survey)))
         per_rule[rule.name] = found
@@ -593,6 +591,8 @@ def _apply_pressure(
         return fresh
     hit = fresh & rows[E164].isin(held)
     by_name = {r.name: r for r in pressure}
+    if RULE not in rows.columns:  # only when a rule held someone back
+        rows[RULE] = None
     rows.loc[hit, REASON] = RECENTLY_SURVEYED
     rows.loc[hit, RULE] = rows.loc[hit, E164].map(held)
     rows.loc[hit, DETAIL] = rows.loc[hit, RULE].map(lambda name: _pressure_detail(by_name[name]))

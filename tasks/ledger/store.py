@@ -255,6 +255,18 @@ class Ledger(FrequencyCap, Retention):
             return [chunk_from_row(r) for r in result]
 
     @ridden
+    def chunk_slots(self, campaign_id: str) -> list[tuple[str, str | None]]:
+        """Each (territory, slot) the campaign's chunks go at, once: what the plan's log lines
+        say, without reading a million numbers back."""
+        query = (
+            select(chunks.c.territory, chunks.c.slot)
+            .where(chunks.c.campaign_id == campaign_id)
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [(t, s) for t, s in conn.execute(query)]
+
+    @ridden
     def chunk(self, campaign_id: str, chunk_index: int) -> ChunkRow:
         with self.engine.connect() as conn:
             r = conn.execute(SELECT_CHUNK, {"cid": campaign_id, "idx": chunk_index}).one()

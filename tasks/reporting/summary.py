@@ -199,12 +199,11 @@ def survey_table(
     """Per survey id: its rows' outcomes (``SURVEY``; none: the campaign's ``survey_id``) and
     what its sent chunks cost. One entry for a one-survey campaign, by its id."""
     default = survey_id or "unknown"
-    if SURVEY in rows:
+    if SURVEY in rows and rows[SURVEY].notna().any():
         column = rows[SURVEY].astype(object).where(rows[SURVEY].notna(), default)
-        surveys = column.to_numpy(dtype=object)
-    else:
-        surveys = np.full(len(rows), default, dtype=object)
-    survey, names = pd.factorize(surveys)
+        survey, names = pd.factorize(column.to_numpy(dtype=object))
+    else:  # one survey: every row is the campaign's (no million-row array of its name)
+        survey, names = np.zeros(len(rows), dtype=np.intp), np.array([default], dtype=object)
     outcome, outcomes = pd.factorize(rows[OUTCOME].to_numpy(dtype=object), use_na_sentinel=False)
     width = max(1, len(outcomes))
     counts = np.bincount(survey * width + outcome, minlength=len(names) * width)

@@ -214,7 +214,7 @@ def territory_lines(planned: Prepared, ledger: lg.Ledger, lang: Lang) -> dict[st
         plan = planned.dry_plan
     else:
         plan = [
-            {"territory": c.territory, "slot": c.slot} for c in ledger.chunks(planned.campaign_id)
+            {"territory": t, "slot": slot} for t, slot in ledger.chunk_slots(planned.campaign_id)
         ]
     worded = {"slot_explanations": planned.decisions, "slot_plan": {}, "plan": plan}
     return rp.slot_sentences(worded, lang)
