@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.accounting import CAP_RULE, Counts, held_by
+from tasks.accounting import CAP_RULE, Counts, count_outcomes, held_by
 from tasks.ledger.model import ChunkRow
 from tasks.outcomes import (
     DRY_RUN,
@@ -157,11 +157,14 @@ def build_summary(
         report_dir=str(report_dir),
         # A dry run's keys only on a dry run's line: a key given is a key written.
         **_dry_run_fields(counts, estimated_cost) if dry_run else {},
-        pressure_skips=pressure_skips(rows, chunks),
+        # Rows are scanned only when there is something to find (a million rows otherwise).
+        pressure_skips=pressure_skips(rows, chunks)
+        if counted["rejected"].get(RECENTLY_SURVEYED)
+        else {},
         witnesses=int(witnesses),
         # The record only when a sample was asked: a key given is a key written.
         **({"sample": dict(sample)} if sample is not None else {}),
-        surveys=survey_table(rows, chunks, survey_id),
+        surveys=survey_table(rows, chunks, survey_id, counts),
     )
 
 
@@ -194,25 +197,37 @@ def pressure_skips(rows: pd.DataFrame, chunks: Sequence[ChunkRow]) -> dict[str, 
 
 
 def survey_table(
-    rows: pd.DataFrame, chunks: Sequence[ChunkRow], survey_id: str
+    rows: pd.DataFrame,
+    chunks: Sequence[ChunkRow],
+    survey_id: str,
+    counted: Counts | None = None,
 ) -> dict[str, dict[str, Number]]:
     """Per survey id: its rows' outcomes (``SURVEY``; none: the campaign's ``survey_id``) and
-    what its sent chunks cost. One entry for a one-survey campaign, by its id."""
+    what its sent chunks cost. One entry for a one-survey campaign, by its id (its figures are
+    the campaign's, ``counted``, when given)."""
     default = survey_id or "unknown"
+    table: dict[str, dict[str, Number]] = {}
     if SURVEY in rows and rows[SURVEY].notna().any():
         column = rows[SURVEY].astype(object).where(rows[SURVEY].notna(), default)
         survey, names = pd.factorize(column.to_numpy(dtype=object))
-    else:  # one survey: every row is the campaign's (no million-row array of its name)
-        survey, names = np.zeros(len(rows), dtype=np.intp), np.array([default], dtype=object)
-    outcome, outcomes = pd.factorize(rows[OUTCOME].to_numpy(dtype=object), use_na_sentinel=False)
-    width = max(1, len(outcomes))
-    counts = np.bincount(survey * width + outcome, minlength=len(names) * width)
-    table: dict[str, dict[str, Number]] = {}
-    for s, name in enumerate(names.tolist()):
-        entry = table.setdefault(str(name), {k: 0 for k in SURVEY_FIGURES})
-        for o, word in enumerate(outcomes.tolist()):
-            if word in (SENT, FAILED, REJECTED):
-                entry[str(word)] = int(entry[str(word)]) + int(counts[s * width + o])
+        outcome, outcomes = pd.factorize(
+            rows[OUTCOME].to_numpy(dtype=object), use_na_sentinel=False
+        )
+        width = max(1, len(outcomes))
+        counts = np.bincount(survey * width + outcome, minlength=len(names) * width)
+        for s, name in enumerate(names.tolist()):
+            entry = table.setdefault(str(name), {k: 0 for k in SURVEY_FIGURES})
+            for o, word in enumerate(outcomes.tolist()):
+                if word in (SENT, FAILED, REJECTED):
+                    entry[str(word)] = int(entry[str(word)]) + int(counts[s * width + o])
+    elif len(rows):  # one survey: the campaign's own counts (no million-row pass)
+        done = counted or count_outcomes(rows)
+        figures = {
+            "sent": done.sent,
+            "failed": done.failed,
+            "rejected": sum(done.rejected.values()),
+        }
+        table[default] = {k: figures.get(k, 0) for k in SURVEY_FIGURES}
     costs: dict[str, float] = {}
     for c in chunks:
         if c.state != ChunkState.sent:
