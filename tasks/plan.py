@@ -51,7 +51,7 @@ from tasks.outcomes import (
     UNDELIVERABLE,
     ChunkState,
 )
-from tasks.pressure import CAP, PressureRule, first_rule_reached, rules_for
+from tasks.pressure import CAP, PressureRule, rules_for
 from tasks.row_columns import DETAIL, E164, REASON, ROW, RULE, SURVEY, TERRITORY
 from tasks.slots import PARIS, SlotDecision, WindowPolicy, plan_slot
 
@@ -579,14 +579,13 @@ def _apply_pressure(
         for survey, group in numbers.groupby(surveys.to_numpy(), sort=False):
             found.update(counts(group.tolist(), since, str(survey)))
         per_rule[rule.name] = found
-    touched = set().union(*(set(c) for c in per_rule.values()))
-    if not touched:
-        return fresh
+    # Each number under the first rule (in order) whose limit it reached: one pass per rule
+    # over its counts, not one dict per number (weekly lists are mostly texted recently).
     held: dict[str, str] = {}
-    for number in touched:
-        name = first_rule_reached({r: c.get(number, 0) for r, c in per_rule.items()}, pressure)
-        if name:
-            held[number] = name
+    for rule in pressure:
+        for number, count in per_rule[rule.name].items():
+            if count >= rule.limit:
+                held.setdefault(number, rule.name)
     if not held:
         return fresh
     hit = fresh & rows[E164].isin(held)

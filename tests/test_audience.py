@@ -28,7 +28,7 @@ from tasks.audience import (
 )
 from tasks.numbers import parse_loose
 from tasks.outcomes import NOT_SAMPLED, RECENTLY_SURVEYED
-from tasks.pressure import parse_rule, rules_for
+from tasks.pressure import first_rule_reached, parse_rule, rules_for
 from tasks.row_columns import E164, REASON, RULE, SURVEY
 from tasks.sample import SampleSpec
 from tasks.slots import WindowPolicy
@@ -347,3 +347,33 @@ def test_quotas_by_the_phone_column_are_refused_before_any_send() -> None:
     with pytest.raises(pl.CampaignError, match="numéros de téléphone") as caught:
         plan(rows, audience(size=5, quota_by="tel", quota=1))
     assert not any(n in str(caught.value) for n in PHONES)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_each_skip_is_judged_as_the_claims_judge_it(per_number: list[tuple[int, int]]) -> None:
+    """The plan's bulk judgement agrees with ``first_rule_reached`` (the claim's) per number."""
+    rules = rules_for(0, ["deux=2/30", "trois=3/90"])
+    numbers = PHONES[: len(per_number)]
+    texts = {
+        n: [(NOW - timedelta(days=10), f"S{k}") for k in range(a)]
+        + [(NOW - timedelta(days=60), f"T{k}") for k in range(b)]
+        for n, (a, b) in zip(numbers, per_number, strict=False)
+    }
+
+    class Distinct(Counts):  # each text is another campaign's
+        def __call__(self, wanted: Iterable[str], since: datetime, survey: str | None) -> dict:
+            return {
+                n: k
+                for n in wanted
+                if (k := sum(1 for at, _ in self.texts.get(n, []) if at >= since))
+            }
+
+    out = plan(rows_of(numbers), AudiencePlan(rules=rules), Distinct(texts))
+    for number, rule in zip(
+        numbers, out.rows[RULE] if RULE in out.rows else [None] * len(numbers), strict=True
+    ):
+        since = {r.name: NOW - timedelta(days=r.days) for r in rules}
+        counts = {name: sum(1 for at, _ in texts[number] if at >= s) for name, s in since.items()}
+        expected = first_rule_reached(counts, rules)
+        assert (rule if isinstance(rule, str) else None) == expected
