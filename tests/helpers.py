@@ -747,9 +747,15 @@ def close_toasts(page: Any) -> None:
     for _ in range(10):
         close = page.locator(".p-toast__close-btn, .p-toast__close").first
         if not close.is_visible():
-            return
+            break
         with contextlib.suppress(Exception):  # gone by itself meanwhile
             close.click(timeout=2000)
+    # A notice that cannot be closed would still lie over the form's Submit on a narrow page
+    # for as long as it shows: clicks go through the notices to the form.
+    page.add_style_tag(
+        content="#prefect-design-toast-app, #prefect-design-toast-app * "
+        "{ pointer-events: none !important; }"
+    )
 
 
 def sends_of(stack: LocalStack, cid: str) -> list[dict[str, Any]]:
